@@ -1,0 +1,262 @@
+#include "core/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { T_INT, T_STR, T_BOOL, T_OCTAL };
+
+typedef struct {
+    const char *section;
+    const char *name;
+    int         type;
+    size_t      offset;
+    size_t      size;       /* for strings */
+    const char *def;
+    int64_t     min, max;
+    const char *comment;
+} setting;
+
+#define S(sec, name, field, def, comment) \
+    { sec, name, T_STR, offsetof(jt_conf, field), sizeof(((jt_conf *) 0)->field), def, 0, 0, comment }
+#define I(sec, name, field, def, lo, hi, comment) \
+    { sec, name, T_INT, offsetof(jt_conf, field), 0, def, lo, hi, comment }
+#define B(sec, name, field, def, comment) \
+    { sec, name, T_BOOL, offsetof(jt_conf, field), 0, def, 0, 1, comment }
+#define O(sec, name, field, def, comment) \
+    { sec, name, T_OCTAL, offsetof(jt_conf, field), 0, def, 0, 0777, comment }
+
+static const setting settings[] = {
+    S("server", "listen", listen, "unix:/run/jangteo/jangteod.sock",
+      "unix:PATH to bind, fd:0 for an inherited socket (spawn-fcgi, StandardInput=socket), or systemd"),
+    O("server", "listen_mode", listen_mode, "0660", "permissions of the unix socket"),
+    I("server", "listen_backlog", listen_backlog, "511", 1, 65535, "listen(2) backlog"),
+    I("server", "workers", workers, "4", 1, 256, "pre-forked worker processes"),
+    I("server", "max_requests", max_requests, "10000", 0, INT64_MAX,
+      "a worker exits and is replaced after this many requests (0 = never)"),
+    I("server", "request_timeout", request_timeout, "30", 0, 86400,
+      "seconds: the master kills a worker stuck longer than this on one request (0 = off)"),
+    I("server", "graceful_timeout", graceful_timeout, "60", 1, 86400,
+      "seconds a graceful stop waits for busy workers before killing them"),
+    I("server", "crash_guard_exits", crash_guard_exits, "10", 1, 100000,
+      "abnormal worker exits within crash_guard_interval that make the master back off"),
+    I("server", "crash_guard_interval", crash_guard_interval, "10", 1, 3600, "seconds, see crash_guard_exits"),
+    I("server", "body_max", body_max, "65536", 1024, 16777216,
+      "largest request body in bytes (413 beyond; keep nginx client_max_body_size >= this)"),
+    I("server", "slow_request", slow_request, "5", 0, 86400,
+      "seconds after which a request counts as slow in /status (0 = off)"),
+    S("server", "pid_file", pid_file, "", "master pid file (empty = none)"),
+    S("server", "error_log", error_log, "", "error log file (empty = stderr, e.g. journald)"),
+    S("server", "access_log", access_log, "", "access log file (empty = stderr, off = none)"),
+    S("server", "log_level", log_level, "info", "error, warn, info or debug"),
+
+    S("mariadb", "host", db_host, "127.0.0.1", "MariaDB host (ignored when socket is set)"),
+    I("mariadb", "port", db_port, "3306", 1, 65535, "MariaDB TCP port"),
+    S("mariadb", "socket", db_socket, "", "MariaDB unix socket (preferred on the same host)"),
+    S("mariadb", "database", db_name, "jangteo", "schema name"),
+    S("mariadb", "user", db_user, "jangteo", "account with SELECT, INSERT, UPDATE, DELETE only"),
+    S("mariadb", "password", db_password, "", "password (prefer password_file)"),
+    S("mariadb", "password_file", db_password_file, "", "file holding the password"),
+    I("mariadb", "connect_timeout", db_connect_timeout, "3", 1, 60, "seconds"),
+    I("mariadb", "read_timeout", db_read_timeout, "10", 1, 3600, "seconds per read"),
+    I("mariadb", "write_timeout", db_write_timeout, "10", 1, 3600, "seconds per write"),
+
+    S("migrate", "user", mig_user, "", "account used by `jangteo-admin migrate` (DDL rights)"),
+    S("migrate", "password", mig_password, "", "password (prefer password_file)"),
+    S("migrate", "password_file", mig_password_file, "", "file holding the password"),
+    S("migrate", "sql_dir", mig_sql_dir, JT_SQL_DIR, "directory of NNN_name.sql migrations"),
+
+    S("redis", "host", redis_host, "127.0.0.1", "Redis host"),
+    I("redis", "port", redis_port, "6379", 1, 65535, "Redis port"),
+    I("redis", "connect_timeout_ms", redis_connect_timeout_ms, "200", 1, 60000, "milliseconds"),
+    I("redis", "timeout_ms", redis_timeout_ms, "500", 1, 60000, "milliseconds per command"),
+    I("redis", "retry_interval_ms", redis_retry_interval_ms, "1000", 0, 600000,
+      "after a failure, milliseconds before a worker tries Redis again (meanwhile: degraded mode)"),
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Settings that exist only for tests; never printed in the shipped config. */
+static const setting test_settings[] = {
+    B("server", "enable_test_routes", enable_test_routes, "no",
+      "test-only routes (/test/...): never in production"),
+};
+
+typedef struct {
+    jt_conf *c;
+    char    *err;
+    size_t   errlen;
+    int      failed;
+} parse_ctx;
+
+static int
+set_value(jt_conf *c, const setting *s, const char *v, char *err, size_t errlen)
+{
+    char *p = (char *) c + s->offset;
+    char *end;
+    long long n;
+
+    switch (s->type) {
+    case T_STR:
+        if (strlen(v) >= s->size) {
+            snprintf(err, errlen, "[%s] %s: value too long", s->section, s->name);
+            return -1;
+        }
+        strcpy(p, v);
+        return 0;
+    case T_BOOL:
+        if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on")) {
+            *(int *) p = 1;
+        } else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0")
+                   || !strcasecmp(v, "off")) {
+            *(int *) p = 0;
+        } else {
+            snprintf(err, errlen, "[%s] %s: expected yes or no", s->section, s->name);
+            return -1;
+        }
+        return 0;
+    case T_INT:
+    case T_OCTAL:
+        errno = 0;
+        n = strtoll(v, &end, s->type == T_OCTAL ? 8 : 10);
+        if (errno || end == v || *end != '\0' || n < s->min || n > s->max) {
+            snprintf(err, errlen, "[%s] %s: expected an integer in %lld..%lld",
+                     s->section, s->name, (long long) s->min, (long long) s->max);
+            return -1;
+        }
+        *(int64_t *) p = n;
+        return 0;
+    }
+    return -1;
+}
+
+static const setting *
+find_setting(const char *section, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NSETTINGS; i++) {
+        if (!strcmp(settings[i].section, section) && !strcmp(settings[i].name, name)) {
+            return &settings[i];
+        }
+    }
+    for (i = 0; i < sizeof(test_settings) / sizeof(test_settings[0]); i++) {
+        if (!strcmp(test_settings[i].section, section) && !strcmp(test_settings[i].name, name)) {
+            return &test_settings[i];
+        }
+    }
+    return NULL;
+}
+
+static int
+on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *ctx = user;
+    const setting *s;
+
+    if (ctx->failed) {
+        return 0;
+    }
+    s = find_setting(section, name);
+    if (s == NULL) {
+        snprintf(ctx->err, ctx->errlen, "unknown setting [%s] %s", section, name);
+        ctx->failed = 1;
+        return 0;
+    }
+    if (set_value(ctx->c, s, value, ctx->err, ctx->errlen) != 0) {
+        ctx->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+void
+jt_conf_defaults(jt_conf *c)
+{
+    char err[128];
+    size_t i;
+
+    memset(c, 0, sizeof(*c));
+    for (i = 0; i < NSETTINGS; i++) {
+        (void) set_value(c, &settings[i], settings[i].def, err, sizeof(err));
+    }
+    for (i = 0; i < sizeof(test_settings) / sizeof(test_settings[0]); i++) {
+        (void) set_value(c, &test_settings[i], test_settings[i].def, err, sizeof(err));
+    }
+}
+
+/* Reads a secret from a file: first line, trailing newline stripped. */
+static int
+read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    FILE *f;
+    size_t n;
+
+    f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = fread(out, 1, outlen - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+int
+jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen)
+{
+    parse_ctx ctx = { c, err, errlen, 0 };
+    int rc;
+
+    jt_conf_defaults(c);
+    if (path != NULL) {
+        rc = ini_parse(path, on_ini, &ctx);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot open %s", path);
+            return -1;
+        }
+        if (ctx.failed) {
+            return -1;
+        }
+        if (rc > 0) {
+            snprintf(err, errlen, "%s: syntax error on line %d", path, rc);
+            return -1;
+        }
+    }
+    if (c->db_password_file[0]
+        && read_secret(c->db_password_file, c->db_password, sizeof(c->db_password), err, errlen) != 0) {
+        return -1;
+    }
+    if (c->mig_password_file[0]
+        && read_secret(c->mig_password_file, c->mig_password, sizeof(c->mig_password), err, errlen) != 0) {
+        return -1;
+    }
+    if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info")
+        && strcmp(c->log_level, "debug")) {
+        snprintf(err, errlen, "[server] log_level: expected error, warn, info or debug");
+        return -1;
+    }
+    return 0;
+}
+
+void
+jt_conf_print_defaults(FILE *out)
+{
+    const char *section = "";
+    size_t i;
+
+    fprintf(out, "; jangteod configuration: every setting with its default.\n");
+    for (i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        if (strcmp(section, s->section)) {
+            section = s->section;
+            fprintf(out, "\n[%s]\n", section);
+        }
+        fprintf(out, "; %s\n%s = %s\n", s->comment, s->name, s->def);
+    }
+}

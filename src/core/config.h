@@ -1,0 +1,66 @@
+/* Configuration: one table (config.c) lists every setting with its type,
+ * default, bounds and a one-line comment; the parser, the validator and
+ * `jangteod --print-config` all read that table. */
+#ifndef JT_CONFIG_H
+#define JT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JT_PATH_MAX 512
+#define JT_SECRET_MAX 256
+
+typedef struct {
+    /* [server] */
+    char    listen[JT_PATH_MAX];
+    int64_t listen_mode;
+    int64_t listen_backlog;
+    int64_t workers;
+    int64_t max_requests;
+    int64_t request_timeout;      /* s, 0 = off */
+    int64_t graceful_timeout;     /* s */
+    int64_t crash_guard_exits;
+    int64_t crash_guard_interval; /* s */
+    int64_t body_max;
+    int64_t slow_request;         /* s: counted as slow at/after this */
+    char    pid_file[JT_PATH_MAX];
+    char    error_log[JT_PATH_MAX];
+    char    access_log[JT_PATH_MAX];
+    char    log_level[16];
+    int     enable_test_routes;
+
+    /* [mariadb] */
+    char    db_host[256];
+    int64_t db_port;
+    char    db_socket[JT_PATH_MAX];
+    char    db_name[64];
+    char    db_user[64];
+    char    db_password[JT_SECRET_MAX];
+    char    db_password_file[JT_PATH_MAX];
+    int64_t db_connect_timeout;   /* s */
+    int64_t db_read_timeout;      /* s */
+    int64_t db_write_timeout;     /* s */
+
+    /* [migrate] */
+    char    mig_user[64];
+    char    mig_password[JT_SECRET_MAX];
+    char    mig_password_file[JT_PATH_MAX];
+    char    mig_sql_dir[JT_PATH_MAX];
+
+    /* [redis] */
+    char    redis_host[256];
+    int64_t redis_port;
+    int64_t redis_connect_timeout_ms;
+    int64_t redis_timeout_ms;
+    int64_t redis_retry_interval_ms;
+} jt_conf;
+
+/* Fills defaults, then reads path (if not NULL). On error returns -1 and
+ * writes a one-line reason into err. Secrets named by *_file are read here. */
+int  jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen);
+void jt_conf_defaults(jt_conf *c);
+/* Writes a commented config with every setting at its default. */
+#include <stdio.h>
+void jt_conf_print_defaults(FILE *out);
+
+#endif

@@ -1,0 +1,17 @@
+#include "domain/common.h"
+
+jt_err
+jt_db_fail(jt_req *r, jt_db_rc rc)
+{
+    if (rc == JT_DB_DOWN || rc == JT_DB_RETRY) {
+        return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");
+    }
+    return jt_fail(r, JT_E_INTERNAL, "database error");
+}
+
+void
+jt_json_begin(jt_req *r, jt_buf *b, jt_json *w, size_t cap)
+{
+    jt_buf_init(b, r->arena, cap);
+    jw_init(w, b);
+}

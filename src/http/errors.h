@@ -1,0 +1,58 @@
+/* The one error vocabulary. Every handler returns a jt_err; JT_OK means the
+ * handler has written its answer, anything else is turned into an RFC 9457
+ * problem+json by the dispatcher using the table in errors.c. Codes are
+ * stable: clients switch on them. */
+#ifndef JT_ERRORS_H
+#define JT_ERRORS_H
+
+typedef enum {
+    JT_OK = 0,
+    /* 4xx: the client's fault, nothing changed */
+    JT_E_INVALID_REQUEST,
+    JT_E_INVALID_JSON,
+    JT_E_NOT_FOUND,
+    JT_E_METHOD_NOT_ALLOWED,
+    JT_E_PAYLOAD_TOO_LARGE,
+    JT_E_UNSUPPORTED_MEDIA_TYPE,
+    JT_E_UNAUTHORIZED,
+    JT_E_INVALID_CREDENTIALS,
+    JT_E_FORBIDDEN,
+    JT_E_RATE_LIMITED,
+    JT_E_PRODUCT_NOT_FOUND,
+    JT_E_OPTION_NOT_FOUND,
+    JT_E_USER_NOT_FOUND,
+    JT_E_ORDER_NOT_FOUND,
+    JT_E_EMAIL_TAKEN,
+    JT_E_AMOUNT_TOO_SMALL,
+    JT_E_AMOUNT_TOO_LARGE,
+    JT_E_BALANCE_LIMIT,
+    JT_E_INSUFFICIENT_BALANCE,
+    JT_E_OUT_OF_STOCK,
+    JT_E_PRICE_CHANGED,
+    JT_E_ORDER_NOT_CANCELLABLE,
+    JT_E_NOT_ON_SALE_YET,
+    JT_E_SALE_ENDED,
+    JT_E_VERSION_MISMATCH,
+    JT_E_IDEMPOTENCY_KEY_MISSING,
+    JT_E_IDEMPOTENCY_KEY_INVALID,
+    JT_E_IDEMPOTENCY_IN_FLIGHT,
+    JT_E_IDEMPOTENCY_KEY_REUSED,
+    /* 5xx */
+    JT_E_INTERNAL,
+    JT_E_DATABASE_UNAVAILABLE,
+    JT_E_LOCK_TIMEOUT,
+    JT_E_CONFLICT_RETRY_EXHAUSTED,
+    JT_E__COUNT
+} jt_err;
+
+typedef struct {
+    int         status;
+    const char *code;          /* stable upper-snake identifier */
+    const char *title;         /* short, human, constant per code */
+    int         retry_after;   /* seconds for Retry-After, 0 = none */
+} jt_err_info;
+
+const jt_err_info *jt_err_lookup(jt_err e);
+const char *jt_http_reason(int status);
+
+#endif

@@ -1,0 +1,132 @@
+#include "http/serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "routes.h"
+
+static const char *
+param(FCGX_Request *f, const char *name)
+{
+    return FCGX_GetParam(name, f->envp);
+}
+
+/* Reads exactly CONTENT_LENGTH bytes, refusing more than body_max. */
+static jt_err
+read_body(jt_req *r, FCGX_Request *f, const jt_conf *c)
+{
+    const char *cl = param(f, "CONTENT_LENGTH");
+    uint64_t n = 0;
+    size_t got = 0;
+
+    if (cl == NULL || *cl == '\0') {
+        return JT_OK;
+    }
+    if (jt_parse_u64(cl, &n) != 0) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "malformed Content-Length");
+    }
+    if (n > (uint64_t) c->body_max) {
+        return jt_fail(r, JT_E_PAYLOAD_TOO_LARGE, "the body may be at most %lld bytes",
+                       (long long) c->body_max);
+    }
+    r->body = jt_palloc(r->arena, (size_t) n + 1);
+    if (r->body == NULL) {
+        return JT_E_INTERNAL;
+    }
+    while (got < n) {
+        int k = FCGX_GetStr(r->body + got, (int) (n - got), f->in);
+        if (k <= 0) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "truncated body");
+        }
+        got += (size_t) k;
+    }
+    r->body[got] = '\0';
+    r->body_len = got;
+    return JT_OK;
+}
+
+static void
+split_uri(jt_req *r, const char *uri)
+{
+    const char *q;
+
+    if (uri == NULL || *uri != '/') {
+        uri = "/";
+    }
+    q = strchr(uri, '?');
+    if (q != NULL) {
+        r->path = jt_pstrndup(r->arena, uri, (size_t) (q - uri));
+        r->query = q + 1;
+    } else {
+        r->path = uri;
+        r->query = "";
+    }
+}
+
+void
+jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id_len)
+{
+    jt_req req, *r = &req;
+    const jt_route *route;
+    jt_err e = JT_OK;
+    jt_buf out;
+
+    memset(r, 0, sizeof(*r));
+    r->arena = ctx->arena;
+    r->db = ctx->db;
+    r->redis = ctx->redis;
+    r->conf = ctx->conf;
+    r->start_us = jt_now_us();
+
+    r->request_id = jt_req_sanitize_id(r->arena, param(f, "REQUEST_ID") ? param(f, "REQUEST_ID")
+                                                                         : param(f, "HTTP_X_REQUEST_ID"));
+    snprintf(req_id_out, req_id_len, "%s", r->request_id);
+    jt_log_set_request_id(r->request_id);
+
+    r->method_name = param(f, "REQUEST_METHOD");
+    if (r->method_name == NULL) {
+        r->method_name = "-";
+    }
+    r->method = jt_method_from_name(r->method_name);
+    split_uri(r, param(f, "REQUEST_URI"));
+    r->content_type = param(f, "CONTENT_TYPE");
+    r->authorization = param(f, "HTTP_AUTHORIZATION");
+    r->idempotency_key = param(f, "HTTP_IDEMPOTENCY_KEY");
+    r->if_match = param(f, "HTTP_IF_MATCH");
+    r->remote_addr = param(f, "REMOTE_ADDR");
+
+    if (r->path == NULL) {
+        e = JT_E_INTERNAL;
+    } else {
+        /* an unknown method (0) matches no route: 405 with Allow, or 404 */
+        route = jt_route_find(jt_routes, jt_nroutes, ctx->conf->enable_test_routes, r, &e);
+        if (route != NULL) {
+            e = read_body(r, f, ctx->conf);
+            if (e == JT_OK) {
+                e = route->handler(r);
+            }
+        }
+    }
+
+    if (e != JT_OK || !r->answered) {
+        if (e == JT_OK) {
+            e = jt_fail(r, JT_E_INTERNAL, "handler gave no answer");
+        }
+        if (jt_err_lookup(e)->status >= 500) {
+            jt_log_error("%s %s: %s: %s", r->method_name, r->route ? r->route : r->path,
+                         jt_err_lookup(e)->code, r->problem_detail ? r->problem_detail : "");
+        }
+        jt_reply_problem(r, e);
+    }
+
+    jt_reply_serialize(r, &out);
+    if (!out.oom) {
+        FCGX_PutStr(out.data, (int) out.len, f->out);
+    }
+    jt_log_access(r->method_name, r->path ? r->path : "-", r->status, jt_now_us() - r->start_us);
+    jt_log_set_request_id(NULL);
+}

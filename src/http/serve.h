@@ -1,0 +1,26 @@
+/* Serving one FastCGI request: read the parameters and body into a jt_req,
+ * route it, run the handler, turn an error into problem+json, write the
+ * answer and one access-log line. */
+#ifndef JT_SERVE_H
+#define JT_SERVE_H
+
+#include <fcgiapp.h>
+#include <stddef.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+
+struct jt_db;
+struct jt_redis;
+
+typedef struct {
+    const jt_conf   *conf;
+    struct jt_db    *db;
+    struct jt_redis *redis;
+    jt_arena        *arena;
+} jt_http_ctx;
+
+/* req_id_out receives the request id (for the scoreboard). */
+void jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id_len);
+
+#endif

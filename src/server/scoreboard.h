@@ -1,0 +1,47 @@
+/* The scoreboard: one shared anonymous mapping created by the master before
+ * it forks. Each worker writes only its own slot; the master and /status
+ * read all of them. Counters shared by all workers are updated atomically. */
+#ifndef JT_SCOREBOARD_H
+#define JT_SCOREBOARD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum { JT_SLOT_FREE = 0, JT_SLOT_STARTING, JT_SLOT_IDLE, JT_SLOT_BUSY, JT_SLOT_EXITING };
+
+typedef struct {
+    pid_t    pid;
+    int      state;
+    uint32_t generation;
+    int64_t  started_at;       /* wall clock, s */
+    uint64_t requests;
+    int64_t  req_start_us;     /* monotonic, 0 when idle */
+    int64_t  last_duration_us;
+    char     method[8];
+    char     uri[200];
+    char     request_id[72];
+} jt_slot;
+
+typedef struct {
+    int64_t  start_time;           /* wall clock, s */
+    uint64_t accepted;
+    uint64_t slow_requests;
+    uint64_t max_children_reached;
+    uint64_t max_active;
+    uint64_t timeout_kills;
+    uint64_t worker_starts;
+    uint64_t abnormal_exits;
+    uint64_t recycles;
+    int      configured_workers;
+    int      nslots;
+    jt_slot  slots[];
+} jt_scoreboard;
+
+jt_scoreboard *jt_scoreboard_create(int nslots);
+jt_scoreboard *jt_scoreboard_get(void);
+int            jt_scoreboard_alloc_slot(jt_scoreboard *sb);   /* -1 when full */
+void           jt_scoreboard_count(jt_scoreboard *sb, int *active, int *idle, int *total);
+
+#define JT_SB_INC(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
+
+#endif

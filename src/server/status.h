@@ -1,0 +1,9 @@
+#ifndef JT_STATUS_H
+#define JT_STATUS_H
+
+#include "http/request.h"
+
+/* GET /status: the scoreboard, as PHP-FPM's status page (text, ?json). */
+jt_err status_render(jt_req *r);
+
+#endif

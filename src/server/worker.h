@@ -1,0 +1,19 @@
+/* A worker: accept a FastCGI request, serve it, reset the arena, repeat —
+ * until told to quit, recycled by max_requests, or killed. */
+#ifndef JT_WORKER_H
+#define JT_WORKER_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+
+typedef struct {
+    const jt_conf *conf;
+    int            listen_fd;
+    int            slot;
+    uint32_t       generation;
+} jt_worker_args;
+
+void jt_worker_run(const jt_worker_args *a) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,386 @@
+#include "store/db.h"
+
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+jt_db_init(jt_db *db, const jt_conf *conf, const char *user, const char *password)
+{
+    memset(db, 0, sizeof(*db));
+    db->conf = conf;
+    db->user = user;
+    db->password = password;
+}
+
+void
+jt_db_close(jt_db *db)
+{
+    int i;
+
+    for (i = 0; i < db->nstmts; i++) {
+        mysql_stmt_close(db->stmts[i].stmt);
+    }
+    db->nstmts = 0;
+    if (db->conn != NULL) {
+        mysql_close(db->conn);
+        db->conn = NULL;
+    }
+}
+
+static int
+is_connection_error(unsigned e)
+{
+    switch (e) {
+    case CR_SERVER_GONE_ERROR:
+    case CR_SERVER_LOST:
+    case CR_CONNECTION_ERROR:
+    case CR_CONN_HOST_ERROR:
+    case CR_SERVER_LOST_EXTENDED:
+    case CR_COMMANDS_OUT_OF_SYNC:
+    case ER_CONNECTION_KILLED:
+    case ER_SERVER_SHUTDOWN:
+    case ER_QUERY_INTERRUPTED:
+    case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
+        return 1;
+    default:
+        return e >= 2000 && e < 3000; /* every client-side error: treat the connection as broken */
+    }
+}
+
+/* Classifies the last error and, for connection errors, drops the
+ * connection so the next request reconnects. */
+static jt_db_rc
+classify(jt_db *db, unsigned e, const char *msg)
+{
+    db->last_errno = e;
+    snprintf(db->last_error, sizeof(db->last_error), "%s", msg ? msg : "");
+    if (e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) {
+        return JT_DB_RETRY;
+    }
+    if (e == ER_DUP_ENTRY) {
+        return JT_DB_DUPLICATE;
+    }
+    db->errors++;
+    if (is_connection_error(e)) {
+        jt_log_warn("mariadb: connection lost (%u %s)", e, db->last_error);
+        jt_db_close(db);
+        return JT_DB_DOWN;
+    }
+    jt_log_error("mariadb: error %u: %s", e, db->last_error);
+    return JT_DB_ERROR;
+}
+
+jt_db_rc
+jt_db_ready(jt_db *db)
+{
+    const jt_conf *c = db->conf;
+    MYSQL *m;
+    unsigned int ct = (unsigned) c->db_connect_timeout, rt = (unsigned) c->db_read_timeout,
+                 wt = (unsigned) c->db_write_timeout;
+    my_bool off = 0;
+    char setup[160];
+    int64_t now;
+
+    if (db->conn != NULL) {
+        return JT_DB_OK;
+    }
+    now = wall_ms();
+    if (now < db->retry_at_ms) {
+        return JT_DB_DOWN;
+    }
+    m = mysql_init(NULL);
+    if (m == NULL) {
+        return JT_DB_DOWN;
+    }
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+    mysql_options(m, MYSQL_OPT_RECONNECT, &off);
+    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (mysql_real_connect(m, c->db_socket[0] ? NULL : c->db_host, db->user, db->password, c->db_name,
+                           (unsigned) c->db_port, c->db_socket[0] ? c->db_socket : NULL, 0) == NULL) {
+        db->last_errno = mysql_errno(m);
+        snprintf(db->last_error, sizeof(db->last_error), "%s", mysql_error(m));
+        jt_log_warn("mariadb: cannot connect: %s", db->last_error);
+        mysql_close(m);
+        db->errors++;
+        /* a short pause keeps a down database from being hammered by every
+         * request, while reconnecting quickly once it is back */
+        db->retry_at_ms = now + 250;
+        return JT_DB_DOWN;
+    }
+    /* Session settings: UTC, READ COMMITTED (the version column is the
+     * fence, so snapshot reads buy nothing and gap locks cost deadlocks),
+     * bounded lock waits and statement times. */
+    snprintf(setup, sizeof(setup),
+             "SET time_zone='+00:00', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, "
+             "innodb_lock_wait_timeout=%u, max_statement_time=%u",
+             rt < 5 ? rt : 5, rt);
+    if (mysql_query(m, setup) != 0) {
+        jt_log_warn("mariadb: session setup failed: %s", mysql_error(m));
+        mysql_close(m);
+        db->retry_at_ms = now + 250;
+        return JT_DB_DOWN;
+    }
+    db->conn = m;
+    db->reconnects++;
+    return JT_DB_OK;
+}
+
+static MYSQL_STMT *
+get_stmt(jt_db *db, const char *sql, jt_db_rc *rc)
+{
+    MYSQL_STMT *st;
+    my_bool yes = 1;
+    int i;
+
+    for (i = 0; i < db->nstmts; i++) {
+        if (db->stmts[i].sql == sql) {
+            return db->stmts[i].stmt;
+        }
+    }
+    st = mysql_stmt_init(db->conn);
+    if (st == NULL) {
+        *rc = classify(db, mysql_errno(db->conn), mysql_error(db->conn));
+        return NULL;
+    }
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+        unsigned e = mysql_stmt_errno(st);
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", mysql_stmt_error(st));
+        mysql_stmt_close(st);
+        *rc = classify(db, e, msg);
+        return NULL;
+    }
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &yes);
+    if (db->nstmts < JT_DB_MAX_STMTS) {
+        db->stmts[db->nstmts].sql = sql;
+        db->stmts[db->nstmts].stmt = st;
+        db->nstmts++;
+    }
+    return st;
+}
+
+static int
+is_int_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_TINY || t == MYSQL_TYPE_SHORT || t == MYSQL_TYPE_LONG
+           || t == MYSQL_TYPE_INT24 || t == MYSQL_TYPE_LONGLONG || t == MYSQL_TYPE_YEAR;
+}
+
+static jt_db_rc
+stmt_fail(jt_db *db, MYSQL_STMT *st)
+{
+    char msg[256];
+    unsigned e = mysql_stmt_errno(st);
+    snprintf(msg, sizeof(msg), "%s", mysql_stmt_error(st));
+    return classify(db, e, msg);
+}
+
+jt_db_rc
+jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int nparams, jt_rows *out)
+{
+    MYSQL_STMT *st;
+    MYSQL_BIND pb[24], *rb = NULL;
+    MYSQL_RES *meta;
+    my_bool *nulls = NULL;
+    unsigned long *lens = NULL;
+    unsigned int ncols, i;
+    jt_db_rc rc = JT_DB_ERROR;
+    int row;
+
+    memset(out, 0, sizeof(*out));
+    if (nparams > 24) {
+        return JT_DB_ERROR;
+    }
+    if (jt_db_ready(db) != JT_DB_OK) {
+        return JT_DB_DOWN;
+    }
+    st = get_stmt(db, sql, &rc);
+    if (st == NULL) {
+        return rc;
+    }
+
+    memset(pb, 0, sizeof(MYSQL_BIND) * (size_t) (nparams ? nparams : 1));
+    for (i = 0; i < (unsigned) nparams; i++) {
+        switch (params[i].type) {
+        case JT_V_INT:
+            pb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+            pb[i].buffer = (void *) &params[i].i;
+            break;
+        case JT_V_STR:
+            pb[i].buffer_type = MYSQL_TYPE_STRING;
+            pb[i].buffer = (void *) params[i].s;
+            pb[i].buffer_length = params[i].len;
+            break;
+        default:
+            pb[i].buffer_type = MYSQL_TYPE_NULL;
+        }
+    }
+    if (nparams > 0 && mysql_stmt_bind_param(st, pb) != 0) {
+        return stmt_fail(db, st);
+    }
+    if (mysql_stmt_execute(st) != 0) {
+        return stmt_fail(db, st);
+    }
+    out->affected = mysql_stmt_affected_rows(st);
+    out->insert_id = mysql_stmt_insert_id(st);
+
+    ncols = mysql_stmt_field_count(st);
+    if (ncols == 0) {
+        return JT_DB_OK;
+    }
+    if (mysql_stmt_store_result(st) != 0) {
+        return stmt_fail(db, st);
+    }
+    meta = mysql_stmt_result_metadata(st);
+    if (meta == NULL) {
+        rc = stmt_fail(db, st);
+        if (db->conn != NULL) {
+            mysql_stmt_free_result(st);
+        }
+        return rc;
+    }
+    out->ncols = (int) ncols;
+    out->nrows = (int) mysql_stmt_num_rows(st);
+    out->cells = jt_pcalloc(a, sizeof(jt_val) * (size_t) (out->nrows ? out->nrows : 1) * ncols);
+    rb = jt_pcalloc(a, sizeof(MYSQL_BIND) * ncols);
+    nulls = jt_pcalloc(a, sizeof(my_bool) * ncols);
+    lens = jt_pcalloc(a, sizeof(unsigned long) * ncols);
+    if (out->cells == NULL || rb == NULL || nulls == NULL || lens == NULL) {
+        goto done;
+    }
+
+    for (row = 0; row < out->nrows; row++) {
+        MYSQL_FIELD *f = mysql_fetch_fields(meta);
+        for (i = 0; i < ncols; i++) {
+            jt_val *v = jt_cell(out, row, (int) i);
+            memset(&rb[i], 0, sizeof(MYSQL_BIND));
+            rb[i].is_null = &nulls[i];
+            rb[i].length = &lens[i];
+            if (is_int_type(f[i].type)) {
+                v->type = JT_V_INT;
+                rb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+                rb[i].buffer = &v->i;
+                rb[i].is_unsigned = 0;
+            } else {
+                size_t cap = f[i].max_length + 1;
+                char *p = jt_palloc(a, cap);
+                if (p == NULL) {
+                    goto done;
+                }
+                v->type = JT_V_STR;
+                v->s = p;
+                rb[i].buffer_type = MYSQL_TYPE_STRING;
+                rb[i].buffer = p;
+                rb[i].buffer_length = cap;
+            }
+        }
+        if (mysql_stmt_bind_result(st, rb) != 0) {
+            rc = stmt_fail(db, st);
+            goto done;
+        }
+        {
+            int fr = mysql_stmt_fetch(st);
+            if (fr == 1) {
+                rc = stmt_fail(db, st);
+                goto done;
+            }
+            if (fr == MYSQL_NO_DATA) {
+                out->nrows = row;
+                break;
+            }
+        }
+        for (i = 0; i < ncols; i++) {
+            jt_val *v = jt_cell(out, row, (int) i);
+            if (nulls[i]) {
+                v->type = JT_V_NULL;
+                v->s = NULL;
+                v->len = 0;
+            } else if (v->type == JT_V_STR) {
+                v->len = lens[i];
+                ((char *) v->s)[v->len < f[i].max_length + 1 ? v->len : f[i].max_length] = '\0';
+            }
+        }
+    }
+    rc = JT_DB_OK;
+done:
+    mysql_free_result(meta);
+    if (db->conn != NULL) {      /* a lost connection has closed st already */
+        mysql_stmt_free_result(st);
+    }
+    return rc;
+}
+
+static jt_db_rc
+simple(jt_db *db, const char *q)
+{
+    if (jt_db_ready(db) != JT_DB_OK) {
+        return JT_DB_DOWN;
+    }
+    if (mysql_real_query(db->conn, q, strlen(q)) != 0) {
+        return classify(db, mysql_errno(db->conn), mysql_error(db->conn));
+    }
+    return JT_DB_OK;
+}
+
+jt_db_rc jt_db_begin(jt_db *db)  { return simple(db, "START TRANSACTION"); }
+jt_db_rc jt_db_commit(jt_db *db) { return simple(db, "COMMIT"); }
+
+void
+jt_db_rollback(jt_db *db)
+{
+    if (db->conn != NULL && mysql_real_query(db->conn, "ROLLBACK", 8) != 0) {
+        (void) classify(db, mysql_errno(db->conn), mysql_error(db->conn));
+    }
+}
+
+jt_db_rc
+jt_db_run_script(jt_db *db, const char *sql, size_t len)
+{
+    MYSQL *m;
+    int status;
+
+    if (jt_db_ready(db) != JT_DB_OK) {
+        return JT_DB_DOWN;
+    }
+    m = db->conn;
+    mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_ON);
+    if (mysql_real_query(m, sql, len) != 0) {
+        jt_db_rc rc = classify(db, mysql_errno(m), mysql_error(m));
+        if (db->conn) {
+            mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_OFF);
+        }
+        return rc;
+    }
+    do {
+        MYSQL_RES *res = mysql_store_result(m);
+        if (res) {
+            mysql_free_result(res);
+        }
+        status = mysql_next_result(m);
+        if (status > 0) {
+            jt_db_rc rc = classify(db, mysql_errno(m), mysql_error(m));
+            if (db->conn) {
+                mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_OFF);
+            }
+            return rc;
+        }
+    } while (status == 0);
+    mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_OFF);
+    return JT_DB_OK;
+}

@@ -1,0 +1,126 @@
+#include "store/redis.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/log.h"
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+ms_tv(int64_t ms)
+{
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) ((ms % 1000) * 1000) };
+    return tv;
+}
+
+void
+jt_redis_init(jt_redis *r, const jt_conf *conf)
+{
+    memset(r, 0, sizeof(*r));
+    r->conf = conf;
+}
+
+void
+jt_redis_close(jt_redis *r)
+{
+    if (r->ctx != NULL) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+}
+
+static void
+redis_failed(jt_redis *r, const char *why)
+{
+    r->errors++;
+    jt_log_warn("redis: %s; degraded for %lld ms", why, (long long) r->conf->redis_retry_interval_ms);
+    jt_redis_close(r);
+    r->retry_at_ms = wall_ms() + r->conf->redis_retry_interval_ms;
+}
+
+int
+jt_redis_ready(jt_redis *r)
+{
+    redisContext *c;
+
+    if (r->ctx != NULL) {
+        return 0;
+    }
+    if (wall_ms() < r->retry_at_ms) {
+        return -1;
+    }
+    c = redisConnectWithTimeout(r->conf->redis_host, (int) r->conf->redis_port,
+                                ms_tv(r->conf->redis_connect_timeout_ms));
+    if (c == NULL || c->err) {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot connect: %s", c ? c->errstr : "out of memory");
+        if (c) {
+            redisFree(c);
+        }
+        redis_failed(r, why);
+        return -1;
+    }
+    if (redisSetTimeout(c, ms_tv(r->conf->redis_timeout_ms)) != REDIS_OK) {
+        redisFree(c);
+        redis_failed(r, "cannot set timeout");
+        return -1;
+    }
+    r->ctx = c;
+    r->reconnects++;
+    return 0;
+}
+
+static void
+free_reply(void *p)
+{
+    freeReplyObject(p);
+}
+
+static redisReply *
+adopt(jt_redis *r, jt_arena *a, redisReply *reply)
+{
+    if (reply == NULL) {
+        char why[160];
+        snprintf(why, sizeof(why), "command failed: %s", r->ctx ? r->ctx->errstr : "?");
+        redis_failed(r, why);
+        return NULL;
+    }
+    if (jt_arena_on_reset(a, free_reply, reply) != 0) {
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+redisReply *
+jt_redis_cmd(jt_redis *r, jt_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *reply;
+
+    if (jt_redis_ready(r) != 0) {
+        return NULL;
+    }
+    va_start(ap, fmt);
+    reply = redisvCommand(r->ctx, fmt, ap);
+    va_end(ap);
+    return adopt(r, a, reply);
+}
+
+redisReply *
+jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_t *lens)
+{
+    if (jt_redis_ready(r) != 0) {
+        return NULL;
+    }
+    return adopt(r, a, redisCommandArgv(r->ctx, argc, argv, lens));
+}

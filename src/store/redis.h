@@ -1,0 +1,35 @@
+/* Redis: one connection per worker with connect and command timeouts. A
+ * failed context is freed and replaced (never reused); after a failure the
+ * worker waits retry_interval_ms before trying again, so a dead Redis costs
+ * one timeout per interval, not one per request. Callers treat NULL as
+ * "Redis is down" and degrade; correctness never depends on Redis. */
+#ifndef JT_REDIS_H
+#define JT_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+
+typedef struct jt_redis {
+    redisContext  *ctx;
+    const jt_conf *conf;
+    int64_t        retry_at_ms;
+    uint64_t       errors;
+    uint64_t       reconnects;
+} jt_redis;
+
+void jt_redis_init(jt_redis *r, const jt_conf *conf);
+int  jt_redis_ready(jt_redis *r);     /* 0 connected, -1 down */
+void jt_redis_close(jt_redis *r);
+
+/* Runs a command; the reply lives until the arena is reset. NULL when Redis
+ * is unreachable (the connection is then dropped). Error replies are
+ * returned as REDIS_REPLY_ERROR. */
+redisReply *jt_redis_cmd(jt_redis *r, jt_arena *a, const char *fmt, ...);
+redisReply *jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_t *lens);
+
+#endif
