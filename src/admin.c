@@ -13,6 +13,8 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/pii.h"
+#include "domain/auth.h"
 #include "store/db.h"
 
 static const char SQL_MIG_TABLE[] =
@@ -199,13 +201,183 @@ out:
     return rc;
 }
 
+/* Creates one account through the same validation as the API. */
+static int
+create_user(const jt_conf *c, jt_arena *a, jt_db *db, jt_new_user *u, int64_t *id)
+{
+    jt_req r;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    r.arena = a;
+    if (accounts_validate(&r, u) != JT_OK) {
+        fprintf(stderr, "invalid account: %s\n", r.problem_detail ? r.problem_detail : "?");
+        return -2;
+    }
+    if (strlen(u->password) < 8 || strlen(u->password) > 72) {
+        fprintf(stderr, "invalid account: the password must be 8 to 72 characters long\n");
+        return -2;
+    }
+    rc = accounts_insert(db, a, u, c->kdf_opslimit, c->kdf_memlimit_kib, id);
+    if (rc < 0) {
+        fprintf(stderr, "cannot create %s: %s\n", u->email, db->last_error);
+    }
+    return rc;
+}
+
+static const char SQL_DEMO_USERS[] = "SELECT COUNT(*) FROM users";
+
+static int
+demo_users(const jt_conf *c, jt_arena *a)
+{
+    static struct { const char *email, *password, *name, *phone, *role; } demo[] = {
+        { "buyer@jangteo.test",  "jangteo-buyer-1234",  "김구매", "010-1234-5678", "BUYER" },
+        { "buyer2@jangteo.test", "jangteo-buyer-5678",  "이장터", "010-2345-6789", "BUYER" },
+        { "seller@jangteo.test", "jangteo-seller-1234", "박판매", "010-3456-7890", "SELLER" },
+        { "admin@jangteo.test",  "jangteo-admin-1234",  "관리자", "010-4567-8901", "ADMIN" },
+    };
+    jt_db db;
+    jt_rows rows;
+    size_t i;
+    int rc = 1;
+
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    if (jt_db_exec(&db, a, SQL_DEMO_USERS, NULL, 0, &rows) != JT_DB_OK) {
+        fprintf(stderr, "demo-data: %s\n", db.last_error);
+        goto out;
+    }
+    if (jt_cell(&rows, 0, 0)->i == 0) {
+        for (i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
+            jt_new_user u = { demo[i].email, demo[i].password, demo[i].name, demo[i].phone, demo[i].role };
+            int64_t id;
+            if (create_user(c, a, &db, &u, &id) != 0) {
+                goto out;
+            }
+        }
+    }
+    printf("demo accounts (email / password / role):\n");
+    for (i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
+        printf("  %-22s %-22s %s\n", demo[i].email, demo[i].password, demo[i].role);
+    }
+    rc = 0;
+out:
+    jt_db_close(&db);
+    return rc;
+}
+
+/* create-admin --email E --name N --phone P --password-file F */
+static int
+cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "email", required_argument, NULL, 'e' },
+        { "name", required_argument, NULL, 'n' },
+        { "phone", required_argument, NULL, 'p' },
+        { "password-file", required_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    jt_new_user u = { NULL, NULL, "관리자", "010-0000-0000", "ADMIN" };
+    char password[256] = "";
+    jt_db db;
+    int64_t id;
+    int o, rc;
+
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'e': u.email = optarg; break;
+        case 'n': u.name = optarg; break;
+        case 'p': u.phone = optarg; break;
+        case 'f': {
+            FILE *f = fopen(optarg, "re");
+            size_t n;
+            if (f == NULL) {
+                fprintf(stderr, "create-admin: cannot read %s\n", optarg);
+                return 2;
+            }
+            n = fread(password, 1, sizeof(password) - 1, f);
+            fclose(f);
+            password[n] = '\0';
+            password[strcspn(password, "\r\n")] = '\0';
+            break;
+        }
+        default:
+            return 2;
+        }
+    }
+    if (u.email == NULL || password[0] == '\0') {
+        fprintf(stderr, "usage: jangteo-admin create-admin --email E --password-file F [--name N] [--phone P]\n");
+        return 2;
+    }
+    u.password = password;
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    rc = create_user(c, a, &db, &u, &id);
+    jt_db_close(&db);
+    if (rc == 1) {
+        fprintf(stderr, "create-admin: %s is already registered\n", u.email);
+        return 1;
+    }
+    if (rc != 0) {
+        return 1;
+    }
+    printf("create-admin: admin user %lld created\n", (long long) id);
+    return 0;
+}
+
+static const char SQL_PURGE_IDEM[] = "DELETE FROM idempotency_keys WHERE expires_at <= NOW(6) LIMIT 1000";
+static const char SQL_PURGE_TOKENS[] = "DELETE FROM auth_tokens WHERE expires_at <= NOW(6) LIMIT 1000";
+
+/* purge: removes expired idempotency keys and tokens, in bounded batches */
+static int
+cmd_purge(const jt_conf *c, jt_arena *a)
+{
+    const char *sqls[2] = { SQL_PURGE_IDEM, SQL_PURGE_TOKENS };
+    uint64_t total[2] = { 0, 0 };
+    jt_db db;
+    int i, batches;
+
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    for (i = 0; i < 2; i++) {
+        for (batches = 0; batches < 100000; batches++) {
+            jt_rows rows;
+            if (jt_db_exec(&db, a, sqls[i], NULL, 0, &rows) != JT_DB_OK) {
+                fprintf(stderr, "purge: %s\n", db.last_error);
+                jt_db_close(&db);
+                return 1;
+            }
+            total[i] += rows.affected;
+            jt_arena_reset(a);
+            if (rows.affected < 1000) {
+                break;
+            }
+        }
+    }
+    jt_db_close(&db);
+    printf("purge: %llu expired idempotency keys, %llu expired tokens removed\n",
+           (unsigned long long) total[0], (unsigned long long) total[1]);
+    return 0;
+}
+
 static void
 usage(FILE *out)
 {
     fprintf(out, "usage: jangteo-admin [-c FILE] COMMAND\n"
                  "commands:\n"
                  "  migrate     apply pending sql/ migrations (uses the [migrate] account)\n"
-                 "  demo-data   load the demo catalog and accounts\n");
+                 "  demo-data   load the demo catalog and accounts\n"
+                 "  create-admin --email E --password-file F [--name N] [--phone P]\n"
+                 "  purge       remove expired idempotency keys and tokens\n");
+}
+
+static int
+need_keys(const jt_conf *c)
+{
+    char err[256];
+    if (jt_pii_load(c->pii_key_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jangteo-admin: %s\n", err);
+        return 1;
+    }
+    return 0;
 }
 
 int
@@ -239,7 +411,11 @@ main(int argc, char **argv)
     if (!strcmp(argv[optind], "migrate")) {
         rc = cmd_migrate(&conf, &arena);
     } else if (!strcmp(argv[optind], "demo-data")) {
-        rc = cmd_demo(&conf, &arena);
+        rc = need_keys(&conf) || cmd_demo(&conf, &arena) || demo_users(&conf, &arena);
+    } else if (!strcmp(argv[optind], "create-admin")) {
+        rc = need_keys(&conf) ? 1 : cmd_create_admin(&conf, &arena, argc - optind, argv + optind);
+    } else if (!strcmp(argv[optind], "purge")) {
+        rc = cmd_purge(&conf, &arena);
     } else {
         usage(stderr);
         rc = 2;

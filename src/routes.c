@@ -1,7 +1,9 @@
 #include "routes.h"
 
+#include "domain/auth.h"
 #include "domain/catalog.h"
 #include "domain/health.h"
+#include "domain/points.h"
 #include "domain/testing.h"
 #include "server/status.h"
 
@@ -10,6 +12,14 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/healthz",                          health_live,        0 },
     { JT_GET,    "/readyz",                           health_ready,       0 },
     { JT_GET,    "/status",                           status_render,      0 },
+
+    /* accounts and points */
+    { JT_POST,   "/api/v1/users",                     accounts_create,    0 },
+    { JT_GET,    "/api/v1/users/{userId}",            accounts_get,       0 },
+    { JT_POST,   "/api/v1/users/{userId}/charge",     points_charge,      0 },
+    { JT_GET,    "/api/v1/users/{userId}/points",     points_ledger,      0 },
+    { JT_POST,   "/api/v1/auth/tokens",               auth_token_create,  0 },
+    { JT_DELETE, "/api/v1/auth/tokens/current",       auth_token_revoke,  0 },
 
     /* catalog */
     { JT_GET,    "/api/v1/products",                  catalog_list,       0 },

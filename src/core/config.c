@@ -75,6 +75,28 @@ static const setting settings[] = {
     I("redis", "timeout_ms", redis_timeout_ms, "500", 1, 60000, "milliseconds per command"),
     I("redis", "retry_interval_ms", redis_retry_interval_ms, "1000", 0, 600000,
       "after a failure, milliseconds before a worker tries Redis again (meanwhile: degraded mode)"),
+
+    I("lock", "wait_ms", lock_wait_ms, "2000", 1, 60000,
+      "how long a request waits for a Redis lock before 503 LOCK_TIMEOUT"),
+    I("lock", "lease_ms", lock_lease_ms, "5000", 1, 600000,
+      "lock lease; keep it longer than tx.deadline_ms (the version check fences expiries anyway)"),
+
+    I("tx", "max_attempts", tx_max_attempts, "8", 1, 100,
+      "attempts of one transaction on version conflicts, deadlocks and lock-wait timeouts"),
+    I("tx", "deadline_ms", tx_deadline_ms, "3000", 1, 600000,
+      "total time for all attempts (then 503 CONFLICT_RETRY_EXHAUSTED); shorter than lock.lease_ms"),
+    I("tx", "backoff_base_ms", tx_backoff_base_ms, "2", 0, 10000, "first retry backoff (full jitter)"),
+    I("tx", "backoff_max_ms", tx_backoff_max_ms, "100", 0, 60000, "largest retry backoff"),
+
+    I("idempotency", "ttl", idem_ttl, "86400", 60, 2592000, "seconds an Idempotency-Key is remembered"),
+
+    I("auth", "token_ttl", token_ttl, "86400", 60, 31536000, "seconds a bearer token lives"),
+    I("auth", "kdf_opslimit", kdf_opslimit, "2", 1, 20, "argon2id passes for new password hashes"),
+    I("auth", "kdf_memlimit_kib", kdf_memlimit_kib, "65536", 8, 4194304,
+      "argon2id memory (KiB) for new password hashes"),
+
+    S("pii", "key_file", pii_key_file, "",
+      "file of 'ID HEX64' lines: keys sealing personal data; the last line encrypts, all decrypt"),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -83,6 +105,8 @@ static const setting settings[] = {
 static const setting test_settings[] = {
     B("server", "enable_test_routes", enable_test_routes, "no",
       "test-only routes (/test/...): never in production"),
+    I("testing", "tx_delay_ms", test_tx_delay_ms, "0", 0, 60000,
+      "sleep inside every write transaction (lease-expiry tests)"),
 };
 
 typedef struct {

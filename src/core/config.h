@@ -53,6 +53,30 @@ typedef struct {
     int64_t redis_connect_timeout_ms;
     int64_t redis_timeout_ms;
     int64_t redis_retry_interval_ms;
+
+    /* [lock] */
+    int64_t lock_wait_ms;
+    int64_t lock_lease_ms;
+
+    /* [tx] */
+    int64_t tx_max_attempts;
+    int64_t tx_deadline_ms;
+    int64_t tx_backoff_base_ms;
+    int64_t tx_backoff_max_ms;
+
+    /* [idempotency] */
+    int64_t idem_ttl;             /* s */
+
+    /* [auth] */
+    int64_t token_ttl;            /* s */
+    int64_t kdf_opslimit;
+    int64_t kdf_memlimit_kib;
+
+    /* [pii] */
+    char    pii_key_file[JT_PATH_MAX];
+
+    /* [testing] — test-only, never in the shipped configuration */
+    int64_t test_tx_delay_ms;
 } jt_conf;
 
 /* Fills defaults, then reads path (if not NULL). On error returns -1 and

@@ -1,5 +1,6 @@
 #include "http/json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -169,4 +170,62 @@ jt_json_bool(jt_req *r, json_object *o, const char *key, int required, int *out,
     }
     *out = json_object_get_boolean(v);
     return JT_OK;
+}
+
+static int
+cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+void
+jt_json_canonical(jt_buf *b, json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_null:
+        jt_buf_adds(b, "null");
+        return;
+    case json_type_object: {
+        size_t n = (size_t) json_object_object_length(o), i = 0;
+        const char **keys = jt_palloc(b->arena, sizeof(char *) * (n ? n : 1));
+        if (keys == NULL) {
+            b->oom = 1;
+            return;
+        }
+        json_object_object_foreach(o, k, v) {
+            (void) v;
+            keys[i++] = k;
+        }
+        qsort(keys, n, sizeof(char *), cmp_keys);
+        jt_buf_addc(b, '{');
+        for (i = 0; i < n; i++) {
+            if (i) {
+                jt_buf_addc(b, ',');
+            }
+            jt_json_escape(b, keys[i], strlen(keys[i]));
+            jt_buf_addc(b, ':');
+            jt_json_canonical(b, json_object_object_get(o, keys[i]));
+        }
+        jt_buf_addc(b, '}');
+        return;
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(o), i;
+        jt_buf_addc(b, '[');
+        for (i = 0; i < n; i++) {
+            if (i) {
+                jt_buf_addc(b, ',');
+            }
+            jt_json_canonical(b, json_object_array_get_idx(o, i));
+        }
+        jt_buf_addc(b, ']');
+        return;
+    }
+    case json_type_string:
+        jt_json_escape(b, json_object_get_string(o), (size_t) json_object_get_string_len(o));
+        return;
+    default:
+        jt_buf_adds(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        return;
+    }
 }

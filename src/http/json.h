@@ -26,4 +26,10 @@ jt_err jt_json_str(jt_req *r, json_object *o, const char *key, int required, siz
                    size_t maxlen, const char **out);
 jt_err jt_json_bool(jt_req *r, json_object *o, const char *key, int required, int *out, int *present);
 
+
+
+/* Canonical form of a JSON value: object keys sorted bytewise, no
+ * whitespace, numbers as json-c prints them. Two bodies that mean the same
+ * thing have the same canonical form (the idempotency fingerprint). */
+void jt_json_canonical(jt_buf *b, json_object *o);
 #endif

@@ -15,6 +15,8 @@
 #include "config.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/pii.h"
 #include "server/listen.h"
 #include "server/scoreboard.h"
 #include "server/worker.h"
@@ -283,6 +285,12 @@ reload(void)
     if (next.workers * 2 + 4 > MAX_CHILDREN) {
         next.workers = (MAX_CHILDREN - 4) / 2;
     }
+    if (jt_pii_load(next.pii_key_file, err, sizeof(err)) != 0) {
+        jt_log_error("master: reload: %s; keeping the running configuration", err);
+        (void) jt_pii_load(conf.pii_key_file, err, sizeof(err));
+        sd_notify(0, "READY=1");
+        return;
+    }
     conf = next;
     if (jt_log_open(conf.error_log, conf.access_log, conf.log_level) != 0) {
         jt_log_error("master: reload: cannot open log files");
@@ -340,8 +348,16 @@ jt_master_run(const char *path)
         fprintf(stderr, "jangteod: %s\n", err);
         return 1;
     }
+    if (jt_pii_load(conf.pii_key_file, err, sizeof(err)) != 0) {
+        if (conf.pii_key_file[0]) {
+            jt_log_error("master: %s", err);
+            fprintf(stderr, "jangteod: %s\n", err);
+            return 1;
+        }
+        jt_log_warn("master: %s: account endpoints will fail", err);
+    }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL) {
+    if (sb == NULL || jt_metrics_init_shared() != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }

@@ -127,7 +127,7 @@ jt_db_ready(jt_db *db)
      * fence, so snapshot reads buy nothing and gap locks cost deadlocks),
      * bounded lock waits and statement times. */
     snprintf(setup, sizeof(setup),
-             "SET time_zone='+00:00', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, "
+             "SET time_zone='+00:00', tx_isolation='READ-COMMITTED', "
              "innodb_lock_wait_timeout=%u, max_statement_time=%u",
              rt < 5 ? rt : 5, rt);
     if (mysql_query(m, setup) != 0) {

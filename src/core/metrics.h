@@ -1,0 +1,30 @@
+/* Counters shared by every worker: one anonymous shared mapping created by
+ * the master before it forks (a process-local copy otherwise, e.g. in the
+ * admin tool), incremented atomically, read by /status and /metrics. */
+#ifndef JT_METRICS_H
+#define JT_METRICS_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t lock_acquired;
+    uint64_t lock_wait_timeouts;
+    uint64_t lock_lease_expired;     /* release found the lease gone */
+    uint64_t lock_degraded;          /* Redis down: ran on the version fence alone */
+    uint64_t tx_conflicts;           /* version mismatch, deadlock, lock-wait timeout */
+    uint64_t tx_exhausted;
+    uint64_t idem_replays;
+    uint64_t idem_in_flight;
+    uint64_t idem_mismatch;
+    uint64_t idem_degraded;
+    uint64_t points_charged;         /* KRW */
+    uint64_t charges;
+} jt_metrics;
+
+int         jt_metrics_init_shared(void);
+jt_metrics *jt_metrics_get(void);
+
+#define JT_METRIC_ADD(name, n) __atomic_fetch_add(&jt_metrics_get()->name, (uint64_t) (n), __ATOMIC_RELAXED)
+#define JT_METRIC_INC(name)    JT_METRIC_ADD(name, 1)
+
+#endif

@@ -1,0 +1,398 @@
+/* Accounts and bearer tokens. Email, name and phone are sealed at rest
+ * (core/pii.c); passwords are argon2id hashes (libsodium). */
+#include "domain/auth.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/config.h"
+#include "core/pii.h"
+#include "domain/common.h"
+#include "http/json.h"
+#include "store/db.h"
+
+static const char SQL_USER_INSERT[] =
+    "INSERT INTO users (email_index, email_enc, name_enc, phone_enc, password_hash, role)"
+    " VALUES (?, ?, ?, ?, ?, ?)";
+static const char SQL_USER_GET[] =
+    "SELECT id, email_enc, name_enc, phone_enc, role, balance,"
+    " DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM users WHERE id = ?";
+static const char SQL_USER_BY_EMAIL[] =
+    "SELECT id, password_hash FROM users WHERE email_index = ?";
+static const char SQL_TOKEN_INSERT[] =
+    "INSERT INTO auth_tokens (token_hash, user_id, expires_at) VALUES (?, ?, NOW(6) + INTERVAL ? SECOND)";
+static const char SQL_TOKEN_EXPIRY[] =
+    "SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM auth_tokens WHERE token_hash = ?";
+static const char SQL_TOKEN_LOOKUP[] =
+    "SELECT t.user_id, u.role FROM auth_tokens t JOIN users u ON u.id = t.user_id"
+    " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > NOW(6)";
+static const char SQL_TOKEN_REVOKE[] =
+    "UPDATE auth_tokens SET revoked_at = NOW(6) WHERE token_hash = ? AND revoked_at IS NULL";
+
+#define TOKEN_BYTES 32
+#define TOKEN_CHARS 43   /* base64url, no padding */
+
+static const jt_conf *
+conf_of(jt_req *r)
+{
+    return r->conf;
+}
+
+/* --- authentication --------------------------------------------------- */
+
+jt_err
+auth_require(jt_req *r, jt_principal *p)
+{
+    const char *h = r->authorization, *tok;
+    unsigned char raw[TOKEN_BYTES];
+    size_t raw_len;
+    jt_val v[1];
+    jt_rows rows;
+    jt_db_rc rc;
+
+    memset(p, 0, sizeof(*p));
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        return jt_fail(r, JT_E_UNAUTHORIZED, "a bearer token is required");
+    }
+    tok = h + 7;
+    while (*tok == ' ') {
+        tok++;
+    }
+    if (strlen(tok) != TOKEN_CHARS
+        || sodium_base642bin(raw, sizeof(raw), tok, TOKEN_CHARS, NULL, &raw_len, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0
+        || raw_len != TOKEN_BYTES) {
+        return jt_fail(r, JT_E_UNAUTHORIZED, "the token is invalid or expired");
+    }
+    crypto_hash_sha256(p->token_hash, raw, sizeof(raw));
+    v[0] = JT_VB(p->token_hash, 32);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_LOOKUP, v, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    if (rows.nrows == 0) {
+        return jt_fail(r, JT_E_UNAUTHORIZED, "the token is invalid or expired");
+    }
+    p->user_id = jt_cell(&rows, 0, 0)->i;
+    p->role = jt_cell(&rows, 0, 1)->s;
+    p->is_admin = !strcmp(p->role, "ADMIN");
+    return JT_OK;
+}
+
+jt_err
+auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
+{
+    jt_err e = auth_require(r, p);
+
+    if (e != JT_OK) {
+        return e;
+    }
+    if (p->user_id != user_id && !p->is_admin) {
+        return jt_fail(r, JT_E_FORBIDDEN, "this token may not act on user %lld", (long long) user_id);
+    }
+    return JT_OK;
+}
+
+/* --- validation -------------------------------------------------------- */
+
+static int
+valid_email(char *e)
+{
+    char *at = strchr(e, '@'), *p;
+    size_t n = strlen(e);
+
+    if (n < 3 || n > 254 || at == NULL || at == e || strchr(at + 1, '@') != NULL
+        || strchr(at + 1, '.') == NULL || at[1] == '.' || e[n - 1] == '.') {
+        return 0;
+    }
+    for (p = e; *p; p++) {
+        unsigned char c = (unsigned char) *p;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '(' || c == ')' || c == ','
+            || c == ';' || c == ':' || c == '<' || c == '>' || c == '[' || c == ']') {
+            return 0;
+        }
+        *p = (char) tolower(c);
+    }
+    return 1;
+}
+
+/* ^01[016789]-?\d{3,4}-?\d{4}$ */
+int accounts_valid_phone(const char *s);
+int
+accounts_valid_phone(const char *s)
+{
+    size_t i = 0, d;
+
+    if (strncmp(s, "01", 2) != 0 || strchr("016789", s[2]) == NULL || s[2] == '\0') {
+        return 0;
+    }
+    i = 3;
+    if (s[i] == '-') {
+        i++;
+    }
+    for (d = 0; isdigit((unsigned char) s[i]); i++, d++) {
+    }
+    /* the middle and last groups: 3-4 then 4 digits, with or without a dash */
+    if (s[i] == '-') {
+        if (d < 3 || d > 4) {
+            return 0;
+        }
+        i++;
+        for (d = 0; isdigit((unsigned char) s[i]); i++, d++) {
+        }
+        return s[i] == '\0' && d == 4;
+    }
+    return s[i] == '\0' && (d == 7 || d == 8);
+}
+
+jt_err
+accounts_validate(jt_req *r, jt_new_user *u)
+{
+    char *email;
+
+    email = jt_pstrdup(r->arena, u->email);
+    if (email == NULL || !valid_email(email)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'email' is not a valid address");
+    }
+    u->email = email;
+    if (!accounts_valid_phone(u->phone)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'phone' must look like 010-1234-5678");
+    }
+    if (u->role == NULL) {
+        u->role = "BUYER";
+    }
+    if (strcmp(u->role, "BUYER") && strcmp(u->role, "SELLER") && strcmp(u->role, "ADMIN")) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be BUYER or SELLER");
+    }
+    return JT_OK;
+}
+
+int
+accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, int64_t memlimit_kib,
+                int64_t *id)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    unsigned char idx[JT_PII_INDEX_LEN], *se, *sn, *sp;
+    size_t le, ln, lp;
+    jt_val v[6];
+    jt_rows rows;
+    jt_db_rc rc;
+
+    if (crypto_pwhash_str(hash, u->password, strlen(u->password), (unsigned long long) opslimit,
+                          (size_t) memlimit_kib * 1024) != 0) {
+        return -2;
+    }
+    jt_pii_index(u->email, strlen(u->email), idx);
+    se = jt_pii_seal(a, "users.email", u->email, strlen(u->email), &le);
+    sn = jt_pii_seal(a, "users.name", u->name, strlen(u->name), &ln);
+    sp = jt_pii_seal(a, "users.phone", u->phone, strlen(u->phone), &lp);
+    if (se == NULL || sn == NULL || sp == NULL) {
+        return -2;
+    }
+    v[0] = JT_VB(idx, sizeof(idx));
+    v[1] = JT_VB(se, le);
+    v[2] = JT_VB(sn, ln);
+    v[3] = JT_VB(sp, lp);
+    v[4] = JT_VS(hash);
+    v[5] = JT_VS(u->role);
+    rc = jt_db_exec(db, a, SQL_USER_INSERT, v, 6, &rows);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc == JT_DB_DUPLICATE) {
+        return 1;
+    }
+    if (rc != JT_DB_OK) {
+        return rc == JT_DB_DOWN ? -1 : -2;
+    }
+    *id = (int64_t) rows.insert_id;
+    return 0;
+}
+
+/* --- handlers ---------------------------------------------------------- */
+
+/* POST /api/v1/users */
+jt_err
+accounts_create(jt_req *r)
+{
+    const jt_conf *c = conf_of(r);
+    json_object *o;
+    jt_new_user u;
+    int64_t id;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    char loc[64];
+    int rc;
+
+    memset(&u, 0, sizeof(u));
+    if ((e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_json_str(r, o, "email", JT_REQUIRED, 3, 254, &u.email)) != JT_OK
+        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 8, 72, &u.password)) != JT_OK
+        || (e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 50, &u.name)) != JT_OK
+        || (e = jt_json_str(r, o, "phone", JT_REQUIRED, 10, 13, &u.phone)) != JT_OK
+        || (e = jt_json_str(r, o, "role", JT_OPTIONAL, 1, 16, &u.role)) != JT_OK
+        || (e = accounts_validate(r, &u)) != JT_OK) {
+        return e;
+    }
+    if (!strcmp(u.role, "ADMIN")) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be BUYER or SELLER");
+    }
+    rc = accounts_insert(r->db, r->arena, &u, c->kdf_opslimit, c->kdf_memlimit_kib, &id);
+    if (rc == 1) {
+        return jt_fail(r, JT_E_EMAIL_TAKEN, "this email is already registered");
+    }
+    if (rc != 0) {
+        return jt_db_fail(r, rc == -1 ? JT_DB_DOWN : JT_DB_ERROR);
+    }
+    jt_json_begin(r, &b, &w, 256);
+    jw_obj_open(&w);
+    jw_kint(&w, "userId", id);
+    jw_kstr(&w, "email", u.email);
+    jw_kstr(&w, "name", u.name);
+    jw_kstr(&w, "phone", u.phone);
+    jw_kstr(&w, "role", u.role);
+    jw_kint(&w, "balance", 0);
+    jw_obj_close(&w);
+    snprintf(loc, sizeof(loc), "/api/v1/users/%lld", (long long) id);
+    jt_reply_header(r, "Location", loc);
+    jt_reply_json(r, 201, &b);
+    return JT_OK;
+}
+
+/* GET /api/v1/users/{userId} */
+jt_err
+accounts_get(jt_req *r)
+{
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_principal p;
+    jt_val v[1] = { JT_VI(uid) };
+    jt_rows rows;
+    jt_db_rc rc;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    const char *email, *name, *phone;
+
+    if ((e = auth_require_user(r, &p, uid)) != JT_OK) {
+        return e;
+    }
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_USER_GET, v, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    if (rows.nrows == 0) {
+        return jt_fail(r, JT_E_USER_NOT_FOUND, "user %lld does not exist", (long long) uid);
+    }
+    email = jt_pii_open(r->arena, "users.email", (const unsigned char *) jt_cell(&rows, 0, 1)->s,
+                        jt_cell(&rows, 0, 1)->len);
+    name = jt_pii_open(r->arena, "users.name", (const unsigned char *) jt_cell(&rows, 0, 2)->s,
+                       jt_cell(&rows, 0, 2)->len);
+    phone = jt_pii_open(r->arena, "users.phone", (const unsigned char *) jt_cell(&rows, 0, 3)->s,
+                        jt_cell(&rows, 0, 3)->len);
+    if (email == NULL || name == NULL || phone == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "personal data cannot be opened with the configured keys");
+    }
+    jt_json_begin(r, &b, &w, 256);
+    jw_obj_open(&w);
+    jw_kint(&w, "userId", uid);
+    jw_kstr(&w, "name", name);
+    jw_kstr(&w, "email", email);
+    jw_kstr(&w, "phone", phone);
+    jw_kstr(&w, "role", jt_cell(&rows, 0, 4)->s);
+    jw_kint(&w, "balance", jt_cell(&rows, 0, 5)->i);
+    jw_kstr(&w, "updatedAt", jt_cell(&rows, 0, 6)->s);
+    jw_obj_close(&w);
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}
+
+/* POST /api/v1/auth/tokens */
+jt_err
+auth_token_create(jt_req *r)
+{
+    /* verified against when the email is unknown, so both failures cost
+     * the same time and look the same */
+    static char dummy_hash[crypto_pwhash_STRBYTES];
+    const jt_conf *c = conf_of(r);
+    unsigned char idx[JT_PII_INDEX_LEN], raw[TOKEN_BYTES], th[32];
+    char token[TOKEN_CHARS + 1], *email;
+    const char *em, *pw, *hash;
+    json_object *o;
+    jt_val v[3];
+    jt_rows rows;
+    jt_db_rc rc;
+    int64_t uid = 0;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+
+    if ((e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_json_str(r, o, "email", JT_REQUIRED, 1, 254, &em)) != JT_OK
+        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 1, 200, &pw)) != JT_OK) {
+        return e;
+    }
+    if (dummy_hash[0] == '\0'
+        && crypto_pwhash_str(dummy_hash, "not a password", 14, (unsigned long long) c->kdf_opslimit,
+                             (size_t) c->kdf_memlimit_kib * 1024) != 0) {
+        return JT_E_INTERNAL;
+    }
+    email = jt_pstrdup(r->arena, em);
+    if (email == NULL) {
+        return JT_E_INTERNAL;
+    }
+    for (char *q = email; *q; q++) {
+        *q = (char) tolower((unsigned char) *q);
+    }
+    jt_pii_index(email, strlen(email), idx);
+    v[0] = JT_VB(idx, sizeof(idx));
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_USER_BY_EMAIL, v, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    hash = rows.nrows ? jt_cell(&rows, 0, 1)->s : dummy_hash;
+    if (crypto_pwhash_str_verify(hash, pw, strlen(pw)) != 0 || rows.nrows == 0) {
+        return jt_fail(r, JT_E_INVALID_CREDENTIALS, "wrong email or password");
+    }
+    uid = jt_cell(&rows, 0, 0)->i;
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(token, sizeof(token), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_hash_sha256(th, raw, sizeof(raw));
+    sodium_memzero(raw, sizeof(raw));
+    v[0] = JT_VB(th, 32);
+    v[1] = JT_VI(uid);
+    v[2] = JT_VI(c->token_ttl);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_INSERT, v, 3, &rows)) != JT_DB_OK
+        || (rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_EXPIRY, v, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jt_json_begin(r, &b, &w, 192);
+    jw_obj_open(&w);
+    jw_kstr(&w, "token", token);
+    jw_kstr(&w, "tokenType", "Bearer");
+    jw_kstr(&w, "expiresAt", rows.nrows ? jt_cell(&rows, 0, 0)->s : "");
+    jw_kint(&w, "userId", uid);
+    jw_obj_close(&w);
+    jt_reply_json(r, 201, &b);
+    return JT_OK;
+}
+
+/* DELETE /api/v1/auth/tokens/current: takes effect at once (every request
+ * checks the token row; nothing caches it). */
+jt_err
+auth_token_revoke(jt_req *r)
+{
+    jt_principal p;
+    jt_val v[1];
+    jt_rows rows;
+    jt_db_rc rc;
+    jt_err e;
+
+    if ((e = auth_require(r, &p)) != JT_OK) {
+        return e;
+    }
+    v[0] = JT_VB(p.token_hash, 32);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_REVOKE, v, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jt_reply_text(r, 204, "application/json", "", 0);
+    return JT_OK;
+}

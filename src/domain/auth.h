@@ -1,0 +1,42 @@
+/* Bearer tokens: who is asking, and may they act on this user. */
+#ifndef JT_AUTH_H
+#define JT_AUTH_H
+
+#include <stdint.h>
+
+#include "http/request.h"
+
+typedef struct {
+    int64_t       user_id;
+    int           is_admin;
+    const char   *role;
+    unsigned char token_hash[32];
+} jt_principal;
+
+/* 401 without a valid, unexpired, unrevoked token. */
+jt_err auth_require(jt_req *r, jt_principal *p);
+/* auth_require, then 403 unless the principal is user_id or an admin. */
+jt_err auth_require_user(jt_req *r, jt_principal *p, int64_t user_id);
+
+jt_err accounts_create(jt_req *r);
+jt_err accounts_get(jt_req *r);
+jt_err auth_token_create(jt_req *r);
+jt_err auth_token_revoke(jt_req *r);
+
+/* Shared with the admin tool: validates and inserts a user. */
+typedef struct {
+    const char *email;      /* normalised (lower case) on success */
+    const char *password;
+    const char *name;
+    const char *phone;
+    const char *role;
+} jt_new_user;
+
+struct jt_db;
+struct jt_arena_s;
+jt_err accounts_validate(jt_req *r, jt_new_user *u);
+/* 0 ok (*id set), 1 email taken, -1 database down, -2 other error. */
+int    accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
+                       int64_t memlimit_kib, int64_t *id);
+
+#endif

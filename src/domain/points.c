@@ -1,0 +1,210 @@
+/* Points: charging a balance and reading the ledger. The charge is the
+ * simplest money flow and shows the whole write path in one place:
+ * validate → idempotency begin → lock → transaction (retried by store/tx)
+ * → commit → cache the answer → unlock → answer. */
+#include "domain/points.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "domain/auth.h"
+#include "domain/common.h"
+#include "domain/write.h"
+#include "http/json.h"
+#include "store/db.h"
+#include "store/idem.h"
+#include "store/lock.h"
+#include "store/tx.h"
+
+static const char SQL_BALANCE_READ[] =
+    "SELECT balance, version FROM users WHERE id = ?";
+static const char SQL_BALANCE_WRITE[] =
+    "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
+static const char SQL_LEDGER_INSERT[] =
+    "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_LEDGER_PAGE[] =
+    "SELECT id, delta, balance_after, kind, ref_id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')"
+    " FROM point_ledger WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+
+typedef struct {
+    int64_t     user_id;
+    int64_t     amount;
+    jt_idem    *idem;          /* NULL without a key (never for charge) */
+    int64_t     ttl;
+    jt_err      refusal;       /* on JT_TX_ABORT */
+    /* results */
+    int64_t     balance;
+    int64_t     ledger_id;
+    jt_buf      body;
+    jt_req     *r;
+} charge_tx;
+
+/* One attempt: read the balance with its version, check the limit, write
+ * it back fenced by the version, append the ledger row, record the key. */
+static jt_tx_step
+charge_body(jt_tx *tx)
+{
+    charge_tx *c = tx->data;
+    jt_val p[5];
+    jt_rows rows;
+    int64_t balance, version;
+    jt_json w;
+
+    p[0] = JT_VI(c->user_id);
+    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
+    if (rows.nrows == 0) {
+        c->refusal = jt_fail(c->r, JT_E_USER_NOT_FOUND, "user %lld does not exist", (long long) c->user_id);
+        return JT_TX_ABORT;
+    }
+    balance = jt_cell(&rows, 0, 0)->i;
+    version = jt_cell(&rows, 0, 1)->i;
+    /* both operands are bounded (balance ≤ 1e8, amount ≤ 1e6): no overflow */
+    if (balance + c->amount > JT_BALANCE_MAX) {
+        c->refusal = jt_fail(c->r, JT_E_BALANCE_LIMIT, "a balance may not exceed %lld", JT_BALANCE_MAX);
+        return JT_TX_ABORT;
+    }
+    c->balance = balance + c->amount;
+
+    p[0] = JT_VI(c->balance);
+    p[1] = JT_VI(c->user_id);
+    p[2] = JT_VI(version);
+    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+    p[0] = JT_VI(c->user_id);
+    p[1] = JT_VI(c->amount);
+    p[2] = JT_VI(c->balance);
+    p[3] = JT_VS("CHARGE");
+    p[4] = JT_VNULL;
+    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    c->ledger_id = (int64_t) rows.insert_id;
+
+    jt_json_begin(c->r, &c->body, &w, 128);
+    jw_obj_open(&w);
+    jw_kint(&w, "userId", c->user_id);
+    jw_kint(&w, "balance", c->balance);
+    jw_kint(&w, "charged", c->amount);
+    jw_kint(&w, "ledgerId", c->ledger_id);
+    jw_obj_close(&w);
+
+    if (c->idem != NULL) {
+        return jt_idem_record(tx, c->idem, 200, c->body.data, c->body.len, "CHARGE", c->ledger_id, c->ttl);
+    }
+    return JT_TX_COMMIT;
+}
+
+/* POST /api/v1/users/{userId}/charge */
+jt_err
+points_charge(jt_req *r)
+{
+    const jt_conf *conf = r->conf;
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_principal who;
+    json_object *o;
+    json_object *amount_obj;
+    jt_write wr;
+    charge_tx c;
+    jt_err e;
+
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK) {
+        return e;
+    }
+    if ((e = jt_json_body(r, &o)) != JT_OK) {
+        return e;
+    }
+    if (!json_object_object_get_ex(o, "amount", &amount_obj) || amount_obj == NULL
+        || !json_object_is_type(amount_obj, json_type_int)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'amount' must be an integer number of KRW");
+    }
+    memset(&c, 0, sizeof(c));
+    c.amount = json_object_get_int64(amount_obj);
+    if (c.amount < JT_CHARGE_MIN) {
+        return jt_fail(r, JT_E_AMOUNT_TOO_SMALL, "the smallest charge is %d", JT_CHARGE_MIN);
+    }
+    if (c.amount > JT_CHARGE_MAX) {
+        return jt_fail(r, JT_E_AMOUNT_TOO_LARGE, "the largest charge is %d", JT_CHARGE_MAX);
+    }
+    c.user_id = uid;
+    c.ttl = conf->idem_ttl;
+    c.r = r;
+
+    e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_REQUIRED);
+    if (e != JT_OK || wr.replayed) {
+        return e;
+    }
+    c.idem = wr.has_key ? &wr.idem : NULL;
+    {
+        char key[64];
+        const char *keys[1] = { key };
+        snprintf(key, sizeof(key), "lock:balance:%lld", (long long) uid);
+        e = jt_write_lock(r, &wr, keys, 1);
+        if (e != JT_OK) {
+            return e;
+        }
+    }
+    e = jt_write_run(r, &wr, charge_body, &c, &c.refusal);
+    if (e != JT_OK || wr.replayed) {
+        return e;
+    }
+    JT_METRIC_INC(charges);
+    JT_METRIC_ADD(points_charged, c.amount);
+    jt_write_finish(r, &wr, 200, &c.body);
+    return JT_OK;
+}
+
+/* GET /api/v1/users/{userId}/points?cursor=&limit= — newest first. */
+jt_err
+points_ledger(jt_req *r)
+{
+    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    jt_principal who;
+    jt_val p[3];
+    jt_rows rows;
+    jt_db_rc rc;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    int i;
+
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK
+        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
+        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK) {
+        return e;
+    }
+    p[0] = JT_VI(uid);
+    p[1] = JT_VI(cursor);
+    p[2] = JT_VI(limit);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_LEDGER_PAGE, p, 3, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jt_json_begin(r, &b, &w, 64 + (size_t) rows.nrows * 160);
+    jw_obj_open(&w);
+    jw_key(&w, "items");
+    jw_arr_open(&w);
+    for (i = 0; i < rows.nrows; i++) {
+        jw_obj_open(&w);
+        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
+        jw_kint(&w, "delta", jt_cell(&rows, i, 1)->i);
+        jw_kint(&w, "balanceAfter", jt_cell(&rows, i, 2)->i);
+        jw_kstr(&w, "kind", jt_cell(&rows, i, 3)->s);
+        if (jt_cell(&rows, i, 4)->type == JT_V_NULL) {
+            jw_knull(&w, "refId");
+        } else {
+            jw_kint(&w, "refId", jt_cell(&rows, i, 4)->i);
+        }
+        jw_kstr(&w, "createdAt", jt_cell(&rows, i, 5)->s);
+        jw_obj_close(&w);
+    }
+    jw_arr_close(&w);
+    if (rows.nrows == limit) {
+        jw_kint(&w, "nextCursor", jt_cell(&rows, rows.nrows - 1, 0)->i);
+    } else {
+        jw_knull(&w, "nextCursor");
+    }
+    jw_obj_close(&w);
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}

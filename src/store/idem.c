@@ -1,0 +1,259 @@
+#include "store/idem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/buf.h"
+#include "core/metrics.h"
+
+static const char SQL_IDEM_GET[] =
+    "SELECT fingerprint, status, body FROM idempotency_keys"
+    " WHERE user_id = ? AND idem_key = ? AND expires_at > NOW(6)";
+static const char SQL_IDEM_PURGE_ONE[] =
+    "DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND expires_at <= NOW(6)";
+static const char SQL_IDEM_PUT[] =
+    "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, status, body, ref_kind, ref_id, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? SECOND)";
+
+static const char RELEASE_LUA[] =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+int
+jt_idem_parse_key(jt_arena *a, const char *h, const char **key, size_t *len)
+{
+    size_t n, i, o = 0;
+    char *out;
+
+    if (h == NULL) {
+        return -1;
+    }
+    n = strlen(h);
+    if (n == 0 || n > 600) {
+        return -1;
+    }
+    out = jt_palloc(a, n + 1);
+    if (out == NULL) {
+        return -1;
+    }
+    if (h[0] == '"') {
+        /* RFC 8941 sf-string: printable ASCII, \" and \\ the only escapes */
+        if (n < 2 || h[n - 1] != '"') {
+            return -1;
+        }
+        for (i = 1; i < n - 1; i++) {
+            unsigned char c = (unsigned char) h[i];
+            if (c == '\\') {
+                if (i + 1 >= n - 1 || (h[i + 1] != '"' && h[i + 1] != '\\')) {
+                    return -1;
+                }
+                out[o++] = h[++i];
+            } else if (c == '"' || c < 0x20 || c > 0x7e) {
+                return -1;
+            } else {
+                out[o++] = (char) c;
+            }
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char) h[i];
+            if (c <= 0x20 || c > 0x7e) {
+                return -1;
+            }
+            out[o++] = (char) c;
+        }
+    }
+    /* the key itself: 1..255 visible characters (no spaces) */
+    if (o == 0 || o > 255) {
+        return -1;
+    }
+    for (i = 0; i < o; i++) {
+        if ((unsigned char) out[i] <= 0x20) {
+            return -1;
+        }
+    }
+    out[o] = '\0';
+    *key = out;
+    *len = o;
+    return 0;
+}
+
+void
+jt_idem_fingerprint(const char *method, const char *route, const char *canonical, size_t len,
+                    unsigned char out[32])
+{
+    crypto_hash_sha256_state st;
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *) method, strlen(method));
+    crypto_hash_sha256_update(&st, (const unsigned char *) " ", 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *) route, strlen(route));
+    crypto_hash_sha256_update(&st, (const unsigned char *) "\n", 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *) canonical, len);
+    crypto_hash_sha256_final(&st, out);
+}
+
+/* Redis value: 64 hex of fingerprint, '|', 3-digit status, '|', body. */
+static jt_idem_rc
+from_cached(jt_idem *id, const char *v, size_t n)
+{
+    char fphex[65];
+    int status;
+
+    if (n < 69 || v[64] != '|' || v[68] != '|') {
+        return JT_IDEM_PROCEED;   /* unreadable: ignore the cache */
+    }
+    sodium_bin2hex(fphex, sizeof(fphex), id->fp, 32);
+    if (memcmp(fphex, v, 64) != 0) {
+        return JT_IDEM_MISMATCH;
+    }
+    status = (v[65] - '0') * 100 + (v[66] - '0') * 10 + (v[67] - '0');
+    id->replay_status = status;
+    id->replay_body = v + 69;
+    id->replay_len = n - 69;
+    return JT_IDEM_REPLAY;
+}
+
+jt_idem_rc
+jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a)
+{
+    jt_val p[2] = { JT_VI(id->user_id), JT_VB(id->key, id->key_len) };
+    jt_rows rows;
+    jt_db_rc rc = jt_db_exec(db, a, SQL_IDEM_GET, p, 2, &rows);
+    jt_val *fp;
+
+    if (rc != JT_DB_OK) {
+        return rc == JT_DB_DOWN ? JT_IDEM_DB_DOWN : JT_IDEM_ERROR;
+    }
+    if (rows.nrows == 0) {
+        return JT_IDEM_PROCEED;
+    }
+    fp = jt_cell(&rows, 0, 0);
+    if (fp->len != 32 || memcmp(fp->s, id->fp, 32) != 0) {
+        return JT_IDEM_MISMATCH;
+    }
+    id->replay_status = (int) jt_cell(&rows, 0, 1)->i;
+    id->replay_body = jt_cell(&rows, 0, 2)->s;
+    id->replay_len = jt_cell(&rows, 0, 2)->len;
+    return JT_IDEM_REPLAY;
+}
+
+jt_idem_rc
+jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id, const char *key,
+              size_t key_len, const unsigned char fp[32], int64_t marker_ms)
+{
+    unsigned char kh[32], rnd[16];
+    char khex[65];
+    redisReply *rep;
+    jt_idem_rc rc;
+
+    memset(id, 0, sizeof(*id));
+    id->user_id = user_id;
+    id->key = key;
+    id->key_len = key_len;
+    memcpy(id->fp, fp, 32);
+    crypto_hash_sha256(kh, (const unsigned char *) key, key_len);
+    sodium_bin2hex(khex, sizeof(khex), kh, sizeof(kh));
+    snprintf(id->cache_key, sizeof(id->cache_key), "idem:%lld:%s", (long long) user_id, khex);
+    snprintf(id->marker_key, sizeof(id->marker_key), "idem-inflight:%lld:%s", (long long) user_id, khex);
+
+    /* 1. the replay cache */
+    rep = jt_redis_cmd(r, a, "GET %s", id->cache_key);
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        rc = from_cached(id, rep->str, rep->len);
+        if (rc != JT_IDEM_PROCEED) {
+            JT_METRIC_INC(idem_replays);
+            if (rc == JT_IDEM_MISMATCH) {
+                JT_METRIC_INC(idem_mismatch);
+            }
+            return rc;
+        }
+    }
+    if (rep == NULL) {
+        JT_METRIC_INC(idem_degraded);
+    }
+
+    /* 2. the durable record (a flushed or restarted Redis lands here) */
+    rc = jt_idem_lookup(id, db, a);
+    if (rc != JT_IDEM_PROCEED) {
+        if (rc == JT_IDEM_REPLAY) {
+            JT_METRIC_INC(idem_replays);
+        } else if (rc == JT_IDEM_MISMATCH) {
+            JT_METRIC_INC(idem_mismatch);
+        }
+        return rc;
+    }
+
+    /* 3. the in-flight marker. Without Redis we go on: the unique row
+     * inserted with the effect still lets only one request commit. */
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(id->token, sizeof(id->token), rnd, sizeof(rnd));
+    rep = jt_redis_cmd(r, a, "SET %s %s NX PX %lld", id->marker_key, id->token, (long long) marker_ms);
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        JT_METRIC_INC(idem_degraded);
+        return JT_IDEM_PROCEED;
+    }
+    if (rep->type != REDIS_REPLY_STATUS) {
+        JT_METRIC_INC(idem_in_flight);
+        return JT_IDEM_IN_FLIGHT;
+    }
+    id->marker_held = 1;
+    return JT_IDEM_PROCEED;
+}
+
+jt_tx_step
+jt_idem_record(jt_tx *tx, jt_idem *id, int status, const char *body, size_t len, const char *ref_kind,
+               int64_t ref_id, int64_t ttl_s)
+{
+    jt_val del[2] = { JT_VI(id->user_id), JT_VB(id->key, id->key_len) };
+    jt_val p[8] = {
+        JT_VI(id->user_id), JT_VB(id->key, id->key_len), JT_VB(id->fp, 32), JT_VI(status),
+        JT_VB(body, len), JT_VS(ref_kind), JT_VI(ref_id), JT_VI(ttl_s),
+    };
+    jt_rows rows;
+
+    /* an expired row would block the key's reuse until the purge job ran */
+    JT_TX_EXEC(tx, SQL_IDEM_PURGE_ONE, del, 2, &rows);
+    JT_TX_EXEC(tx, SQL_IDEM_PUT, p, 8, &rows);
+    return JT_TX_COMMIT;
+}
+
+void
+jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
+               int64_t ttl_s)
+{
+    char fphex[65], head[80];
+    const char *argv[5];
+    size_t lens[5];
+    jt_buf v;
+
+    /* cache first, then drop the marker: a retry arriving in between sees
+     * either the marker (409) or the cached answer, never neither */
+    sodium_bin2hex(fphex, sizeof(fphex), id->fp, 32);
+    snprintf(head, sizeof(head), "%s|%03d|", fphex, status);
+    jt_buf_init(&v, a, len + 80);
+    jt_buf_adds(&v, head);
+    jt_buf_add(&v, body, len);
+    if (!v.oom) {
+        char ttl[24];
+        snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
+        argv[0] = "SET"; lens[0] = 3;
+        argv[1] = id->cache_key; lens[1] = strlen(id->cache_key);
+        argv[2] = v.data; lens[2] = v.len;
+        argv[3] = "EX"; lens[3] = 2;
+        argv[4] = ttl; lens[4] = strlen(ttl);
+        (void) jt_redis_argv(r, a, 5, argv, lens);
+    }
+    jt_idem_abandon(id, r, a);
+}
+
+void
+jt_idem_abandon(jt_idem *id, jt_redis *r, jt_arena *a)
+{
+    if (!id->marker_held) {
+        return;
+    }
+    id->marker_held = 0;
+    (void) jt_redis_cmd(r, a, "EVAL %s 1 %s %s", RELEASE_LUA, id->marker_key, id->token);
+}

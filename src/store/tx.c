@@ -1,0 +1,77 @@
+#include "store/tx.h"
+
+#include <time.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "store/lock.h"
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+jt_tx_rc
+jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data)
+{
+    int64_t deadline = mono_ms() + p->deadline_ms, backoff = p->backoff_base_ms;
+    jt_tx tx = { db, a, JT_DB_OK, 0, data };
+
+    for (;;) {
+        jt_tx_step step;
+        jt_db_rc rc;
+
+        tx.attempt++;
+        tx.db_rc = JT_DB_OK;
+        rc = jt_db_begin(db);
+        if (rc != JT_DB_OK) {
+            return rc == JT_DB_DOWN ? JT_TX_DB_DOWN : JT_TX_DB_ERROR;
+        }
+        step = body(&tx);
+        if (step == JT_TX_COMMIT && p->test_delay_ms > 0) {
+            /* test-only: hold the transaction open past a tiny lease */
+            struct timespec ts = { (time_t) (p->test_delay_ms / 1000),
+                                   (long) (p->test_delay_ms % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
+        }
+        if (step == JT_TX_COMMIT) {
+            rc = jt_db_commit(db);
+            if (rc == JT_DB_OK) {
+                return JT_TX_OK;
+            }
+            step = JT_TX_DBERR;
+            tx.db_rc = rc;
+        }
+        jt_db_rollback(db);
+
+        if (step == JT_TX_ABORT) {
+            return JT_TX_ABORTED;
+        }
+        if (step == JT_TX_DBERR) {
+            if (tx.db_rc == JT_DB_DOWN) {
+                return JT_TX_DB_DOWN;
+            }
+            if (tx.db_rc == JT_DB_DUPLICATE) {
+                return JT_TX_DUPLICATE;
+            }
+            if (tx.db_rc != JT_DB_RETRY) {
+                return JT_TX_DB_ERROR;
+            }
+        }
+        /* a conflict: somebody else's write won; start again from a fresh read */
+        JT_METRIC_INC(tx_conflicts);
+        if (tx.attempt >= p->max_attempts || mono_ms() + backoff >= deadline) {
+            JT_METRIC_INC(tx_exhausted);
+            jt_log_warn("tx: giving up after %d attempts", tx.attempt);
+            return JT_TX_EXHAUSTED;
+        }
+        jt_sleep_jitter_ms(backoff);
+        backoff = backoff * 2 > p->backoff_max_ms ? p->backoff_max_ms : backoff * 2;
+        if (backoff <= 0) {
+            backoff = 1;
+        }
+    }
+}
