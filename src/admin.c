@@ -142,6 +142,8 @@ out:
 
 static const char SQL_DEMO_COUNT[] = "SELECT COUNT(*) FROM products";
 static const char SQL_DEMO_PRODUCT[] = "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)";
+static const char SQL_DEMO_OPTION[] =
+    "INSERT INTO product_options (product_id, name, extra_price, stock) VALUES (?, ?, ?, ?)";
 
 /* A realistic catalog: a few hundred products, prices in KRW. */
 static int
@@ -189,11 +191,25 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 jt_db_rollback(&db);
                 goto out;
             }
+            /* every tenth product is sold by size: its stock lives on the options */
+            if (i % 10 == 9) {
+                static const char *opt[] = { "소 (S)", "중 (M)", "대 (L)" };
+                int64_t pid = (int64_t) rows.insert_id;
+                int k;
+                for (k = 0; k < 3; k++) {
+                    jt_val ov[4] = { JT_VI(pid), JT_VS(opt[k]), JT_VI(k * 2000), JT_VI(50) };
+                    if (jt_db_exec(&db, a, SQL_DEMO_OPTION, ov, 4, &rows) != JT_DB_OK) {
+                        fprintf(stderr, "demo-data: %s\n", db.last_error);
+                        jt_db_rollback(&db);
+                        goto out;
+                    }
+                }
+            }
         }
         if (jt_db_commit(&db) != JT_DB_OK) {
             goto out;
         }
-        printf("demo-data: 300 products loaded\n");
+        printf("demo-data: 300 products loaded (30 of them with size options)\n");
     }
     rc = 0;
 out:

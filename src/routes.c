@@ -3,6 +3,7 @@
 #include "domain/auth.h"
 #include "domain/catalog.h"
 #include "domain/health.h"
+#include "domain/orders.h"
 #include "domain/points.h"
 #include "domain/testing.h"
 #include "server/status.h"
@@ -20,6 +21,12 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/api/v1/users/{userId}/points",     points_ledger,      0 },
     { JT_POST,   "/api/v1/auth/tokens",               auth_token_create,  0 },
     { JT_DELETE, "/api/v1/auth/tokens/current",       auth_token_revoke,  0 },
+
+    /* orders */
+    { JT_POST,   "/api/v1/orders",                    orders_place,       0 },
+    { JT_GET,    "/api/v1/orders/{orderId}",          orders_get,         0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/cancel",   orders_cancel,      0 },
+    { JT_GET,    "/api/v1/users/{userId}/orders",     orders_list,        0 },
 
     /* catalog */
     { JT_GET,    "/api/v1/products",                  catalog_list,       0 },

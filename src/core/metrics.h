@@ -19,6 +19,9 @@ typedef struct {
     uint64_t idem_degraded;
     uint64_t points_charged;         /* KRW */
     uint64_t charges;
+    uint64_t orders_paid;
+    uint64_t orders_cancelled;
+    uint64_t orders_out_of_stock;
 } jt_metrics;
 
 int         jt_metrics_init_shared(void);

@@ -1,0 +1,820 @@
+/* Orders paid with points. Read orders_place() top to bottom: validate and
+ * price outside any lock → idempotency → locks on every stock row and the
+ * balance → one transaction (read versions, check, fenced UPDATEs, order,
+ * lines, ledger, outbox, idempotency row) retried as a whole on conflict →
+ * commit → cache the answer → unlock → answer. */
+#include "domain/orders.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/pii.h"
+#include "domain/auth.h"
+#include "domain/common.h"
+#include "domain/points.h"
+#include "domain/write.h"
+#include "http/json.h"
+#include "store/db.h"
+
+/* pricing, outside any lock */
+static const char SQL_PRICE_PRODUCT[] =
+    "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id)"
+    " FROM products p WHERE p.id = ?";
+static const char SQL_PRICE_OPTION[] =
+    "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
+/* inside the transaction */
+static const char SQL_STOCK_PRODUCT[] =
+    "SELECT price, stock, version FROM products WHERE id = ?";
+static const char SQL_STOCK_OPTION[] =
+    "SELECT p.price + o.extra_price, o.stock, o.version FROM product_options o"
+    " JOIN products p ON p.id = o.product_id WHERE o.id = ?";
+static const char SQL_STOCK_PRODUCT_WRITE[] =
+    "UPDATE products SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
+static const char SQL_STOCK_OPTION_WRITE[] =
+    "UPDATE product_options SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
+static const char SQL_BALANCE_READ[] =
+    "SELECT balance, version FROM users WHERE id = ?";
+static const char SQL_BALANCE_WRITE[] =
+    "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
+static const char SQL_ORDER_INSERT[] =
+    "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
+    " VALUES (?, 'PAID', ?, ?, ?, ?)";
+static const char SQL_ORDER_CREATED[] =
+    "SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM orders WHERE id = ?";
+static const char SQL_ITEM_INSERT[] =
+    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_LEDGER_INSERT[] =
+    "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_OUTBOX_INSERT[] =
+    "INSERT INTO outbox (topic, aggregate_id, payload) VALUES (?, ?, ?)";
+/* reads and cancel */
+static const char SQL_ORDER_GET[] =
+    "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
+    " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
+    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version FROM orders WHERE id = ?";
+static const char SQL_ORDER_PAGE[] =
+    "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
+    " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
+    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version"
+    " FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+static const char SQL_ITEMS_GET[] =
+    "SELECT product_id, option_id, name, unit_price, quantity, line_total FROM order_items"
+    " WHERE order_id = ? ORDER BY line_no";
+static const char SQL_ORDER_STATUS[] =
+    "SELECT status, version, total, user_id FROM orders WHERE id = ?";
+static const char SQL_ORDER_CANCEL[] =
+    "UPDATE orders SET status = 'CANCELLED', cancelled_at = NOW(6), version = version + 1"
+    " WHERE id = ? AND version = ? AND status = 'PAID'";
+
+enum { O_ID, O_USER, O_STATUS, O_ITEMS_TOTAL, O_FEE, O_TOTAL, O_SHIP, O_CREATED, O_CANCELLED, O_VERSION };
+
+typedef struct {
+    int64_t     product_id;
+    int64_t     option_id;     /* 0: the product has no options */
+    int64_t     quantity;
+    const char *name;          /* snapshot */
+    int64_t     unit_price;    /* price (+ extra price) when priced */
+    int64_t     line_total;
+} order_line;
+
+typedef struct {
+    jt_req         *r;
+    int64_t         buyer;
+    order_line      lines[JT_ORDER_MAX_ITEMS];
+    int             n;
+    int64_t         items_total;
+    int64_t         shipping_fee;
+    int64_t         total;
+    unsigned char  *ship_sealed;
+    size_t          ship_len;
+    jt_idem        *idem;
+    int64_t         ttl;
+    jt_err          refusal;
+    /* results */
+    int64_t         order_id;
+    int64_t         balance;
+    const char     *created_at;
+    jt_buf          body;
+} order_tx;
+
+/* --- validation ---------------------------------------------------------- */
+
+int accounts_valid_phone(const char *s);
+
+static jt_err
+parse_items(jt_req *r, json_object *o, order_tx *t)
+{
+    json_object *items;
+    size_t n, i, j;
+
+    if (!json_object_object_get_ex(o, "items", &items) || items == NULL
+        || !json_object_is_type(items, json_type_array)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'items' must be an array");
+    }
+    n = json_object_array_length(items);
+    if (n < 1 || n > JT_ORDER_MAX_ITEMS) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "an order has 1 to %d items", JT_ORDER_MAX_ITEMS);
+    }
+    for (i = 0; i < n; i++) {
+        json_object *it = json_object_array_get_idx(items, i), *opt;
+        order_line *l = &t->lines[i];
+        jt_err e;
+
+        if (it == NULL || !json_object_is_type(it, json_type_object)) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "items[%zu] must be an object", i);
+        }
+        if ((e = jt_json_int(r, it, "productId", JT_REQUIRED, 1, INT64_MAX - 1, &l->product_id, NULL)) != JT_OK
+            || (e = jt_json_int(r, it, "quantity", JT_REQUIRED, 1, JT_ORDER_MAX_QTY, &l->quantity, NULL))
+                   != JT_OK) {
+            return e;
+        }
+        l->option_id = 0;
+        if (json_object_object_get_ex(it, "optionId", &opt) && opt != NULL
+            && (e = jt_json_int(r, it, "optionId", JT_REQUIRED, 1, INT64_MAX - 1, &l->option_id, NULL))
+                   != JT_OK) {
+            return e;
+        }
+        for (j = 0; j < i; j++) {
+            if (t->lines[j].product_id == l->product_id && t->lines[j].option_id == l->option_id) {
+                return jt_fail(r, JT_E_INVALID_REQUEST, "items[%zu] repeats an earlier product/option", i);
+            }
+        }
+    }
+    t->n = (int) n;
+    return JT_OK;
+}
+
+/* Validates the shipping block and seals it (personal data at rest). */
+static jt_err
+seal_shipping(jt_req *r, json_object *o, order_tx *t)
+{
+    json_object *s;
+    const char *recipient, *phone, *zip, *address, *request = NULL;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    int i;
+
+    if (!json_object_object_get_ex(o, "shipping", &s) || s == NULL
+        || !json_object_is_type(s, json_type_object)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'shipping' must be an object");
+    }
+    if ((e = jt_json_str(r, s, "recipient", JT_REQUIRED, 1, 50, &recipient)) != JT_OK
+        || (e = jt_json_str(r, s, "phone", JT_REQUIRED, 10, 13, &phone)) != JT_OK
+        || (e = jt_json_str(r, s, "zipCode", JT_REQUIRED, 5, 5, &zip)) != JT_OK
+        || (e = jt_json_str(r, s, "address", JT_REQUIRED, 1, 200, &address)) != JT_OK
+        || (e = jt_json_str(r, s, "request", JT_OPTIONAL, 0, 200, &request)) != JT_OK) {
+        return e;
+    }
+    if (!accounts_valid_phone(phone)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'shipping.phone' must look like 010-1234-5678");
+    }
+    for (i = 0; i < 5; i++) {
+        if (!isdigit((unsigned char) zip[i])) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "'shipping.zipCode' must be 5 digits");
+        }
+    }
+    jt_json_begin(r, &b, &w, 256);
+    jw_obj_open(&w);
+    jw_kstr(&w, "recipient", recipient);
+    jw_kstr(&w, "phone", phone);
+    jw_kstr(&w, "zipCode", zip);
+    jw_kstr(&w, "address", address);
+    jw_kstr(&w, "request", request ? request : "");
+    jw_obj_close(&w);
+    if (b.oom || (t->ship_sealed = jt_pii_seal(r->arena, "orders.shipping", b.data, b.len, &t->ship_len))
+                     == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "cannot seal shipping data");
+    }
+    return JT_OK;
+}
+
+/* Prices every line from the database (never from the client). */
+static jt_err
+price_lines(jt_req *r, order_tx *t)
+{
+    int i;
+
+    t->items_total = 0;
+    for (i = 0; i < t->n; i++) {
+        order_line *l = &t->lines[i];
+        jt_val p[2] = { JT_VI(l->product_id), JT_VI(0) };
+        jt_rows rows;
+        jt_db_rc rc;
+        int has_options;
+
+        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 1, &rows)) != JT_DB_OK) {
+            return jt_db_fail(r, rc);
+        }
+        if (rows.nrows == 0) {
+            return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) l->product_id);
+        }
+        l->name = jt_cell(&rows, 0, 0)->s;
+        l->unit_price = jt_cell(&rows, 0, 1)->i;
+        has_options = jt_cell(&rows, 0, 2)->i != 0;
+        if (has_options && l->option_id == 0) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "product %lld is ordered by option: 'optionId' is required",
+                           (long long) l->product_id);
+        }
+        if (l->option_id != 0) {
+            p[0] = JT_VI(l->option_id);
+            p[1] = JT_VI(l->product_id);
+            if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_OPTION, p, 2, &rows)) != JT_DB_OK) {
+                return jt_db_fail(r, rc);
+            }
+            if (rows.nrows == 0) {
+                return jt_fail(r, JT_E_OPTION_NOT_FOUND, "product %lld has no option %lld",
+                               (long long) l->product_id, (long long) l->option_id);
+            }
+            {
+                size_t n = strlen(l->name) + strlen(jt_cell(&rows, 0, 0)->s) + 4;
+                char *name = jt_palloc(r->arena, n);
+                if (name == NULL) {
+                    return JT_E_INTERNAL;
+                }
+                snprintf(name, n, "%s / %s", l->name, jt_cell(&rows, 0, 0)->s);
+                l->name = name;
+            }
+            if (__builtin_add_overflow(l->unit_price, jt_cell(&rows, 0, 1)->i, &l->unit_price)) {
+                return jt_fail(r, JT_E_INVALID_REQUEST, "the price is out of range");
+            }
+        }
+        if (__builtin_mul_overflow(l->unit_price, l->quantity, &l->line_total)
+            || __builtin_add_overflow(t->items_total, l->line_total, &t->items_total)) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "the order total is out of range");
+        }
+    }
+    t->shipping_fee = t->items_total >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+    if (__builtin_add_overflow(t->items_total, t->shipping_fee, &t->total)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "the order total is out of range");
+    }
+    return JT_OK;
+}
+
+/* --- the transaction ------------------------------------------------------- */
+
+static void
+write_items_json(jt_json *w, const order_line *lines, int n)
+{
+    int i;
+
+    jw_key(w, "items");
+    jw_arr_open(w);
+    for (i = 0; i < n; i++) {
+        jw_obj_open(w);
+        jw_kint(w, "productId", lines[i].product_id);
+        if (lines[i].option_id) {
+            jw_kint(w, "optionId", lines[i].option_id);
+        } else {
+            jw_knull(w, "optionId");
+        }
+        jw_kstr(w, "name", lines[i].name);
+        jw_kint(w, "unitPrice", lines[i].unit_price);
+        jw_kint(w, "quantity", lines[i].quantity);
+        jw_kint(w, "lineTotal", lines[i].line_total);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+}
+
+static jt_tx_step
+place_body(jt_tx *tx)
+{
+    order_tx *t = tx->data;
+    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance, bversion;
+    jt_val p[8];
+    jt_rows rows;
+    jt_buf shorts;
+    jt_json w;
+    int i, nshort = 0;
+
+    jt_buf_init(&shorts, tx->arena, 64);
+
+    /* 1. read every stock row with its version; check prices and stock */
+    for (i = 0; i < t->n; i++) {
+        order_line *l = &t->lines[i];
+        p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
+        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION : SQL_STOCK_PRODUCT, p, 1, &rows);
+        if (rows.nrows == 0) {
+            t->refusal = jt_fail(t->r, l->option_id ? JT_E_OPTION_NOT_FOUND : JT_E_PRODUCT_NOT_FOUND,
+                                 "product %lld is gone", (long long) l->product_id);
+            return JT_TX_ABORT;
+        }
+        if (jt_cell(&rows, 0, 0)->i != l->unit_price) {
+            t->refusal = jt_fail(t->r, JT_E_PRICE_CHANGED, "the price of product %lld changed",
+                                 (long long) l->product_id);
+            return JT_TX_ABORT;
+        }
+        stock[i] = jt_cell(&rows, 0, 1)->i;
+        version[i] = jt_cell(&rows, 0, 2)->i;
+        if (stock[i] < l->quantity) {
+            jt_buf_addf(&shorts, "%s%lld", nshort++ ? "," : "", (long long) l->product_id);
+        }
+    }
+    if (nshort > 0) {
+        t->refusal = jt_fail(t->r, JT_E_OUT_OF_STOCK, "not enough stock for product(s) %s",
+                             jt_buf_cstr(&shorts));
+        {
+            jt_buf x;
+            jt_buf_init(&x, tx->arena, 64);
+            jt_buf_addf(&x, "\"productIds\":[%s]", jt_buf_cstr(&shorts));
+            t->r->problem_extra = jt_buf_cstr(&x);
+        }
+        return JT_TX_ABORT;
+    }
+
+    /* 2. the buyer's balance */
+    p[0] = JT_VI(t->buyer);
+    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
+    if (rows.nrows == 0) {
+        t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
+        return JT_TX_ABORT;
+    }
+    balance = jt_cell(&rows, 0, 0)->i;
+    bversion = jt_cell(&rows, 0, 1)->i;
+    if (balance < t->total) {
+        t->refusal = jt_fail(t->r, JT_E_INSUFFICIENT_BALANCE, "the order costs %lld; the balance is %lld",
+                             (long long) t->total, (long long) balance);
+        return JT_TX_ABORT;
+    }
+
+    /* 3. fenced writes: each matches only the version read above */
+    for (i = 0; i < t->n; i++) {
+        order_line *l = &t->lines[i];
+        p[0] = JT_VI(stock[i] - l->quantity);
+        p[1] = JT_VI(l->option_id ? l->option_id : l->product_id);
+        p[2] = JT_VI(version[i]);
+        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
+        if (rows.affected != 1) {
+            return JT_TX_CONFLICT;
+        }
+    }
+    t->balance = balance - t->total;
+    p[0] = JT_VI(t->balance);
+    p[1] = JT_VI(t->buyer);
+    p[2] = JT_VI(bversion);
+    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+
+    /* 4. the order, its lines, the ledger row, the outbox event */
+    p[0] = JT_VI(t->buyer);
+    p[1] = JT_VI(t->items_total);
+    p[2] = JT_VI(t->shipping_fee);
+    p[3] = JT_VI(t->total);
+    p[4] = JT_VB(t->ship_sealed, t->ship_len);
+    JT_TX_EXEC(tx, SQL_ORDER_INSERT, p, 5, &rows);
+    t->order_id = (int64_t) rows.insert_id;
+    for (i = 0; i < t->n; i++) {
+        order_line *l = &t->lines[i];
+        p[0] = JT_VI(t->order_id);
+        p[1] = JT_VI(i + 1);
+        p[2] = JT_VI(l->product_id);
+        p[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
+        p[4] = JT_VS(l->name);
+        p[5] = JT_VI(l->unit_price);
+        p[6] = JT_VI(l->quantity);
+        p[7] = JT_VI(l->line_total);
+        JT_TX_EXEC(tx, SQL_ITEM_INSERT, p, 8, &rows);
+    }
+    p[0] = JT_VI(t->buyer);
+    p[1] = JT_VI(-t->total);
+    p[2] = JT_VI(t->balance);
+    p[3] = JT_VS("ORDER_PAYMENT");
+    p[4] = JT_VI(t->order_id);
+    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    p[0] = JT_VI(t->order_id);
+    JT_TX_EXEC(tx, SQL_ORDER_CREATED, p, 1, &rows);
+    t->created_at = rows.nrows ? jt_cell(&rows, 0, 0)->s : "";
+
+    jt_json_begin(t->r, &t->body, &w, 256 + (size_t) t->n * 160);
+    jw_obj_open(&w);
+    jw_kint(&w, "orderId", t->order_id);
+    jw_kstr(&w, "status", "PAID");
+    jw_kint(&w, "itemsTotal", t->items_total);
+    jw_kint(&w, "shippingFee", t->shipping_fee);
+    jw_kint(&w, "total", t->total);
+    write_items_json(&w, t->lines, t->n);
+    jw_kint(&w, "balance", t->balance);
+    jw_kstr(&w, "createdAt", t->created_at);
+    jw_obj_close(&w);
+
+    p[0] = JT_VS("order.paid");
+    p[1] = JT_VI(t->order_id);
+    p[2] = JT_VB(t->body.data, t->body.len);
+    JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
+
+    if (t->idem != NULL) {
+        return jt_idem_record(tx, t->idem, 201, t->body.data, t->body.len, "ORDER", t->order_id, t->ttl);
+    }
+    return JT_TX_COMMIT;
+}
+
+static const char **
+stock_lock_keys(jt_req *r, const order_line *lines, int n, int64_t buyer, int *nkeys)
+{
+    const char **keys = jt_palloc(r->arena, sizeof(char *) * (size_t) (n + 1));
+    int i;
+
+    if (keys == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        char tmp[64];
+        if (lines[i].option_id) {
+            snprintf(tmp, sizeof(tmp), "lock:stock:o:%lld", (long long) lines[i].option_id);
+        } else {
+            snprintf(tmp, sizeof(tmp), "lock:stock:p:%lld", (long long) lines[i].product_id);
+        }
+        keys[i] = jt_pstrdup(r->arena, tmp);
+    }
+    {
+        char tmp[64];
+        snprintf(tmp, sizeof(tmp), "lock:balance:%lld", (long long) buyer);
+        keys[n] = jt_pstrdup(r->arena, tmp);
+    }
+    *nkeys = n + 1;
+    return keys;
+}
+
+/* POST /api/v1/orders */
+jt_err
+orders_place(jt_req *r)
+{
+    const jt_conf *conf = r->conf;
+    jt_principal who;
+    json_object *o;
+    order_tx *t;
+    int64_t expected;
+    int has_expected, nkeys;
+    const char **keys;
+    jt_write wr;
+    jt_err e;
+
+    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+        return e;
+    }
+    t = jt_pcalloc(r->arena, sizeof(*t));
+    if (t == NULL) {
+        return JT_E_INTERNAL;
+    }
+    t->r = r;
+    t->buyer = who.user_id;
+    t->ttl = conf->idem_ttl;
+
+    /* 1. validate and price, outside any lock */
+    if ((e = parse_items(r, o, t)) != JT_OK
+        || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, &expected, &has_expected))
+               != JT_OK
+        || (e = seal_shipping(r, o, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+        return e;
+    }
+    if (has_expected && expected != t->total) {
+        jt_buf x;
+        jt_buf_init(&x, r->arena, 64);
+        jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
+        r->problem_extra = jt_buf_cstr(&x);
+        return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
+    }
+
+    /* 2. idempotency, then the locks on every stock row and the balance */
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
+        return e;
+    }
+    t->idem = wr.has_key ? &wr.idem : NULL;
+    keys = stock_lock_keys(r, t->lines, t->n, t->buyer, &nkeys);
+    if (keys == NULL) {
+        return JT_E_INTERNAL;
+    }
+    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
+        return e;
+    }
+
+    /* 3. the transaction, retried as a whole on conflicts */
+    e = jt_write_run(r, &wr, place_body, t, &t->refusal);
+    if (e != JT_OK || wr.replayed) {
+        if (e == JT_E_OUT_OF_STOCK) {
+            JT_METRIC_INC(orders_out_of_stock);
+        }
+        return e;
+    }
+
+    /* 4. after COMMIT: cache, unlock, answer */
+    JT_METRIC_INC(orders_paid);
+    {
+        char loc[64];
+        snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
+        jt_reply_header(r, "Location", loc);
+    }
+    jt_write_finish(r, &wr, 201, &t->body);
+    return JT_OK;
+}
+
+/* --- reading ----------------------------------------------------------- */
+
+/* Writes one order (row of SQL_ORDER_GET) with its lines and, for its
+ * buyer or an admin, the decrypted shipping block. */
+static jt_err
+write_order(jt_req *r, jt_json *w, const jt_rows *o, int row)
+{
+    jt_val p[1] = { JT_VI(jt_cell(o, row, O_ID)->i) };
+    jt_rows items;
+    jt_db_rc rc;
+    const char *ship;
+    int i;
+
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ITEMS_GET, p, 1, &items)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    ship = jt_pii_open(r->arena, "orders.shipping", (const unsigned char *) jt_cell(o, row, O_SHIP)->s,
+                       jt_cell(o, row, O_SHIP)->len);
+    if (ship == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "shipping data cannot be opened with the configured keys");
+    }
+    jw_obj_open(w);
+    jw_kint(w, "orderId", jt_cell(o, row, O_ID)->i);
+    jw_kint(w, "userId", jt_cell(o, row, O_USER)->i);
+    jw_kstr(w, "status", jt_cell(o, row, O_STATUS)->s);
+    jw_kint(w, "itemsTotal", jt_cell(o, row, O_ITEMS_TOTAL)->i);
+    jw_kint(w, "shippingFee", jt_cell(o, row, O_FEE)->i);
+    jw_kint(w, "total", jt_cell(o, row, O_TOTAL)->i);
+    jw_key(w, "items");
+    jw_arr_open(w);
+    for (i = 0; i < items.nrows; i++) {
+        jw_obj_open(w);
+        jw_kint(w, "productId", jt_cell(&items, i, 0)->i);
+        if (jt_cell(&items, i, 1)->type == JT_V_NULL) {
+            jw_knull(w, "optionId");
+        } else {
+            jw_kint(w, "optionId", jt_cell(&items, i, 1)->i);
+        }
+        jw_kstr(w, "name", jt_cell(&items, i, 2)->s);
+        jw_kint(w, "unitPrice", jt_cell(&items, i, 3)->i);
+        jw_kint(w, "quantity", jt_cell(&items, i, 4)->i);
+        jw_kint(w, "lineTotal", jt_cell(&items, i, 5)->i);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+    jw_key(w, "shipping");
+    jw_raw(w, ship, strlen(ship));
+    jw_kstr(w, "createdAt", jt_cell(o, row, O_CREATED)->s);
+    if (jt_cell(o, row, O_CANCELLED)->type == JT_V_NULL) {
+        jw_knull(w, "cancelledAt");
+    } else {
+        jw_kstr(w, "cancelledAt", jt_cell(o, row, O_CANCELLED)->s);
+    }
+    jw_obj_close(w);
+    return JT_OK;
+}
+
+/* Loads an order the principal may see; 404 otherwise (ids cannot be probed). */
+static jt_err
+load_visible_order(jt_req *r, const jt_principal *who, int64_t id, jt_rows *o)
+{
+    jt_val p[1] = { JT_VI(id) };
+    jt_db_rc rc;
+
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_GET, p, 1, o)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    if (o->nrows == 0 || (jt_cell(o, 0, O_USER)->i != who->user_id && !who->is_admin)) {
+        return jt_fail(r, JT_E_ORDER_NOT_FOUND, "order %lld does not exist", (long long) id);
+    }
+    return JT_OK;
+}
+
+/* GET /api/v1/orders/{orderId} */
+jt_err
+orders_get(jt_req *r)
+{
+    jt_principal who;
+    jt_rows o;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+
+    if ((e = auth_require(r, &who)) != JT_OK
+        || (e = load_visible_order(r, &who, jt_req_param_id(r, "orderId"), &o)) != JT_OK) {
+        return e;
+    }
+    jt_json_begin(r, &b, &w, 1024);
+    if ((e = write_order(r, &w, &o, 0)) != JT_OK) {
+        return e;
+    }
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}
+
+/* GET /api/v1/users/{userId}/orders?cursor=&limit= — newest first */
+jt_err
+orders_list(jt_req *r)
+{
+    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    jt_principal who;
+    jt_val p[3];
+    jt_rows o;
+    jt_db_rc rc;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    int i;
+
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK
+        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
+        || (e = jt_req_query_int(r, "limit", 20, 1, 50, &limit)) != JT_OK) {
+        return e;
+    }
+    p[0] = JT_VI(uid);
+    p[1] = JT_VI(cursor);
+    p[2] = JT_VI(limit);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_PAGE, p, 3, &o)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
+    jw_obj_open(&w);
+    jw_key(&w, "items");
+    jw_arr_open(&w);
+    for (i = 0; i < o.nrows; i++) {
+        if ((e = write_order(r, &w, &o, i)) != JT_OK) {
+            return e;
+        }
+    }
+    jw_arr_close(&w);
+    if (o.nrows == limit) {
+        jw_kint(&w, "nextCursor", jt_cell(&o, o.nrows - 1, O_ID)->i);
+    } else {
+        jw_knull(&w, "nextCursor");
+    }
+    jw_obj_close(&w);
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}
+
+/* --- cancelling ---------------------------------------------------------- */
+
+typedef struct {
+    jt_req     *r;
+    int64_t     order_id;
+    int64_t     buyer;
+    order_line  lines[JT_ORDER_MAX_ITEMS];
+    int         n;
+    jt_err      refusal;
+    int64_t     balance;
+} cancel_tx;
+
+static jt_tx_step
+cancel_body(jt_tx *tx)
+{
+    cancel_tx *c = tx->data;
+    jt_val p[5];
+    jt_rows rows;
+    int64_t total, balance;
+    int i;
+
+    /* the order's own version fences concurrent cancels: one wins */
+    p[0] = JT_VI(c->order_id);
+    JT_TX_EXEC(tx, SQL_ORDER_STATUS, p, 1, &rows);
+    if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, 0)->s, "PAID") != 0) {
+        c->refusal = jt_fail(c->r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
+        return JT_TX_ABORT;
+    }
+    total = jt_cell(&rows, 0, 2)->i;
+    p[0] = JT_VI(c->order_id);
+    p[1] = JT_VI(jt_cell(&rows, 0, 1)->i);
+    JT_TX_EXEC(tx, SQL_ORDER_CANCEL, p, 2, &rows);
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+
+    /* restore every line's stock, fenced */
+    for (i = 0; i < c->n; i++) {
+        order_line *l = &c->lines[i];
+        int64_t id = l->option_id ? l->option_id : l->product_id;
+        p[0] = JT_VI(id);
+        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION : SQL_STOCK_PRODUCT, p, 1, &rows);
+        if (rows.nrows == 0) {
+            continue;   /* the row is gone: nothing to restore into */
+        }
+        p[0] = JT_VI(jt_cell(&rows, 0, 1)->i + l->quantity);
+        p[1] = JT_VI(id);
+        p[2] = JT_VI(jt_cell(&rows, 0, 2)->i);
+        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
+        if (rows.affected != 1) {
+            return JT_TX_CONFLICT;
+        }
+    }
+
+    /* refund */
+    p[0] = JT_VI(c->buyer);
+    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
+    if (rows.nrows == 0) {
+        c->refusal = jt_fail(c->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
+        return JT_TX_ABORT;
+    }
+    balance = jt_cell(&rows, 0, 0)->i;
+    if (balance + total > JT_BALANCE_MAX) {
+        c->refusal = jt_fail(c->r, JT_E_BALANCE_LIMIT, "the refund would take the balance over %lld",
+                             JT_BALANCE_MAX);
+        return JT_TX_ABORT;
+    }
+    c->balance = balance + total;
+    p[0] = JT_VI(c->balance);
+    p[1] = JT_VI(c->buyer);
+    p[2] = JT_VI(jt_cell(&rows, 0, 1)->i);
+    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+    p[0] = JT_VI(c->buyer);
+    p[1] = JT_VI(total);
+    p[2] = JT_VI(c->balance);
+    p[3] = JT_VS("ORDER_REFUND");
+    p[4] = JT_VI(c->order_id);
+    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    p[0] = JT_VS("order.cancelled");
+    p[1] = JT_VI(c->order_id);
+    {
+        char payload[96];
+        snprintf(payload, sizeof(payload), "{\"orderId\":%lld,\"refund\":%lld}", (long long) c->order_id,
+                 (long long) total);
+        p[2] = JT_VS(jt_pstrdup(tx->arena, payload));
+    }
+    JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
+    return JT_TX_COMMIT;
+}
+
+/* POST /api/v1/orders/{orderId}/cancel */
+jt_err
+orders_cancel(jt_req *r)
+{
+    int64_t id = jt_req_param_id(r, "orderId");
+    jt_principal who;
+    jt_rows o, items;
+    cancel_tx *c;
+    jt_write wr;
+    const char **keys;
+    jt_val p[1];
+    jt_db_rc rc;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    int i, nkeys;
+
+    if ((e = auth_require(r, &who)) != JT_OK || (e = load_visible_order(r, &who, id, &o)) != JT_OK) {
+        return e;
+    }
+    if (strcmp(jt_cell(&o, 0, O_STATUS)->s, "PAID") != 0) {
+        return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
+    }
+    c = jt_pcalloc(r->arena, sizeof(*c));
+    if (c == NULL) {
+        return JT_E_INTERNAL;
+    }
+    c->r = r;
+    c->order_id = id;
+    c->buyer = jt_cell(&o, 0, O_USER)->i;
+    p[0] = JT_VI(id);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ITEMS_GET, p, 1, &items)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    for (i = 0; i < items.nrows && i < JT_ORDER_MAX_ITEMS; i++) {
+        c->lines[i].product_id = jt_cell(&items, i, 0)->i;
+        c->lines[i].option_id = jt_cell(&items, i, 1)->type == JT_V_NULL ? 0 : jt_cell(&items, i, 1)->i;
+        c->lines[i].quantity = jt_cell(&items, i, 4)->i;
+    }
+    c->n = i;
+
+    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
+        return e;
+    }
+    keys = stock_lock_keys(r, c->lines, c->n, c->buyer, &nkeys);
+    if (keys == NULL) {
+        return JT_E_INTERNAL;
+    }
+    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
+        return e;
+    }
+    e = jt_write_run(r, &wr, cancel_body, c, &c->refusal);
+    if (e != JT_OK || wr.replayed) {
+        return e;
+    }
+    JT_METRIC_INC(orders_cancelled);
+
+    /* the answer: the order as it now stands */
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_GET, p, 1, &o)) != JT_DB_OK || o.nrows == 0) {
+        jt_lock_release_all(r->redis, r->arena, &wr.locks);
+        return jt_db_fail(r, rc == JT_DB_OK ? JT_DB_ERROR : rc);
+    }
+    jt_json_begin(r, &b, &w, 1024);
+    if ((e = write_order(r, &w, &o, 0)) != JT_OK) {
+        jt_lock_release_all(r->redis, r->arena, &wr.locks);
+        return e;
+    }
+    jt_write_finish(r, &wr, 200, &b);
+    return JT_OK;
+}
