@@ -6,6 +6,7 @@
 #include "domain/orders.h"
 #include "domain/points.h"
 #include "domain/testing.h"
+#include "server/metrics_page.h"
 #include "server/status.h"
 
 const jt_route jt_routes[] = {
@@ -13,6 +14,7 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/healthz",                          health_live,        0 },
     { JT_GET,    "/readyz",                           health_ready,       0 },
     { JT_GET,    "/status",                           status_render,      0 },
+    { JT_GET,    "/metrics",                          metrics_render,     0 },
 
     /* accounts and points */
     { JT_POST,   "/api/v1/users",                     accounts_create,    0 },

@@ -6,7 +6,30 @@
 
 #include <stdint.h>
 
+#define JT_METRICS_ROUTES 64            /* route slots; the last one is "unmatched" */
+#define JT_METRICS_BUCKETS 12
+
+/* Upper bounds of the latency histogram buckets, in microseconds. */
+extern const int64_t jt_metrics_bucket_us[JT_METRICS_BUCKETS];
+
 typedef struct {
+    uint64_t bucket[JT_METRICS_BUCKETS];  /* not cumulative: rendered cumulatively */
+    uint64_t sum_us;
+    uint64_t count;
+} jt_histogram;
+
+typedef struct {
+    uint64_t     status[5];               /* 1xx .. 5xx */
+    jt_histogram latency;
+} jt_route_metrics;
+
+typedef struct {
+    uint64_t in_flight;
+    uint64_t db_errors;
+    uint64_t db_reconnects;
+    uint64_t redis_errors;
+    uint64_t redis_reconnects;
+    jt_histogram lock_wait;
     uint64_t lock_acquired;
     uint64_t lock_wait_timeouts;
     uint64_t lock_lease_expired;     /* release found the lease gone */
@@ -22,6 +45,7 @@ typedef struct {
     uint64_t orders_paid;
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
+    jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 
 int         jt_metrics_init_shared(void);
@@ -29,5 +53,9 @@ jt_metrics *jt_metrics_get(void);
 
 #define JT_METRIC_ADD(name, n) __atomic_fetch_add(&jt_metrics_get()->name, (uint64_t) (n), __ATOMIC_RELAXED)
 #define JT_METRIC_INC(name)    JT_METRIC_ADD(name, 1)
+
+void jt_histogram_observe(jt_histogram *h, int64_t us);
+/* One finished request: route slot (JT_METRICS_ROUTES - 1 when unmatched). */
+void jt_metrics_request(int route, int status, int64_t us);
 
 #endif

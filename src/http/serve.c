@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "routes.h"
@@ -71,9 +72,12 @@ void
 jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id_len)
 {
     jt_req req, *r = &req;
-    const jt_route *route;
+    const jt_route *route = NULL;
     jt_err e = JT_OK;
     jt_buf out;
+    int64_t us;
+
+    JT_METRIC_INC(in_flight);
 
     memset(r, 0, sizeof(*r));
     r->arena = ctx->arena;
@@ -127,6 +131,9 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     if (!out.oom) {
         FCGX_PutStr(out.data, (int) out.len, f->out);
     }
-    jt_log_access(r->method_name, r->path ? r->path : "-", r->status, jt_now_us() - r->start_us);
+    us = jt_now_us() - r->start_us;
+    jt_log_access(r->method_name, r->path ? r->path : "-", r->status, us);
+    jt_metrics_request(route ? (int) (route - jt_routes) : -1, r->status, us);
+    __atomic_fetch_sub(&jt_metrics_get()->in_flight, 1, __ATOMIC_RELAXED);
     jt_log_set_request_id(NULL);
 }

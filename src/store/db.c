@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 static int64_t
 wall_ms(void)
@@ -75,6 +76,7 @@ classify(jt_db *db, unsigned e, const char *msg)
         return JT_DB_DUPLICATE;
     }
     db->errors++;
+    JT_METRIC_INC(db_errors);
     if (is_connection_error(e)) {
         jt_log_warn("mariadb: connection lost (%u %s)", e, db->last_error);
         jt_db_close(db);
@@ -118,6 +120,7 @@ jt_db_ready(jt_db *db)
         jt_log_warn("mariadb: cannot connect: %s", db->last_error);
         mysql_close(m);
         db->errors++;
+        JT_METRIC_INC(db_errors);
         /* a short pause keeps a down database from being hammered by every
          * request, while reconnecting quickly once it is back */
         db->retry_at_ms = now + 250;
@@ -138,6 +141,7 @@ jt_db_ready(jt_db *db)
     }
     db->conn = m;
     db->reconnects++;
+    JT_METRIC_INC(db_reconnects);
     return JT_DB_OK;
 }
 

@@ -110,6 +110,7 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
         }
     }
     JT_METRIC_INC(lock_acquired);
+    jt_histogram_observe(&jt_metrics_get()->lock_wait, (mono_ms() - (deadline - wait_ms)) * 1000);
     return JT_LOCK_OK;
 }
 

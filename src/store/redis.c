@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 static int64_t
 wall_ms(void)
@@ -42,6 +43,7 @@ static void
 redis_failed(jt_redis *r, const char *why)
 {
     r->errors++;
+    JT_METRIC_INC(redis_errors);
     jt_log_warn("redis: %s; degraded for %lld ms", why, (long long) r->conf->redis_retry_interval_ms);
     jt_redis_close(r);
     r->retry_at_ms = wall_ms() + r->conf->redis_retry_interval_ms;
@@ -76,6 +78,7 @@ jt_redis_ready(jt_redis *r)
     }
     r->ctx = c;
     r->reconnects++;
+    JT_METRIC_INC(redis_reconnects);
     return 0;
 }
 

@@ -1,0 +1,163 @@
+#include "server/metrics_page.h"
+
+#include <stdio.h>
+
+#include "core/metrics.h"
+#include "routes.h"
+#include "server/scoreboard.h"
+
+static uint64_t
+get(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void
+family(jt_buf *b, const char *name, const char *type, const char *help)
+{
+    jt_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+counter(jt_buf *b, const char *name, const char *help, uint64_t v)
+{
+    family(b, name, "counter", help);
+    jt_buf_addf(b, "%s %llu\n", name, (unsigned long long) v);
+}
+
+static void
+histogram(jt_buf *b, const char *name, const char *labels, const jt_histogram *h)
+{
+    uint64_t cum = 0;
+    int i;
+
+    for (i = 0; i < JT_METRICS_BUCKETS; i++) {
+        cum += get(&h->bucket[i]);
+        jt_buf_addf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] ? "," : "",
+                    (double) jt_metrics_bucket_us[i] / 1e6, (unsigned long long) cum);
+    }
+    jt_buf_addf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, labels[0] ? "," : "",
+                (unsigned long long) get(&h->count));
+    jt_buf_addf(b, "%s_sum%s%s%s %.6f\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+                (double) get(&h->sum_us) / 1e6);
+    jt_buf_addf(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+                (unsigned long long) get(&h->count));
+}
+
+static const char *
+method_name(int m)
+{
+    switch (m) {
+    case JT_GET: return "GET";
+    case JT_POST: return "POST";
+    case JT_PUT: return "PUT";
+    case JT_PATCH: return "PATCH";
+    case JT_DELETE: return "DELETE";
+    default: return "OTHER";
+    }
+}
+
+/* route="...",method="..." for slot i */
+static void
+route_labels(char *out, size_t len, size_t i)
+{
+    if (i < jt_nroutes) {
+        snprintf(out, len, "route=\"%s\",method=\"%s\"", jt_routes[i].pattern, method_name(jt_routes[i].method));
+    } else {
+        snprintf(out, len, "route=\"unmatched\",method=\"any\"");
+    }
+}
+
+jt_err
+metrics_render(jt_req *r)
+{
+    static const char *classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+    jt_metrics *m = jt_metrics_get();
+    jt_scoreboard *sb = jt_scoreboard_get();
+    int active = 0, idle = 0, total = 0;
+    size_t i, slots[JT_METRICS_ROUTES], nslots = 0;
+    char labels[256];
+    jt_buf b;
+    int c;
+
+    /* slots to show: every route, plus "unmatched" */
+    for (i = 0; i < jt_nroutes && i < JT_METRICS_ROUTES - 1; i++) {
+        slots[nslots++] = i;
+    }
+    slots[nslots++] = JT_METRICS_ROUTES - 1;
+
+    jt_buf_init(&b, r->arena, 32768);
+
+    family(&b, "jangteo_http_requests_total", "counter", "HTTP requests by route template and status class.");
+    for (i = 0; i < nslots; i++) {
+        route_labels(labels, sizeof(labels), slots[i]);
+        for (c = 0; c < 5; c++) {
+            uint64_t v = get(&m->routes[slots[i]].status[c]);
+            if (v > 0 || c == 1) {
+                jt_buf_addf(&b, "jangteo_http_requests_total{%s,status=\"%s\"} %llu\n", labels, classes[c],
+                            (unsigned long long) v);
+            }
+        }
+    }
+    family(&b, "jangteo_http_request_duration_seconds", "histogram", "Request latency by route template.");
+    for (i = 0; i < nslots; i++) {
+        route_labels(labels, sizeof(labels), slots[i]);
+        histogram(&b, "jangteo_http_request_duration_seconds", labels, &m->routes[slots[i]].latency);
+    }
+    family(&b, "jangteo_http_requests_in_flight", "gauge", "Requests being served now.");
+    jt_buf_addf(&b, "jangteo_http_requests_in_flight %llu\n", (unsigned long long) get(&m->in_flight));
+
+    counter(&b, "jangteo_lock_acquisitions_total", "Redis lock sets acquired.", get(&m->lock_acquired));
+    family(&b, "jangteo_lock_wait_seconds", "histogram", "Time spent waiting for Redis locks.");
+    histogram(&b, "jangteo_lock_wait_seconds", "", &m->lock_wait);
+    counter(&b, "jangteo_lock_wait_timeouts_total", "Lock waits that timed out (503 LOCK_TIMEOUT).",
+            get(&m->lock_wait_timeouts));
+    counter(&b, "jangteo_lock_lease_expiries_total", "Locks whose lease had expired at release.",
+            get(&m->lock_lease_expired));
+    counter(&b, "jangteo_tx_conflict_retries_total",
+            "Transactions restarted on a version conflict, deadlock or lock-wait timeout.", get(&m->tx_conflicts));
+    counter(&b, "jangteo_tx_retries_exhausted_total", "Transactions that ran out of attempts or time.",
+            get(&m->tx_exhausted));
+    counter(&b, "jangteo_idempotent_replays_total", "Answers replayed for a repeated Idempotency-Key.",
+            get(&m->idem_replays));
+    counter(&b, "jangteo_idempotency_in_flight_conflicts_total", "409 IDEMPOTENCY_IN_FLIGHT answers.",
+            get(&m->idem_in_flight));
+    counter(&b, "jangteo_idempotency_payload_mismatches_total", "422 IDEMPOTENCY_KEY_REUSED answers.",
+            get(&m->idem_mismatch));
+    counter(&b, "jangteo_mariadb_errors_total", "MariaDB errors (connection and statement).", get(&m->db_errors));
+    counter(&b, "jangteo_mariadb_reconnects_total", "MariaDB connections opened by workers.",
+            get(&m->db_reconnects));
+    counter(&b, "jangteo_redis_errors_total", "Redis connection and command failures.", get(&m->redis_errors));
+    counter(&b, "jangteo_redis_reconnects_total", "Redis connections opened by workers.",
+            get(&m->redis_reconnects));
+    counter(&b, "jangteo_redis_degraded_operations_total",
+            "Operations that went on without Redis (lock or idempotency cache).",
+            get(&m->lock_degraded) + get(&m->idem_degraded));
+
+    if (sb != NULL) {
+        jt_scoreboard_count(sb, &active, &idle, &total);
+        counter(&b, "jangteo_worker_starts_total", "Worker processes started.", get(&sb->worker_starts));
+        counter(&b, "jangteo_worker_abnormal_exits_total", "Workers that crashed or exited with an error.",
+                get(&sb->abnormal_exits));
+        counter(&b, "jangteo_worker_recycles_total", "Workers retired by max_requests.", get(&sb->recycles));
+        counter(&b, "jangteo_worker_request_timeout_kills_total", "Workers killed by request_timeout.",
+                get(&sb->timeout_kills));
+        counter(&b, "jangteo_accepted_requests_total", "Requests accepted by workers.", get(&sb->accepted));
+        counter(&b, "jangteo_slow_requests_total", "Requests slower than slow_request.", get(&sb->slow_requests));
+        family(&b, "jangteo_workers", "gauge", "Worker processes by state.");
+        jt_buf_addf(&b, "jangteo_workers{state=\"busy\"} %d\njangteo_workers{state=\"idle\"} %d\n", active, idle);
+    }
+
+    counter(&b, "jangteo_orders_paid_total", "Orders paid.", get(&m->orders_paid));
+    counter(&b, "jangteo_orders_cancelled_total", "Orders cancelled and refunded.", get(&m->orders_cancelled));
+    counter(&b, "jangteo_orders_out_of_stock_total", "Orders refused with OUT_OF_STOCK.",
+            get(&m->orders_out_of_stock));
+    counter(&b, "jangteo_point_charges_total", "Successful point charges.", get(&m->charges));
+    counter(&b, "jangteo_points_charged_won_total", "Points charged, in KRW.", get(&m->points_charged));
+
+    if (b.oom) {
+        return JT_E_INTERNAL;
+    }
+    jt_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    return JT_OK;
+}

@@ -1,0 +1,10 @@
+#ifndef JT_METRICS_PAGE_H
+#define JT_METRICS_PAGE_H
+
+#include "http/request.h"
+
+/* GET /metrics: every counter of every worker, in the Prometheus text
+ * exposition format (0.0.4). nginx exposes it to loopback only. */
+jt_err metrics_render(jt_req *r);
+
+#endif
