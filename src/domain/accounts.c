@@ -19,6 +19,7 @@ static const char SQL_USER_INSERT[] =
 static const char SQL_USER_GET[] =
     "SELECT id, email_enc, name_enc, phone_enc, role, balance,"
     " DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM users WHERE id = ?";
+static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE id = ?";
 static const char SQL_USER_BY_EMAIL[] =
     "SELECT id, password_hash FROM users WHERE email_index = ?";
 static const char SQL_TOKEN_INSERT[] =
@@ -91,6 +92,18 @@ auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
     if (p->user_id != user_id && !p->is_admin) {
         return jt_fail(r, JT_E_FORBIDDEN, "this token may not act on user %lld", (long long) user_id);
     }
+    if (p->user_id != user_id) {
+        /* an admin acting on someone else: that someone must exist */
+        jt_val v[1] = { JT_VI(user_id) };
+        jt_rows rows;
+        jt_db_rc rc = jt_db_exec(r->db, r->arena, SQL_USER_EXISTS, v, 1, &rows);
+        if (rc != JT_DB_OK) {
+            return jt_db_fail(r, rc);
+        }
+        if (rows.nrows == 0) {
+            return jt_fail(r, JT_E_USER_NOT_FOUND, "user %lld does not exist", (long long) user_id);
+        }
+    }
     return JT_OK;
 }
 
@@ -156,6 +169,9 @@ accounts_validate(jt_req *r, jt_new_user *u)
         return jt_fail(r, JT_E_INVALID_REQUEST, "'email' is not a valid address");
     }
     u->email = email;
+    if (u->name != NULL && strspn(u->name, " \t\r\n") == strlen(u->name)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'name' must not be blank");
+    }
     if (!accounts_valid_phone(u->phone)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'phone' must look like 010-1234-5678");
     }
@@ -327,8 +343,12 @@ auth_token_create(jt_req *r)
 
     if ((e = jt_json_body(r, &o)) != JT_OK
         || (e = jt_json_str(r, o, "email", JT_REQUIRED, 1, 254, &em)) != JT_OK
-        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 1, 200, &pw)) != JT_OK) {
+        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 0, 4096, &pw)) != JT_OK) {
         return e;
+    }
+    if (strlen(pw) < 8 || strlen(pw) > 4 * 72) {
+        /* no account can have such a password: same answer as a wrong one */
+        return jt_fail(r, JT_E_INVALID_CREDENTIALS, "wrong email or password");
     }
     if (dummy_hash[0] == '\0'
         && crypto_pwhash_str(dummy_hash, "not a password", 14, (unsigned long long) c->kdf_opslimit,

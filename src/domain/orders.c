@@ -622,7 +622,7 @@ orders_list(jt_req *r)
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i;
+    int i, more;
 
     if ((e = auth_require_user(r, &who, uid)) != JT_OK
         || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
@@ -631,12 +631,16 @@ orders_list(jt_req *r)
     }
     p[0] = JT_VI(uid);
     p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit);
+    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
     if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_PAGE, p, 3, &o)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
     jw_obj_open(&w);
+    more = o.nrows > limit;
+    if (more) {
+        o.nrows = (int) limit;
+    }
     jw_key(&w, "items");
     jw_arr_open(&w);
     for (i = 0; i < o.nrows; i++) {
@@ -645,7 +649,7 @@ orders_list(jt_req *r)
         }
     }
     jw_arr_close(&w);
-    if (o.nrows == limit) {
+    if (more) {
         jw_kint(&w, "nextCursor", jt_cell(&o, o.nrows - 1, O_ID)->i);
     } else {
         jw_knull(&w, "nextCursor");

@@ -167,7 +167,7 @@ points_ledger(jt_req *r)
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i;
+    int i, more;
 
     if ((e = auth_require_user(r, &who, uid)) != JT_OK
         || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
@@ -176,7 +176,7 @@ points_ledger(jt_req *r)
     }
     p[0] = JT_VI(uid);
     p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit);
+    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
     if ((rc = jt_db_exec(r->db, r->arena, SQL_LEDGER_PAGE, p, 3, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
@@ -184,6 +184,10 @@ points_ledger(jt_req *r)
     jw_obj_open(&w);
     jw_key(&w, "items");
     jw_arr_open(&w);
+    more = rows.nrows > limit;
+    if (more) {
+        rows.nrows = (int) limit;
+    }
     for (i = 0; i < rows.nrows; i++) {
         jw_obj_open(&w);
         jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
@@ -199,7 +203,7 @@ points_ledger(jt_req *r)
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
-    if (rows.nrows == limit) {
+    if (more) {
         jw_kint(&w, "nextCursor", jt_cell(&rows, rows.nrows - 1, 0)->i);
     } else {
         jw_knull(&w, "nextCursor");

@@ -60,7 +60,9 @@ jt_write_begin(jt_req *r, jt_write *w, int64_t principal, json_object *body, int
     if (canon.oom) {
         return JT_E_INTERNAL;
     }
-    jt_idem_fingerprint(r->method_name, r->route, canon.data, canon.len, fp);
+    /* the path, not the route template: an admin reusing a key on another
+     * user's resource is a different request, not a replay */
+    jt_idem_fingerprint(r->method_name, r->path, canon.data, canon.len, fp);
     w->has_key = 1;
 
     switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp,

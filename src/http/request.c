@@ -280,9 +280,11 @@ void
 jt_reply_serialize(jt_req *r, jt_buf *out)
 {
     jt_buf_init(out, r->arena, r->resp_body.len + 256);
-    jt_buf_addf(out, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
-                r->status, jt_http_reason(r->status), r->resp_type ? r->resp_type : "application/json",
-                r->resp_body.len);
+    jt_buf_addf(out, "Status: %d %s\r\n", r->status, jt_http_reason(r->status));
+    if (r->status != 204) {
+        jt_buf_addf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                    r->resp_type ? r->resp_type : "application/json", r->resp_body.len);
+    }
     if (r->request_id) {
         jt_buf_addf(out, "X-Request-Id: %s\r\n", r->request_id);
     }
