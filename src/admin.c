@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/pii.h"
 #include "domain/auth.h"
+#include "domain/catalog.h"
+#include "store/tx.h"
 #include "store/db.h"
 
 static const char SQL_MIG_TABLE[] =
@@ -142,6 +144,13 @@ out:
 
 static const char SQL_DEMO_COUNT[] = "SELECT COUNT(*) FROM products";
 static const char SQL_DEMO_PRODUCT[] = "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)";
+static const char SQL_DEMO_MOVEMENTS_P[] =
+    "INSERT INTO stock_movements (product_id, option_id, delta, kind) SELECT id, NULL, stock, 'INITIAL'"
+    " FROM products WHERE NOT EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = products.id)"
+    " AND NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.product_id = products.id)";
+static const char SQL_DEMO_MOVEMENTS_O[] =
+    "INSERT INTO stock_movements (product_id, option_id, delta, kind) SELECT product_id, id, stock, 'INITIAL'"
+    " FROM product_options WHERE NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.option_id = product_options.id)";
 static const char SQL_DEMO_OPTION[] =
     "INSERT INTO product_options (product_id, name, extra_price, stock) VALUES (?, ?, ?, ?)";
 
@@ -191,6 +200,14 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 jt_db_rollback(&db);
                 goto out;
             }
+            {
+                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL };
+                if (catalog_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
+                    fprintf(stderr, "demo-data: %s\n", db.last_error);
+                    jt_db_rollback(&db);
+                    goto out;
+                }
+            }
             /* every tenth product is sold by size: its stock lives on the options */
             if (i % 10 == 9) {
                 static const char *opt[] = { "소 (S)", "중 (M)", "대 (L)" };
@@ -206,7 +223,10 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 }
             }
         }
-        if (jt_db_commit(&db) != JT_DB_OK) {
+        if (jt_db_exec(&db, a, SQL_DEMO_MOVEMENTS_P, NULL, 0, &rows) != JT_DB_OK
+            || jt_db_exec(&db, a, SQL_DEMO_MOVEMENTS_O, NULL, 0, &rows) != JT_DB_OK
+            || jt_db_commit(&db) != JT_DB_OK) {
+            fprintf(stderr, "demo-data: %s\n", db.last_error);
             goto out;
         }
         printf("demo-data: 300 products loaded (30 of them with size options)\n");

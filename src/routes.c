@@ -33,6 +33,11 @@ const jt_route jt_routes[] = {
     /* catalog */
     { JT_GET,    "/api/v1/products",                  catalog_list,       0 },
     { JT_GET,    "/api/v1/products/{id}",             catalog_get,        0 },
+    { JT_GET,    "/api/v1/products/popular",          catalog_popular,    0 },
+    { JT_POST,   "/api/v1/products",                  catalog_create,     0 },
+    { JT_PATCH,  "/api/v1/products/{id}",             catalog_patch,      0 },
+    { JT_DELETE, "/api/v1/products/{id}",             catalog_delete,     0 },
+    { JT_POST,   "/api/v1/products/{id}/stock",       catalog_restock,    0 },
 
     /* test-only: present only with [server] enable_test_routes = yes */
     { JT_GET,    "/test/sleep",                       testing_sleep,      JT_ROUTE_TEST },

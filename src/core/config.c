@@ -95,6 +95,10 @@ static const setting settings[] = {
     I("auth", "kdf_memlimit_kib", kdf_memlimit_kib, "65536", 8, 4194304,
       "argon2id memory (KiB) for new password hashes"),
 
+    I("catalog", "cache_ttl_ms", cache_ttl_ms, "1000", 0, 1000,
+      "product detail/list cache lifetime; bounds how stale stock sold by orders may look (0 = off)"),
+    I("catalog", "popular_ttl", popular_ttl, "60", 1, 3600, "seconds the popular-products answer is cached"),
+
     S("pii", "key_file", pii_key_file, "",
       "file of 'ID HEX64' lines: keys sealing personal data; the last line encrypts, all decrypt"),
 };

@@ -72,6 +72,10 @@ typedef struct {
     int64_t kdf_opslimit;
     int64_t kdf_memlimit_kib;
 
+    /* [catalog] */
+    int64_t cache_ttl_ms;
+    int64_t popular_ttl;          /* s */
+
     /* [pii] */
     char    pii_key_file[JT_PATH_MAX];
 

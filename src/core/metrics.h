@@ -45,6 +45,9 @@ typedef struct {
     uint64_t orders_paid;
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
+    uint64_t popular_queries;
+    uint64_t cache_hits;
+    uint64_t cache_misses;
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 

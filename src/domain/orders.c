@@ -20,12 +20,22 @@
 #include "store/db.h"
 
 /* pricing, outside any lock */
+/* the sale window, from the clock: 0 open, 1 not yet, 2 ended */
+#define WINDOW_EXPR                                                                 \
+    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > NOW(6) THEN 1"  \
+    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= NOW(6) THEN 2 ELSE 0 END"
 static const char SQL_PRICE_PRODUCT[] =
-    "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id)"
-    " FROM products p WHERE p.id = ?";
+    "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
+    " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_PRICE_OPTION[] =
     "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
-/* inside the transaction */
+/* inside the transaction: the rows an order takes stock from (live ones) */
+static const char SQL_ORDER_STOCK_PRODUCT[] =
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+static const char SQL_ORDER_STOCK_OPTION[] =
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM product_options o"
+    " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
+/* ... and the rows a cancel gives it back to (deleted or not) */
 static const char SQL_STOCK_PRODUCT[] =
     "SELECT price, stock, version FROM products WHERE id = ?";
 static const char SQL_STOCK_OPTION[] =
@@ -216,6 +226,12 @@ price_lines(jt_req *r, order_tx *t)
         l->name = jt_cell(&rows, 0, 0)->s;
         l->unit_price = jt_cell(&rows, 0, 1)->i;
         has_options = jt_cell(&rows, 0, 2)->i != 0;
+        if (jt_cell(&rows, 0, 3)->i == 1) {
+            return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
+        }
+        if (jt_cell(&rows, 0, 3)->i == 2) {
+            return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
+        }
         if (has_options && l->option_id == 0) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "product %lld is ordered by option: 'optionId' is required",
                            (long long) l->product_id);
@@ -298,10 +314,16 @@ place_body(jt_tx *tx)
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION : SQL_STOCK_PRODUCT, p, 1, &rows);
+        JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT, p, 1, &rows);
         if (rows.nrows == 0) {
             t->refusal = jt_fail(t->r, l->option_id ? JT_E_OPTION_NOT_FOUND : JT_E_PRODUCT_NOT_FOUND,
                                  "product %lld is gone", (long long) l->product_id);
+            return JT_TX_ABORT;
+        }
+        /* the window is checked again at commit time: exact to the second */
+        if (jt_cell(&rows, 0, 3)->i != 0) {
+            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == 1 ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
+                                 "product %lld is not on sale now", (long long) l->product_id);
             return JT_TX_ABORT;
         }
         if (jt_cell(&rows, 0, 0)->i != l->unit_price) {

@@ -45,6 +45,9 @@ jt_write_begin(jt_req *r, jt_write *w, int64_t principal, json_object *body, int
     w->policy.backoff_max_ms = c->tx_backoff_max_ms;
     w->policy.test_delay_ms = c->enable_test_routes ? c->test_tx_delay_ms : 0;
 
+    if (key_mode == JT_WRITE_KEY_IGNORED) {
+        return JT_OK;
+    }
     if (r->idempotency_key == NULL) {
         if (key_mode == JT_WRITE_KEY_REQUIRED) {
             return jt_fail(r, JT_E_IDEMPOTENCY_KEY_MISSING, "this request needs an Idempotency-Key header");

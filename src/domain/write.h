@@ -19,7 +19,9 @@
 #include "store/lock.h"
 #include "store/tx.h"
 
-enum { JT_WRITE_KEY_OPTIONAL = 0, JT_WRITE_KEY_REQUIRED = 1 };
+/* KEY_IGNORED: the route does not take Idempotency-Key (naturally
+ * idempotent, or not a money flow); the header is not looked at. */
+enum { JT_WRITE_KEY_OPTIONAL = 0, JT_WRITE_KEY_REQUIRED = 1, JT_WRITE_KEY_IGNORED = 2 };
 
 typedef struct {
     jt_idem      idem;
