@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pii.h"
+#include "domain/audit.h"
 #include "domain/auth.h"
 #include "domain/catalog.h"
 #include "store/tx.h"
@@ -394,6 +395,32 @@ cmd_purge(const jt_conf *c, jt_arena *a)
     return 0;
 }
 
+/* audit: every invariant with its figures; exit 1 on any violation */
+static int
+cmd_audit(const jt_conf *c, jt_arena *a)
+{
+    jt_audit report;
+    jt_db db;
+    int i;
+
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    if (audit_run(&db, a, &report) != JT_DB_OK) {
+        fprintf(stderr, "audit: %s\n", db.last_error);
+        jt_db_close(&db);
+        return 2;
+    }
+    jt_db_close(&db);
+    for (i = 0; i < report.n; i++) {
+        jt_audit_check *k = &report.checks[i];
+        printf("audit: %-24s %-4s checked %-8lld violations %-6lld %s%s%s\n", k->name,
+               k->violations ? "FAIL" : "ok", (long long) k->checked, (long long) k->violations,
+               k->invariant, k->violations ? "; e.g. ids " : "", k->samples);
+    }
+    printf("audit: %s (%lld violations)\n", report.violations ? "VIOLATIONS FOUND" : "clean",
+           (long long) report.violations);
+    return report.violations ? 1 : 0;
+}
+
 static void
 usage(FILE *out)
 {
@@ -402,7 +429,8 @@ usage(FILE *out)
                  "  migrate     apply pending sql/ migrations (uses the [migrate] account)\n"
                  "  demo-data   load the demo catalog and accounts\n"
                  "  create-admin --email E --password-file F [--name N] [--phone P]\n"
-                 "  purge       remove expired idempotency keys and tokens\n");
+                 "  purge       remove expired idempotency keys and tokens\n"
+                 "  audit       check every money and stock invariant (exit 1 on a violation)\n");
 }
 
 static int
@@ -450,6 +478,8 @@ main(int argc, char **argv)
         rc = need_keys(&conf) || cmd_demo(&conf, &arena) || demo_users(&conf, &arena);
     } else if (!strcmp(argv[optind], "create-admin")) {
         rc = need_keys(&conf) ? 1 : cmd_create_admin(&conf, &arena, argc - optind, argv + optind);
+    } else if (!strcmp(argv[optind], "audit")) {
+        rc = cmd_audit(&conf, &arena);
     } else if (!strcmp(argv[optind], "purge")) {
         rc = cmd_purge(&conf, &arena);
     } else {

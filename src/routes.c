@@ -1,5 +1,6 @@
 #include "routes.h"
 
+#include "domain/audit.h"
 #include "domain/auth.h"
 #include "domain/catalog.h"
 #include "domain/health.h"
@@ -38,6 +39,9 @@ const jt_route jt_routes[] = {
     { JT_PATCH,  "/api/v1/products/{id}",             catalog_patch,      0 },
     { JT_DELETE, "/api/v1/products/{id}",             catalog_delete,     0 },
     { JT_POST,   "/api/v1/products/{id}/stock",       catalog_restock,    0 },
+
+    /* administration */
+    { JT_GET,    "/api/v1/admin/audit",               audit_http,         0 },
 
     /* test-only: present only with [server] enable_test_routes = yes */
     { JT_GET,    "/test/sleep",                       testing_sleep,      JT_ROUTE_TEST },

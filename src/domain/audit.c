@@ -1,0 +1,164 @@
+#include "domain/audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain/auth.h"
+#include "domain/common.h"
+
+/* Each check is two statements: how many rows it looked at, and the
+ * offending ids (at most a few, plus their count). */
+typedef struct {
+    const char *name;
+    const char *invariant;
+    const char *count_sql;
+    const char *bad_sql;       /* SELECT id ... : every row is a violation */
+} check_def;
+
+#define STOCK_SOLD_PRODUCT                                                                      \
+    "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
+    " WHERE o.status = 'PAID' AND oi.product_id = p.id AND oi.option_id IS NULL)"
+#define STOCK_MOVED_PRODUCT                                                                     \
+    "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.product_id = p.id AND m.option_id IS NULL)"
+#define STOCK_SOLD_OPTION                                                                       \
+    "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
+    " WHERE o.status = 'PAID' AND oi.option_id = po.id)"
+#define STOCK_MOVED_OPTION                                                                      \
+    "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.option_id = po.id)"
+#define HAS_OPTIONS "EXISTS (SELECT 1 FROM product_options x WHERE x.product_id = p.id)"
+
+static const check_def checks[] = {
+    { "balances", "for every user: balance = sum of ledger deltas",
+      "SELECT COUNT(*) FROM users",
+      "SELECT u.id FROM users u LEFT JOIN (SELECT user_id, SUM(delta) s FROM point_ledger GROUP BY user_id) l"
+      " ON l.user_id = u.id WHERE u.balance <> COALESCE(l.s, 0) ORDER BY u.id" },
+    { "no_negative_balance", "no user has a negative balance",
+      "SELECT COUNT(*) FROM users",
+      "SELECT id FROM users WHERE balance < 0 ORDER BY id" },
+    { "ledger_running_balance", "every ledger row's balanceAfter continues the previous one",
+      "SELECT COUNT(*) FROM point_ledger",
+      "SELECT t.id FROM (SELECT id, balance_after,"
+      " SUM(delta) OVER (PARTITION BY user_id ORDER BY id) AS running FROM point_ledger) t"
+      " WHERE t.balance_after <> t.running ORDER BY t.id" },
+    { "product_stock", "for every product without options: initial + restocks - units in PAID orders = stock",
+      "SELECT COUNT(*) FROM products p WHERE NOT " HAS_OPTIONS,
+      "SELECT p.id FROM products p WHERE NOT " HAS_OPTIONS
+      " AND p.stock <> " STOCK_MOVED_PRODUCT " - " STOCK_SOLD_PRODUCT " ORDER BY p.id" },
+    { "option_stock", "for every option: initial + restocks - units in PAID orders = stock",
+      "SELECT COUNT(*) FROM product_options",
+      "SELECT po.id FROM product_options po WHERE po.stock <> " STOCK_MOVED_OPTION " - " STOCK_SOLD_OPTION
+      " ORDER BY po.id" },
+    { "no_negative_stock", "no product or option has negative stock",
+      "SELECT (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM product_options)",
+      "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0" },
+    { "order_payments", "every order has exactly one payment ledger row of its total",
+      "SELECT COUNT(*) FROM orders",
+      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT'"
+      " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = -o.total) <> 1"
+      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT' AND l.ref_id = o.id) <> 1"
+      " ORDER BY o.id" },
+    { "order_refunds", "every CANCELLED order has exactly one refund row of its total; a PAID one none",
+      "SELECT COUNT(*) FROM orders",
+      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND'"
+      " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = o.total)"
+      " <> IF(o.status = 'CANCELLED', 1, 0)"
+      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND' AND l.ref_id = o.id)"
+      " <> IF(o.status = 'CANCELLED', 1, 0) ORDER BY o.id" },
+    { "order_totals", "every order's total = sum of its lines + shipping fee",
+      "SELECT COUNT(*) FROM orders",
+      "SELECT o.id FROM orders o WHERE o.items_total <> (SELECT COALESCE(SUM(oi.line_total), 0) FROM order_items oi"
+      " WHERE oi.order_id = o.id) OR o.total <> o.items_total + o.shipping_fee ORDER BY o.id" },
+    { "idempotent_charges", "every stored charge answer matches the ledger row it names",
+      "SELECT COUNT(*) FROM idempotency_keys WHERE ref_kind = 'CHARGE'",
+      "SELECT k.id FROM idempotency_keys k LEFT JOIN point_ledger l ON l.id = k.ref_id AND l.kind = 'CHARGE'"
+      " WHERE k.ref_kind = 'CHARGE' AND (l.id IS NULL"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.ledgerId') <> l.id"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.charged') <> l.delta"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.userId') <> l.user_id"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.balance') <> l.balance_after) ORDER BY k.id" },
+    { "idempotent_orders", "every stored order answer matches the order it names",
+      "SELECT COUNT(*) FROM idempotency_keys WHERE ref_kind = 'ORDER'",
+      "SELECT k.id FROM idempotency_keys k LEFT JOIN orders o ON o.id = k.ref_id"
+      " WHERE k.ref_kind = 'ORDER' AND (o.id IS NULL"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.orderId') <> o.id"
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.total') <> o.total"
+      " OR k.user_id <> o.user_id) ORDER BY k.id" },
+};
+
+jt_db_rc
+audit_run(jt_db *db, jt_arena *a, jt_audit *out)
+{
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    for (i = 0; i < sizeof(checks) / sizeof(checks[0]) && i < JT_AUDIT_MAX_CHECKS; i++) {
+        jt_audit_check *c = &out->checks[out->n++];
+        jt_rows rows;
+        jt_db_rc rc;
+        jt_buf s;
+        int k;
+
+        c->name = checks[i].name;
+        c->invariant = checks[i].invariant;
+        if ((rc = jt_db_exec(db, a, checks[i].count_sql, NULL, 0, &rows)) != JT_DB_OK) {
+            return rc;
+        }
+        c->checked = rows.nrows ? (jt_cell(&rows, 0, 0)->type == JT_V_INT ? jt_cell(&rows, 0, 0)->i
+                                                                         : atoll(jt_cell(&rows, 0, 0)->s))
+                                : 0;
+        if ((rc = jt_db_exec(db, a, checks[i].bad_sql, NULL, 0, &rows)) != JT_DB_OK) {
+            return rc;
+        }
+        c->violations = rows.nrows;
+        out->violations += rows.nrows;
+        jt_buf_init(&s, a, 64);
+        for (k = 0; k < rows.nrows && k < JT_AUDIT_SAMPLES; k++) {
+            jt_buf_addf(&s, "%s%lld", k ? "," : "", (long long) jt_cell(&rows, k, 0)->i);
+        }
+        c->samples = jt_buf_cstr(&s);
+    }
+    return JT_DB_OK;
+}
+
+/* GET /api/v1/admin/audit */
+jt_err
+audit_http(jt_req *r)
+{
+    jt_principal who;
+    jt_audit report;
+    jt_db_rc rc;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+    int i;
+
+    if ((e = auth_require(r, &who)) != JT_OK) {
+        return e;
+    }
+    if (!who.is_admin) {
+        return jt_fail(r, JT_E_FORBIDDEN, "the audit is for admins");
+    }
+    if ((rc = audit_run(r->db, r->arena, &report)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jt_json_begin(r, &b, &w, 2048);
+    jw_obj_open(&w);
+    jw_kbool(&w, "clean", report.violations == 0);
+    jw_kint(&w, "violations", report.violations);
+    jw_key(&w, "checks");
+    jw_arr_open(&w);
+    for (i = 0; i < report.n; i++) {
+        jw_obj_open(&w);
+        jw_kstr(&w, "name", report.checks[i].name);
+        jw_kstr(&w, "invariant", report.checks[i].invariant);
+        jw_kint(&w, "checked", report.checks[i].checked);
+        jw_kint(&w, "violations", report.checks[i].violations);
+        jw_kstr(&w, "sampleIds", report.checks[i].samples);
+        jw_obj_close(&w);
+    }
+    jw_arr_close(&w);
+    jw_obj_close(&w);
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}

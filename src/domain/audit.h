@@ -1,0 +1,35 @@
+/* The audit: every money and stock invariant, checked against MariaDB,
+ * each reported with its figures. Run by `jangteo-admin audit` and by
+ * GET /api/v1/admin/audit (admins only). */
+#ifndef JT_AUDIT_H
+#define JT_AUDIT_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "http/request.h"
+#include "store/db.h"
+
+#define JT_AUDIT_MAX_CHECKS 16
+#define JT_AUDIT_SAMPLES 5
+
+typedef struct {
+    const char *name;
+    const char *invariant;
+    int64_t     checked;
+    int64_t     violations;
+    const char *samples;      /* a few offending ids, "" when clean */
+} jt_audit_check;
+
+typedef struct {
+    jt_audit_check checks[JT_AUDIT_MAX_CHECKS];
+    int            n;
+    int64_t        violations;
+} jt_audit;
+
+/* JT_DB_OK with the report filled, or the failed statement's code. */
+jt_db_rc audit_run(jt_db *db, jt_arena *a, jt_audit *out);
+
+jt_err audit_http(jt_req *r);
+
+#endif
