@@ -1,6 +1,7 @@
 #include "routes.h"
 
 #include "domain/audit.h"
+#include "domain/auctions.h"
 #include "domain/auth.h"
 #include "domain/catalog.h"
 #include "domain/health.h"
@@ -40,12 +41,23 @@ const jt_route jt_routes[] = {
     { JT_DELETE, "/api/v1/products/{id}",             catalog_delete,     0 },
     { JT_POST,   "/api/v1/products/{id}/stock",       catalog_restock,    0 },
 
+    /* auctions */
+    { JT_POST,   "/api/v1/auctions",                  auctions_create,    0 },
+    { JT_GET,    "/api/v1/auctions",                  auctions_list,      0 },
+    { JT_GET,    "/api/v1/auctions/{id}",             auctions_get,       0 },
+    { JT_DELETE, "/api/v1/auctions/{id}",             auctions_delete,    0 },
+    { JT_POST,   "/api/v1/auctions/{id}/bids",        auctions_bid,       0 },
+    { JT_GET,    "/api/v1/receipts/{receiptId:str}",  receipts_get,       0 },
+    { JT_POST,   "/api/v1/receipts/{receiptId:str}/refund", receipts_refund, 0 },
+    { JT_GET,    "/api/v1/users/{userId}/receipts",   receipts_list,      0 },
+
     /* administration */
     { JT_GET,    "/api/v1/admin/audit",               audit_http,         0 },
 
     /* test-only: present only with [server] enable_test_routes = yes */
     { JT_GET,    "/test/sleep",                       testing_sleep,      JT_ROUTE_TEST },
     { JT_POST,   "/test/echo",                        testing_echo,       JT_ROUTE_TEST },
+    { JT_POST,   "/test/clock",                       testing_clock,      JT_ROUTE_TEST },
 };
 
 const size_t jt_nroutes = sizeof(jt_routes) / sizeof(jt_routes[0]);

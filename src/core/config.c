@@ -99,6 +99,14 @@ static const setting settings[] = {
       "product detail/list cache lifetime; bounds how stale stock sold by orders may look (0 = off)"),
     I("catalog", "popular_ttl", popular_ttl, "60", 1, 3600, "seconds the popular-products answer is cached"),
 
+    B("auctions", "async", auction_async, "yes",
+      "bids are queued on a Redis Stream and applied by consumer processes (202); no = applied in the request (201)"),
+    I("auctions", "consumers", auction_consumers, "2", 0, 64, "bid consumer processes the master keeps running"),
+    I("auctions", "claim_idle_ms", auction_claim_idle_ms, "5000", 100, 3600000,
+      "a pending bid idle this long in another consumer's hands is reclaimed"),
+    I("auctions", "sweep_after_ms", auction_sweep_after_ms, "30000", 1000, 3600000,
+      "a PENDING receipt this old with no stream entry (Redis lost it) is applied from MariaDB"),
+
     S("pii", "key_file", pii_key_file, "",
       "file of 'ID HEX64' lines: keys sealing personal data; the last line encrypts, all decrypt"),
 };

@@ -76,6 +76,12 @@ typedef struct {
     int64_t cache_ttl_ms;
     int64_t popular_ttl;          /* s */
 
+    /* [auctions] */
+    int     auction_async;
+    int64_t auction_consumers;
+    int64_t auction_claim_idle_ms;
+    int64_t auction_sweep_after_ms;
+
     /* [pii] */
     char    pii_key_file[JT_PATH_MAX];
 

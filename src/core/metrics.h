@@ -24,6 +24,7 @@ typedef struct {
 } jt_route_metrics;
 
 typedef struct {
+    int64_t  test_clock_offset_ms;        /* test-only: shifts the auction clock */
     uint64_t in_flight;
     uint64_t db_errors;
     uint64_t db_reconnects;
@@ -46,6 +47,9 @@ typedef struct {
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
     uint64_t popular_queries;
+    uint64_t bids_accepted;
+    uint64_t bids_purchased;
+    uint64_t bids_failed;
     uint64_t cache_hits;
     uint64_t cache_misses;
     jt_route_metrics routes[JT_METRICS_ROUTES];

@@ -84,6 +84,27 @@ static const check_def checks[] = {
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.orderId') <> o.id"
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.total') <> o.total"
       " OR k.user_id <> o.user_id) ORDER BY k.id" },
+    { "auction_stock", "for every auction: initial stock - units in PURCHASED receipts = stock",
+      "SELECT COUNT(*) FROM auctions",
+      "SELECT a.id FROM auctions a WHERE a.stock <> a.initial_stock - (SELECT COALESCE(SUM(r.quantity), 0)"
+      " FROM receipts r WHERE r.auction_id = a.id AND r.status = 'PURCHASED') OR a.stock < 0 ORDER BY a.id" },
+    { "auction_seller_credits", "for every auction: seller credits = purchased receipts - refunds",
+      "SELECT COUNT(*) FROM auctions",
+      "SELECT a.id FROM auctions a WHERE (SELECT COALESCE(SUM(l.delta), 0) FROM point_ledger l JOIN receipts r"
+      " ON r.id = l.ref_id WHERE r.auction_id = a.id AND l.kind IN ('AUCTION_SALE', 'AUCTION_REVERSAL')"
+      " AND l.user_id = a.seller_id) <> (SELECT COALESCE(SUM(r.price * r.quantity), 0) FROM receipts r"
+      " WHERE r.auction_id = a.id AND r.status = 'PURCHASED') ORDER BY a.id" },
+    { "receipt_payments", "every settled receipt has its ledger rows: one purchase and one sale; a refund pair if REFUNDED",
+      "SELECT COUNT(*) FROM receipts",
+      "SELECT r.id FROM receipts r WHERE"
+      " (SELECT COUNT(*) FROM point_ledger l WHERE l.ref_id = r.id AND l.kind = 'AUCTION_PURCHASE'"
+      "  AND l.user_id = r.buyer_id AND l.delta = -r.price * r.quantity)"
+      "   <> IF(r.status IN ('PURCHASED', 'REFUNDED'), 1, 0)"
+      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.ref_id = r.id AND l.kind = 'AUCTION_SALE'"
+      "  AND l.user_id = r.seller_id AND l.delta = r.price * r.quantity)"
+      "   <> IF(r.status IN ('PURCHASED', 'REFUNDED'), 1, 0)"
+      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.ref_id = r.id AND l.kind IN ('AUCTION_REFUND', 'AUCTION_REVERSAL'))"
+      "   <> IF(r.status = 'REFUNDED', 2, 0) ORDER BY r.id" },
 };
 
 jt_db_rc

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pii.h"
+#include "server/consumer.h"
 #include "server/listen.h"
 #include "server/scoreboard.h"
 #include "server/worker.h"
@@ -28,7 +29,7 @@
 #define sd_notifyf(u, ...) ((void) 0)
 #endif
 
-#define MAX_CHILDREN 520     /* two generations of the largest pool, plus room */
+#define MAX_CHILDREN 660     /* two generations of the largest pool and consumers, plus room */
 
 typedef struct {
     pid_t    pid;
@@ -36,6 +37,7 @@ typedef struct {
     uint32_t generation;
     int      quitting;       /* SIGQUIT sent: do not replace */
     int      killed;         /* SIGKILL sent by us (request_timeout) */
+    int      kind;           /* JT_KIND_WORKER or JT_KIND_CONSUMER */
 } child;
 
 static volatile sig_atomic_t sig_term, sig_quit, sig_hup, sig_usr1, sig_chld;
@@ -109,7 +111,7 @@ setup_signals(sigset_t *wait_mask)
 }
 
 static int
-spawn(void)
+spawn(int kind)
 {
     jt_scoreboard *sb = jt_scoreboard_get();
     jt_worker_args args;
@@ -138,6 +140,11 @@ spawn(void)
         }
         sb->slots[slot].pid = getpid();
         sb->slots[slot].generation = generation;
+        sb->slots[slot].kind = kind;
+        if (kind == JT_KIND_CONSUMER) {
+            close(listen_fd);
+            jt_consumer_run(&conf, slot);
+        }
         args.conf = &conf;
         args.listen_fd = listen_fd;
         args.slot = slot;
@@ -146,22 +153,26 @@ spawn(void)
     }
     sb->slots[slot].pid = pid;
     sb->slots[slot].generation = generation;
+    sb->slots[slot].kind = kind;
+    children[nchildren].kind = kind;
     children[nchildren].pid = pid;
     children[nchildren].slot = slot;
     children[nchildren].generation = generation;
     children[nchildren].quitting = 0;
     children[nchildren].killed = 0;
     nchildren++;
-    JT_SB_INC(sb->worker_starts);
+    if (kind == JT_KIND_WORKER) {
+        JT_SB_INC(sb->worker_starts);
+    }
     return 0;
 }
 
 static int
-count_current(void)
+count_current(int kind)
 {
     int i, n = 0;
     for (i = 0; i < nchildren; i++) {
-        if (children[i].generation == generation && !children[i].quitting) {
+        if (children[i].kind == kind && children[i].generation == generation && !children[i].quitting) {
             n++;
         }
     }
@@ -266,6 +277,19 @@ check_timeouts(void)
     }
 }
 
+/* Brings the current generation up to the configured numbers of workers
+ * and bid consumers. */
+static void
+spawn_missing(void)
+{
+    int64_t consumers = conf.auction_async ? conf.auction_consumers : 0;
+
+    while (count_current(JT_KIND_WORKER) < conf.workers && spawn(JT_KIND_WORKER) == 0) {
+    }
+    while (count_current(JT_KIND_CONSUMER) < consumers && spawn(JT_KIND_CONSUMER) == 0) {
+    }
+}
+
 static void
 reload(void)
 {
@@ -300,8 +324,7 @@ reload(void)
      * leaves: the listening socket is shared, so no request is dropped. */
     generation++;
     spawn_not_before_ms = 0;
-    while (count_current() < conf.workers && spawn() == 0) {
-    }
+    spawn_missing();
     signal_all(SIGQUIT, 1);
     jt_log_info("master: reloaded: generation %u, %lld workers", generation, (long long) conf.workers);
     sd_notify(0, "READY=1");
@@ -366,8 +389,7 @@ jt_master_run(const char *path)
     write_pid_file();
     jt_log_info("master: started, listen=%s workers=%lld", conf.listen, (long long) conf.workers);
 
-    while (count_current() < conf.workers && spawn() == 0) {
-    }
+    spawn_missing();
     sd_notify(0, "READY=1");
 
     for (;;) {
@@ -420,11 +442,7 @@ jt_master_run(const char *path)
             continue;
         }
         if (t >= spawn_not_before_ms) {
-            while (count_current() < conf.workers) {
-                if (spawn() != 0) {
-                    break;
-                }
-            }
+            spawn_missing();
         }
         if (t - last_status >= 5000) {
             int active, idle, total;

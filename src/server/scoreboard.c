@@ -52,6 +52,9 @@ jt_scoreboard_count(jt_scoreboard *sb, int *active, int *idle, int *total)
 
     for (i = 0; i < sb->nslots; i++) {
         int st = __atomic_load_n(&sb->slots[i].state, __ATOMIC_RELAXED);
+        if (sb->slots[i].kind != JT_KIND_WORKER) {
+            continue;
+        }
         if (st == JT_SLOT_BUSY) {
             a++;
         } else if (st == JT_SLOT_IDLE) {

@@ -56,7 +56,7 @@ status_render(jt_req *r)
                     (unsigned long long) sb->slow_requests);
         for (i = 0; full && i < sb->nslots; i++) {
             jt_slot *s = &sb->slots[i];
-            if (s->state == JT_SLOT_FREE) {
+            if (s->state == JT_SLOT_FREE || s->kind != JT_KIND_WORKER) {
                 continue;
             }
             jt_buf_addf(&b, "\npid: %d\nstate: %s\nstart time: %lld\nrequests: %llu\n"
@@ -94,7 +94,7 @@ status_render(jt_req *r)
     jw_arr_open(&w);
     for (i = 0; i < sb->nslots; i++) {
         jt_slot *s = &sb->slots[i];
-        if (s->state == JT_SLOT_FREE) {
+        if (s->state == JT_SLOT_FREE || s->kind != JT_KIND_WORKER) {
             continue;
         }
         jw_obj_open(&w);

@@ -1,0 +1,146 @@
+#include "server/consumer.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/log.h"
+#include "domain/auctions.h"
+#include "server/scoreboard.h"
+#include "store/db.h"
+#include "store/redis.h"
+
+static volatile sig_atomic_t quit_requested;
+
+static void
+on_quit(int sig)
+{
+    (void) sig;
+    quit_requested = 1;
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Applies every entry of an XREADGROUP / XAUTOCLAIM entry list; acks the
+ * ones that are settled. */
+static void
+handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply *entries)
+{
+    size_t i;
+
+    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (i = 0; i < entries->elements && !quit_requested; i++) {
+        redisReply *e = entries->element[i], *fields;
+        const char *uuid = NULL;
+        size_t k;
+
+        if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+            continue;   /* an entry deleted meanwhile: nothing to do */
+        }
+        fields = e->element[1];
+        if (fields == NULL || fields->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+        for (k = 0; k + 1 < fields->elements; k += 2) {
+            if (!strcmp(fields->element[k]->str, "receipt")) {
+                uuid = fields->element[k + 1]->str;
+            }
+        }
+        if (uuid == NULL || auctions_apply_queued(c, db, r, a, uuid) == 0) {
+            (void) jt_redis_cmd(r, a, "XACK " JT_BID_STREAM " " JT_BID_GROUP " %s", e->element[0]->str);
+        }
+    }
+}
+
+void
+jt_consumer_run(const jt_conf *c, int slot)
+{
+    jt_scoreboard *sb = jt_scoreboard_get();
+    struct sigaction sa;
+    sigset_t none;
+    jt_arena arena;
+    jt_db db;
+    jt_redis redis;
+    jt_conf rc = *c;
+    char name[32];
+    int64_t next_claim = 0, next_sweep = 0;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_quit;
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* XREADGROUP blocks up to 500 ms: the command timeout must exceed it */
+    if (rc.redis_timeout_ms < 2000) {
+        rc.redis_timeout_ms = 2000;
+    }
+    snprintf(name, sizeof(name), "consumer-%d", slot);
+    if (jt_arena_init(&arena, 64 * 1024) != 0) {
+        _exit(2);
+    }
+    jt_db_init(&db, &rc, rc.db_user, rc.db_password);
+    jt_redis_init(&redis, &rc);
+    sb->slots[slot].started_at = (int64_t) time(NULL);
+    snprintf(sb->slots[slot].method, sizeof(sb->slots[slot].method), "BIDS");
+    __atomic_store_n(&sb->slots[slot].state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
+
+    while (!quit_requested) {
+        redisReply *rep;
+        int64_t now = mono_ms();
+
+        jt_arena_reset(&arena);
+        if (jt_redis_ready(&redis) != 0) {
+            usleep(200000);
+        } else {
+            rep = jt_redis_cmd(&redis, &arena, "XGROUP CREATE " JT_BID_STREAM " " JT_BID_GROUP " 0 MKSTREAM");
+            (void) rep;   /* BUSYGROUP once it exists */
+            rep = jt_redis_cmd(&redis, &arena, "XREADGROUP GROUP " JT_BID_GROUP " %s COUNT 16 BLOCK 500 STREAMS "
+                               JT_BID_STREAM " >", name);
+            if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1
+                && rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
+                handle_entries(&rc, &db, &redis, &arena, rep->element[0]->element[1]);
+            }
+            if (now >= next_claim) {
+                /* entries another consumer took and never acknowledged */
+                rep = jt_redis_cmd(&redis, &arena, "XAUTOCLAIM " JT_BID_STREAM " " JT_BID_GROUP " %s %lld 0-0 COUNT 16",
+                                   name, (long long) rc.auction_claim_idle_ms);
+                if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
+                    handle_entries(&rc, &db, &redis, &arena, rep->element[1]);
+                }
+                next_claim = now + (rc.auction_claim_idle_ms / 4 > 100 ? rc.auction_claim_idle_ms / 4 : 100);
+            }
+        }
+        if (now >= next_sweep) {
+            const char *uuids[32];
+            int n = auctions_stale_pending(&rc, &db, &arena, uuids, 32), i;
+            for (i = 0; i < n && !quit_requested; i++) {
+                (void) auctions_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
+            }
+            next_sweep = now + 1000;
+        }
+    }
+    jt_db_close(&db);
+    jt_redis_close(&redis);
+    jt_arena_destroy(&arena);
+    _exit(0);
+}
