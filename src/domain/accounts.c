@@ -131,7 +131,6 @@ valid_email(char *e)
 }
 
 /* ^01[016789]-?\d{3,4}-?\d{4}$ */
-int accounts_valid_phone(const char *s);
 int
 accounts_valid_phone(const char *s)
 {
@@ -226,6 +225,27 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
 
 /* --- handlers ---------------------------------------------------------- */
 
+/* The body of POST /api/v1/users, validated (no database involved). */
+jt_err
+accounts_parse(jt_req *r, json_object *o, jt_new_user *u)
+{
+    jt_err e;
+
+    memset(u, 0, sizeof(*u));
+    if ((e = jt_json_str(r, o, "email", JT_REQUIRED, 3, 254, &u->email)) != JT_OK
+        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 8, 72, &u->password)) != JT_OK
+        || (e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 50, &u->name)) != JT_OK
+        || (e = jt_json_str(r, o, "phone", JT_REQUIRED, 10, 13, &u->phone)) != JT_OK
+        || (e = jt_json_str(r, o, "role", JT_OPTIONAL, 1, 16, &u->role)) != JT_OK
+        || (e = accounts_validate(r, u)) != JT_OK) {
+        return e;
+    }
+    if (!strcmp(u->role, "ADMIN")) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be BUYER or SELLER");
+    }
+    return JT_OK;
+}
+
 /* POST /api/v1/users */
 jt_err
 accounts_create(jt_req *r)
@@ -240,18 +260,8 @@ accounts_create(jt_req *r)
     char loc[64];
     int rc;
 
-    memset(&u, 0, sizeof(u));
-    if ((e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_json_str(r, o, "email", JT_REQUIRED, 3, 254, &u.email)) != JT_OK
-        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 8, 72, &u.password)) != JT_OK
-        || (e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 50, &u.name)) != JT_OK
-        || (e = jt_json_str(r, o, "phone", JT_REQUIRED, 10, 13, &u.phone)) != JT_OK
-        || (e = jt_json_str(r, o, "role", JT_OPTIONAL, 1, 16, &u.role)) != JT_OK
-        || (e = accounts_validate(r, &u)) != JT_OK) {
+    if ((e = jt_json_body(r, &o)) != JT_OK || (e = accounts_parse(r, o, &u)) != JT_OK) {
         return e;
-    }
-    if (!strcmp(u.role, "ADMIN")) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be BUYER or SELLER");
     }
     rc = accounts_insert(r->db, r->arena, &u, c->kdf_opslimit, c->kdf_memlimit_kib, &id);
     if (rc == 1) {

@@ -246,17 +246,110 @@ load_auction(jt_req *r, int64_t id, jt_rows *rows)
 
 /* --- creating and deleting ------------------------------------------------------ */
 
+/* The body of POST /api/v1/auctions, validated against every rule (no
+ * database involved). */
+static jt_err
+parse_auction(jt_req *r, json_object *o, int64_t now, jt_auction_rule *a, const char **name, int64_t *stock,
+              int64_t *maxpb, int *show)
+{
+    json_object *pp, *v;
+    const char *type, *starts, *ends;
+    int has_show;
+    jt_err e;
+
+    memset(a, 0, sizeof(*a));
+    *show = 1;
+    if ((e = jt_json_str(r, o, "productName", JT_REQUIRED, 1, 100, name)) != JT_OK
+        || (e = jt_json_int(r, o, "originPrice", JT_REQUIRED, 1, 1000000000, &a->origin, NULL)) != JT_OK
+        || (e = jt_json_int(r, o, "stock", JT_REQUIRED, -1000000000, 10000000, stock, NULL)) != JT_OK
+        || (e = jt_json_int(r, o, "maxPerBuyer", JT_REQUIRED, -1000000000, 10000000, maxpb, NULL)) != JT_OK
+        || (e = jt_json_int(r, o, "variationSeconds", JT_REQUIRED, 1, 3600, &a->variation_s, NULL)) != JT_OK
+        || (e = jt_json_str(r, o, "startsAt", JT_REQUIRED, 20, 40, &starts)) != JT_OK
+        || (e = jt_json_str(r, o, "endsAt", JT_REQUIRED, 20, 40, &ends)) != JT_OK
+        || (e = jt_json_bool(r, o, "showStock", JT_OPTIONAL, show, &has_show)) != JT_OK) {
+        return e;
+    }
+    if (parse_ms(starts, &a->starts_ms) != 0 || parse_ms(ends, &a->ends_ms) != 0) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'startsAt' and 'endsAt' must be UTC times like 2026-12-01T09:00:00Z");
+    }
+    if (!json_object_object_get_ex(o, "pricePolicy", &pp) || pp == NULL
+        || !json_object_is_type(pp, json_type_object)
+        || (e = jt_json_str(r, pp, "type", JT_REQUIRED, 1, 16, &type)) != JT_OK) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy' must be {\"type\":\"CONSTANT\"|\"PERCENTAGE\", ...}");
+    }
+    if (!strcmp(type, "CONSTANT")) {
+        a->policy = JT_POLICY_CONSTANT;
+        if ((e = jt_json_int(r, pp, "variationWidth", JT_REQUIRED, INT32_MIN, 1000000000, &a->width, NULL)) != JT_OK) {
+            return e;
+        }
+    } else if (!strcmp(type, "PERCENTAGE")) {
+        double rate;
+        a->policy = JT_POLICY_PERCENTAGE;
+        if (!json_object_object_get_ex(pp, "discountRate", &v) || v == NULL
+            || !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy.discountRate' must be a number");
+        }
+        rate = json_object_get_double(v);
+        if (!(rate > 0 && rate <= 50) || !isfinite(rate)) {
+            return jt_fail(r, JT_E_AUCTION_RATE_INVALID, "discountRate must be above 0 and at most 50");
+        }
+        a->rate_bp = llround(rate * 100);
+        if (fabs(rate * 100 - (double) a->rate_bp) > 1e-6 || a->rate_bp < 1) {
+            return jt_fail(r, JT_E_AUCTION_RATE_INVALID, "discountRate has at most two decimals");
+        }
+    } else {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy.type' must be CONSTANT or PERCENTAGE");
+    }
+
+    /* the rules, each with its own code */
+    if (a->ends_ms <= a->starts_ms) {
+        return jt_fail(r, JT_E_AUCTION_WINDOW_INVALID, "startsAt must be before endsAt");
+    }
+    if (a->ends_ms - a->starts_ms > 3600000 || (a->ends_ms - a->starts_ms) % 60000 != 0) {
+        return jt_fail(r, JT_E_AUCTION_DURATION_INVALID, "the duration must be whole minutes, at most one hour");
+    }
+    if ((a->ends_ms - a->starts_ms) % (a->variation_s * 1000) != 0) {
+        return jt_fail(r, JT_E_AUCTION_VARIATION_INVALID, "the duration must be divisible by variationSeconds");
+    }
+    if (a->starts_ms < now - 1000) {
+        return jt_fail(r, JT_E_AUCTION_START_IN_PAST, "startsAt is in the past");
+    }
+    if (!(*maxpb >= 1 && *stock >= *maxpb)) {
+        return jt_fail(r, JT_E_AUCTION_STOCK_INVALID, "need stock >= maxPerBuyer >= 1");
+    }
+    if (a->policy == JT_POLICY_CONSTANT && !(a->width > 0 && a->origin > a->width)) {
+        return jt_fail(r, JT_E_AUCTION_WIDTH_INVALID, "need variationWidth > 0 and originPrice > variationWidth");
+    }
+    if (jt_auction_price_of_step(a, jt_auction_steps(a) - 1) <= 0) {
+        return jt_fail(r, JT_E_AUCTION_FINAL_PRICE_INVALID, "the price after the last drop would be %lld",
+                       (long long) jt_auction_price_of_step(a, jt_auction_steps(a) - 1));
+    }
+
+    return JT_OK;
+}
+
+jt_err
+auctions_validate_create(jt_req *r, json_object *o)
+{
+    jt_auction_rule a;
+    const char *name;
+    int64_t stock, maxpb;
+    int show;
+
+    return parse_auction(r, o, jt_wall_ms(), &a, &name, &stock, &maxpb, &show);
+}
+
 /* POST /api/v1/auctions */
 jt_err
 auctions_create(jt_req *r)
 {
     const jt_conf *c = r->conf;
     jt_principal who;
-    json_object *o, *pp, *v;
-    const char *name, *type, *starts, *ends;
-    int64_t origin, stock, maxpb, var_s, id, now = auctions_now_ms(c);
+    json_object *o;
+    const char *name;
+    int64_t stock, maxpb, id, now = auctions_now_ms(c);
     jt_auction_rule a;
-    int show = 1, has_show;
+    int show;
     jt_val p[13];
     jt_rows rows;
     jt_db_rc rc;
@@ -268,86 +361,21 @@ auctions_create(jt_req *r)
     if (!who.is_admin && strcmp(who.role, "SELLER") != 0) {
         return jt_fail(r, JT_E_FORBIDDEN, "only sellers and admins create auctions");
     }
-    memset(&a, 0, sizeof(a));
     if ((e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_json_str(r, o, "productName", JT_REQUIRED, 1, 100, &name)) != JT_OK
-        || (e = jt_json_int(r, o, "originPrice", JT_REQUIRED, 1, 1000000000, &origin, NULL)) != JT_OK
-        || (e = jt_json_int(r, o, "stock", JT_REQUIRED, -1000000000, 10000000, &stock, NULL)) != JT_OK
-        || (e = jt_json_int(r, o, "maxPerBuyer", JT_REQUIRED, -1000000000, 10000000, &maxpb, NULL)) != JT_OK
-        || (e = jt_json_int(r, o, "variationSeconds", JT_REQUIRED, 1, 3600, &var_s, NULL)) != JT_OK
-        || (e = jt_json_str(r, o, "startsAt", JT_REQUIRED, 20, 40, &starts)) != JT_OK
-        || (e = jt_json_str(r, o, "endsAt", JT_REQUIRED, 20, 40, &ends)) != JT_OK
-        || (e = jt_json_bool(r, o, "showStock", JT_OPTIONAL, &show, &has_show)) != JT_OK) {
+        || (e = parse_auction(r, o, now, &a, &name, &stock, &maxpb, &show)) != JT_OK) {
         return e;
-    }
-    if (parse_ms(starts, &a.starts_ms) != 0 || parse_ms(ends, &a.ends_ms) != 0) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'startsAt' and 'endsAt' must be UTC times like 2026-12-01T09:00:00Z");
-    }
-    if (!json_object_object_get_ex(o, "pricePolicy", &pp) || pp == NULL
-        || !json_object_is_type(pp, json_type_object)
-        || (e = jt_json_str(r, pp, "type", JT_REQUIRED, 1, 16, &type)) != JT_OK) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy' must be {\"type\":\"CONSTANT\"|\"PERCENTAGE\", ...}");
-    }
-    a.origin = origin;
-    a.variation_s = var_s;
-    if (!strcmp(type, "CONSTANT")) {
-        a.policy = JT_POLICY_CONSTANT;
-        if ((e = jt_json_int(r, pp, "variationWidth", JT_REQUIRED, INT32_MIN, 1000000000, &a.width, NULL)) != JT_OK) {
-            return e;
-        }
-    } else if (!strcmp(type, "PERCENTAGE")) {
-        double rate;
-        a.policy = JT_POLICY_PERCENTAGE;
-        if (!json_object_object_get_ex(pp, "discountRate", &v) || v == NULL
-            || !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) {
-            return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy.discountRate' must be a number");
-        }
-        rate = json_object_get_double(v);
-        if (!(rate > 0 && rate <= 50) || !isfinite(rate)) {
-            return jt_fail(r, JT_E_AUCTION_RATE_INVALID, "discountRate must be above 0 and at most 50");
-        }
-        a.rate_bp = llround(rate * 100);
-        if (fabs(rate * 100 - (double) a.rate_bp) > 1e-6 || a.rate_bp < 1) {
-            return jt_fail(r, JT_E_AUCTION_RATE_INVALID, "discountRate has at most two decimals");
-        }
-    } else {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy.type' must be CONSTANT or PERCENTAGE");
-    }
-
-    /* the rules, each with its own code */
-    if (a.ends_ms <= a.starts_ms) {
-        return jt_fail(r, JT_E_AUCTION_WINDOW_INVALID, "startsAt must be before endsAt");
-    }
-    if (a.ends_ms - a.starts_ms > 3600000 || (a.ends_ms - a.starts_ms) % 60000 != 0) {
-        return jt_fail(r, JT_E_AUCTION_DURATION_INVALID, "the duration must be whole minutes, at most one hour");
-    }
-    if ((a.ends_ms - a.starts_ms) % (var_s * 1000) != 0) {
-        return jt_fail(r, JT_E_AUCTION_VARIATION_INVALID, "the duration must be divisible by variationSeconds");
-    }
-    if (a.starts_ms < now - 1000) {
-        return jt_fail(r, JT_E_AUCTION_START_IN_PAST, "startsAt is in the past");
-    }
-    if (!(maxpb >= 1 && stock >= maxpb)) {
-        return jt_fail(r, JT_E_AUCTION_STOCK_INVALID, "need stock >= maxPerBuyer >= 1");
-    }
-    if (a.policy == JT_POLICY_CONSTANT && !(a.width > 0 && origin > a.width)) {
-        return jt_fail(r, JT_E_AUCTION_WIDTH_INVALID, "need variationWidth > 0 and originPrice > variationWidth");
-    }
-    if (jt_auction_price_of_step(&a, jt_auction_steps(&a) - 1) <= 0) {
-        return jt_fail(r, JT_E_AUCTION_FINAL_PRICE_INVALID, "the price after the last drop would be %lld",
-                       (long long) jt_auction_price_of_step(&a, jt_auction_steps(&a) - 1));
     }
 
     p[0] = JT_VI(who.user_id);
     p[1] = JT_VS(name);
-    p[2] = JT_VI(origin);
+    p[2] = JT_VI(a.origin);
     p[3] = JT_VI(stock);
     p[4] = JT_VI(stock);
     p[5] = JT_VI(maxpb);
     p[6] = JT_VS(a.policy == JT_POLICY_CONSTANT ? "CONSTANT" : "PERCENTAGE");
     p[7] = a.policy == JT_POLICY_CONSTANT ? JT_VI(a.width) : JT_VNULL;
     p[8] = a.policy == JT_POLICY_PERCENTAGE ? JT_VI(a.rate_bp) : JT_VNULL;
-    p[9] = JT_VI(var_s);
+    p[9] = JT_VI(a.variation_s);
     p[10] = JT_VI(a.starts_ms);
     p[11] = JT_VI(a.ends_ms);
     p[12] = JT_VI(show ? 1 : 0);

@@ -11,6 +11,9 @@ struct jt_redis;
 #define JT_BID_STREAM "bids"
 #define JT_BID_GROUP "bidders"
 
+#include <json-c/json.h>
+
+jt_err auctions_validate_create(jt_req *r, json_object *o);
 jt_err auctions_create(jt_req *r);
 jt_err auctions_delete(jt_req *r);
 jt_err auctions_list(jt_req *r);

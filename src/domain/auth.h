@@ -33,8 +33,11 @@ typedef struct {
 } jt_new_user;
 
 struct jt_db;
-struct jt_arena_s;
 jt_err accounts_validate(jt_req *r, jt_new_user *u);
+/* The registration body, validated without touching the database. */
+#include <json-c/json.h>
+jt_err accounts_parse(jt_req *r, json_object *o, jt_new_user *u);
+int    accounts_valid_phone(const char *s);
 /* 0 ok (*id set), 1 email taken, -1 database down, -2 other error. */
 int    accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
                        int64_t memlimit_kib, int64_t *id);

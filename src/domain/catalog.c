@@ -634,8 +634,8 @@ require_seller(jt_req *r, jt_principal *who)
 }
 
 /* If-Match: 3, "3" or W/"3". 0 absent, 1 parsed, -1 malformed. */
-static int
-parse_if_match(const char *h, int64_t *v)
+int
+catalog_parse_if_match(const char *h, int64_t *v)
 {
     char digits[24];
     size_t n = 0;
@@ -739,27 +739,15 @@ create_body(jt_tx *tx)
     return catalog_index_name(tx, c->id, c->name);
 }
 
-/* POST /api/v1/products */
-jt_err
-catalog_create(jt_req *r)
+/* The body of POST /api/v1/products, validated (no database involved). */
+static jt_err
+parse_create(jt_req *r, json_object *o, create_tx *c)
 {
-    jt_principal who;
-    json_object *o, *opts;
-    create_tx *c;
-    jt_write wr;
+    json_object *opts;
     int has_stock, ps, pe;
     int64_t us_s = 0, us_e = 0;
     jt_err e;
 
-    if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
-        return e;
-    }
-    c = jt_pcalloc(r->arena, sizeof(*c));
-    if (c == NULL) {
-        return JT_E_INTERNAL;
-    }
-    c->r = r;
-    c->seller = who.is_admin ? 0 : who.user_id;
     if ((e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 100, &c->name)) != JT_OK
         || (e = jt_json_int(r, o, "price", JT_REQUIRED, 0, JT_PRODUCT_PRICE_MAX, &c->price, NULL)) != JT_OK
         || (e = jt_json_int(r, o, "stock", JT_OPTIONAL, 0, JT_PRODUCT_STOCK_MAX, &c->stock, &has_stock)) != JT_OK
@@ -798,6 +786,44 @@ catalog_create(jt_req *r)
     }
     if (!has_stock && c->nopts == 0) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'stock' is required for a product without options");
+    }
+
+    return JT_OK;
+}
+
+jt_err
+catalog_validate_create(jt_req *r, json_object *o)
+{
+    create_tx *c = jt_pcalloc(r->arena, sizeof(*c));
+
+    if (c == NULL) {
+        return JT_E_INTERNAL;
+    }
+    c->r = r;
+    return parse_create(r, o, c);
+}
+
+/* POST /api/v1/products */
+jt_err
+catalog_create(jt_req *r)
+{
+    jt_principal who;
+    json_object *o;
+    create_tx *c;
+    jt_write wr;
+    jt_err e;
+
+    if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+        return e;
+    }
+    c = jt_pcalloc(r->arena, sizeof(*c));
+    if (c == NULL) {
+        return JT_E_INTERNAL;
+    }
+    c->r = r;
+    c->seller = who.is_admin ? 0 : who.user_id;
+    if ((e = parse_create(r, o, c)) != JT_OK) {
+        return e;
     }
 
     if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
@@ -914,7 +940,7 @@ patch_body(jt_tx *tx)
 static jt_err
 if_match_of(jt_req *r, int *has, int64_t *v)
 {
-    int rc = parse_if_match(r->if_match, v);
+    int rc = catalog_parse_if_match(r->if_match, v);
     if (rc < 0) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "If-Match must be the product version, e.g. \"3\"");
     }

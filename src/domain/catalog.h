@@ -22,6 +22,12 @@ jt_err catalog_patch(jt_req *r);
 jt_err catalog_restock(jt_req *r);
 jt_err catalog_delete(jt_req *r);
 
+#include <json-c/json.h>
+
+/* Validation without the database (fuzzing). */
+jt_err catalog_validate_create(jt_req *r, json_object *o);
+int    catalog_parse_if_match(const char *header, int64_t *version);
+
 /* Rewrites the search n-grams of one product inside a transaction. */
 jt_tx_step catalog_index_name(jt_tx *tx, int64_t product_id, const char *name);
 

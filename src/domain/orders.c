@@ -113,8 +113,6 @@ typedef struct {
 
 /* --- validation ---------------------------------------------------------- */
 
-int accounts_valid_phone(const char *s);
-
 static jt_err
 parse_items(jt_req *r, json_object *o, order_tx *t)
 {
@@ -201,6 +199,34 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
         return jt_fail(r, JT_E_INTERNAL, "cannot seal shipping data");
     }
     return JT_OK;
+}
+
+static jt_err
+parse_order(jt_req *r, json_object *o, order_tx *t, int64_t *expected, int *has_expected)
+{
+    jt_err e;
+
+    if ((e = parse_items(r, o, t)) != JT_OK
+        || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, expected, has_expected))
+               != JT_OK) {
+        return e;
+    }
+    return seal_shipping(r, o, t);
+}
+
+/* The order body, validated without touching the database (fuzzing). */
+jt_err
+orders_validate(jt_req *r, json_object *o)
+{
+    order_tx *t = jt_pcalloc(r->arena, sizeof(*t));
+    int64_t expected;
+    int has;
+
+    if (t == NULL) {
+        return JT_E_INTERNAL;
+    }
+    t->r = r;
+    return parse_order(r, o, t, &expected, &has);
 }
 
 /* Prices every line from the database (never from the client). */
@@ -490,10 +516,7 @@ orders_place(jt_req *r)
     t->ttl = conf->idem_ttl;
 
     /* 1. validate and price, outside any lock */
-    if ((e = parse_items(r, o, t)) != JT_OK
-        || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, &expected, &has_expected))
-               != JT_OK
-        || (e = seal_shipping(r, o, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+    if ((e = parse_order(r, o, t, &expected, &has_expected)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
         return e;
     }
     if (has_expected && expected != t->total) {

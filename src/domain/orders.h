@@ -8,6 +8,9 @@
 #define JT_FREE_SHIPPING_FROM 30000
 #define JT_SHIPPING_FEE 3000
 
+#include <json-c/json.h>
+
+jt_err orders_validate(jt_req *r, json_object *o);
 jt_err orders_place(jt_req *r);
 jt_err orders_get(jt_req *r);
 jt_err orders_list(jt_req *r);

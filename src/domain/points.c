@@ -96,6 +96,25 @@ charge_body(jt_tx *tx)
     return JT_TX_COMMIT;
 }
 
+/* The charge body: {"amount": integer KRW in [1,000, 1,000,000]}. */
+jt_err
+points_parse_amount(jt_req *r, json_object *o, int64_t *amount)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, "amount", &v) || v == NULL || !json_object_is_type(v, json_type_int)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'amount' must be an integer number of KRW");
+    }
+    *amount = json_object_get_int64(v);
+    if (*amount < JT_CHARGE_MIN) {
+        return jt_fail(r, JT_E_AMOUNT_TOO_SMALL, "the smallest charge is %d", JT_CHARGE_MIN);
+    }
+    if (*amount > JT_CHARGE_MAX) {
+        return jt_fail(r, JT_E_AMOUNT_TOO_LARGE, "the largest charge is %d", JT_CHARGE_MAX);
+    }
+    return JT_OK;
+}
+
 /* POST /api/v1/users/{userId}/charge */
 jt_err
 points_charge(jt_req *r)
@@ -104,7 +123,6 @@ points_charge(jt_req *r)
     int64_t uid = jt_req_param_id(r, "userId");
     jt_principal who;
     json_object *o;
-    json_object *amount_obj;
     jt_write wr;
     charge_tx c;
     jt_err e;
@@ -115,17 +133,9 @@ points_charge(jt_req *r)
     if ((e = jt_json_body(r, &o)) != JT_OK) {
         return e;
     }
-    if (!json_object_object_get_ex(o, "amount", &amount_obj) || amount_obj == NULL
-        || !json_object_is_type(amount_obj, json_type_int)) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'amount' must be an integer number of KRW");
-    }
     memset(&c, 0, sizeof(c));
-    c.amount = json_object_get_int64(amount_obj);
-    if (c.amount < JT_CHARGE_MIN) {
-        return jt_fail(r, JT_E_AMOUNT_TOO_SMALL, "the smallest charge is %d", JT_CHARGE_MIN);
-    }
-    if (c.amount > JT_CHARGE_MAX) {
-        return jt_fail(r, JT_E_AMOUNT_TOO_LARGE, "the largest charge is %d", JT_CHARGE_MAX);
+    if ((e = points_parse_amount(r, o, &c.amount)) != JT_OK) {
+        return e;
     }
     c.user_id = uid;
     c.ttl = conf->idem_ttl;

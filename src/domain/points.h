@@ -7,6 +7,10 @@
 #define JT_CHARGE_MIN 1000
 #define JT_CHARGE_MAX 1000000
 
+#include <json-c/json.h>
+#include <stdint.h>
+
+jt_err points_parse_amount(jt_req *r, json_object *o, int64_t *amount);
 jt_err points_charge(jt_req *r);
 jt_err points_ledger(jt_req *r);
 
