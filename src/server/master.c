@@ -371,13 +371,11 @@ jt_master_run(const char *path)
         fprintf(stderr, "jangteod: %s\n", err);
         return 1;
     }
+    /* personal data is never stored in the clear: no key, no start */
     if (jt_pii_load(conf.pii_key_file, err, sizeof(err)) != 0) {
-        if (conf.pii_key_file[0]) {
-            jt_log_error("master: %s", err);
-            fprintf(stderr, "jangteod: %s\n", err);
-            return 1;
-        }
-        jt_log_warn("master: %s: account endpoints will fail", err);
+        jt_log_error("master: %s", err);
+        fprintf(stderr, "jangteod: %s\n", err);
+        return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
     if (sb == NULL || jt_metrics_init_shared() != 0) {
