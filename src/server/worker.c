@@ -145,6 +145,15 @@ jt_worker_run(const jt_worker_args *a)
         jt_log_error("worker: initialisation failed");
         _exit(2);
     }
+    /* ...but it also claims SIGTERM where it finds the default, turning a
+     * fast stop into a flag nobody reads: give TERM its default back. */
+    {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(SIGTERM, &dfl, NULL);
+    }
     jt_db_init(&db, c, c->db_user, c->db_password);
     jt_redis_init(&redis, c);
     (void) jt_db_ready(&db);

@@ -1,0 +1,75 @@
+#!/usr/bin/perl
+# Product-detail read beside its floors, in one run, through one nginx:
+#   1. nginx serving a static file with the same bytes as the API answer
+#   2. the bare libfcgi handler (../shared/bench/limits/fcgi_hello.c), same worker count
+#   3. GET /api/v1/products/{id} (jangteod, reading MariaDB)
+# Prints requests/s for each and the ratios. Not a test: numbers go to bench/RESULTS.md.
+#
+# Usage: perl bench/products.pl [-n REQUESTS] [-c CONCURRENCY] [-r ROUNDS]
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use Getopt::Long;
+use Jangteo::Stack;
+
+my ($n, $c, $rounds, $workers) = (50000, 50, 3, 4);
+GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
+
+my $root = Jangteo::Stack::srcdir();
+my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
+-f "$limits/fcgi_hello.c" or die "no $limits/fcgi_hello.c\n";
+
+my $s = Jangteo::Stack->new(demo => 1, workers => $workers,
+    conf => { server => { access_log => 'off', max_requests => 0 } },
+    nginx_extra => sub {
+        my ($dir) = @_;
+        return "location = /static.json { root $dir; default_type application/json; }\n"
+             . "location = /fcgi { include fastcgi_params; fastcgi_pass unix:$dir/hello.sock; }\n";
+    });
+my $dir = $s->dir;
+
+# the floor handlers answer exactly the API's bytes
+my $api = $s->get('/api/v1/products/1');
+$api->{status} == 200 or die "product 1: $api->{status}\n";
+open my $fh, '>', "$dir/static.json" or die; print $fh $api->{body}; close $fh;
+system('gcc', '-O2', '-Wall', "-DBODY_FILE=\"$dir/static.json\"", '-o', "$dir/fcgi_hello",
+       "$limits/fcgi_hello.c", '-lfcgi') == 0 or die "cannot build fcgi_hello\n";
+my $hello = fork // die;
+if (!$hello) { exec "$dir/fcgi_hello", "$dir/hello.sock", $workers; die "exec: $!" }
+for (1 .. 50) { last if -S "$dir/hello.sock"; select undef, undef, undef, 0.1 }
+
+sub ab {
+    my ($path) = @_;
+    my $out = `ab -q -k -c $c -n $n http://127.0.0.1:@{[$s->http_port]}$path 2>&1`;
+    my ($rps) = $out =~ /Requests per second:\s+([\d.]+)/;
+    my ($failed) = $out =~ /Failed requests:\s+(\d+)/;
+    my ($non2xx) = $out =~ /Non-2xx responses:\s+(\d+)/;
+    die "ab failed on $path:\n$out" unless defined $rps;
+    return { rps => $rps, failed => $failed // 0, non2xx => $non2xx // 0 };
+}
+
+my %runs = (static => [], fcgi => [], api => []);
+my %paths = (static => '/static.json', fcgi => '/fcgi', api => '/api/v1/products/1');
+ab($_) for values %paths;    # warm-up
+for my $round (1 .. $rounds) {
+    for my $k (qw(static fcgi api)) {
+        my $r = ab($paths{$k});
+        push @{ $runs{$k} }, $r->{rps};
+        warn "round $round $k: $r->{rps} req/s (failed $r->{failed}, non-2xx $r->{non2xx})\n"
+            if $r->{failed} || $r->{non2xx};
+    }
+}
+sub median { my @v = sort { $a <=> $b } @_; $v[$#v / 2] }
+my %m = map { $_ => median(@{ $runs{$_} }) } keys %runs;
+
+printf "== product detail vs floors (ab -k -c %d -n %d, %d workers, %d-byte body, median of %d)\n",
+    $c, $n, $workers, length($api->{body}), $rounds;
+printf "nginx static file        : %10.0f req/s\n", $m{static};
+printf "nginx + bare libfcgi     : %10.0f req/s\n", $m{fcgi};
+printf "GET /api/v1/products/{id}: %10.0f req/s\n", $m{api};
+printf "ratio api / bare libfcgi : %5.1f %%   (goal >= 40 %%)\n", 100 * $m{api} / $m{fcgi};
+printf "ratio api / static       : %5.1f %%\n", 100 * $m{api} / $m{static};
+
+kill 'TERM', $hello; waitpid $hello, 0;
+$s->stop;

@@ -1,0 +1,853 @@
+package Jangteo::Stack;
+
+# The one way to boot jangteo: MariaDB + Redis + jangteod + nginx, all
+# private to one state directory and bound to 127.0.0.1 on free ports.
+# Used by scripts/jangteo-local and by every integration test in t/, so a
+# test exercises exactly what a developer runs.
+#
+# Every process we start is our direct child, in its own process group (a
+# terminal's Ctrl-C reaches only us, and we stop the stack in order), and is
+# asked by the kernel to exit with SIGTERM if we die without cleaning up.
+# Nothing is ever found or killed by name: several stacks may run side by side.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use Config;
+use Encode ();
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(:sys_wait_h setpgid _exit);
+use Scalar::Util qw(weaken);
+use Time::HiRes qw(time sleep);
+
+our $VERSION = '0.1';
+
+my $JSON = JSON::PP->new->utf8->canonical;
+
+# Live stacks, weakly held, so END and the signal handlers can stop them all.
+my %LIVE;
+my $HANDLERS_SET;
+
+sub srcdir {
+    return $ENV{JANGTEO_SRCDIR} if $ENV{JANGTEO_SRCDIR};
+    # t/lib/Jangteo/Stack.pm -> checkout root
+    return abs_path(dirname(__FILE__) . '/../../..');
+}
+
+sub builddir { $ENV{JANGTEO_BUILDDIR} || srcdir() }
+
+# A port the kernel just handed out on 127.0.0.1. Racy by nature (we close it
+# before the server binds it), so start-up retries once on a bind failure.
+sub free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1, ReuseAddr => 1,
+    ) or croak "cannot bind 127.0.0.1:0: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub new {
+    my ($class, %opt) = @_;
+    my $self = bless {
+        workers    => 4,
+        conf       => {},
+        demo       => 0,
+        persistent => 0,
+        boot_timeout => $ENV{JANGTEO_BOOT_TIMEOUT} || 60,
+        %opt,
+        owner => $$,
+        pids  => {},
+    }, $class;
+
+    if (!$self->{dir}) {
+        $self->{dir} = tempdir('jangteo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{JANGTEO_KEEP_STATE});
+    }
+    make_path($self->{dir});
+    $self->{dir} = abs_path($self->{dir});
+    # sun_path is 108 bytes; the longest socket name we use is jangteod.sock.
+    croak "state dir too long for unix sockets: $self->{dir}" if length($self->{dir}) > 90;
+
+    $self->{src}   = srcdir();
+    $self->{build} = builddir();
+    $self->{_http_port_auto} = !$self->{http_port};
+    $self->{http_port} ||= free_port();
+
+    # Product names are Korean: let test output carry characters.
+    if ($INC{'Test/Builder.pm'} && !$self->{_utf8_tb}) {
+        my $tb = Test::Builder->new;
+        binmode($tb->$_, ':encoding(UTF-8)') for qw(output failure_output todo_output);
+    }
+
+    $LIVE{"$self"} = $self;
+    weaken($LIVE{"$self"});
+    _install_handlers();
+
+    my $ok = eval { $self->_start; 1 };
+    if (!$ok) {
+        my $err = $@;
+        $self->_dump_logs_on_failure(1);
+        $self->stop;
+        croak $err;
+    }
+    return $self;
+}
+
+# ---------------------------------------------------------------- accessors
+
+sub dir       { $_[0]{dir} }
+sub conf_path { "$_[0]{dir}/jangteod.conf" }
+sub http_port { $_[0]{http_port} }
+sub db_port   { $_[0]{db_port} }
+sub redis_port { $_[0]{redis_port} }
+sub db_socket { "$_[0]{dir}/mariadb.sock" }
+sub master_pid { $_[0]{pids}{jangteod} }
+sub nginx_pid  { $_[0]{pids}{nginx} }
+sub url       { my ($self, $path) = @_; $path //= '/'; "http://127.0.0.1:$self->{http_port}$path" }
+
+sub bin {
+    my ($self, $name) = @_;
+    my $p = "$self->{build}/src/$name";
+    croak "$p not found or not executable (build first: make)" unless -x $p;
+    return $p;
+}
+
+# ---------------------------------------------------------------- start-up
+
+sub _start {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    $self->bin($_) for qw(jangteod jangteo-admin);    # fail before starting anything
+    make_path("$d/secrets", "$d/nginx-tmp", "$d/tmp");
+    chmod 0700, "$d/secrets";
+    $self->_ensure_pii_key;
+
+    $self->_retry_port('db_port', sub { $self->start_mariadb });
+    $self->_create_db_and_accounts;
+    $self->_retry_port('redis_port', sub { $self->start_redis });
+    $self->_write_app_conf;
+
+    my ($rc, $out) = $self->admin('migrate');
+    croak "jangteo-admin migrate failed (exit $rc):\n$out" if $rc != 0;
+    $self->{migrate_output} = $out;
+    if ($self->{demo}) {
+        my $marker = "$d/demo-data.out";
+        if ($self->{persistent} && -s $marker) {
+            $self->{demo_output} = _slurp($marker);
+        } else {
+            ($rc, $out) = $self->admin('demo-data');
+            croak "jangteo-admin demo-data failed (exit $rc):\n$out" if $rc != 0;
+            $self->{demo_output} = $out;
+            _spew($marker, $out, 0600);
+        }
+    }
+
+    $self->start_app;
+    $self->start_nginx;
+}
+
+# Runs $start; if the component died early (most likely: someone else took
+# the free port between our probe and its bind), picks a new port once.
+sub _retry_port {
+    my ($self, $key, $start) = @_;
+    $self->{$key} ||= free_port();
+    my $ok = eval { $start->(); 1 };
+    return if $ok;
+    my $err = $@;
+    warn "Jangteo::Stack: retrying with a new port after: $err";
+    $self->{$key} = free_port();
+    $start->();
+}
+
+sub start_mariadb {
+    my ($self) = @_;
+    my $d       = $self->{dir};
+    my $datadir = "$d/mariadb";
+    my $user    = getpwuid($>) // 'root';
+    $self->{db_port} ||= free_port();
+
+    if (!-d "$datadir/mysql") {
+        croak "$datadir exists but holds no database; remove it" if -d $datadir && !$self->{persistent} && glob("$datadir/*");
+        # Its bootstrap server puts temporary tables in $TMPDIR: a shared
+        # /tmp lets two stacks installing at once collide.
+        make_path("$d/tmp");
+        my ($rc, $out) = do {
+            local $ENV{TMPDIR} = "$d/tmp";
+            _run_capture(
+                'mariadb-install-db', '--no-defaults', '--auth-root-authentication-method=normal',
+                "--user=$user", "--datadir=$datadir", '--skip-test-db',
+            );
+        };
+        if ($rc != 0) {
+            remove_tree($datadir);    # half a system database must not be reused
+            croak "mariadb-install-db failed (exit $rc):\n$out";
+        }
+    }
+    unlink "$d/mariadb.sock", "$d/mariadb.pid";
+
+    $self->_spawn('mariadbd', "$d/mariadb.out",
+        'mariadbd', '--no-defaults', "--datadir=$datadir", "--socket=$d/mariadb.sock",
+        "--port=$self->{db_port}", '--bind-address=127.0.0.1', "--user=$user",
+        '--skip-log-bin', '--skip-name-resolve',
+        '--innodb-buffer-pool-size=256M', '--innodb-flush-log-at-trx-commit=1',
+        '--max-connections=500', '--character-set-server=utf8mb4',
+        '--collation-server=utf8mb4_unicode_ci', "--log-error=$d/mariadb.err",
+        "--pid-file=$d/mariadb.pid", "--tmpdir=$d/tmp",
+    );
+    $self->_wait_for('mariadbd', sub {
+        my ($rc) = _run_capture($self->_mariadb_cmd, '-e', 'select 1');
+        $rc == 0;
+    }, "$d/mariadb.err");
+    return 1;
+}
+
+sub stop_mariadb {
+    my ($self) = @_;
+    $self->_stop_child('mariadbd', 'TERM', 60);
+}
+
+sub start_redis {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    $self->{redis_port} ||= free_port();
+    $self->_spawn('redis', "$d/redis.out",
+        'redis-server', '--port', $self->{redis_port}, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+        '--dir', $d, '--logfile', "$d/redis.log",
+    );
+    $self->_wait_for('redis', sub {
+        my ($rc, $out) = _run_capture('redis-cli', '-p', $self->{redis_port}, 'ping');
+        $rc == 0 && $out =~ /PONG/;
+    }, "$d/redis.log");
+    return 1;
+}
+
+sub stop_redis {
+    my ($self) = @_;
+    return unless $self->_alive('redis');
+    _run_capture('redis-cli', '-p', $self->{redis_port}, 'shutdown', 'nosave');
+    $self->_stop_child('redis', 'TERM', 10);
+}
+
+sub start_app {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    unlink "$d/jangteod.sock";
+    $self->_spawn('jangteod', "$d/jangteod.out", $self->bin('jangteod'), '-c', $self->conf_path);
+    $self->_wait_for('jangteod', sub { -S "$d/jangteod.sock" }, "$d/jangteod-error.log", "$d/jangteod.out");
+    return 1;
+}
+
+sub stop_app {
+    my ($self) = @_;
+    my @workers = $self->_alive('jangteod') ? $self->worker_pids : ();
+    $self->_stop_child('jangteod', 'TERM', 15);
+    # A master that died hard may leave orphans; they are ours (we saw them
+    # as its children), so end them rather than leak them.
+    for my $w (@workers) {
+        kill 'KILL', $w if _is_orphan_of($w, $self->{bins_seen}{jangteod});
+    }
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    $self->_write_nginx_conf;
+    my ($rc, $out) = _run_capture('nginx', '-t', '-q', '-c', "$d/nginx.conf", '-p', "$d/");
+    croak "nginx -t failed:\n$out" if $rc != 0;
+    my $try = 0;
+    while (1) {
+        my $ok = eval {
+            $self->_spawn('nginx', "$d/nginx.out", 'nginx', '-c', "$d/nginx.conf", '-p', "$d/");
+            $self->_wait_for('nginx', sub {
+                my $r = $self->_http->get($self->url('/healthz'));
+                $r->{status} == 200;
+            }, "$d/nginx-error.log", "$d/jangteod-error.log");
+            1;
+        };
+        return 1 if $ok;
+        my $err = $@;
+        die $err if $try++ || !$self->{_http_port_auto};
+        # Port stolen between probe and bind: pick another and try once more.
+        $self->_stop_child('nginx', 'QUIT', 10);
+        $self->{http_port} = free_port();
+        $self->_write_nginx_conf;
+    }
+}
+
+sub stop_nginx {
+    my ($self) = @_;
+    $self->_stop_child('nginx', 'QUIT', 15);
+}
+
+sub reload_nginx {
+    my ($self) = @_;
+    $self->_write_nginx_conf;
+    my $pid = $self->{pids}{nginx} or croak 'nginx not running';
+    kill 'HUP', $pid;
+}
+
+# ---------------------------------------------------------------- config files
+
+sub _create_db_and_accounts {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my %pw;
+    for my $who (qw(app migrate)) {
+        my $f = "$d/secrets/db_$who.pw";
+        if (!-s $f) {
+            _spew($f, _random_password(), 0600);
+        }
+        chmod 0600, $f;
+        ($pw{$who} = _slurp($f)) =~ s/\s+\z//;
+    }
+    my @sql = ('CREATE DATABASE IF NOT EXISTS jangteo CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;');
+    for my $host ('localhost', '127.0.0.1') {
+        push @sql,
+            "CREATE USER IF NOT EXISTS 'jangteo_migrate'\@'$host';",
+            "ALTER USER 'jangteo_migrate'\@'$host' IDENTIFIED BY '$pw{migrate}';",
+            "GRANT ALL PRIVILEGES ON jangteo.* TO 'jangteo_migrate'\@'$host';",
+            "CREATE USER IF NOT EXISTS 'jangteo_app'\@'$host';",
+            "ALTER USER 'jangteo_app'\@'$host' IDENTIFIED BY '$pw{app}';",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON jangteo.* TO 'jangteo_app'\@'$host';";
+    }
+    my ($rc, $out) = _run_capture($self->_mariadb_cmd, '-e', join("\n", @sql));
+    croak "creating database/accounts failed:\n$out" if $rc != 0;
+}
+
+# The key that seals PII columns. Kept with the state: in a persistent state
+# dir, losing it would make every sealed value unreadable.
+sub _ensure_pii_key {
+    my ($self) = @_;
+    my $f = "$self->{dir}/secrets/pii.key";
+    _spew($f, '1 ' . _random_hex(32) . "\n", 0600) unless -s $f;
+    chmod 0600, $f;
+}
+
+sub _random_password { _random_hex(24) }
+
+sub _random_hex {
+    my ($n) = @_;
+    open my $fh, '<:raw', '/dev/urandom' or croak "urandom: $!";
+    read($fh, my $b, $n) == $n or croak 'short read from urandom';
+    return unpack('H*', $b);
+}
+
+sub _app_conf_sections {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my %s = (
+        server => [
+            listen => "unix:$d/jangteod.sock",
+            listen_mode => '0666',
+            listen_backlog => 1024,
+            workers => $self->{workers},
+            max_requests => 0,
+            request_timeout => 30,
+            error_log => "$d/jangteod-error.log",
+            access_log => "$d/jangteod-access.log",
+            pid_file => "$d/jangteod.pid",
+            body_max => 65536,
+        ],
+        mariadb => [
+            socket => "$d/mariadb.sock",
+            host => '127.0.0.1',
+            port => $self->{db_port},
+            database => 'jangteo',
+            user => 'jangteo_app',
+            password_file => "$d/secrets/db_app.pw",
+        ],
+        migrate => [
+            user => 'jangteo_migrate',
+            password_file => "$d/secrets/db_migrate.pw",
+            sql_dir => "$self->{src}/sql",
+        ],
+        redis => [
+            host => '127.0.0.1',
+            port => $self->{redis_port},
+        ],
+        pii => [
+            key_file => "$d/secrets/pii.key",
+        ],
+    );
+    return (\%s, [qw(server mariadb migrate redis pii)]);
+}
+
+# Generated INI: our defaults, then the caller's `conf` merged in (a value of
+# undef deletes a key; unknown sections and keys are appended).
+sub _write_app_conf {
+    my ($self) = @_;
+    my ($s, $order) = $self->_app_conf_sections;
+    my $conf = $self->{conf} || {};
+    my @sections = (@$order, sort grep { !$s->{$_} } keys %$conf);
+    my $text = "; generated by t/lib/Jangteo/Stack.pm -- edits are overwritten\n";
+    for my $sec (@sections) {
+        my @kv = @{ $s->{$sec} || [] };
+        my %over = %{ $conf->{$sec} || {} };
+        $text .= "\n[$sec]\n";
+        for (my $i = 0; $i < @kv; $i += 2) {
+            my $k = $kv[$i];
+            if (exists $over{$k}) {
+                my $v = delete $over{$k};
+                $text .= "$k = $v\n" if defined $v;
+            } else {
+                $text .= "$k = $kv[$i+1]\n";
+            }
+        }
+        for my $k (sort keys %over) {
+            $text .= "$k = $over{$k}\n" if defined $over{$k};
+        }
+    }
+    _spew($self->conf_path, $text, 0600);
+}
+
+sub _write_nginx_conf {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    # Relative includes resolve against the prefix: give it the stock file.
+    for my $f ('fastcgi_params') {
+        my $sys = "/etc/nginx/$f";
+        _spew("$d/$f", _slurp($sys), 0644) if -r $sys;
+    }
+    make_path(map { "$d/nginx-tmp/$_" } qw(client_body proxy fastcgi uwsgi scgi));
+    my $user = $> == 0 ? "user root;\n" : '';
+    my $locations = "$self->{src}/conf/nginx/jangteo-locations.conf";
+    croak "$locations missing" unless -r $locations;
+    my $text = <<"EOF";
+# generated by t/lib/Jangteo/Stack.pm -- edits are overwritten
+daemon off;
+master_process on;
+${user}worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/nginx-error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    default_type application/octet-stream;
+    server_tokens off;
+    sendfile on;
+    keepalive_timeout 30s;
+    keepalive_requests 100000;
+
+    client_body_temp_path $d/nginx-tmp/client_body;
+    proxy_temp_path       $d/nginx-tmp/proxy;
+    fastcgi_temp_path     $d/nginx-tmp/fastcgi;
+    uwsgi_temp_path       $d/nginx-tmp/uwsgi;
+    scgi_temp_path        $d/nginx-tmp/scgi;
+
+    # A client's X-Request-Id is kept if it is a sane token (it ends up in
+    # logs); otherwise nginx makes one.
+    map \$http_x_request_id \$jangteo_request_id {
+        default                      \$request_id;
+        "~^[A-Za-z0-9._:\@=+/-]{1,128}\$" \$http_x_request_id;
+    }
+
+    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request" \$status \$body_bytes_sent '
+                       'rt=\$request_time urt=\$upstream_response_time rid=\$jangteo_request_id';
+    access_log $d/nginx-access.log jangteo;
+
+    # The zones conf/nginx/jangteo-site.conf.in defines, so the locations
+    # file may use limit_req the same way in production and here.
+    limit_req_zone \$binary_remote_addr zone=jangteo_login:10m rate=5r/s;
+    limit_req_zone \$binary_remote_addr zone=jangteo_orders:10m rate=20r/s;
+    limit_req_status 429;
+
+    # No keepalive to the app: each FastCGI connection is one request.
+    upstream jangteo {
+        server unix:$d/jangteod.sock;
+    }
+
+    server {
+        listen 127.0.0.1:$self->{http_port} backlog=4096;
+        server_name localhost;
+        include $locations;
+    }
+}
+EOF
+    _spew("$d/nginx.conf", $text, 0644);
+}
+
+# ---------------------------------------------------------------- processes
+
+sub _spawn {
+    my ($self, $name, $outfile, @cmd) = @_;
+    croak "$name already running" if $self->_alive($name);
+    my $pid = fork() // croak "fork: $!";
+    if ($pid == 0) {
+        eval {
+            setpgid(0, 0);
+            _die_with_parent();
+            open STDIN, '<', '/dev/null';
+            open STDOUT, '>>', $outfile or die "open $outfile: $!";
+            open STDERR, '>&', \*STDOUT;
+            exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+        };
+        print STDERR "spawn $name: $@";
+        _exit(127);
+    }
+    $self->{pids}{$name} = $pid;
+    $self->{bins_seen}{$name} = $pid;
+    $self->{exit}{$name} = undef;
+    return $pid;
+}
+
+# Ask the kernel to SIGTERM the child if this process dies without cleaning
+# up (a kill -9 on a test). Best effort: Linux prctl(PR_SET_PDEATHSIG).
+sub _die_with_parent {
+    my %nr = (x86_64 => 157, aarch64 => 167, i386 => 172, i686 => 172, arm => 172);
+    my ($arch) = $Config{archname} =~ /^([^-]+)/;
+    return unless $^O eq 'linux' && $nr{$arch};
+    syscall($nr{$arch}, 1, 15);
+}
+
+sub _alive {
+    my ($self, $name) = @_;
+    my $pid = $self->{pids}{$name} or return 0;
+    my $r = waitpid($pid, WNOHANG);
+    if ($r == $pid || $r == -1) {
+        $self->{exit}{$name} = $r == $pid ? $? : -1;
+        delete $self->{pids}{$name};
+        return 0;
+    }
+    return 1;
+}
+
+# Names of components that have died since they were started.
+sub dead_components {
+    my ($self) = @_;
+    my @dead;
+    for my $name (sort keys %{ $self->{bins_seen} || {} }) {
+        next unless $self->{pids}{$name};
+        push @dead, $name unless $self->_alive($name);
+    }
+    return @dead;
+}
+
+sub _wait_for {
+    my ($self, $name, $cond, @logs) = @_;
+    my $deadline = time + $self->{boot_timeout};
+    while (time < $deadline) {
+        return 1 if eval { $cond->() };
+        if (!$self->_alive($name)) {
+            croak "$name exited during start-up (status $self->{exit}{$name})\n" . _tails(@logs);
+        }
+        sleep 0.05;
+    }
+    croak "$name not ready after $self->{boot_timeout}s\n" . _tails(@logs);
+}
+
+# Signal, wait bounded, then SIGKILL. Returns the exit status.
+sub _stop_child {
+    my ($self, $name, $sig, $timeout) = @_;
+    my $pid = $self->{pids}{$name} or return $self->{exit}{$name};
+    kill $sig, $pid if $sig;
+    return $self->{exit}{$name} if $self->_wait_child($name, $timeout);
+    warn "Jangteo::Stack: $name (pid $pid) ignored SIG$sig for ${timeout}s; killing\n";
+    kill 'KILL', $pid;
+    $self->_wait_child($name, 10);
+    return $self->{exit}{$name};
+}
+
+sub _wait_child {
+    my ($self, $name, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        return 1 unless $self->_alive($name);
+        return 0 if time >= $deadline;
+        sleep 0.02;
+    }
+}
+
+# For tests of a master that exits by itself (graceful stop): true if it did
+# within $timeout seconds; its wait status is then in exit_status('jangteod').
+sub wait_master_exit {
+    my ($self, $timeout) = @_;
+    return $self->_wait_child('jangteod', $timeout // 15);
+}
+
+sub exit_status { $_[0]{exit}{$_[1]} }
+
+sub _is_orphan_of {
+    my ($pid, $master) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh>;
+    my ($ppid) = $stat =~ /\)\s+\S+\s+(\d+)/;
+    return 0 unless defined $ppid && ($ppid == 1 || ($master && $ppid == $master));
+    # Reused pid? Only kill what is still a jangteod.
+    open my $ch, '<', "/proc/$pid/cmdline" or return 0;
+    local $/;
+    my $cmd = <$ch> // '';
+    return $cmd =~ /jangteod/;
+}
+
+sub worker_pids {
+    my ($self) = @_;
+    my $m = $self->master_pid or return ();
+    my ($rc, $out) = _run_capture('ps', '-o', 'pid=', '--ppid', $m);
+    return sort { $a <=> $b } grep { /^\d+$/ } map { s/\s+//gr } split /\n/, $out;
+}
+
+# Polls until the master has $n workers (default: configured count), none of
+# them in @not; returns the pids, or an empty list after $timeout seconds.
+sub wait_workers {
+    my ($self, %a) = @_;
+    my $n = $a{count} // $self->{conf}{server}{workers} // $self->{workers};
+    my %not = map { $_ => 1 } @{ $a{not} || [] };
+    my $deadline = time + ($a{timeout} // 20);
+    while (time < $deadline) {
+        my @w = $self->worker_pids;
+        return @w if @w == $n && !grep { $not{$_} } @w;
+        sleep 0.05;
+    }
+    return ();
+}
+
+sub signal_master {
+    my ($self, $sig) = @_;
+    my $m = $self->master_pid or croak 'jangteod not running';
+    kill $sig, $m or croak "kill $sig $m: $!";
+}
+
+# ---------------------------------------------------------------- helpers for tests
+
+sub _http {
+    my ($self) = @_;
+    $self->{http} ||= HTTP::Tiny->new(
+        timeout => 30, proxy => undef, http_proxy => undef, https_proxy => undef,
+        no_proxy => ['127.0.0.1', 'localhost'], agent => 'jangteo-test/1',
+        keep_alive => 0, max_redirect => 0,
+    );
+}
+
+sub request {
+    my ($self, $method, $path, $headers, $body) = @_;
+    local $SIG{PIPE} = 'IGNORE';    # a server may answer (413) and close before we finish sending
+    my %o = (headers => { %{ $headers || {} } });
+    $o{content} = $body if defined $body;
+    my $r = $self->_http->request($method, $self->url($path), \%o);
+    my %h = map { lc($_) => $r->{headers}{$_} } keys %{ $r->{headers} || {} };
+    my $res = { status => $r->{status}, reason => $r->{reason}, headers => \%h, body => $r->{content} // '' };
+    my $ct = $h{'content-type'} // '';
+    $ct = $ct->[0] if ref $ct;
+    if ($ct =~ m{^application/(?:[\w.+-]+\+)?json\b}i) {
+        $res->{json} = eval { $JSON->decode($res->{body}) };
+    }
+    return $res;
+}
+
+sub get { my ($self, $path, $h) = @_; $self->request('GET', $path, $h) }
+
+sub post_json {
+    my ($self, $path, $data, $h) = @_;
+    my $body = ref $data ? $JSON->encode($data) : $data;
+    return $self->request('POST', $path, { 'Content-Type' => 'application/json', %{ $h || {} } }, $body);
+}
+
+sub _mariadb_cmd {
+    my ($self) = @_;
+    return ('mariadb', '--no-defaults', '-uroot', "--socket=$self->{dir}/mariadb.sock");
+}
+
+# Rows of a query as root on database jangteo, each an arrayref of strings.
+sub sql {
+    my ($self, $query) = @_;
+    my ($rc, $out) = _run_capture($self->_mariadb_cmd, '--default-character-set=utf8mb4',
+        '-N', '-B', 'jangteo', '-e', Encode::encode('UTF-8', $query));
+    croak "sql failed: $query\n$out" if $rc != 0;
+    $out = Encode::decode('UTF-8', $out);
+    return [ map { [ split /\t/, $_, -1 ] } grep { length } split /\n/, $out ];
+}
+
+sub redis {
+    my ($self, @args) = @_;
+    my ($rc, $out) = _run_capture('redis-cli', '-p', $self->{redis_port}, @args);
+    chomp $out;
+    return $out;
+}
+
+sub admin {
+    my ($self, @args) = @_;
+    return _run_capture($self->bin('jangteo-admin'), '-c', $self->conf_path, @args);
+}
+
+sub demo_output    { $_[0]{demo_output} // '' }
+sub migrate_output { $_[0]{migrate_output} // '' }
+
+my %LOGS = (
+    error => 'jangteod-error.log', access => 'jangteod-access.log', out => 'jangteod.out',
+    nginx => 'nginx-access.log', 'nginx-error' => 'nginx-error.log',
+    mariadb => 'mariadb.err', redis => 'redis.log',
+);
+
+sub log_path { my ($self, $which) = @_; "$self->{dir}/" . ($LOGS{$which} // $which) }
+sub log_text {
+    my ($self, $which) = @_;
+    my $p = $self->log_path($which);
+    return -e $p ? _slurp($p) : '';
+}
+
+# ab against a path. ab_start returns a handle (it runs in the background);
+# ab_wait parses the result; ab does both.
+sub ab_start {
+    my ($self, %a) = @_;
+    my $path = $a{path} // '/api/v1/products/1';
+    my @cmd = ('ab', '-q', '-r', '-n', $a{n} // 1000, '-c', $a{c} // 10, '-s', $a{timeout} // 30);
+    push @cmd, '-k' if $a{k} || $a{keepalive};
+    push @cmd, '-H', $_ for @{ $a{headers} || [] };
+    push @cmd, @{ $a{args} || [] };
+    push @cmd, $self->url($path);
+    my $out = File::Temp->new(TEMPLATE => 'ab-XXXXXX', DIR => $self->{dir}, UNLINK => 1);
+    my $pid = fork() // croak "fork: $!";
+    if ($pid == 0) {
+        setpgid(0, 0);
+        _die_with_parent();
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out->filename;
+        open STDERR, '>&', \*STDOUT;
+        exec { $cmd[0] } @cmd or _exit(127);
+    }
+    return { pid => $pid, out => $out, cmd => \@cmd };
+}
+
+sub ab_wait {
+    my ($self, $h, $timeout) = @_;
+    my $deadline = time + ($timeout // 120);
+    my $r;
+    while (($r = waitpid($h->{pid}, WNOHANG)) == 0) {
+        if (time > $deadline) { kill 'KILL', $h->{pid}; waitpid($h->{pid}, 0); last }
+        sleep 0.05;
+    }
+    my $exit = $?;
+    my $text = _slurp($h->{out}->filename);
+    my %res = (exit => $exit >> 8, output => $text, complete => 0, failed => 0, non2xx => 0, rps => 0);
+    $res{complete} = $1 if $text =~ /^Complete requests:\s+(\d+)/m;
+    $res{failed}   = $1 if $text =~ /^Failed requests:\s+(\d+)/m;
+    $res{non2xx}   = $1 if $text =~ /^Non-2xx responses:\s+(\d+)/m;
+    $res{rps}      = $1 if $text =~ /^Requests per second:\s+([\d.]+)/m;
+    return \%res;
+}
+
+sub ab {
+    my ($self, %a) = @_;
+    return $self->ab_wait($self->ab_start(%a), $a{wait});
+}
+
+sub ab_running { my ($self, $h) = @_; waitpid($h->{pid}, WNOHANG) == 0 ? 1 : do { $h->{status} = $?; 0 } }
+
+# ---------------------------------------------------------------- teardown
+
+sub stop {
+    my ($self, $force) = @_;
+    return if $$ != $self->{owner};    # a forked child must not tear down the parent's stack
+    # $force: a signal handler interrupting a stop in progress finishes it.
+    return if $self->{stopped}++ && !$force;
+    local ($?, $@, $!);
+    $self->_dump_logs_on_failure unless $force;
+    eval { $self->stop_nginx };
+    eval { $self->stop_app };
+    eval { $self->stop_redis };
+    eval { $self->stop_mariadb };
+    delete $LIVE{"$self"};
+}
+
+# When a test fails, the logs are the only witness: print their tails.
+sub _dump_logs_on_failure {
+    my ($self, $force) = @_;
+    return if $self->{dumped};
+    my $failed = $force;
+    if (!$failed && $INC{'Test/Builder.pm'}) {
+        my $tb = Test::Builder->new;
+        $failed = !$tb->is_passing;
+    }
+    return unless $failed;
+    $self->{dumped} = 1;
+    my $text = _tails(map { $self->log_path($_) } qw(error out nginx-error))
+        . _tails(map { [ $self->log_path($_), 8 ] } qw(mariadb redis));
+    if ($INC{'Test/Builder.pm'}) { Test::Builder->new->diag("stack dir $self->{dir}\n$text") }
+    else { print STDERR "stack dir $self->{dir}\n$text" }
+}
+
+sub DESTROY { $_[0]->stop }
+
+sub stop_all { my ($force) = @_; $_ && $_->stop($force) for values %LIVE }
+
+END { stop_all() }
+
+sub _install_handlers {
+    return if $HANDLERS_SET++;
+    for my $sig (qw(INT TERM HUP)) {
+        my $prev = $SIG{$sig};
+        next if ref $prev;     # the program has its own handler: it owns shutdown
+        # The signal may land anywhere (inside a subtest, inside a stop):
+        # stop everything from here and leave without unwinding, which
+        # Test::Builder would report as a broken test instead of a signal.
+        $SIG{$sig} = sub {
+            local $SIG{$sig} = 'IGNORE';
+            print STDERR "# Jangteo::Stack: SIG$sig, stopping stacks\n";
+            stop_all(1);
+            File::Temp::cleanup();
+            _exit(128 + ($sig eq 'INT' ? 2 : $sig eq 'TERM' ? 15 : 1));
+        };
+    }
+}
+
+# ---------------------------------------------------------------- small utils
+
+sub _run_capture {
+    my (@cmd) = @_;
+    my $pid = open(my $fh, '-|') // croak "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDERR, '>&', \*STDOUT;
+        exec { $cmd[0] } @cmd or do { print "exec $cmd[0]: $!\n"; _exit(127) };
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return ($? >> 8, $out) if wantarray;
+    return $out;
+}
+
+sub _slurp {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or croak "open $f: $!";
+    local $/;
+    my $s = <$fh>;
+    return $s // '';
+}
+
+sub _spew {
+    my ($f, $text, $mode) = @_;
+    my $tmp = "$f.tmp$$";
+    open my $fh, '>:raw', $tmp or croak "open $tmp: $!";
+    chmod $mode, $tmp if defined $mode;
+    print $fh $text;
+    close $fh or croak "close $tmp: $!";
+    rename $tmp, $f or croak "rename $tmp: $!";
+}
+
+sub _tails {
+    my (@files) = @_;
+    my $s = '';
+    for my $spec (@files) {
+        my ($f, $n) = ref $spec ? @$spec : ($spec, 30);
+        next unless -s $f;
+        my @l = split /\n/, _slurp($f);
+        @l = @l[-$n .. -1] if @l > $n;
+        $s .= "---- $f (tail)\n" . join("\n", @l) . "\n";
+    }
+    return $s;
+}
+
+1;
