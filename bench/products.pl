@@ -12,20 +12,23 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
 
-my ($n, $c, $rounds, $workers) = (50000, 50, 3, 4);
-GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
+my ($n, $c, $rounds, $workers, $nocache) = (50000, 50, 3, 4, 0);
+GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers, 'nocache' => \$nocache)
+    or die "bad options\n";
 
 my $root = Jangteo::Stack::srcdir();
 my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
 -f "$limits/fcgi_hello.c" or die "no $limits/fcgi_hello.c\n";
 
-my $s = Jangteo::Stack->new(demo => 1, workers => $workers,
-    conf => { server => { access_log => 'off', max_requests => 0 } },
+my $s = test_stack(demo => 1, workers => $workers,
+    conf => { server => { access_log => 'off', max_requests => 0 },
+              catalog => { cache_ttl_ms => $nocache ? 0 : 1000 } },
     nginx_extra => sub {
         my ($dir) = @_;
-        return "location = /static.json { root $dir; default_type application/json; }\n"
-             . "location = /fcgi { include fastcgi_params; fastcgi_pass unix:$dir/hello.sock; }\n";
+        return "        location = /static.json { root $dir; default_type application/json; }\n"
+             . "        location = /fcgi { include fastcgi_params; fastcgi_pass unix:$dir/hello.sock; }\n";
     });
 my $dir = $s->dir;
 
@@ -63,8 +66,8 @@ for my $round (1 .. $rounds) {
 sub median { my @v = sort { $a <=> $b } @_; $v[$#v / 2] }
 my %m = map { $_ => median(@{ $runs{$_} }) } keys %runs;
 
-printf "== product detail vs floors (ab -k -c %d -n %d, %d workers, %d-byte body, median of %d)\n",
-    $c, $n, $workers, length($api->{body}), $rounds;
+printf "== product detail vs floors (%s; ab -k -c %d -n %d, %d workers, %d-byte body, median of %d, %s)\n",
+    scalar(gmtime), $c, $n, $workers, length($api->{body}), $rounds, $nocache ? "cache off: every read from MariaDB" : "Redis cache on";
 printf "nginx static file        : %10.0f req/s\n", $m{static};
 printf "nginx + bare libfcgi     : %10.0f req/s\n", $m{fcgi};
 printf "GET /api/v1/products/{id}: %10.0f req/s\n", $m{api};
