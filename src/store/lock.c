@@ -75,7 +75,11 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
         n = JT_LOCK_MAX;
     }
     for (i = 0; i < n; i++) {
-        ls->keys[i] = keys[i];
+        /* copied: callers often build keys in short-lived buffers */
+        ls->keys[i] = jt_pstrdup(a, keys[i]);
+        if (ls->keys[i] == NULL) {
+            return JT_LOCK_TIMEOUT;
+        }
     }
     ls->n = jt_lock_sort_keys(ls->keys, n);
 
