@@ -9,7 +9,9 @@ ALTER TABLE products
     ADD COLUMN sale_ends_at   DATETIME(6)     NULL,
     ADD COLUMN deleted_at     DATETIME(6)     NULL,
     ADD KEY products_seller (seller_id),
-    ADD KEY products_live (deleted_at, id);
+    ADD KEY products_live (deleted_at, id),
+    ADD KEY products_sale_starts (sale_starts_at),
+    ADD KEY products_sale_ends (sale_ends_at);
 
 -- One row per stock change that is not an order: the initial stock of a
 -- product or option, restocks and corrections. With order lines this lets

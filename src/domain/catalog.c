@@ -62,6 +62,15 @@ static const char *const SQL_COUNT[8] = {
     COUNT_COLS Q_COND, COUNT_COLS Q_COND S_ON, COUNT_COLS Q_COND S_SOON, COUNT_COLS Q_COND S_END,
 };
 
+/* a status-filtered page can change when any live product's sale opens or
+ * closes, not only the ones on it: how long until the next such instant */
+static const char SQL_NEXT_BOUNDARY_MS[] =
+    "SELECT COALESCE(MIN(ms), 1000) FROM ("
+    " SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(sale_starts_at)) DIV 1000 AS ms FROM products"
+    "  WHERE deleted_at IS NULL AND sale_starts_at > NOW(6)"
+    " UNION ALL SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(sale_ends_at)) DIV 1000 FROM products"
+    "  WHERE deleted_at IS NULL AND sale_ends_at > NOW(6)) t";
+
 static const char SQL_POPULAR[] =
     "SELECT oi.product_id, p.name, p.price, SUM(oi.quantity) AS sold"
     " FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id"
@@ -335,7 +344,21 @@ catalog_list(jt_req *r)
     if (b.oom) {
         return JT_E_INTERNAL;
     }
-    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change < 1 ? 1 : min_change));
+    if (status != NULL) {
+        jt_rows nb;
+        if (jt_db_exec(r->db, r->arena, SQL_NEXT_BOUNDARY_MS, NULL, 0, &nb) != JT_DB_OK || nb.nrows == 0) {
+            min_change = 0;   /* unknown: do not cache */
+        } else {
+            jt_val *v = jt_cell(&nb, 0, 0);
+            int64_t ms = v->type == JT_V_INT ? v->i : v->s ? strtoll(v->s, NULL, 10) : 0;
+            if (ms < min_change) {
+                min_change = ms;
+            }
+        }
+    }
+    if (min_change > 0) {
+        jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change));
+    }
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

@@ -99,6 +99,8 @@ typedef struct {
     int64_t         items_total;
     int64_t         shipping_fee;
     int64_t         total;
+    int64_t         expected;      /* expectedTotal, when has_expected */
+    int             has_expected;
     unsigned char  *ship_sealed;
     size_t          ship_len;
     jt_idem        *idem;
@@ -332,7 +334,7 @@ place_body(jt_tx *tx)
     jt_rows rows;
     jt_buf shorts;
     jt_json w;
-    int i, nshort = 0;
+    int i, nshort = 0, repriced = 0;
 
     jt_buf_init(&shorts, tx->arena, 64);
 
@@ -353,14 +355,45 @@ place_body(jt_tx *tx)
             return JT_TX_ABORT;
         }
         if (jt_cell(&rows, 0, 0)->i != l->unit_price) {
-            t->refusal = jt_fail(t->r, JT_E_PRICE_CHANGED, "the price of product %lld changed",
-                                 (long long) l->product_id);
-            return JT_TX_ABORT;
+            /* the price moved while we waited for the lock: the database's
+             * price wins; the buyer's expectedTotal (if any) is checked below */
+            l->unit_price = jt_cell(&rows, 0, 0)->i;
+            if (__builtin_mul_overflow(l->unit_price, l->quantity, &l->line_total)) {
+                t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
+                return JT_TX_ABORT;
+            }
+            repriced = 1;
         }
         stock[i] = jt_cell(&rows, 0, 1)->i;
         version[i] = jt_cell(&rows, 0, 2)->i;
         if (stock[i] < l->quantity) {
-            jt_buf_addf(&shorts, "%s%lld", nshort++ ? "," : "", (long long) l->product_id);
+            int j, seen = 0;
+            for (j = 0; j < i; j++) {
+                seen |= t->lines[j].product_id == l->product_id && stock[j] < t->lines[j].quantity;
+            }
+            if (!seen) {
+                jt_buf_addf(&shorts, "%s%lld", nshort++ ? "," : "", (long long) l->product_id);
+            }
+        }
+    }
+    if (repriced) {
+        int64_t items = 0;
+        for (i = 0; i < t->n; i++) {
+            if (__builtin_add_overflow(items, t->lines[i].line_total, &items)) {
+                t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
+                return JT_TX_ABORT;
+            }
+        }
+        t->items_total = items;
+        t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+        t->total = items + t->shipping_fee;
+        if (t->has_expected && t->expected != t->total) {
+            jt_buf x;
+            jt_buf_init(&x, tx->arena, 48);
+            jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
+            t->r->problem_extra = jt_buf_cstr(&x);
+            t->refusal = jt_fail(t->r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
+            return JT_TX_ABORT;
         }
     }
     if (nshort > 0) {
@@ -519,6 +552,8 @@ orders_place(jt_req *r)
     if ((e = parse_order(r, o, t, &expected, &has_expected)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
         return e;
     }
+    t->expected = expected;
+    t->has_expected = has_expected;
     if (has_expected && expected != t->total) {
         jt_buf x;
         jt_buf_init(&x, r->arena, 64);
@@ -838,7 +873,9 @@ orders_cancel(jt_req *r)
     }
     c->n = i;
 
-    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
+    /* cancelling is idempotent by nature (a second cancel is a 409 that
+     * changes nothing): the route takes no Idempotency-Key */
+    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK) {
         return e;
     }
     keys = stock_lock_keys(r, c->lines, c->n, c->buyer, &nkeys);

@@ -153,6 +153,13 @@ metrics_render(jt_req *r)
     counter(&b, "jangteo_orders_out_of_stock_total", "Orders refused with OUT_OF_STOCK.",
             get(&m->orders_out_of_stock));
     counter(&b, "jangteo_point_charges_total", "Successful point charges.", get(&m->charges));
+    counter(&b, "jangteo_popular_queries_total", "Times the popular-products query ran (cache refreshes).",
+            get(&m->popular_queries));
+    counter(&b, "jangteo_cache_hits_total", "Catalog reads answered from Redis.", get(&m->cache_hits));
+    counter(&b, "jangteo_cache_misses_total", "Catalog reads that went to MariaDB.", get(&m->cache_misses));
+    counter(&b, "jangteo_bids_accepted_total", "Bids queued (202).", get(&m->bids_accepted));
+    counter(&b, "jangteo_bids_purchased_total", "Bids applied: receipts PURCHASED.", get(&m->bids_purchased));
+    counter(&b, "jangteo_bids_failed_total", "Bids refused after queueing: receipts FAILED.", get(&m->bids_failed));
     counter(&b, "jangteo_points_charged_won_total", "Points charged, in KRW.", get(&m->points_charged));
 
     if (b.oom) {
