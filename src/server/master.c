@@ -141,6 +141,8 @@ spawn(int kind)
         sb->slots[slot].pid = getpid();
         sb->slots[slot].generation = generation;
         sb->slots[slot].kind = kind;
+        /* ps and tests tell the kinds apart by name */
+        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER ? "jangteod-bids" : "jangteod-worker", 0, 0, 0);
         if (kind == JT_KIND_CONSUMER) {
             close(listen_fd);
             jt_consumer_run(&conf, slot);

@@ -601,8 +601,17 @@ sub _is_orphan_of {
 sub worker_pids {
     my ($self) = @_;
     my $m = $self->master_pid or return ();
-    my ($rc, $out) = _run_capture('ps', '-o', 'pid=', '--ppid', $m);
-    return sort { $a <=> $b } grep { /^\d+$/ } map { s/\s+//gr } split /\n/, $out;
+    my ($rc, $out) = _run_capture('ps', '-o', 'pid=,comm=', '--ppid', $m);
+    # FastCGI workers name themselves jangteod-worker; bid consumers
+    # jangteod-bids (see consumer_pids)
+    return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-worker/ ? $1 : () } split /\n/, $out;
+}
+
+sub consumer_pids {
+    my ($self) = @_;
+    my $m = $self->master_pid or return ();
+    my ($rc, $out) = _run_capture('ps', '-o', 'pid=,comm=', '--ppid', $m);
+    return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-bids/ ? $1 : () } split /\n/, $out;
 }
 
 # Polls until the master has $n workers (default: configured count), none of
