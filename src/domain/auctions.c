@@ -48,11 +48,6 @@ static const char SQL_AUCTION_STOCK[] =
     "UPDATE auctions SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_BOUGHT[] =
     "SELECT COALESCE(SUM(quantity), 0) FROM receipts WHERE auction_id = ? AND buyer_id = ? AND status = 'PURCHASED'";
-static const char SQL_BALANCE_READ[] = "SELECT balance, version FROM users WHERE id = ?";
-static const char SQL_BALANCE_WRITE[] =
-    "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
-static const char SQL_LEDGER_INSERT[] =
-    "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_RECEIPT_INSERT[] =
     "INSERT INTO receipts (uuid, auction_id, buyer_id, seller_id, product_name, price, quantity, status,"
     " accepted_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -688,7 +683,9 @@ bid_body(jt_tx *tx)
     bid_tx *t = tx->data;
     jt_val p[9];
     jt_rows rows;
-    int64_t stock, aversion, maxpb, bought, amount, bbal, bver, sbal, sver;
+    int64_t stock, aversion, maxpb, bought, amount;
+    jt_tx_step step;
+    jt_err why;
 
     if (t->queue_only) {
         p[0] = JT_VS(t->uuid);
@@ -727,45 +724,10 @@ bid_body(jt_tx *tx)
         return refuse(t, JT_E_OUT_OF_STOCK, "not enough stock left");
     }
     amount = t->price * t->quantity;   /* price <= 1e9, quantity <= 1e7 */
-    p[0] = JT_VI(t->buyer);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    if (rows.nrows == 0) {
-        return refuse(t, JT_E_USER_NOT_FOUND, "the buyer does not exist");
-    }
-    bbal = jt_cell(&rows, 0, 0)->i;
-    bver = jt_cell(&rows, 0, 1)->i;
-    if (bbal < amount) {
-        return refuse(t, JT_E_INSUFFICIENT_BALANCE, "the balance is too low");
-    }
-    p[0] = JT_VI(t->seller);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    if (rows.nrows == 0) {
-        return refuse(t, JT_E_USER_NOT_FOUND, "the seller does not exist");
-    }
-    sbal = jt_cell(&rows, 0, 0)->i;
-    sver = jt_cell(&rows, 0, 1)->i;
-    if (sbal + amount > JT_BALANCE_MAX) {
-        return refuse(t, JT_E_BALANCE_LIMIT, "the seller's balance would exceed its limit");
-    }
-
     p[0] = JT_VI(stock - t->quantity);
     p[1] = JT_VI(t->auction_id);
     p[2] = JT_VI(aversion);
     JT_TX_EXEC(tx, SQL_AUCTION_STOCK, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
-    }
-    p[0] = JT_VI(bbal - amount);
-    p[1] = JT_VI(t->buyer);
-    p[2] = JT_VI(bver);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
-    }
-    p[0] = JT_VI(sbal + amount);
-    p[1] = JT_VI(t->seller);
-    p[2] = JT_VI(sver);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
@@ -794,18 +756,19 @@ bid_body(jt_tx *tx)
             return JT_TX_CONFLICT;
         }
     }
-    p[0] = JT_VI(t->buyer);
-    p[1] = JT_VI(-amount);
-    p[2] = JT_VI(bbal - amount);
-    p[3] = JT_VS("AUCTION_PURCHASE");
-    p[4] = JT_VI(t->receipt_id);
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
-    p[0] = JT_VI(t->seller);
-    p[1] = JT_VI(amount);
-    p[2] = JT_VI(sbal + amount);
-    p[3] = JT_VS("AUCTION_SALE");
-    p[4] = JT_VI(t->receipt_id);
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    /* the money: buyer pays, seller is credited, both fenced and journalled */
+    step = points_apply(tx, t->buyer, -amount, "AUCTION_PURCHASE", t->receipt_id, NULL, NULL, &why);
+    if (step == JT_TX_COMMIT) {
+        step = points_apply(tx, t->seller, amount, "AUCTION_SALE", t->receipt_id, NULL, NULL, &why);
+    }
+    if (step == JT_TX_ABORT) {
+        return refuse(t, why, why == JT_E_INSUFFICIENT_BALANCE ? "the balance is too low"
+                              : why == JT_E_BALANCE_LIMIT ? "the seller's balance would exceed its limit"
+                                                          : "a party to the sale does not exist");
+    }
+    if (step != JT_TX_COMMIT) {
+        return step;
+    }
     if (receipt_answer(tx, t, &rows) != JT_TX_COMMIT) {
         return JT_TX_DBERR;
     }
@@ -1067,7 +1030,9 @@ refund_body(jt_tx *tx)
     refund_tx *t = tx->data;
     jt_val p[5];
     jt_rows rc, ar, rows;
-    int64_t amount, qty, stock, buyer, seller, bbal, bver, sbal, sver;
+    int64_t amount, qty, stock, buyer, seller;
+    jt_tx_step step;
+    jt_err why;
     jt_json w;
 
     p[0] = JT_VI(t->receipt_id);
@@ -1103,23 +1068,6 @@ refund_body(jt_tx *tx)
             return JT_TX_ABORT;
         }
     }
-    p[0] = JT_VI(seller);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    sbal = jt_cell(&rows, 0, 0)->i;
-    sver = jt_cell(&rows, 0, 1)->i;
-    if (sbal < amount) {
-        t->refusal = jt_fail(t->r, JT_E_INSUFFICIENT_BALANCE, "the seller's balance cannot cover the refund");
-        return JT_TX_ABORT;
-    }
-    p[0] = JT_VI(buyer);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    bbal = jt_cell(&rows, 0, 0)->i;
-    bver = jt_cell(&rows, 0, 1)->i;
-    if (bbal + amount > JT_BALANCE_MAX) {
-        t->refusal = jt_fail(t->r, JT_E_BALANCE_LIMIT, "the refund would take the balance over its limit");
-        return JT_TX_ABORT;
-    }
-
     p[0] = JT_VS("REFUNDED");
     p[1] = JT_VNULL;
     p[2] = JT_VI(t->receipt_id);
@@ -1141,31 +1089,27 @@ refund_body(jt_tx *tx)
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    p[0] = JT_VI(sbal - amount);
-    p[1] = JT_VI(seller);
-    p[2] = JT_VI(sver);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
+    /* the money back: seller pays back (must be able to), buyer is credited */
+    step = points_apply(tx, seller, -amount, "AUCTION_REVERSAL", t->receipt_id, NULL, NULL, &why);
+    if (step == JT_TX_ABORT) {
+        t->refusal = jt_fail(t->r, why, why == JT_E_INSUFFICIENT_BALANCE
+                                            ? "the seller's balance cannot cover the refund"
+                                            : "the seller does not exist");
+        return step;
     }
-    p[0] = JT_VI(bbal + amount);
-    p[1] = JT_VI(buyer);
-    p[2] = JT_VI(bver);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
+    if (step != JT_TX_COMMIT) {
+        return step;
     }
-    p[0] = JT_VI(seller);
-    p[1] = JT_VI(-amount);
-    p[2] = JT_VI(sbal - amount);
-    p[3] = JT_VS("AUCTION_REVERSAL");
-    p[4] = JT_VI(t->receipt_id);
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
-    p[0] = JT_VI(buyer);
-    p[1] = JT_VI(amount);
-    p[2] = JT_VI(bbal + amount);
-    p[3] = JT_VS("AUCTION_REFUND");
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    step = points_apply(tx, buyer, amount, "AUCTION_REFUND", t->receipt_id, NULL, NULL, &why);
+    if (step == JT_TX_ABORT) {
+        t->refusal = jt_fail(t->r, why, why == JT_E_BALANCE_LIMIT
+                                            ? "the refund would take the balance over its limit"
+                                            : "the buyer does not exist");
+        return step;
+    }
+    if (step != JT_TX_COMMIT) {
+        return step;
+    }
 
     p[0] = JT_VI(t->receipt_id);
     JT_TX_EXEC(tx, SQL_RECEIPT_BY_ID, p, 1, &rows);

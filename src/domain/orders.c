@@ -45,10 +45,6 @@ static const char SQL_STOCK_PRODUCT_WRITE[] =
     "UPDATE products SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_STOCK_OPTION_WRITE[] =
     "UPDATE product_options SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
-static const char SQL_BALANCE_READ[] =
-    "SELECT balance, version FROM users WHERE id = ?";
-static const char SQL_BALANCE_WRITE[] =
-    "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_ORDER_INSERT[] =
     "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
     " VALUES (?, 'PAID', ?, ?, ?, ?)";
@@ -57,8 +53,6 @@ static const char SQL_ORDER_CREATED[] =
 static const char SQL_ITEM_INSERT[] =
     "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_LEDGER_INSERT[] =
-    "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (topic, aggregate_id, payload) VALUES (?, ?, ?)";
 /* reads and cancel */
@@ -329,7 +323,9 @@ static jt_tx_step
 place_body(jt_tx *tx)
 {
     order_tx *t = tx->data;
-    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance, bversion;
+    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS];
+    jt_tx_step step;
+    jt_err why;
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
@@ -408,22 +404,7 @@ place_body(jt_tx *tx)
         return JT_TX_ABORT;
     }
 
-    /* 2. the buyer's balance */
-    p[0] = JT_VI(t->buyer);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    if (rows.nrows == 0) {
-        t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
-        return JT_TX_ABORT;
-    }
-    balance = jt_cell(&rows, 0, 0)->i;
-    bversion = jt_cell(&rows, 0, 1)->i;
-    if (balance < t->total) {
-        t->refusal = jt_fail(t->r, JT_E_INSUFFICIENT_BALANCE, "the order costs %lld; the balance is %lld",
-                             (long long) t->total, (long long) balance);
-        return JT_TX_ABORT;
-    }
-
-    /* 3. fenced writes: each matches only the version read above */
+    /* 2. fenced stock writes: each matches only the version read above */
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         p[0] = JT_VI(stock[i] - l->quantity);
@@ -434,16 +415,8 @@ place_body(jt_tx *tx)
             return JT_TX_CONFLICT;
         }
     }
-    t->balance = balance - t->total;
-    p[0] = JT_VI(t->balance);
-    p[1] = JT_VI(t->buyer);
-    p[2] = JT_VI(bversion);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
-    }
 
-    /* 4. the order, its lines, the ledger row, the outbox event */
+    /* 3. the order and its lines */
     p[0] = JT_VI(t->buyer);
     p[1] = JT_VI(t->items_total);
     p[2] = JT_VI(t->shipping_fee);
@@ -463,12 +436,19 @@ place_body(jt_tx *tx)
         p[7] = JT_VI(l->line_total);
         JT_TX_EXEC(tx, SQL_ITEM_INSERT, p, 8, &rows);
     }
-    p[0] = JT_VI(t->buyer);
-    p[1] = JT_VI(-t->total);
-    p[2] = JT_VI(t->balance);
-    p[3] = JT_VS("ORDER_PAYMENT");
-    p[4] = JT_VI(t->order_id);
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+
+    /* 4. the payment: the buyer's balance, fenced, and its ledger row */
+    step = points_apply(tx, t->buyer, -t->total, "ORDER_PAYMENT", t->order_id, &t->balance, NULL, &why);
+    if (step == JT_TX_ABORT) {
+        t->refusal = why == JT_E_INSUFFICIENT_BALANCE
+                         ? jt_fail(t->r, why, "the order costs %lld: the balance is too low", (long long) t->total)
+                         : jt_fail(t->r, why, "the buyer does not exist");
+    }
+    if (step != JT_TX_COMMIT) {
+        return step;
+    }
+
+    /* 5. the answer and the outbox event */
     p[0] = JT_VI(t->order_id);
     JT_TX_EXEC(tx, SQL_ORDER_CREATED, p, 1, &rows);
     t->created_at = rows.nrows ? jt_cell(&rows, 0, 0)->s : "";
@@ -757,7 +737,9 @@ cancel_body(jt_tx *tx)
     cancel_tx *c = tx->data;
     jt_val p[5];
     jt_rows rows;
-    int64_t total, balance;
+    int64_t total;
+    jt_tx_step step;
+    jt_err why;
     int i;
 
     /* the order's own version fences concurrent cancels: one wins */
@@ -793,33 +775,16 @@ cancel_body(jt_tx *tx)
         }
     }
 
-    /* refund */
-    p[0] = JT_VI(c->buyer);
-    JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
-    if (rows.nrows == 0) {
-        c->refusal = jt_fail(c->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
-        return JT_TX_ABORT;
+    /* refund: the buyer's balance, fenced, and its ledger row */
+    step = points_apply(tx, c->buyer, total, "ORDER_REFUND", c->order_id, &c->balance, NULL, &why);
+    if (step == JT_TX_ABORT) {
+        c->refusal = why == JT_E_BALANCE_LIMIT
+                         ? jt_fail(c->r, why, "the refund would take the balance over %lld", JT_BALANCE_MAX)
+                         : jt_fail(c->r, why, "the buyer does not exist");
     }
-    balance = jt_cell(&rows, 0, 0)->i;
-    if (balance + total > JT_BALANCE_MAX) {
-        c->refusal = jt_fail(c->r, JT_E_BALANCE_LIMIT, "the refund would take the balance over %lld",
-                             JT_BALANCE_MAX);
-        return JT_TX_ABORT;
+    if (step != JT_TX_COMMIT) {
+        return step;
     }
-    c->balance = balance + total;
-    p[0] = JT_VI(c->balance);
-    p[1] = JT_VI(c->buyer);
-    p[2] = JT_VI(jt_cell(&rows, 0, 1)->i);
-    JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
-    }
-    p[0] = JT_VI(c->buyer);
-    p[1] = JT_VI(total);
-    p[2] = JT_VI(c->balance);
-    p[3] = JT_VS("ORDER_REFUND");
-    p[4] = JT_VI(c->order_id);
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
     p[0] = JT_VS("order.cancelled");
     p[1] = JT_VI(c->order_id);
     {

@@ -41,47 +41,73 @@ typedef struct {
     jt_req     *r;
 } charge_tx;
 
-/* One attempt: read the balance with its version, check the limit, write
- * it back fenced by the version, append the ledger row, record the key. */
-static jt_tx_step
-charge_body(jt_tx *tx)
+jt_tx_step
+points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_t ref_id,
+             int64_t *balance_after, int64_t *ledger_id, jt_err *why)
 {
-    charge_tx *c = tx->data;
     jt_val p[5];
     jt_rows rows;
-    int64_t balance, version;
-    jt_json w;
+    int64_t balance, version, after;
 
-    p[0] = JT_VI(c->user_id);
+    p[0] = JT_VI(user_id);
     JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
     if (rows.nrows == 0) {
-        c->refusal = jt_fail(c->r, JT_E_USER_NOT_FOUND, "user %lld does not exist", (long long) c->user_id);
+        *why = JT_E_USER_NOT_FOUND;
         return JT_TX_ABORT;
     }
     balance = jt_cell(&rows, 0, 0)->i;
     version = jt_cell(&rows, 0, 1)->i;
-    /* both operands are bounded (balance ≤ 1e8, amount ≤ 1e6): no overflow */
-    if (balance + c->amount > JT_BALANCE_MAX) {
-        c->refusal = jt_fail(c->r, JT_E_BALANCE_LIMIT, "a balance may not exceed %lld", JT_BALANCE_MAX);
+    /* |delta| is bounded by its callers far below INT64_MAX - cap */
+    after = balance + delta;
+    if (after < 0) {
+        *why = JT_E_INSUFFICIENT_BALANCE;
         return JT_TX_ABORT;
     }
-    c->balance = balance + c->amount;
-
-    p[0] = JT_VI(c->balance);
-    p[1] = JT_VI(c->user_id);
+    if (after > JT_BALANCE_MAX) {
+        *why = JT_E_BALANCE_LIMIT;
+        return JT_TX_ABORT;
+    }
+    p[0] = JT_VI(after);
+    p[1] = JT_VI(user_id);
     p[2] = JT_VI(version);
     JT_TX_EXEC(tx, SQL_BALANCE_WRITE, p, 3, &rows);
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    p[0] = JT_VI(c->user_id);
-    p[1] = JT_VI(c->amount);
-    p[2] = JT_VI(c->balance);
-    p[3] = JT_VS("CHARGE");
-    p[4] = JT_VNULL;
+    p[0] = JT_VI(user_id);
+    p[1] = JT_VI(delta);
+    p[2] = JT_VI(after);
+    p[3] = JT_VS(kind);
+    p[4] = ref_id ? JT_VI(ref_id) : JT_VNULL;
     JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
-    c->ledger_id = (int64_t) rows.insert_id;
+    if (balance_after) {
+        *balance_after = after;
+    }
+    if (ledger_id) {
+        *ledger_id = (int64_t) rows.insert_id;
+    }
+    return JT_TX_COMMIT;
+}
 
+/* One attempt at a charge: the balance moves (fenced), then the answer and
+ * the idempotency record. */
+static jt_tx_step
+charge_body(jt_tx *tx)
+{
+    charge_tx *c = tx->data;
+    jt_tx_step step;
+    jt_json w;
+    jt_err why;
+
+    step = points_apply(tx, c->user_id, c->amount, "CHARGE", 0, &c->balance, &c->ledger_id, &why);
+    if (step == JT_TX_ABORT) {
+        c->refusal = why == JT_E_BALANCE_LIMIT
+                         ? jt_fail(c->r, why, "a balance may not exceed %lld", JT_BALANCE_MAX)
+                         : jt_fail(c->r, why, "user %lld does not exist", (long long) c->user_id);
+    }
+    if (step != JT_TX_COMMIT) {
+        return step;
+    }
     jt_json_begin(c->r, &c->body, &w, 128);
     jw_obj_open(&w);
     jw_kint(&w, "userId", c->user_id);

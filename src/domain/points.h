@@ -10,7 +10,17 @@
 #include <json-c/json.h>
 #include <stdint.h>
 
+#include "store/tx.h"
+
 jt_err points_parse_amount(jt_req *r, json_object *o, int64_t *amount);
+
+/* Moves `delta` points on a user's balance inside a transaction: reads the
+ * balance with its version, refuses to go below zero or above the cap,
+ * writes it back fenced by the version and appends the ledger row (kind,
+ * ref_id; ref_id 0 = none) — the only place balances change. On JT_TX_ABORT
+ * *why is USER_NOT_FOUND, INSUFFICIENT_BALANCE or BALANCE_LIMIT. */
+jt_tx_step points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_t ref_id,
+                        int64_t *balance_after, int64_t *ledger_id, jt_err *why);
 jt_err points_charge(jt_req *r);
 jt_err points_ledger(jt_req *r);
 
