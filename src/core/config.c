@@ -104,7 +104,7 @@ static const setting settings[] = {
     I("auctions", "consumers", auction_consumers, "2", 0, 64, "bid consumer processes the master keeps running"),
     I("auctions", "claim_idle_ms", auction_claim_idle_ms, "5000", 100, 3600000,
       "a pending bid idle this long in another consumer's hands is reclaimed"),
-    I("auctions", "sweep_after_ms", auction_sweep_after_ms, "30000", 1000, 3600000,
+    I("auctions", "sweep_after_ms", auction_sweep_after_ms, "5000", 1000, 3600000,
       "a PENDING receipt this old with no stream entry (Redis lost it) is applied from MariaDB"),
 
     S("pii", "key_file", pii_key_file, "",

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/log.h"
+#include "core/timefmt.h"
 #include "core/metrics.h"
 #include "domain/auction_price.h"
 #include "domain/auth.h"
@@ -64,6 +65,7 @@ static const char SQL_RECEIPTS_SELLER[] = RECEIPT_COLS " WHERE seller_id = ? AND
 static const char SQL_RECEIPT_SETTLE[] =
     "UPDATE receipts SET status = ?, failure_code = ?, version = version + 1"
     " WHERE id = ? AND version = ? AND status = ?";
+static const char SQL_RECEIPT_STATE[] = "SELECT status, version FROM receipts WHERE id = ?";
 static const char SQL_STALE_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at_ms < ? ORDER BY id LIMIT ?";
 
@@ -130,44 +132,16 @@ write_ms_time(jt_json *w, const char *key, int64_t ms)
     jw_kstr(w, key, buf);
 }
 
-/* "2026-11-23T12:00:00Z" (optionally .fff) → epoch ms */
+/* "2026-11-23T12:00:00Z" (optionally with a fraction) → epoch ms */
 static int
 parse_ms(const char *s, int64_t *out)
 {
-    struct tm tm;
-    int y, mo, d, h, mi, sec, n = 0, ms = 0, digits = 0;
-    const char *p;
+    int64_t us;
 
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19) {
+    if (jt_parse_utc(s, &us) != 0) {
         return -1;
     }
-    p = s + 19;
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            if (digits < 3) {
-                ms = ms * 10 + (*p - '0');
-            }
-            digits++;
-        }
-        while (digits < 3) {
-            ms *= 10;
-            digits++;
-        }
-    }
-    if (strcmp(p, "Z") && strcmp(p, "+00:00")) {
-        return -1;
-    }
-    if (y < 1970 || y > 2100 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) {
-        return -1;
-    }
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    *out = (int64_t) timegm(&tm) * 1000 + ms;
+    *out = us / 1000;
     return 0;
 }
 
@@ -633,6 +607,7 @@ typedef struct {
     int64_t     receipt_id;    /* a queued bid's receipt; 0: insert one (sync) */
     int64_t     receipt_version;
     int         queue_only;    /* async accept: record PENDING, apply nothing */
+    int         settled;       /* a queued receipt was settled by someone else */
     jt_idem    *idem;
     int64_t     ttl;
     jt_err      refusal;
@@ -704,6 +679,17 @@ bid_body(jt_tx *tx)
         goto record;
     }
 
+    if (t->receipt_id != 0) {
+        /* a queued bid: read its receipt afresh on every attempt; another
+         * consumer (or the sweeper) may have settled it meanwhile */
+        p[0] = JT_VI(t->receipt_id);
+        JT_TX_EXEC(tx, SQL_RECEIPT_STATE, p, 1, &rows);
+        if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, 0)->s, "PENDING") != 0) {
+            t->settled = 1;
+            return JT_TX_ABORT;
+        }
+        t->receipt_version = jt_cell(&rows, 0, 1)->i;
+    }
     p[0] = JT_VI(t->auction_id);
     JT_TX_EXEC(tx, SQL_AUCTION_GET, p, 1, &rows);
     if (rows.nrows == 0) {
@@ -908,10 +894,20 @@ static jt_tx_step
 fail_body(jt_tx *tx)
 {
     bid_tx *t = tx->data;
-    jt_val p[5] = { JT_VS("FAILED"), JT_VS(jt_err_lookup(t->refusal)->code), JT_VI(t->receipt_id),
-                    JT_VI(t->receipt_version), JT_VS("PENDING") };
+    jt_val p[5];
     jt_rows rows;
 
+    p[0] = JT_VI(t->receipt_id);
+    JT_TX_EXEC(tx, SQL_RECEIPT_STATE, p, 1, &rows);
+    if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, 0)->s, "PENDING") != 0) {
+        t->settled = 1;
+        return JT_TX_ABORT;
+    }
+    p[0] = JT_VS("FAILED");
+    p[1] = JT_VS(jt_err_lookup(t->refusal)->code);
+    p[2] = JT_VI(t->receipt_id);
+    p[3] = JT_VI(jt_cell(&rows, 0, 1)->i);
+    p[4] = JT_VS("PENDING");
     JT_TX_EXEC(tx, SQL_RECEIPT_SETTLE, p, 5, &rows);
     return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
 }
@@ -985,24 +981,26 @@ auctions_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis
         if (rc != JT_TX_ABORTED) {
             return -1;
         }
+        if (t.settled) {
+            return 0;   /* somebody else applied or failed it: done */
+        }
         if (t.refusal == JT_OK) {
             t.refusal = JT_E_INTERNAL;
         }
     }
     /* a business refusal: the receipt says why, once */
     rc = jt_tx_run(db, a, &pol, fail_body, &t);
-    if (rc == JT_TX_OK || rc == JT_TX_EXHAUSTED) {
-        /* EXHAUSTED here means the receipt is no longer PENDING */
+    if (rc == JT_TX_OK) {
         JT_METRIC_INC(bids_failed);
         return 0;
     }
-    return -1;
+    return rc == JT_TX_ABORTED && t.settled ? 0 : -1;
 }
 
 int
 auctions_stale_pending(const jt_conf *c, struct jt_db *db, jt_arena *a, const char **uuids, int max)
 {
-    jt_val p[2] = { JT_VI(jt_wall_ms() - c->auction_sweep_after_ms), JT_VI(max) };
+    jt_val p[2] = { JT_VI(auctions_now_ms(c) - c->auction_sweep_after_ms), JT_VI(max) };
     jt_rows rows;
     int i;
 

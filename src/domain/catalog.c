@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/timefmt.h"
 #include "domain/auth.h"
 #include "domain/common.h"
 #include "domain/write.h"
@@ -556,65 +557,21 @@ catalog_popular(jt_req *r)
 
 /* --- management ------------------------------------------------------------- */
 
-/* "2026-11-23T12:00:00Z" / "...:00.123456Z" / "...+00:00" → SQL DATETIME(6)
- * text in UTC and seconds since the epoch. */
+/* A strict UTC time (core/timefmt.c) → SQL DATETIME(6) text and epoch µs. */
 static int
 parse_time(jt_arena *a, const char *s, const char **sql, int64_t *epoch_us)
 {
     struct tm tm;
-    int y, mo, d, h, mi, sec, n = 0, us = 0, digits = 0;
-    const char *p;
-    char *out;
     time_t t;
+    char *out;
 
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19) {
+    if (jt_parse_utc(s, epoch_us) != 0 || (out = jt_palloc(a, 80)) == NULL) {
         return -1;
     }
-    p = s + 19;
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (digits < 6) {
-                us = us * 10 + (*p - '0');
-                digits++;
-            }
-            p++;
-        }
-        if (digits == 0) {
-            return -1;
-        }
-        while (digits < 6) {
-            us *= 10;
-            digits++;
-        }
-    }
-    if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0) {
-        return -1;
-    }
-    if (y < 1970 || y > 2100 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) {
-        return -1;
-    }
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    {
-        struct tm back;
-        gmtime_r(&t, &back);
-        if (back.tm_mday != d) {   /* 2026-02-31 */
-            return -1;
-        }
-    }
-    *epoch_us = (int64_t) t * 1000000 + us;
-    out = jt_palloc(a, 32);
-    if (out == NULL) {
-        return -1;
-    }
-    snprintf(out, 32, "%04d-%02d-%02d %02d:%02d:%02d.%06d", y, mo, d, h, mi, sec, us);
+    t = (time_t) (*epoch_us / 1000000);
+    gmtime_r(&t, &tm);
+    snprintf(out, 80, "%04d-%02d-%02d %02d:%02d:%02d.%06d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (*epoch_us % 1000000));
     *sql = out;
     return 0;
 }
