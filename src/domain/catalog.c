@@ -34,12 +34,13 @@
     " COALESCE(IF(p.sale_ends_at > NOW(6), TIMESTAMPDIFF(MICROSECOND, NOW(6), p.sale_ends_at) DIV 1000, NULL), 1000))"
 #define STOCK_EXPR "COALESCE((SELECT SUM(o.stock) FROM product_options o WHERE o.product_id = p.id), p.stock)"
 
+/* one round trip: the product, and one row per option (NULLs when none) */
 static const char SQL_PRODUCT_GET[] =
-    "SELECT p.id, p.name, p.price, " STOCK_EXPR ", p.version, p.description, p.seller_id, " STATUS_EXPR ", "
-    NEXT_CHANGE_MS ", DATE_FORMAT(p.sale_starts_at, " TS_FMT "), DATE_FORMAT(p.sale_ends_at, " TS_FMT ")"
-    " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
-static const char SQL_PRODUCT_OPTIONS[] =
-    "SELECT id, name, extra_price, stock FROM product_options WHERE product_id = ? ORDER BY id";
+    "SELECT p.id, p.name, p.price, p.stock, p.version, p.description, p.seller_id, " STATUS_EXPR ", "
+    NEXT_CHANGE_MS ", DATE_FORMAT(p.sale_starts_at, " TS_FMT "), DATE_FORMAT(p.sale_ends_at, " TS_FMT "),"
+    " o.id, o.name, o.extra_price, o.stock"
+    " FROM products p LEFT JOIN product_options o ON o.product_id = p.id"
+    " WHERE p.id = ? AND p.deleted_at IS NULL ORDER BY o.id";
 
 /* listing: 2 (q or not) x 4 (status filter) statements, all index-backed */
 #define LIST_COLS                                                                   \
@@ -205,6 +206,13 @@ catalog_index_name(jt_tx *tx, int64_t product_id, const char *name)
 
 /* --- reading ------------------------------------------------------------------ */
 
+/* [catalog] cache_ttl_ms = 0 turns the read cache off: no Redis call at all */
+static int
+cache_on(const jt_req *r)
+{
+    return ((const jt_conf *) r->conf)->cache_ttl_ms > 0;
+}
+
 static int64_t
 cache_ttl(const jt_req *r, int64_t next_change_ms)
 {
@@ -227,7 +235,7 @@ catalog_list(jt_req *r)
     int variant = 0, ngrams = 0, i, np;
     jt_val p[10];
     jt_rows rows, count;
-    jt_cache_slot slot;
+    jt_cache_slot slot = { "", 0 };
     char prefix[160], qhash[17] = "-";
     size_t clen;
     jt_db_rc rc;
@@ -263,7 +271,7 @@ catalog_list(jt_req *r)
     }
 
     snprintf(prefix, sizeof(prefix), "pl:%lld:%lld:%d:%s", (long long) page, (long long) size, variant, qhash);
-    cached = jt_cache_get(r->redis, r->arena, LIST_GEN_KEY, prefix, &slot, &clen);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, LIST_GEN_KEY, prefix, &slot, &clen) : NULL;
     if (cached != NULL) {
         JT_METRIC_INC(cache_hits);
         jt_buf_init(&b, r->arena, clen + 1);
@@ -370,10 +378,11 @@ static int
 product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
     jt_val p[1] = { JT_VI(id) };
-    jt_rows rows, opts;
+    jt_rows rows;
     jt_db_rc rc;
     jt_json w;
-    int i;
+    int64_t stock;
+    int i, has_options;
 
     if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_GET, p, 1, &rows)) != JT_DB_OK) {
         return -(int) rc;
@@ -381,17 +390,20 @@ product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     if (rows.nrows == 0) {
         return 1;
     }
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_OPTIONS, p, 1, &opts)) != JT_DB_OK) {
-        return -(int) rc;
-    }
     *next_change = jt_cell(&rows, 0, 8)->type == JT_V_INT ? jt_cell(&rows, 0, 8)->i
                                                           : strtoll(jt_cell(&rows, 0, 8)->s, NULL, 10);
-    jt_json_begin(r, b, &w, 256 + (size_t) opts.nrows * 96);
+    /* a product with options keeps its stock on them: show their sum */
+    has_options = jt_cell(&rows, 0, 11)->type != JT_V_NULL;
+    stock = has_options ? 0 : jt_cell(&rows, 0, 3)->i;
+    for (i = 0; has_options && i < rows.nrows; i++) {
+        stock += jt_cell(&rows, i, 14)->i;
+    }
+    jt_json_begin(r, b, &w, 256 + (size_t) rows.nrows * 96);
     jw_obj_open(&w);
     jw_kint(&w, "id", jt_cell(&rows, 0, 0)->i);
     jw_kstr(&w, "name", jt_cell(&rows, 0, 1)->s);
     jw_kint(&w, "price", jt_cell(&rows, 0, 2)->i);
-    jw_kint(&w, "stock", strtoll(jt_cell(&rows, 0, 3)->s ? jt_cell(&rows, 0, 3)->s : "0", NULL, 10));
+    jw_kint(&w, "stock", stock);
     jw_kint(&w, "version", jt_cell(&rows, 0, 4)->i);
     jw_kstr(&w, "description", jt_cell(&rows, 0, 5)->s);
     if (jt_cell(&rows, 0, 6)->type == JT_V_NULL) {
@@ -404,12 +416,12 @@ product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     jw_kstr(&w, "saleEndsAt", jt_cell(&rows, 0, 10)->s);
     jw_key(&w, "options");
     jw_arr_open(&w);
-    for (i = 0; i < opts.nrows; i++) {
+    for (i = 0; has_options && i < rows.nrows; i++) {
         jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&opts, i, 0)->i);
-        jw_kstr(&w, "name", jt_cell(&opts, i, 1)->s);
-        jw_kint(&w, "extraPrice", jt_cell(&opts, i, 2)->i);
-        jw_kint(&w, "stock", jt_cell(&opts, i, 3)->i);
+        jw_kint(&w, "id", jt_cell(&rows, i, 11)->i);
+        jw_kstr(&w, "name", jt_cell(&rows, i, 12)->s);
+        jw_kint(&w, "extraPrice", jt_cell(&rows, i, 13)->i);
+        jw_kint(&w, "stock", jt_cell(&rows, i, 14)->i);
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
@@ -423,7 +435,7 @@ catalog_get(jt_req *r)
 {
     int64_t id = jt_req_param_id(r, "id"), next_change = 1000;
     char gen_key[48], prefix[48];
-    jt_cache_slot slot;
+    jt_cache_slot slot = { "", 0 };
     const char *cached;
     size_t clen;
     jt_buf b;
@@ -431,7 +443,7 @@ catalog_get(jt_req *r)
 
     snprintf(gen_key, sizeof(gen_key), "pg:%lld", (long long) id);
     snprintf(prefix, sizeof(prefix), "pd:%lld", (long long) id);
-    cached = jt_cache_get(r->redis, r->arena, gen_key, prefix, &slot, &clen);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, gen_key, prefix, &slot, &clen) : NULL;
     if (cached != NULL) {
         JT_METRIC_INC(cache_hits);
         jt_buf_init(&b, r->arena, clen + 1);

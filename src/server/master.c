@@ -223,6 +223,10 @@ reap(void)
         if (i == nchildren) {
             continue;
         }
+        if (sb->slots[children[i].slot].state == JT_SLOT_BUSY) {
+            /* died mid-request: it will never leave the busy count itself */
+            __atomic_sub_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
+        }
         memset(&sb->slots[children[i].slot], 0, sizeof(jt_slot));
         if (WIFSIGNALED(status) && !children[i].killed
             && !(WTERMSIG(status) == SIGTERM && (sig_term || children[i].quitting))) {

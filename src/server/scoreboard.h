@@ -35,6 +35,7 @@ typedef struct {
     uint64_t worker_starts;
     uint64_t abnormal_exits;
     uint64_t recycles;
+    int64_t  busy;                 /* workers serving a request now */
     int      configured_workers;
     int      nslots;
     jt_slot  slots[];

@@ -89,7 +89,7 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
 {
     const char *m = FCGX_GetParam("REQUEST_METHOD", f->envp);
     const char *u = FCGX_GetParam("REQUEST_URI", f->envp);
-    int active, idle, total;
+    int64_t busy;
 
     snprintf(s->method, sizeof(s->method), "%s", m ? m : "-");
     snprintf(s->uri, sizeof(s->uri), "%s", u ? u : "-");
@@ -98,11 +98,12 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
     __atomic_store_n(&s->state, JT_SLOT_BUSY, __ATOMIC_RELEASE);
     JT_SB_INC(sb->accepted);
 
-    jt_scoreboard_count(sb, &active, &idle, &total);
-    if ((uint64_t) active > __atomic_load_n(&sb->max_active, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&sb->max_active, (uint64_t) active, __ATOMIC_RELAXED);
+    /* O(1) on the hot path: a shared busy counter, not a scan of the slots */
+    busy = __atomic_add_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
+    if ((uint64_t) busy > __atomic_load_n(&sb->max_active, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&sb->max_active, (uint64_t) busy, __ATOMIC_RELAXED);
     }
-    if (idle == 0) {
+    if (busy >= sb->configured_workers) {
         JT_SB_INC(sb->max_children_reached);
     }
 }
@@ -119,6 +120,7 @@ slot_end(jt_scoreboard *sb, jt_slot *s, const jt_conf *c)
     }
     __atomic_store_n(&s->req_start_us, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&s->state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
 }
 
 void

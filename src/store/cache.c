@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char GET_LUA[] =
+static jt_redis_script get_script = {
     "local g = redis.call('GET', KEYS[1]) or '0' "
-    "return {g, redis.call('GET', ARGV[1] .. ':' .. g)}";
+    "return {g, redis.call('GET', ARGV[1] .. ':' .. g)}",
+    "", NULL
+};
 
 const char *
 jt_cache_get(jt_redis *r, jt_arena *a, const char *gen_key, const char *prefix, jt_cache_slot *slot,
@@ -16,7 +18,10 @@ jt_cache_get(jt_redis *r, jt_arena *a, const char *gen_key, const char *prefix, 
 
     slot->redis_ok = 0;
     slot->key[0] = '\0';
-    rep = jt_redis_cmd(r, a, "EVAL %s 1 %s %s", GET_LUA, gen_key, prefix);
+    {
+        const char *args[2] = { gen_key, prefix };
+        rep = jt_redis_eval(r, a, &get_script, 1, 2, args);
+    }
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
         return NULL;
     }

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/metrics.h"
+#include "store/lock.h"
 
 static const char SQL_IDEM_GET[] =
     "SELECT fingerprint, status, body FROM idempotency_keys"
@@ -17,8 +18,6 @@ static const char SQL_IDEM_PUT[] =
     "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, status, body, ref_kind, ref_id, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? SECOND)";
 
-static const char RELEASE_LUA[] =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 int
 jt_idem_parse_key(jt_arena *a, const char *h, const char **key, size_t *len)
@@ -255,5 +254,5 @@ jt_idem_abandon(jt_idem *id, jt_redis *r, jt_arena *a)
         return;
     }
     id->marker_held = 0;
-    (void) jt_redis_cmd(r, a, "EVAL %s 1 %s %s", RELEASE_LUA, id->marker_key, id->token);
+    (void) jt_lock_release_one(r, a, id->marker_key, id->token);
 }

@@ -9,8 +9,11 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-static const char RELEASE_LUA[] =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+/* compare-and-delete: only the holder's token releases the lock */
+static jt_redis_script release_script = {
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+    "", NULL
+};
 
 static int
 cmp_str(const void *a, const void *b)
@@ -119,18 +122,28 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
 }
 
 int
+jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token)
+{
+    const char *args[2] = { key, token };
+    redisReply *rep = jt_redis_eval(r, a, &release_script, 1, 2, args);
+
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    return rep->integer == 1;
+}
+
+int
 jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
 {
     int i, expired = 0;
 
     for (i = ls->n - 1; i >= 0; i--) {
-        redisReply *rep;
         if (!ls->held[i]) {
             continue;
         }
         ls->held[i] = 0;
-        rep = jt_redis_cmd(r, a, "EVAL %s 1 %s %s", RELEASE_LUA, ls->keys[i], ls->tokens[i]);
-        if (rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
+        if (jt_lock_release_one(r, a, ls->keys[i], ls->tokens[i]) == 0) {
             expired++;
             JT_METRIC_INC(lock_lease_expired);
             jt_log_warn("lock: lease of %s expired before release (the version fence held)", ls->keys[i]);

@@ -1,6 +1,7 @@
 #include "store/redis.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -126,4 +127,54 @@ jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_
         return NULL;
     }
     return adopt(r, a, redisCommandArgv(r->ctx, argc, argv, lens));
+}
+
+static int
+script_load(jt_redis *r, jt_arena *a, jt_redis_script *s)
+{
+    redisReply *rep = jt_redis_cmd(r, a, "SCRIPT LOAD %s", s->body);
+
+    if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+        return -1;
+    }
+    memcpy(s->sha, rep->str, 40);
+    s->sha[40] = '\0';
+    s->loaded_on = r->ctx;
+    return 0;
+}
+
+redisReply *
+jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs, const char **args)
+{
+    const char *argv[16];
+    size_t lens[16];
+    char nk[12];
+    redisReply *rep;
+    int i, attempt;
+
+    if (nargs > 13 || jt_redis_ready(r) != 0) {
+        return NULL;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    for (attempt = 0; attempt < 2; attempt++) {
+        if ((s->loaded_on != r->ctx || s->sha[0] == '\0') && script_load(r, a, s) != 0) {
+            return NULL;
+        }
+        argv[0] = "EVALSHA";
+        argv[1] = s->sha;
+        argv[2] = nk;
+        for (i = 0; i < nargs; i++) {
+            argv[3 + i] = args[i];
+        }
+        for (i = 0; i < nargs + 3; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+        rep = jt_redis_argv(r, a, nargs + 3, argv, lens);
+        if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
+            s->sha[0] = '\0';   /* Redis restarted or flushed its scripts */
+            continue;
+        }
+        return rep;
+    }
+    return NULL;
 }

@@ -32,4 +32,15 @@ void jt_redis_close(jt_redis *r);
 redisReply *jt_redis_cmd(jt_redis *r, jt_arena *a, const char *fmt, ...);
 redisReply *jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_t *lens);
 
+/* A Lua script run with EVALSHA (loaded once per connection), so its body
+ * is not sent and hashed on every call; NOSCRIPT reloads it. */
+typedef struct {
+    const char *body;
+    char        sha[41];
+    void       *loaded_on;   /* the context it was loaded on */
+} jt_redis_script;
+
+redisReply *jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs,
+                          const char **args);
+
 #endif
