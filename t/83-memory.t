@@ -1,0 +1,147 @@
+#!/usr/bin/perl
+# Memory: (a) a worker's RSS stays flat across 100,000 mixed requests once
+# warm; (b) under valgrind, workers that served mixed requests (reads and
+# writes) exit with nothing definitely lost.
+use strict;
+use warnings;
+use utf8;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP;
+use POSIX qw(setpgid _exit :sys_wait_h);
+use Time::HiRes qw(time sleep);
+
+use Jangteo::Client qw(test_stack login);
+use Jangteo::Load qw(rss_kib audit_ok load_run make_buyers uniq_key);
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my $VG_REQUESTS = $ENV{JANGTEO_VALGRIND_REQUESTS} // 10_000;
+
+my $s = test_stack(demo => 1, workers => 2,
+    conf => { auctions => { consumers => 0 }, server => { max_requests => 0 } });
+
+my @URLS = ('/api/v1/products/1', '/api/v1/products/10', '/api/v1/products?page=2&size=20',
+    '/api/v1/products?q=%EA%B9%80%EC%B9%98', '/status?json', '/api/v1/products/popular', '/healthz', '/api/v1/products/999999');
+
+# $total requests spread over the URLs, several ab at once (-k, -c 2 each: 8+ in flight).
+sub mixed_ab {
+    my ($total) = @_;
+    my $per = int($total / @URLS);
+    my @h = map { $s->ab_start(path => $_, n => $per, c => 2, k => 1) } @URLS;
+    my @r = map { $s->ab_wait($_, 170) } @h;
+    # failures that count: connect, receive, exceptions ("Length" only says
+    # an answer's size differed from the first one's, as /status's does)
+    for my $r (@r) {
+        my ($c, $rcv, $len, $exc) = $r->{output} =~ /\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)/;
+        $r->{real_failed} = defined $c ? $c + $rcv + $exc : $r->{failed};
+    }
+    return (sum(map { $_->{complete} } @r), sum(map { $_->{real_failed} } @r), \@r);
+}
+sub sum { my $t = 0; $t += $_ for @_; $t }
+
+# ---------------------------------------------------------------- (a) RSS flat
+{
+    my @w = $s->wait_workers(count => 2);
+    is(scalar @w, 2, 'two workers');
+    my ($n, $failed) = mixed_ab(10_000);
+    is($failed, 0, "warm-up: $n requests, none failed");
+    my %rss0 = map { $_ => rss_kib($_) } @w;
+    ($n, $failed, my $r) = mixed_ab(100_000);
+    ok($n >= 99_000, "100k run: $n requests complete");
+    is($failed, 0, '100k run: none failed') or diag(join("\n", map { $_->{output} } grep { $_->{real_failed} } @$r));
+    my @after = $s->worker_pids;
+    is_deeply([ sort @after ], [ sort @w ], 'the same workers served all of it (no recycling hid a leak)');
+    for my $pid (@w) {
+        my $r1 = rss_kib($pid);
+        my $grow = ($r1 // 0) - ($rss0{$pid} // 0);
+        note("worker $pid: RSS $rss0{$pid} KiB after warm-up, $r1 KiB after 100k");
+        ok(defined $r1 && $grow < 2048, "worker $pid: RSS grew $grow KiB (< 2 MiB) over 100k requests");
+    }
+}
+
+# ---------------------------------------------------------------- (b) valgrind
+SKIP: {
+    my $vg = `command -v valgrind 2>/dev/null`;
+    chomp $vg;
+    skip 'valgrind is not installed', 4 unless $vg && -x $vg;
+
+    # a buyer with money, for writes served under valgrind too
+    my ($buyer) = @{ make_buyers($s, 1, balance => 50_000_000, tag => 'vg') };
+    my $admin = login($s, 'admin@jangteo.test', 'jangteo-admin-1234');
+
+    # the stack's own jangteod makes way for one run under valgrind, on
+    # the same config (so the same socket, database and Redis)
+    $s->stop_app;
+    my $d = $s->dir;
+    unlink "$d/jangteod.sock";
+    my $vgdir = "$d/valgrind";
+    mkdir $vgdir;
+    my @cmd = ($vg, '--leak-check=full', '--trace-children=yes', '--child-silent-after-fork=no',
+        '--error-exitcode=99', "--log-file=$vgdir/vg.%p", $s->bin('jangteod'), '-c', $s->conf_path);
+    my $master = fork() // die "fork: $!";
+    if ($master == 0) {
+        setpgid(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$vgdir/out";
+        open STDERR, '>&', \*STDOUT;
+        exec { $cmd[0] } @cmd or _exit(127);
+    }
+    my $deadline = time + 90;
+    sleep 0.2 until -S "$d/jangteod.sock" || time > $deadline || waitpid($master, WNOHANG);
+    ok(-S "$d/jangteod.sock", 'jangteod under valgrind is listening');
+    # wait until a worker answers
+    my $ready = 0;
+    for (1 .. 300) { my $r = $s->get('/healthz'); $ready = 1, last if $r->{status} == 200; sleep 0.2 }
+
+    # reads through ab, writes (charges, orders, errors) from clients
+    my $reads = int($VG_REQUESTS * 0.9);
+    my $writes = $VG_REQUESTS - $reads;
+    my ($n, $failed) = mixed_ab($reads);
+    my $w = load_run($s, clients => 2, count => int($writes / 2), duration => 150, timeout => 60, next => sub {
+        my ($c, $k) = @_;
+        my %h = (Authorization => "Bearer $buyer->{token}", 'Idempotency-Key' => uniq_key("vg$c"));
+        my $m = $k % 4;
+        return [ 'POST', "/api/v1/users/$buyer->{id}/charge", \%h, '{"amount":1000}' ] if $m == 0;
+        return [ 'POST', '/api/v1/orders', \%h, $JSON->encode({ items => [ { productId => 1 + $k % 9, quantity => 1 } ],
+            shipping => { recipient => '검사', phone => '010-1212-3434', zipCode => '12345', address => '어딘가' } }) ] if $m == 1;
+        return [ 'POST', '/api/v1/orders', \%h, '{"items":' ] if $m == 2;                  # INVALID_JSON
+        return [ 'GET', "/api/v1/users/$buyer->{id}/orders?limit=5", \%h ];
+    });
+    my $wok = grep { $_->{status} < 500 } @$w;
+    note("under valgrind: $n reads ($failed failed), " . scalar(@$w) . " writes ($wok not 5xx)");
+    ok($ready && $n + @$w >= $VG_REQUESTS * 0.95, "served $n + " . scalar(@$w) . " requests under valgrind");
+
+    kill 'QUIT', $master;
+    my $end = time + 120;
+    sleep 0.1 while waitpid($master, WNOHANG) == 0 && time < $end;
+    if (time >= $end) { kill 'KILL', -$master; waitpid($master, 0) }
+
+    my (%lost, %errors, @workers);
+    for my $f (glob "$vgdir/vg.*") {
+        open my $fh, '<', $f or next;
+        local $/;
+        my $t = <$fh>;
+        my ($pid) = $f =~ /vg\.(\d+)$/;
+        my ($lost) = $t =~ /definitely lost: ([\d,]+) bytes/;
+        $lost = 0 unless defined $lost;           # no leak summary line: nothing lost
+        $lost =~ tr/,//d;
+        $lost{$pid} = $lost;
+        ($errors{$pid}) = $t =~ /ERROR SUMMARY: ([\d,]+) errors/;
+        push @workers, $pid if $pid != $master && $t =~ /ERROR SUMMARY/;
+        diag("valgrind $pid:\n" . join("\n", grep { /definitely|Invalid|uninitialised|by 0x|at 0x/ } split /\n/, $t))
+            if $lost || ($errors{$pid} // 0) > 0;
+    }
+    ok(@workers >= 1, 'valgrind logs of ' . scalar(@workers) . ' worker process(es)');
+    my @leaky = grep { $lost{$_} } sort keys %lost;
+    is(scalar @leaky, 0, 'definitely lost: 0 bytes in every process ('
+        . join(', ', map { "$_: lost $lost{$_} errors " . ($errors{$_} // '?') } sort keys %lost) . ')');
+
+    # give the stack its own jangteod back, for the audit and the stop
+    $s->start_app;
+}
+
+audit_ok($s, 'audit clean');
+$s->stop;
+done_testing;
