@@ -940,6 +940,30 @@ if_match_of(jt_req *r, int *has, int64_t *v)
     return JT_OK;
 }
 
+/* The write path of a single-row catalog change: begin (no key), the lock
+ * an order would take on that stock row, the fenced transaction, then the
+ * product as it now stands. */
+static jt_err
+write_one_row(jt_req *r, int64_t principal, json_object *o, const char *lock_key, jt_tx_body body, void *data,
+              const jt_err *refusal, int64_t id)
+{
+    const char *keys[1] = { lock_key };
+    jt_write wr;
+    jt_err e;
+
+    if ((e = jt_write_begin(r, &wr, principal, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
+        return e;
+    }
+    if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
+        return e;
+    }
+    e = jt_write_run(r, &wr, body, data, refusal);
+    if (e != JT_OK || wr.replayed) {
+        return e;
+    }
+    return answer_product(r, &wr, id, 200);
+}
+
 /* PATCH /api/v1/products/{id} */
 jt_err
 catalog_patch(jt_req *r)
@@ -949,9 +973,7 @@ catalog_patch(jt_req *r)
     json_object *o, *v;
     jt_rows rows;
     patch_tx *c;
-    jt_write wr;
     char key[64];
-    const char *keys[1] = { key };
     jt_err e;
 
     if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
@@ -984,20 +1006,10 @@ catalog_patch(jt_req *r)
     if (!(c->set_name || c->set_price || c->set_desc || c->set_starts || c->set_ends)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "nothing to change: give name, description, price or a sale window");
     }
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
-        return e;
-    }
     /* the same lock orders take on this product's stock row: a price change
      * and an order never interleave (the version fence would catch it anyway) */
     snprintf(key, sizeof(key), "lock:stock:p:%lld", (long long) id);
-    if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, patch_body, c, &c->refusal);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    return answer_product(r, &wr, id, 200);
+    return write_one_row(r, who.user_id, o, key, patch_body, c, &c->refusal, id);
 }
 
 typedef struct {
@@ -1079,9 +1091,7 @@ catalog_restock(jt_req *r)
     json_object *o;
     jt_rows rows;
     stock_tx *c;
-    jt_write wr;
     char key[64];
-    const char *keys[1] = { key };
     int has_opt;
     jt_err e;
 
@@ -1104,23 +1114,13 @@ catalog_restock(jt_req *r)
     if (c->delta == 0) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'delta' must not be zero");
     }
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
-        return e;
-    }
     /* the very lock an order takes on this stock row */
     if (c->option_id) {
         snprintf(key, sizeof(key), "lock:stock:o:%lld", (long long) c->option_id);
     } else {
         snprintf(key, sizeof(key), "lock:stock:p:%lld", (long long) id);
     }
-    if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, stock_body, c, &c->refusal);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    return answer_product(r, &wr, id, 200);
+    return write_one_row(r, who.user_id, o, key, stock_body, c, &c->refusal, id);
 }
 
 typedef struct {
