@@ -406,7 +406,7 @@ auctions_delete(jt_req *r)
 jt_err
 auctions_list(jt_req *r)
 {
-    const char *status = jt_req_query(r, "status");
+    const char *status;
     int64_t page, size, now = auctions_now_ms(r->conf);
     int want = 0, i;
     jt_val p[2];
@@ -417,7 +417,8 @@ auctions_list(jt_req *r)
     jt_err e;
 
     if ((e = jt_req_query_int(r, "page", 1, 1, 1000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK) {
+        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+        || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
     }
     if (status != NULL) {
@@ -548,7 +549,7 @@ jt_err
 receipts_list(jt_req *r)
 {
     int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
-    const char *role = jt_req_query(r, "role");
+    const char *role;
     jt_principal who;
     jt_val p[3];
     jt_rows rows;
@@ -560,7 +561,8 @@ receipts_list(jt_req *r)
 
     if ((e = auth_require_user(r, &who, uid)) != JT_OK
         || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK) {
+        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK
+        || (e = jt_req_query_str(r, "role", &role)) != JT_OK) {
         return e;
     }
     if (role != NULL && strcmp(role, "buyer") && strcmp(role, "seller")) {

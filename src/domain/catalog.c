@@ -229,7 +229,7 @@ cache_ttl(const jt_req *r, int64_t next_change_ms)
 jt_err
 catalog_list(jt_req *r)
 {
-    const char *q = jt_req_query(r, "q"), *status = jt_req_query(r, "status"), *cached;
+    const char *q, *status, *cached;
     const char *grams[64], *pick[4];
     int64_t page, size, min_change = 1000;
     int variant = 0, ngrams = 0, i, np;
@@ -244,7 +244,9 @@ catalog_list(jt_req *r)
     jt_err e;
 
     if ((e = jt_req_query_int(r, "page", 1, 1, 10000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK) {
+        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+        || (e = jt_req_query_str(r, "q", &q)) != JT_OK
+        || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
     }
     if (status != NULL) {

@@ -11,10 +11,27 @@
 
 #define JT_JSON_MAX_DEPTH 16
 
-/* Parses r->body; the top level must be an object. */
+/* Parses r->body, which must be sent as JSON (415 otherwise) and be one
+ * strict JSON object (INVALID_JSON / INVALID_REQUEST otherwise). */
 jt_err jt_json_body(jt_req *r, json_object **out);
-/* Parses any JSON text (used by tests and fuzzers). NULL on error. */
-json_object *jt_json_parse(const char *s, size_t len, int *depth_exceeded);
+typedef enum {
+    JT_JSON_FINE = 0,
+    JT_JSON_SYNTAX,          /* not RFC 8259 JSON (or not one value) */
+    JT_JSON_TOO_DEEP,        /* nested deeper than JT_JSON_MAX_DEPTH */
+    JT_JSON_BAD_UTF8,        /* malformed UTF-8, or an unpaired \u surrogate */
+    JT_JSON_DUPLICATE_KEY    /* an object names one key twice */
+} jt_json_fault;
+
+/* Checks that text is exactly one strict RFC 8259 value: no single quotes,
+ * NaN, comments or trailing commas, strings in shortest-form UTF-8 without
+ * surrogates, nesting within JT_JSON_MAX_DEPTH. *members is the number of
+ * object members in the text. Needs no memory. */
+jt_json_fault jt_json_check(const char *text, size_t len, size_t *members);
+/* Checks, then parses any JSON text (used by tests and fuzzers); a
+ * duplicate key is refused. NULL with *fault set on error. */
+json_object *jt_json_parse(const char *s, size_t len, jt_json_fault *fault);
+/* Is this Content-Type JSON (application/json or +json, UTF-8)? */
+int jt_json_media_type(const char *content_type);
 
 enum { JT_OPTIONAL = 0, JT_REQUIRED = 1 };
 

@@ -55,8 +55,8 @@ jt_req_sanitize_id(jt_arena *a, const char *given)
     return out;
 }
 
-static int
-hexval(int c)
+int
+jt_hexval(int c)
 {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -81,8 +81,8 @@ url_decode(jt_arena *a, const char *s, size_t n)
             if (i + 2 >= n) {
                 return NULL;
             }
-            h = hexval((unsigned char) s[i + 1]);
-            l = h < 0 ? -1 : hexval((unsigned char) s[i + 2]);
+            h = jt_hexval((unsigned char) s[i + 1]);
+            l = h < 0 ? -1 : jt_hexval((unsigned char) s[i + 2]);
             if (h < 0 || l < 0 || (h == 0 && l == 0)) {
                 return NULL;
             }
@@ -98,8 +98,10 @@ url_decode(jt_arena *a, const char *s, size_t n)
     return out;
 }
 
-const char *
-jt_req_query(jt_req *r, const char *name)
+/* Finds name=value in the query string: 1 with the raw value (not yet
+ * decoded; "" for a bare name) or 0 when absent. */
+static int
+query_find(jt_req *r, const char *name, const char **val, size_t *vlen)
 {
     const char *p = r->query, *amp, *eq;
     size_t nlen = strlen(name);
@@ -114,14 +116,22 @@ jt_req_query(jt_req *r, const char *name)
             eq = amp;
         }
         if ((size_t) (eq - p) == nlen && !memcmp(p, name, nlen)) {
-            if (eq == amp) {
-                return "";
-            }
-            return url_decode(r->arena, eq + 1, (size_t) (amp - eq - 1));
+            *val = eq == amp ? eq : eq + 1;
+            *vlen = (size_t) (amp - *val);
+            return 1;
         }
         p = *amp ? amp + 1 : NULL;
     }
-    return NULL;
+    return 0;
+}
+
+const char *
+jt_req_query(jt_req *r, const char *name)
+{
+    const char *v;
+    size_t n;
+
+    return query_find(r, name, &v, &n) ? url_decode(r->arena, v, n) : NULL;
 }
 
 int
@@ -148,12 +158,34 @@ jt_parse_u64(const char *s, uint64_t *out)
 }
 
 jt_err
+jt_req_query_str(jt_req *r, const char *name, const char **out)
+{
+    const char *v;
+    size_t n;
+
+    *out = NULL;
+    if (!query_find(r, name, &v, &n)) {
+        return JT_OK;
+    }
+    *out = url_decode(r->arena, v, n);
+    if (*out == NULL) {
+        return jt_fail(r, JT_E_INVALID_REQUEST,
+                       "query parameter '%s' has a malformed or NUL %%-escape", name);
+    }
+    return JT_OK;
+}
+
+jt_err
 jt_req_query_int(jt_req *r, const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out)
 {
-    const char *v = jt_req_query(r, name);
+    const char *v;
     uint64_t u;
     int neg = 0;
+    jt_err e;
 
+    if ((e = jt_req_query_str(r, name, &v)) != JT_OK) {
+        return e;
+    }
     if (v == NULL) {
         *out = def;
         return JT_OK;

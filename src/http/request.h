@@ -63,8 +63,14 @@ typedef struct jt_req {
 /* Request id: a client or nginx value if it is sane, else a fresh one. */
 const char *jt_req_sanitize_id(jt_arena *a, const char *given);
 
-/* The value of one query parameter, percent-decoded; NULL when absent. */
+/* The value of one query parameter, percent-decoded; NULL when absent or
+ * undecodable (a malformed or NUL %-escape). Enough for flags. */
 const char *jt_req_query(jt_req *r, const char *name);
+/* The same for a value that matters: *out NULL when absent, a 400 naming
+ * the parameter when it is there but undecodable. */
+jt_err jt_req_query_str(jt_req *r, const char *name, const char **out);
+/* The value of one hex digit, or -1. */
+int jt_hexval(int c);
 /* Strict unsigned decimal: digits only, no sign, no overflow. */
 int jt_parse_u64(const char *s, uint64_t *out);
 /* Integer query parameter in [lo, hi]; absent → def. JT_E_INVALID_REQUEST

@@ -16,6 +16,29 @@ param(FCGX_Request *f, const char *name)
     return FCGX_GetParam(name, f->envp);
 }
 
+/* A header that decides who pays, how often, or how the body is read must
+ * come once: sent twice, which one did the client mean? nginx 1.22 hands
+ * both to us as separate params (FCGX_GetParam would silently pick the
+ * first); later nginx joins them with ", ", which the parsers refuse. */
+static const char *
+param_once(FCGX_Request *f, const char *name, const char **twice)
+{
+    size_t n = strlen(name);
+    const char *found = NULL;
+    char **e;
+
+    for (e = f->envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+            if (found != NULL) {
+                *twice = name;
+                return found;
+            }
+            found = *e + n + 1;
+        }
+    }
+    return found;
+}
+
 /* Reads exactly CONTENT_LENGTH bytes, refusing more than body_max. */
 static jt_err
 read_body(jt_req *r, FCGX_Request *f, const jt_conf *c)
@@ -73,6 +96,7 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
 {
     jt_req req, *r = &req;
     const jt_route *route = NULL;
+    const char *twice = NULL;
     jt_err e = JT_OK;
     jt_buf out;
     int64_t us;
@@ -97,14 +121,19 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     }
     r->method = jt_method_from_name(r->method_name);
     split_uri(r, param(f, "REQUEST_URI"));
-    r->content_type = param(f, "CONTENT_TYPE");
-    r->authorization = param(f, "HTTP_AUTHORIZATION");
-    r->idempotency_key = param(f, "HTTP_IDEMPOTENCY_KEY");
-    r->if_match = param(f, "HTTP_IF_MATCH");
+    r->content_type = param_once(f, "CONTENT_TYPE", &twice);
+    r->authorization = param_once(f, "HTTP_AUTHORIZATION", &twice);
+    r->idempotency_key = param_once(f, "HTTP_IDEMPOTENCY_KEY", &twice);
+    r->if_match = param_once(f, "HTTP_IF_MATCH", &twice);
     r->remote_addr = param(f, "REMOTE_ADDR");
 
     if (r->path == NULL) {
         e = JT_E_INTERNAL;
+    } else if (twice != NULL) {
+        e = jt_fail(r, JT_E_INVALID_REQUEST, "the %s header was sent more than once",
+                    !strcmp(twice, "CONTENT_TYPE") ? "Content-Type"
+                    : !strcmp(twice, "HTTP_AUTHORIZATION") ? "Authorization"
+                    : !strcmp(twice, "HTTP_IF_MATCH") ? "If-Match" : "Idempotency-Key");
     } else {
         /* an unknown method (0) matches no route: 405 with Allow, or 404 */
         route = jt_route_find(jt_routes, jt_nroutes, ctx->conf->enable_test_routes, r, &e);

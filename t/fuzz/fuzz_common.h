@@ -43,6 +43,7 @@ fuzz_req(jt_req *r, const uint8_t *data, size_t size)
     r->query = "";
     r->body = jt_pstrndup(&fuzz_arena, (const char *) data, size);
     r->body_len = size;
+    r->content_type = "application/json";
 }
 
 /* Every error a validator returns must be a 4xx: bad input never makes a 5xx. */

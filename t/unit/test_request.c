@@ -11,7 +11,7 @@ main(void)
     uint64_t u;
     int64_t v;
     jt_buf out;
-    const char *id;
+    const char *id, *sv;
 
     if (sodium_init() < 0) {
         return 1;
@@ -36,6 +36,13 @@ main(void)
     ok(jt_req_query_int(&r, "neg", 1, -10, 100, &v) == JT_OK && v == -3, "negative when allowed");
     ok(jt_req_query_int(&r, "big", 1, 1, 100, &v) == JT_E_INVALID_REQUEST, "overflow is 400");
     ok(jt_req_query_int(&r, "q", 1, 1, 100, &v) == JT_E_INVALID_REQUEST, "text is 400");
+    ok(jt_req_query_int(&r, "nul", 7, 1, 100, &v) == JT_E_INVALID_REQUEST,
+       "int: %%00 is 400, not the default");
+    ok(jt_req_query_str(&r, "nul", &sv) == JT_E_INVALID_REQUEST && strstr(r.problem_detail, "nul"),
+       "str: %%00 is 400 naming the parameter");
+    ok(jt_req_query_str(&r, "bad", &sv) == JT_E_INVALID_REQUEST, "str: truncated escape is 400");
+    ok(jt_req_query_str(&r, "missing", &sv) == JT_OK && sv == NULL, "str: absent is NULL");
+    ok(jt_req_query_str(&r, "q", &sv) == JT_OK && !strcmp(sv, "김치 x"), "str: decoded value");
 
     ok(jt_parse_u64("18446744073709551615", &u) == 0 && u == UINT64_MAX, "u64 max");
     ok(jt_parse_u64("18446744073709551616", &u) != 0, "u64 overflow");
