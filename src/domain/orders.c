@@ -45,11 +45,11 @@ static const char SQL_STOCK_PRODUCT_WRITE[] =
     "UPDATE products SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_STOCK_OPTION_WRITE[] =
     "UPDATE product_options SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
+/* RETURNING: the id and the time the row was stamped with, in the same
+ * round trip as the insert */
 static const char SQL_ORDER_INSERT[] =
     "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
-    " VALUES (?, 'PAID', ?, ?, ?, ?)";
-static const char SQL_ORDER_CREATED[] =
-    "SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM orders WHERE id = ?";
+    " VALUES (?, 'PAID', ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
 static const char SQL_ITEM_INSERT[] =
     "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -423,7 +423,12 @@ place_body(jt_tx *tx)
     p[3] = JT_VI(t->total);
     p[4] = JT_VB(t->ship_sealed, t->ship_len);
     JT_TX_EXEC(tx, SQL_ORDER_INSERT, p, 5, &rows);
-    t->order_id = (int64_t) rows.insert_id;
+    if (rows.nrows != 1) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    t->order_id = jt_cell(&rows, 0, 0)->i;
+    t->created_at = jt_cell(&rows, 0, 1)->s;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         p[0] = JT_VI(t->order_id);
@@ -449,10 +454,6 @@ place_body(jt_tx *tx)
     }
 
     /* 5. the answer and the outbox event */
-    p[0] = JT_VI(t->order_id);
-    JT_TX_EXEC(tx, SQL_ORDER_CREATED, p, 1, &rows);
-    t->created_at = rows.nrows ? jt_cell(&rows, 0, 0)->s : "";
-
     jt_json_begin(t->r, &t->body, &w, 256 + (size_t) t->n * 160);
     jw_obj_open(&w);
     jw_kint(&w, "orderId", t->order_id);
