@@ -36,6 +36,7 @@ jt_db_close(jt_db *db)
         mysql_stmt_close(db->stmts[i].stmt);
     }
     db->nstmts = 0;
+    db->in_tx = 0;
     if (db->conn != NULL) {
         mysql_close(db->conn);
         db->conn = NULL;
@@ -342,12 +343,30 @@ simple(jt_db *db, const char *q)
     return JT_DB_OK;
 }
 
-jt_db_rc jt_db_begin(jt_db *db)  { return simple(db, "START TRANSACTION"); }
-jt_db_rc jt_db_commit(jt_db *db) { return simple(db, "COMMIT"); }
+jt_db_rc
+jt_db_begin(jt_db *db)
+{
+    jt_db_rc rc = simple(db, "START TRANSACTION");
+
+    db->in_tx = rc == JT_DB_OK;
+    return rc;
+}
+
+jt_db_rc
+jt_db_commit(jt_db *db)
+{
+    jt_db_rc rc = simple(db, "COMMIT");
+
+    if (rc == JT_DB_OK) {
+        db->in_tx = 0;
+    }
+    return rc;
+}
 
 void
 jt_db_rollback(jt_db *db)
 {
+    db->in_tx = 0;
     if (db->conn != NULL && mysql_real_query(db->conn, "ROLLBACK", 8) != 0) {
         (void) classify(db, mysql_errno(db->conn), mysql_error(db->conn));
     }
