@@ -66,9 +66,24 @@ static const char SQL_STOCK_OPTION_WRITE[] =
 static const char SQL_ORDER_INSERT[] =
     "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
     " VALUES (?, 'PAID', ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
-static const char SQL_ITEM_INSERT[] =
-    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/* an order's lines go in ITEM_BATCH rows per statement; one text per row
+ * count, since the prepared-statement cache is keyed by the text's address */
+#define ITEM_BATCH 8
+#define ITEM_INSERT                                                                             \
+    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity," \
+    " line_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#define ITEM_ROW ", (?, ?, ?, ?, ?, ?, ?, ?)"
+static const char *const SQL_ITEM_INSERT[ITEM_BATCH + 1] = {
+    NULL,
+    ITEM_INSERT,
+    ITEM_INSERT ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+};
 static const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (topic, aggregate_id, payload) VALUES (?, ?, ?)";
 /* reads and cancel */
@@ -482,17 +497,21 @@ place_body(jt_tx *tx)
     }
     t->order_id = jt_cell(&rows, 0, 0)->i;
     t->created_at = jt_cell(&rows, 0, 1)->s;
-    for (i = 0; i < t->n; i++) {
-        order_line *l = &t->lines[i];
-        p[0] = JT_VI(t->order_id);
-        p[1] = JT_VI(i + 1);
-        p[2] = JT_VI(l->product_id);
-        p[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
-        p[4] = JT_VS(l->name);
-        p[5] = JT_VI(l->unit_price);
-        p[6] = JT_VI(l->quantity);
-        p[7] = JT_VI(l->line_total);
-        JT_TX_EXEC(tx, SQL_ITEM_INSERT, p, 8, &rows);
+    for (i = 0; i < t->n; i += ITEM_BATCH) {
+        jt_val v[8 * ITEM_BATCH], *q = v;
+        int j, k = t->n - i < ITEM_BATCH ? t->n - i : ITEM_BATCH;
+        for (j = i; j < i + k; j++, q += 8) {
+            order_line *l = &t->lines[j];
+            q[0] = JT_VI(t->order_id);
+            q[1] = JT_VI(j + 1);
+            q[2] = JT_VI(l->product_id);
+            q[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
+            q[4] = JT_VS(l->name);
+            q[5] = JT_VI(l->unit_price);
+            q[6] = JT_VI(l->quantity);
+            q[7] = JT_VI(l->line_total);
+        }
+        JT_TX_EXEC(tx, SQL_ITEM_INSERT[k], v, 8 * k, &rows);
     }
 
     /* 4. the payment's ledger row (the balance was written with the stock) */

@@ -200,7 +200,7 @@ jt_db_rc
 jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int nparams, jt_rows *out)
 {
     MYSQL_STMT *st;
-    MYSQL_BIND pb[24], *rb = NULL;
+    MYSQL_BIND small_pb[24], *pb = small_pb, *rb = NULL;
     MYSQL_RES *meta;
     my_bool *nulls = NULL;
     unsigned long *lens = NULL;
@@ -210,7 +210,11 @@ jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int np
 
     memset(out, 0, sizeof(*out));
     if (nparams > 24) {
-        return JT_DB_ERROR;
+        /* a multi-row insert */
+        pb = jt_palloc(a, sizeof(MYSQL_BIND) * (size_t) nparams);
+        if (pb == NULL) {
+            return JT_DB_ERROR;
+        }
     }
     if (jt_db_ready(db) != JT_DB_OK) {
         return JT_DB_DOWN;
