@@ -6,6 +6,9 @@
 #   - the floor: ../shared/bench/limits/order_tx.lua under sysbench, the same
 #     order transaction straight against the same MariaDB, same concurrency
 #   - 5,000 one-unit orders on one product with ab: wall time and errors
+#   - for reference, the floor's hot order on one thread: every order
+#     serialised through its durable COMMIT, as jangteo's lock (released
+#     only after COMMIT) serialises a hot product; no HTTP, no Redis
 # Prints orders/s, p50/p99 and the ratios. Not a test: numbers go to
 # bench/RESULTS.md.
 #
@@ -107,8 +110,9 @@ my $sb = "sysbench $limits/order_tx.lua --db-driver=mysql --mysql-socket=" . $s-
        . " --mysql-user=root --mysql-db=bench";
 system("$sb prepare >/dev/null 2>&1") == 0 or die "sysbench prepare failed\n";
 sub floor_run {
-    my ($mode, $hotflag) = @_;
-    my $out = `MODE=$mode HOT=$hotflag $sb --threads=$c --time=$secs --report-interval=0 --percentile=99 run 2>&1`;
+    my ($mode, $hotflag, $threads) = @_;
+    $threads //= $c;
+    my $out = `MODE=$mode HOT=$hotflag $sb --threads=$threads --time=$secs --report-interval=0 --percentile=99 run 2>&1`;
     my ($tps) = $out =~ /transactions:\s+\d+\s+\(([\d.]+) per sec/ or die "sysbench:\n$out";
     my ($p99) = $out =~ /99th percentile:\s+([\d.]+)/;
     return { rps => $tps, p99 => $p99 // 0 };
@@ -118,6 +122,7 @@ my %r;
 print "measuring (c=$c, ${secs}s each, $workers workers) ...\n";
 $r{floor_hot_atomic}    = floor_run('atomic', 1);
 $r{floor_hot_pess}      = floor_run('pessimistic', 1);
+$r{floor_hot_serial}    = floor_run('pessimistic', 1, 1);
 $r{api_hot}             = wrk_run(0);
 $r{floor_spread_atomic} = floor_run('atomic', 0);
 $r{floor_spread_pess}   = floor_run('pessimistic', 0);
@@ -141,6 +146,8 @@ printf "\n== orders vs the database floor (%s, concurrency %d, %d s each, %d wor
     scalar(gmtime), $c, $secs, $workers;
 printf "floor hot    atomic      : %8.0f orders/s  p99 %6.1f ms\n", $r{floor_hot_atomic}{rps}, $r{floor_hot_atomic}{p99};
 printf "floor hot    pessimistic : %8.0f orders/s  p99 %6.1f ms\n", $r{floor_hot_pess}{rps}, $r{floor_hot_pess}{p99};
+printf "floor hot    pess., 1 thread (serialised through COMMIT): %8.0f orders/s  p99 %6.1f ms  (5,000 orders: %.2f s)\n",
+    $r{floor_hot_serial}{rps}, $r{floor_hot_serial}{p99}, 5000 / $r{floor_hot_serial}{rps};
 printf "jangteo hot  (wrk)       : %8.0f orders/s  p50 %6.1f ms  p99 %6.1f ms  non-2xx %d  socket errors %d\n",
     @{ $r{api_hot} }{qw(rps p50 p99 bad sockerr)};
 printf "floor spread atomic      : %8.0f orders/s  p99 %6.1f ms\n", $r{floor_spread_atomic}{rps}, $r{floor_spread_atomic}{p99};
@@ -149,6 +156,8 @@ printf "jangteo spread (wrk)     : %8.0f orders/s  p50 %6.1f ms  p99 %6.1f ms  n
     @{ $r{api_spread} }{qw(rps p50 p99 bad sockerr)};
 printf "ratio hot    / floor (pessimistic, atomic): %5.1f %%, %5.1f %%   (goal >= 50 %%)\n",
     100 * $r{api_hot}{rps} / $r{floor_hot_pess}{rps}, 100 * $r{api_hot}{rps} / $r{floor_hot_atomic}{rps};
+printf "ratio hot    / floor serialised through COMMIT (1 thread): %5.1f %%   (reference, no goal)\n",
+    100 * $r{api_hot}{rps} / $r{floor_hot_serial}{rps};
 printf "ratio spread / floor (pessimistic, atomic): %5.1f %%, %5.1f %%   (goal >= 50 %%)\n",
     100 * $r{api_spread}{rps} / $r{floor_spread_pess}{rps}, 100 * $r{api_spread}{rps} / $r{floor_spread_atomic}{rps};
 printf "5,000 one-unit orders on one product (ab -c %d, one buyer): %.2f s wall, %s complete, %s failed, %s non-2xx, %.0f orders/s, p50 %s ms, p99 %s ms   (goal < 6 s, no error)\n",

@@ -271,6 +271,37 @@ my $first;
     is($r->{json}{balance}, 0, 'answer says balance 0');
 }
 
+# ---------------------------------------------------------------- the most lines: 50 (inserted in batches)
+{
+    my ($dora) = @{ make_users($s, 1, tag => 'o40l') };
+    set_balance($s, [ $dora->{id} ], 1_000_000);
+    my @p = map { add_product($s, "줄 상품 $_", 1_000 + $_, 10) } 1 .. 49;
+    my $p_opt = add_product($s, '줄 옵션 상품', 20_000, 0);
+    my $o_blue = add_option($s, $p_opt, '파랑', 0, 2);
+    my @lines = ((map { [ $p[$_ - 1], 1 + $_ % 3 ] } 1 .. 49), [ $p_opt, 1, $o_blue ]);
+    my ($ob, $bal) = (ostock($o_blue), bal($dora->{id}));
+    my $total = 0;
+    $total += (1_000 + $_) * (1 + $_ % 3) for 1 .. 49;
+    $total += 20_000;
+    my $r = place_order($s, $dora->{token}, order_body(\@lines));
+    is($r->{status}, 201, '50 lines: 201') or diag($r->{body});
+    my $id = $r->{json}{orderId};
+    is($r->{json}{total}, $total, "total $total (no fee)");
+    is_deeply([ map { [ $_->{productId}, $_->{quantity}, $_->{unitPrice}, $_->{lineTotal} ] } @{ $r->{json}{items} || [] } ],
+        [ (map { [ $p[$_ - 1], 1 + $_ % 3, 1_000 + $_, (1_000 + $_) * (1 + $_ % 3) ] } 1 .. 49), [ $p_opt, 1, 20_000, 20_000 ] ],
+        'the answer lists the 50 lines in order');
+    is_deeply($s->sql("SELECT line_no, product_id, COALESCE(option_id, 0), quantity, unit_price, line_total"
+            . " FROM order_items WHERE order_id = $id ORDER BY line_no"),
+        [ (map { [ $_, $p[$_ - 1], 0, 1 + $_ % 3, 1_000 + $_, (1_000 + $_) * (1 + $_ % 3) ] } 1 .. 49),
+          [ 50, $p_opt, $o_blue, 1, 20_000, 20_000 ] ],
+        'order_items: 50 rows, line_no 1..50, each with its own product, option, quantity and prices');
+    is_deeply([ map { stock($p[$_ - 1]) } 1 .. 49 ], [ map { 10 - (1 + $_ % 3) } 1 .. 49 ], 'every product gave its quantity');
+    is(ostock($o_blue), $ob - 1, 'the option gave one');
+    is(bal($dora->{id}), $bal - $total, 'the buyer paid the total');
+    my $g = $s->get("/api/v1/orders/$id", bearer($dora->{token}));
+    is_deeply([ map { $_->{productId} } @{ ($g->{json} || {})->{items} || [] } ], [ @p, $p_opt ], 'read back in line order');
+}
+
 # ---------------------------------------------------------------- validation table: 400, nothing changed
 {
     my $ship = Jangteo::Orders::default_shipping();

@@ -29,12 +29,28 @@ static const char SQL_PRICE_PRODUCT[] =
     " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_PRICE_OPTION[] =
     "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
-/* inside the transaction: the rows an order takes stock from (live ones) */
+/* inside the transaction: the rows an order takes stock from (live ones);
+ * the first line's are read with the buyer's balance and its version, and
+ * written back with it, fenced, in one statement (one round trip, not two,
+ * while the locks are held; the rules and the ledger row stay in points) */
 static const char SQL_ORDER_STOCK_PRODUCT[] =
     "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_OPTION[] =
     "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM product_options o"
     " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
+static const char SQL_ORDER_STOCK_PRODUCT_BALANCE[] =
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM products p JOIN users u"
+    " WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
+static const char SQL_ORDER_STOCK_OPTION_BALANCE[] =
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version"
+    " FROM product_options o JOIN products p ON p.id = o.product_id JOIN users u"
+    " WHERE o.id = ? AND p.deleted_at IS NULL AND u.id = ?";
+static const char SQL_STOCK_PRODUCT_BALANCE_WRITE[] =
+    "UPDATE products s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
+    " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
+static const char SQL_STOCK_OPTION_BALANCE_WRITE[] =
+    "UPDATE product_options s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
+    " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
 /* ... and the rows a cancel gives it back to (deleted or not) */
 static const char SQL_STOCK_PRODUCT[] =
     "SELECT price, stock, version FROM products WHERE id = ?";
@@ -45,14 +61,29 @@ static const char SQL_STOCK_PRODUCT_WRITE[] =
     "UPDATE products SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_STOCK_OPTION_WRITE[] =
     "UPDATE product_options SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
+/* RETURNING: the id and the time the row was stamped with, in the same
+ * round trip as the insert */
 static const char SQL_ORDER_INSERT[] =
     "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
-    " VALUES (?, 'PAID', ?, ?, ?, ?)";
-static const char SQL_ORDER_CREATED[] =
-    "SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM orders WHERE id = ?";
-static const char SQL_ITEM_INSERT[] =
-    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    " VALUES (?, 'PAID', ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
+/* an order's lines go in ITEM_BATCH rows per statement; one text per row
+ * count, since the prepared-statement cache is keyed by the text's address */
+#define ITEM_BATCH 8
+#define ITEM_INSERT                                                                             \
+    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity," \
+    " line_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#define ITEM_ROW ", (?, ?, ?, ?, ?, ?, ?, ?)"
+static const char *const SQL_ITEM_INSERT[ITEM_BATCH + 1] = {
+    NULL,
+    ITEM_INSERT,
+    ITEM_INSERT ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+    ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
+};
 static const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (topic, aggregate_id, payload) VALUES (?, ?, ?)";
 /* reads and cancel */
@@ -323,7 +354,7 @@ static jt_tx_step
 place_body(jt_tx *tx)
 {
     order_tx *t = tx->data;
-    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS];
+    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance = 0, balance_version = 0;
     jt_tx_step step;
     jt_err why;
     jt_val p[8];
@@ -334,11 +365,30 @@ place_body(jt_tx *tx)
 
     jt_buf_init(&shorts, tx->arena, 64);
 
-    /* 1. read every stock row with its version; check prices and stock */
+    /* 1. read every stock row with its version (the first with the buyer's
+     * balance); check prices, stock and the balance */
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
+        const char *plain = l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT;
         p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT, p, 1, &rows);
+        p[1] = JT_VI(t->buyer);
+        if (i > 0) {
+            JT_TX_EXEC(tx, plain, p, 1, &rows);
+        } else {
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 2,
+                       &rows);
+            if (rows.nrows == 0) {
+                /* the product is gone, or (hardly ever) the buyer: which? */
+                JT_TX_EXEC(tx, plain, p, 1, &rows);
+                if (rows.nrows != 0) {
+                    t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
+                    return JT_TX_ABORT;
+                }
+            } else {
+                balance = jt_cell(&rows, 0, 4)->i;
+                balance_version = jt_cell(&rows, 0, 5)->i;
+            }
+        }
         if (rows.nrows == 0) {
             t->refusal = jt_fail(t->r, l->option_id ? JT_E_OPTION_NOT_FOUND : JT_E_PRODUCT_NOT_FOUND,
                                  "product %lld is gone", (long long) l->product_id);
@@ -403,15 +453,33 @@ place_body(jt_tx *tx)
         }
         return JT_TX_ABORT;
     }
+    if (points_bound(balance, -t->total, &t->balance, &why) != JT_TX_COMMIT) {
+        t->refusal = why == JT_E_INSUFFICIENT_BALANCE
+                         ? jt_fail(t->r, why, "the order costs %lld: the balance is too low", (long long) t->total)
+                         : jt_fail(t->r, why, "the balance is out of range");
+        return JT_TX_ABORT;
+    }
 
-    /* 2. fenced stock writes: each matches only the version read above */
+    /* 2. fenced writes: each matches only the versions read above; the
+     * first line's carries the balance (both rows changed, or a conflict) */
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
+        int64_t id = l->option_id ? l->option_id : l->product_id;
         p[0] = JT_VI(stock[i] - l->quantity);
-        p[1] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        p[2] = JT_VI(version[i]);
-        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
-        if (rows.affected != 1) {
+        if (i > 0) {
+            p[1] = JT_VI(id);
+            p[2] = JT_VI(version[i]);
+            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
+        } else {
+            p[1] = JT_VI(t->balance);
+            p[2] = JT_VI(id);
+            p[3] = JT_VI(version[i]);
+            p[4] = JT_VI(t->buyer);
+            p[5] = JT_VI(balance_version);
+            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_BALANCE_WRITE : SQL_STOCK_PRODUCT_BALANCE_WRITE, p, 6,
+                       &rows);
+        }
+        if (rows.affected != (i > 0 ? 1u : 2u)) {
             return JT_TX_CONFLICT;
         }
     }
@@ -423,36 +491,36 @@ place_body(jt_tx *tx)
     p[3] = JT_VI(t->total);
     p[4] = JT_VB(t->ship_sealed, t->ship_len);
     JT_TX_EXEC(tx, SQL_ORDER_INSERT, p, 5, &rows);
-    t->order_id = (int64_t) rows.insert_id;
-    for (i = 0; i < t->n; i++) {
-        order_line *l = &t->lines[i];
-        p[0] = JT_VI(t->order_id);
-        p[1] = JT_VI(i + 1);
-        p[2] = JT_VI(l->product_id);
-        p[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
-        p[4] = JT_VS(l->name);
-        p[5] = JT_VI(l->unit_price);
-        p[6] = JT_VI(l->quantity);
-        p[7] = JT_VI(l->line_total);
-        JT_TX_EXEC(tx, SQL_ITEM_INSERT, p, 8, &rows);
+    if (rows.nrows != 1) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    t->order_id = jt_cell(&rows, 0, 0)->i;
+    t->created_at = jt_cell(&rows, 0, 1)->s;
+    for (i = 0; i < t->n; i += ITEM_BATCH) {
+        jt_val v[8 * ITEM_BATCH], *q = v;
+        int j, k = t->n - i < ITEM_BATCH ? t->n - i : ITEM_BATCH;
+        for (j = i; j < i + k; j++, q += 8) {
+            order_line *l = &t->lines[j];
+            q[0] = JT_VI(t->order_id);
+            q[1] = JT_VI(j + 1);
+            q[2] = JT_VI(l->product_id);
+            q[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
+            q[4] = JT_VS(l->name);
+            q[5] = JT_VI(l->unit_price);
+            q[6] = JT_VI(l->quantity);
+            q[7] = JT_VI(l->line_total);
+        }
+        JT_TX_EXEC(tx, SQL_ITEM_INSERT[k], v, 8 * k, &rows);
     }
 
-    /* 4. the payment: the buyer's balance, fenced, and its ledger row */
-    step = points_apply(tx, t->buyer, -t->total, "ORDER_PAYMENT", t->order_id, &t->balance, NULL, &why);
-    if (step == JT_TX_ABORT) {
-        t->refusal = why == JT_E_INSUFFICIENT_BALANCE
-                         ? jt_fail(t->r, why, "the order costs %lld: the balance is too low", (long long) t->total)
-                         : jt_fail(t->r, why, "the buyer does not exist");
-    }
+    /* 4. the payment's ledger row (the balance was written with the stock) */
+    step = points_record(tx, t->buyer, -t->total, t->balance, "ORDER_PAYMENT", t->order_id, NULL);
     if (step != JT_TX_COMMIT) {
         return step;
     }
 
     /* 5. the answer and the outbox event */
-    p[0] = JT_VI(t->order_id);
-    JT_TX_EXEC(tx, SQL_ORDER_CREATED, p, 1, &rows);
-    t->created_at = rows.nrows ? jt_cell(&rows, 0, 0)->s : "";
-
     jt_json_begin(t->r, &t->body, &w, 256 + (size_t) t->n * 160);
     jw_obj_open(&w);
     jw_kint(&w, "orderId", t->order_id);

@@ -42,12 +42,42 @@ typedef struct {
 } charge_tx;
 
 jt_tx_step
+points_bound(int64_t balance, int64_t delta, int64_t *after, jt_err *why)
+{
+    /* |delta| is bounded by its callers far below INT64_MAX - cap */
+    *after = balance + delta;
+    if (*after < 0) {
+        *why = JT_E_INSUFFICIENT_BALANCE;
+        return JT_TX_ABORT;
+    }
+    if (*after > JT_BALANCE_MAX) {
+        *why = JT_E_BALANCE_LIMIT;
+        return JT_TX_ABORT;
+    }
+    return JT_TX_COMMIT;
+}
+
+jt_tx_step
+points_record(jt_tx *tx, int64_t user_id, int64_t delta, int64_t after, const char *kind, int64_t ref_id,
+              int64_t *ledger_id)
+{
+    jt_val p[5] = { JT_VI(user_id), JT_VI(delta), JT_VI(after), JT_VS(kind), ref_id ? JT_VI(ref_id) : JT_VNULL };
+    jt_rows rows;
+
+    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
+    if (ledger_id) {
+        *ledger_id = (int64_t) rows.insert_id;
+    }
+    return JT_TX_COMMIT;
+}
+
+jt_tx_step
 points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_t ref_id,
              int64_t *balance_after, int64_t *ledger_id, jt_err *why)
 {
-    jt_val p[5];
+    jt_val p[3];
     jt_rows rows;
-    int64_t balance, version, after;
+    int64_t version, after;
 
     p[0] = JT_VI(user_id);
     JT_TX_EXEC(tx, SQL_BALANCE_READ, p, 1, &rows);
@@ -55,16 +85,8 @@ points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_
         *why = JT_E_USER_NOT_FOUND;
         return JT_TX_ABORT;
     }
-    balance = jt_cell(&rows, 0, 0)->i;
     version = jt_cell(&rows, 0, 1)->i;
-    /* |delta| is bounded by its callers far below INT64_MAX - cap */
-    after = balance + delta;
-    if (after < 0) {
-        *why = JT_E_INSUFFICIENT_BALANCE;
-        return JT_TX_ABORT;
-    }
-    if (after > JT_BALANCE_MAX) {
-        *why = JT_E_BALANCE_LIMIT;
+    if (points_bound(jt_cell(&rows, 0, 0)->i, delta, &after, why) != JT_TX_COMMIT) {
         return JT_TX_ABORT;
     }
     p[0] = JT_VI(after);
@@ -74,19 +96,10 @@ points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    p[0] = JT_VI(user_id);
-    p[1] = JT_VI(delta);
-    p[2] = JT_VI(after);
-    p[3] = JT_VS(kind);
-    p[4] = ref_id ? JT_VI(ref_id) : JT_VNULL;
-    JT_TX_EXEC(tx, SQL_LEDGER_INSERT, p, 5, &rows);
     if (balance_after) {
         *balance_after = after;
     }
-    if (ledger_id) {
-        *ledger_id = (int64_t) rows.insert_id;
-    }
-    return JT_TX_COMMIT;
+    return points_record(tx, user_id, delta, after, kind, ref_id, ledger_id);
 }
 
 /* One attempt at a charge: the balance moves (fenced), then the answer and

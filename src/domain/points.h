@@ -21,6 +21,15 @@ jt_err points_parse_amount(jt_req *r, json_object *o, int64_t *amount);
  * *why is USER_NOT_FOUND, INSUFFICIENT_BALANCE or BALANCE_LIMIT. */
 jt_tx_step points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *kind, int64_t ref_id,
                         int64_t *balance_after, int64_t *ledger_id, jt_err *why);
+
+/* points_apply's rules without its statements, for a write that reads the
+ * balance (with its version) and writes it back fenced in the statements
+ * that read and write its own rows (orders: one round trip each, not two).
+ * points_bound: the balance after delta, or JT_TX_ABORT with *why
+ * INSUFFICIENT_BALANCE or BALANCE_LIMIT. points_record: the ledger row. */
+jt_tx_step points_bound(int64_t balance, int64_t delta, int64_t *after, jt_err *why);
+jt_tx_step points_record(jt_tx *tx, int64_t user_id, int64_t delta, int64_t after, const char *kind,
+                         int64_t ref_id, int64_t *ledger_id);
 jt_err points_charge(jt_req *r);
 jt_err points_ledger(jt_req *r);
 

@@ -1,7 +1,9 @@
 /* The write path every money- or stock-moving handler follows, in order:
  *
  *   jt_write_begin   Idempotency-Key: parse, fingerprint, replay or mark in flight
- *   jt_write_lock    Redis locks on every row to be written (sorted)
+ *   jt_write_lock    START TRANSACTION, then the Redis locks on every row to
+ *                    be written (all or none; a waiter is woken by the
+ *                    release, see store/lock.h)
  *   jt_write_run     the transaction, retried by store/tx on conflicts
  *   jt_write_finish  after COMMIT: cache the answer, drop the marker,
  *                    release the locks, answer

@@ -213,6 +213,12 @@ jt_worker_run(const jt_worker_args *a)
         slot_begin(sb, slot, &freq);
         jt_http_serve(&hctx, &freq, slot->request_id, sizeof(slot->request_id));
         FCGX_Finish_r(&freq);
+        if (db.in_tx) {
+            /* a bug: one request's transaction must never swallow the
+             * statements of the next */
+            jt_log_error("worker: a request left its transaction open; rolled back");
+            jt_db_rollback(&db);
+        }
         jt_arena_reset(&arena);
         served++;
         slot_end(sb, slot, c);

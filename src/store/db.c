@@ -36,6 +36,7 @@ jt_db_close(jt_db *db)
         mysql_stmt_close(db->stmts[i].stmt);
     }
     db->nstmts = 0;
+    db->in_tx = 0;
     if (db->conn != NULL) {
         mysql_close(db->conn);
         db->conn = NULL;
@@ -199,7 +200,7 @@ jt_db_rc
 jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int nparams, jt_rows *out)
 {
     MYSQL_STMT *st;
-    MYSQL_BIND pb[24], *rb = NULL;
+    MYSQL_BIND small_pb[24], *pb = small_pb, *rb = NULL;
     MYSQL_RES *meta;
     my_bool *nulls = NULL;
     unsigned long *lens = NULL;
@@ -209,7 +210,11 @@ jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int np
 
     memset(out, 0, sizeof(*out));
     if (nparams > 24) {
-        return JT_DB_ERROR;
+        /* a multi-row insert */
+        pb = jt_palloc(a, sizeof(MYSQL_BIND) * (size_t) nparams);
+        if (pb == NULL) {
+            return JT_DB_ERROR;
+        }
     }
     if (jt_db_ready(db) != JT_DB_OK) {
         return JT_DB_DOWN;
@@ -342,12 +347,30 @@ simple(jt_db *db, const char *q)
     return JT_DB_OK;
 }
 
-jt_db_rc jt_db_begin(jt_db *db)  { return simple(db, "START TRANSACTION"); }
-jt_db_rc jt_db_commit(jt_db *db) { return simple(db, "COMMIT"); }
+jt_db_rc
+jt_db_begin(jt_db *db)
+{
+    jt_db_rc rc = simple(db, "START TRANSACTION");
+
+    db->in_tx = rc == JT_DB_OK;
+    return rc;
+}
+
+jt_db_rc
+jt_db_commit(jt_db *db)
+{
+    jt_db_rc rc = simple(db, "COMMIT");
+
+    if (rc == JT_DB_OK) {
+        db->in_tx = 0;
+    }
+    return rc;
+}
 
 void
 jt_db_rollback(jt_db *db)
 {
+    db->in_tx = 0;
     if (db->conn != NULL && mysql_real_query(db->conn, "ROLLBACK", 8) != 0) {
         (void) classify(db, mysql_errno(db->conn), mysql_error(db->conn));
     }

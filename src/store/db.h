@@ -63,6 +63,7 @@ typedef struct jt_db {
     struct jt_db_stmt  stmts[JT_DB_MAX_STMTS];
     int                nstmts;
     int64_t            retry_at_ms;  /* no reconnect attempt before this */
+    int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
     unsigned           last_errno;
     char               last_error[256];
     uint64_t           reconnects;
@@ -79,7 +80,7 @@ void      jt_db_close(jt_db *db);
 jt_db_rc  jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int nparams,
                      jt_rows *out);
 
-/* Transaction control (constant statements). */
+/* Transaction control (constant statements); they keep db->in_tx. */
 jt_db_rc  jt_db_begin(jt_db *db);
 jt_db_rc  jt_db_commit(jt_db *db);
 void      jt_db_rollback(jt_db *db);

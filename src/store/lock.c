@@ -15,6 +15,47 @@ static jt_redis_script release_script = {
     "", NULL
 };
 
+/* All of a set's keys or none, in one round trip: SET NX each in sorted
+ * order; on the first one held by somebody else, drop those just taken
+ * (ours, never seen by anybody) and answer its index (1-based) so the
+ * caller waits on that key's wake list. Nothing is held while waiting, so
+ * no two sets can deadlock. ARGV: token, lease ms. */
+static jt_redis_script acquire_script = {
+    "for i = 1, #KEYS do\n"
+    "  if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+    "    for j = 1, i - 1 do redis.call('del', KEYS[j]) end\n"
+    "    return i\n"
+    "  end\n"
+    "end\n"
+    "return 0",
+    "", NULL
+};
+
+/* Every lock of a set released in one round trip. KEYS: the n lock keys,
+ * then their n wake lists; ARGV: token, wake ttl ms. A key still ours is
+ * deleted (compare-and-delete); a key now free (ours deleted, or our lease
+ * ran out) gets one wake token for the next waiter, kept to one entry and
+ * short-lived: a waiter that misses the push by a moment still finds it,
+ * and a stale token costs one spurious wake, no more. A key somebody else
+ * holds gets none: its holder will push when it lets go. Answers, per
+ * key, 1 released or 0 the lease had already expired. */
+static jt_redis_script release_all_script = {
+    "local n = #KEYS / 2\n"
+    "local out = {}\n"
+    "for i = 1, n do\n"
+    "  local v = redis.call('get', KEYS[i])\n"
+    "  out[i] = 0\n"
+    "  if v == ARGV[1] then redis.call('del', KEYS[i]); out[i] = 1 end\n"
+    "  if v == ARGV[1] or not v then\n"
+    "    redis.call('lpush', KEYS[n + i], '1')\n"
+    "    redis.call('ltrim', KEYS[n + i], 0, 0)\n"
+    "    redis.call('pexpire', KEYS[n + i], ARGV[2])\n"
+    "  end\n"
+    "end\n"
+    "return out",
+    "", NULL
+};
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -66,11 +107,37 @@ new_token(char out[33])
     sodium_bin2hex(out, 33, rnd, sizeof(rnd));
 }
 
+/* Waits for a wake token on the list of the key that was busy, or polls
+ * near the deadline. A wait is at most JT_LOCK_WAKE_MAX_MS, so a lock
+ * nobody will wake us for (a holder that died, a key deleted by hand) is
+ * still retried soon; blocking stops JT_REDIS_BLOCK_LATE_MS before the
+ * deadline, because Redis may answer a timeout that late. */
+static void
+wait_for_wake(jt_redis *r, jt_arena *a, const char *wake_key, int64_t left, int64_t *sleep_cap)
+{
+    int64_t block = left - JT_REDIS_BLOCK_LATE_MS;
+
+    if (block >= JT_LOCK_WAKE_MIN_MS) {
+        /* NULL (Redis gone) needs nothing here: the next attempt finds out */
+        (void) jt_redis_blpop(r, a, wake_key, block < JT_LOCK_WAKE_MAX_MS ? block : JT_LOCK_WAKE_MAX_MS);
+        return;
+    }
+    /* the last stretch: jittered, growing polls, waiters spread out
+     * instead of storming Redis in lock-step */
+    jt_sleep_jitter_ms(*sleep_cap < left ? *sleep_cap : left);
+    if (*sleep_cap < 20) {
+        *sleep_cap *= 2;
+    }
+}
+
 jt_lock_rc
 jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n,
                     int64_t wait_ms, int64_t lease_ms)
 {
-    int64_t deadline = mono_ms() + wait_ms, sleep_cap = 2;
+    int64_t start = mono_ms(), deadline = start + wait_ms, sleep_cap = 2, left;
+    const char *args[JT_LOCK_MAX + 2];
+    char lease[24];
+    redisReply *rep;
     int i;
 
     memset(ls, 0, sizeof(*ls));
@@ -85,39 +152,43 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
         }
     }
     ls->n = jt_lock_sort_keys(ls->keys, n);
-
     for (i = 0; i < ls->n; i++) {
-        new_token(ls->tokens[i]);
-        for (;;) {
-            redisReply *rep = jt_redis_cmd(r, a, "SET %s %s NX PX %lld", ls->keys[i], ls->tokens[i],
-                                           (long long) lease_ms);
-            if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-                /* Redis is gone: what we hold will expire by itself; the
-                 * version fence carries correctness from here. */
-                jt_lock_release_all(r, a, ls);
-                ls->degraded = 1;
-                JT_METRIC_INC(lock_degraded);
-                return JT_LOCK_DEGRADED;
-            }
-            if (rep->type == REDIS_REPLY_STATUS) {
-                ls->held[i] = 1;
-                break;
-            }
-            if (mono_ms() >= deadline) {
-                jt_lock_release_all(r, a, ls);
-                JT_METRIC_INC(lock_wait_timeouts);
-                return JT_LOCK_TIMEOUT;
-            }
-            /* jittered, growing polls: waiters spread out instead of
-             * storming Redis in lock-step */
-            jt_sleep_jitter_ms(sleep_cap);
-            if (sleep_cap < 20) {
-                sleep_cap *= 2;
-            }
+        size_t len = strlen(ls->keys[i]) + sizeof(":wake");
+        char *w = jt_palloc(a, len);
+        if (w == NULL) {
+            return JT_LOCK_TIMEOUT;
         }
+        snprintf(w, len, "%s:wake", ls->keys[i]);
+        ls->wakes[i] = w;
+        args[i] = ls->keys[i];
     }
+    new_token(ls->token);
+    snprintf(lease, sizeof(lease), "%lld", (long long) lease_ms);
+    args[ls->n] = ls->token;
+    args[ls->n + 1] = lease;
+
+    for (;;) {
+        rep = jt_redis_eval(r, a, &acquire_script, ls->n, ls->n + 2, args);
+        if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+            /* Redis is gone: whatever a broken script took expires by
+             * itself; the version fence carries correctness from here. */
+            ls->degraded = 1;
+            JT_METRIC_INC(lock_degraded);
+            return JT_LOCK_DEGRADED;
+        }
+        if (rep->integer == 0) {
+            break;
+        }
+        left = deadline - mono_ms();
+        if (left <= 0 || rep->integer < 1 || rep->integer > ls->n) {
+            JT_METRIC_INC(lock_wait_timeouts);
+            return JT_LOCK_TIMEOUT;
+        }
+        wait_for_wake(r, a, ls->wakes[rep->integer - 1], left, &sleep_cap);
+    }
+    ls->held = 1;
     JT_METRIC_INC(lock_acquired);
-    jt_histogram_observe(&jt_metrics_get()->lock_wait, (mono_ms() - (deadline - wait_ms)) * 1000);
+    jt_histogram_observe(&jt_metrics_get()->lock_wait, (mono_ms() - start) * 1000);
     return JT_LOCK_OK;
 }
 
@@ -136,14 +207,28 @@ jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token
 int
 jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
 {
+    const char *args[2 * JT_LOCK_MAX + 2];
+    char ttl[24];
+    redisReply *rep;
     int i, expired = 0;
 
-    for (i = ls->n - 1; i >= 0; i--) {
-        if (!ls->held[i]) {
-            continue;
-        }
-        ls->held[i] = 0;
-        if (jt_lock_release_one(r, a, ls->keys[i], ls->tokens[i]) == 0) {
+    if (!ls->held) {
+        return 0;
+    }
+    ls->held = 0;
+    for (i = 0; i < ls->n; i++) {
+        args[i] = ls->keys[i];
+        args[ls->n + i] = ls->wakes[i];
+    }
+    snprintf(ttl, sizeof(ttl), "%d", JT_LOCK_WAKE_TTL_MS);
+    args[2 * ls->n] = ls->token;
+    args[2 * ls->n + 1] = ttl;
+    rep = jt_redis_eval(r, a, &release_all_script, 2 * ls->n, 2 * ls->n + 2, args);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        return 0;   /* Redis is gone: the leases run out by themselves */
+    }
+    for (i = 0; i < ls->n && i < (int) rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer == 0) {
             expired++;
             JT_METRIC_INC(lock_lease_expired);
             jt_log_warn("lock: lease of %s expired before release (the version fence held)", ls->keys[i]);

@@ -1,7 +1,12 @@
 /* Distributed lock on Redis: SET key token NX PX lease, released by a Lua
  * compare-and-delete so a holder whose lease expired can never delete the
- * next holder's lock. Several keys are always taken in sorted order (no
- * lock-order deadlocks). Waiting polls with jittered, growing sleeps.
+ * next holder's lock. A set of keys is taken all or none in one script
+ * (sorted, nothing held while waiting: no lock-order deadlocks) and
+ * released in one script. A waiter does not poll: it blocks (BLPOP) on
+ * the busy key's wake list, which every release pushes one token onto,
+ * so the lock passes to the next waiter in about one round trip; each
+ * block is short (an expired lease is noticed soon) and ends before the
+ * wait deadline, whose last stretch polls with jittered sleeps.
  *
  * The lock is an optimisation, not the guarantee: every write it protects
  * is also fenced by a row version in MariaDB, so an expired lease or a
@@ -16,6 +21,10 @@
 
 #define JT_LOCK_MAX 64
 
+#define JT_LOCK_WAKE_MAX_MS  100    /* longest single block on a wake list */
+#define JT_LOCK_WAKE_MIN_MS  10     /* shorter than this: poll instead */
+#define JT_LOCK_WAKE_TTL_MS  1000   /* an unclaimed wake token's life */
+
 typedef enum {
     JT_LOCK_OK = 0,
     JT_LOCK_TIMEOUT,     /* waited wait_ms: answer 503 LOCK_TIMEOUT */
@@ -23,9 +32,10 @@ typedef enum {
 } jt_lock_rc;
 
 typedef struct {
-    const char *keys[JT_LOCK_MAX];
-    char        tokens[JT_LOCK_MAX][33];
-    int         held[JT_LOCK_MAX];
+    const char *keys[JT_LOCK_MAX];    /* sorted, unique */
+    const char *wakes[JT_LOCK_MAX];   /* each key's wake list: "KEY:wake" */
+    char        token[33];            /* one per set: every key holds it */
+    int         held;                 /* all of keys, or none */
     int         n;
     int         degraded;
 } jt_lockset;

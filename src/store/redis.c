@@ -146,14 +146,22 @@ script_load(jt_redis *r, jt_arena *a, jt_redis_script *s)
 redisReply *
 jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs, const char **args)
 {
-    const char *argv[16];
-    size_t lens[16];
+    const char *small_argv[16], **argv = small_argv;
+    size_t small_lens[16], *lens = small_lens;
     char nk[12];
     redisReply *rep;
     int i, attempt;
 
-    if (nargs > 13 || jt_redis_ready(r) != 0) {
+    if (nargs < 0 || jt_redis_ready(r) != 0) {
         return NULL;
+    }
+    if (nargs + 3 > 16) {
+        /* a lock set of many keys: its key names plus their wake lists */
+        argv = jt_palloc(a, sizeof(char *) * (size_t) (nargs + 3));
+        lens = jt_palloc(a, sizeof(size_t) * (size_t) (nargs + 3));
+        if (argv == NULL || lens == NULL) {
+            return NULL;
+        }
     }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     for (attempt = 0; attempt < 2; attempt++) {
@@ -177,4 +185,30 @@ jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs
         return rep;
     }
     return NULL;
+}
+
+redisReply *
+jt_redis_blpop(jt_redis *r, jt_arena *a, const char *key, int64_t ms)
+{
+    int64_t need = ms + JT_REDIS_BLOCK_LATE_MS;
+    int stretch;
+    char secs[32];
+    redisReply *rep;
+
+    if (ms <= 0 || jt_redis_ready(r) != 0) {
+        return NULL;    /* 0 would block for ever */
+    }
+    /* a block longer than the command timeout is not a dead Redis: stretch
+     * the timeout for this one call (the default leaves room, so no syscall) */
+    stretch = need > r->conf->redis_timeout_ms;
+    if (stretch && redisSetTimeout(r->ctx, ms_tv(need + r->conf->redis_timeout_ms)) != REDIS_OK) {
+        redis_failed(r, "cannot set timeout");
+        return NULL;
+    }
+    snprintf(secs, sizeof(secs), "%lld.%03lld", (long long) (ms / 1000), (long long) (ms % 1000));
+    rep = jt_redis_cmd(r, a, "BLPOP %s %s", key, secs);
+    if (stretch && r->ctx != NULL && redisSetTimeout(r->ctx, ms_tv(r->conf->redis_timeout_ms)) != REDIS_OK) {
+        redis_failed(r, "cannot set timeout");
+    }
+    return rep;
 }

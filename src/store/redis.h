@@ -43,4 +43,13 @@ typedef struct {
 redisReply *jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs,
                           const char **args);
 
+/* How late Redis may answer a blocking command's timeout: it checks them
+ * from its cron (10 Hz by default) when no other traffic wakes it. */
+#define JT_REDIS_BLOCK_LATE_MS 100
+
+/* BLPOP key, blocking at most ms (> 0) plus Redis's lateness: the reply
+ * (nil on timeout), or NULL when Redis is unreachable. The command timeout
+ * is stretched for this call when it would be too short. */
+redisReply *jt_redis_blpop(jt_redis *r, jt_arena *a, const char *key, int64_t ms);
+
 #endif

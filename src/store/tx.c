@@ -26,7 +26,9 @@ jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *
 
         tx.attempt++;
         tx.db_rc = JT_DB_OK;
-        rc = jt_db_begin(db);
+        /* the first attempt may find its transaction opened already
+         * (jt_write_lock sends START TRANSACTION before it waits) */
+        rc = tx.attempt == 1 && db->in_tx ? JT_DB_OK : jt_db_begin(db);
         if (rc != JT_DB_OK) {
             return rc == JT_DB_DOWN ? JT_TX_DB_DOWN : JT_TX_DB_ERROR;
         }
