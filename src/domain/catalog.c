@@ -109,7 +109,8 @@ static const char SQL_GRAMS_INSERT[] =
     "INSERT IGNORE INTO product_name_grams (gram, product_id) VALUES"
     " (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?)";
 
-#define LIST_GEN_KEY "plg"
+/* the guard of every list page: any catalog write may change any page */
+#define LIST_GUARD "plg"
 
 /* --- search grams ----------------------------------------------------------- */
 
@@ -213,6 +214,10 @@ cache_on(const jt_req *r)
     return ((const jt_conf *) r->conf)->cache_ttl_ms > 0;
 }
 
+/* How long a fill may live: cache_ttl_ms, or less when the sale status can
+ * change sooner, counted from the start of the request (before its MariaDB
+ * read), so stock an order commits away is never shown for longer than
+ * cache_ttl_ms. <= 0: do not cache. */
 static int64_t
 cache_ttl(const jt_req *r, int64_t next_change_ms)
 {
@@ -222,7 +227,7 @@ cache_ttl(const jt_req *r, int64_t next_change_ms)
     if (next_change_ms < ttl) {
         ttl = next_change_ms;
     }
-    return ttl;
+    return ttl - (jt_now_us() - r->start_us + 999) / 1000;
 }
 
 /* GET /api/v1/products?page=&size=&q=&status= */
@@ -235,8 +240,8 @@ catalog_list(jt_req *r)
     int variant = 0, ngrams = 0, i, np;
     jt_val p[10];
     jt_rows rows, count;
-    jt_cache_slot slot = { "", 0 };
-    char prefix[160], qhash[17] = "-";
+    jt_cache_slot slot = { "", "", 0 };
+    char key[160], qhash[17] = "-";
     size_t clen;
     jt_db_rc rc;
     jt_buf b;
@@ -270,8 +275,8 @@ catalog_list(jt_req *r)
         }
     }
 
-    snprintf(prefix, sizeof(prefix), "pl:%lld:%lld:%d:%s", (long long) page, (long long) size, variant, qhash);
-    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, LIST_GEN_KEY, prefix, &slot, &clen) : NULL;
+    snprintf(key, sizeof(key), "pl:%lld:%lld:%d:%s", (long long) page, (long long) size, variant, qhash);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, LIST_GUARD, &slot, &clen) : NULL;
     if (cached != NULL) {
         JT_METRIC_INC(cache_hits);
         jt_buf_init(&b, r->arena, clen + 1);
@@ -365,9 +370,7 @@ catalog_list(jt_req *r)
             }
         }
     }
-    if (min_change > 0) {
-        jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change));
-    }
+    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change));
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -434,16 +437,16 @@ jt_err
 catalog_get(jt_req *r)
 {
     int64_t id = jt_req_param_id(r, "id"), next_change = 1000;
-    char gen_key[48], prefix[48];
-    jt_cache_slot slot = { "", 0 };
+    char guard[48], key[48];
+    jt_cache_slot slot = { "", "", 0 };
     const char *cached;
     size_t clen;
     jt_buf b;
     int rc;
 
-    snprintf(gen_key, sizeof(gen_key), "pg:%lld", (long long) id);
-    snprintf(prefix, sizeof(prefix), "pd:%lld", (long long) id);
-    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, gen_key, prefix, &slot, &clen) : NULL;
+    snprintf(guard, sizeof(guard), "pg:%lld", (long long) id);
+    snprintf(key, sizeof(key), "pd:%lld", (long long) id);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
         JT_METRIC_INC(cache_hits);
         jt_buf_init(&b, r->arena, clen + 1);
@@ -459,7 +462,7 @@ catalog_get(jt_req *r)
     if (rc < 0) {
         return jt_db_fail(r, (jt_db_rc) -rc);
     }
-    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change < 1 ? 1 : next_change));
+    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -656,14 +659,15 @@ catalog_parse_if_match(const char *h, int64_t *v)
     return 1;
 }
 
+/* After COMMIT: the product's detail and every list page get fresh tags. */
 static void
 bump_product(jt_req *r, int64_t id)
 {
-    char gen[48];
-    const char *keys[2] = { gen, LIST_GEN_KEY };
+    char guard[48];
+    const char *guards[2] = { guard, LIST_GUARD };
 
-    snprintf(gen, sizeof(gen), "pg:%lld", (long long) id);
-    jt_cache_bump(r->redis, r->arena, keys, 2);
+    snprintf(guard, sizeof(guard), "pg:%lld", (long long) id);
+    jt_cache_invalidate(r->redis, r->arena, guards, 2);
 }
 
 /* After a committed write: the product as it now is (fresh from MariaDB). */
