@@ -495,72 +495,76 @@ popular_query(jt_req *r, jt_buf *b)
     return b->oom ? JT_E_INTERNAL : JT_OK;
 }
 
+/* Popular rows carry names and prices, so they hang on the list guard too:
+ * any catalog write re-tags it, and a renamed, repriced or deleted product
+ * is never shown from the cache. 1 hit, 0 miss (the slot can fill it), -1
+ * Redis is down. */
 static int
-popular_cached(jt_req *r, jt_buf *b)
+popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 {
-    redisReply *rep = jt_redis_cmd(r->redis, r->arena, "GET popular");
+    const char *data;
+    size_t len;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
-        return rep == NULL ? -1 : 0;
+    data = jt_cache_get(r->redis, r->arena, "popular", LIST_GUARD, slot, &len);
+    if (data == NULL) {
+        return slot->armed ? 0 : -1;
     }
-    jt_buf_init(b, r->arena, rep->len + 1);
-    jt_buf_add(b, rep->str, rep->len);
+    jt_buf_init(b, r->arena, len + 1);
+    jt_buf_add(b, data, len);
     return 1;
 }
 
 /* GET /api/v1/products/popular — cached for popular_ttl; on a cold cache
  * one request (holding popular:lock) runs the query while the others wait
- * for its answer, so a crowd costs one query, not one each. */
+ * for its answer, so a crowd costs one query, not one each. A waiter that
+ * finds the lock free and the cache still cold (the refresher failed, or a
+ * write re-tagged its answer) becomes the refresher. */
 jt_err
 catalog_popular(jt_req *r)
 {
     const jt_conf *c = r->conf;
+    jt_cache_slot slot = { "", "", 0 };
     jt_lockset lock;
     const char *keys[1] = { "popular:lock" };
     jt_buf b;
     jt_err e;
     int got, i;
 
-    got = popular_cached(r, &b);
+    got = popular_cached(r, &b, &slot);
     if (got == 1) {
         JT_METRIC_INC(cache_hits);
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
-    if (got == 0) {
+    for (i = 0; got == 0 && i < 300; i++) {
         switch (jt_lock_acquire_all(r->redis, r->arena, &lock, keys, 1, 1, 5000)) {
         case JT_LOCK_OK:
-            /* the winner: check again (the previous holder may just have
-             * filled it), else query and fill */
-            if (popular_cached(r, &b) != 1) {
-                if ((e = popular_query(r, &b)) != JT_OK) {
-                    jt_lock_release_all(r->redis, r->arena, &lock);
-                    return e;
-                }
-                (void) jt_redis_cmd(r->redis, r->arena, "SET popular %b EX %lld", b.data, b.len,
-                                    (long long) c->popular_ttl);
+            /* the refresher: check again (the previous holder may just
+             * have filled it), else query and fill */
+            e = JT_OK;
+            if ((got = popular_cached(r, &b, &slot)) != 1 && (e = popular_query(r, &b)) == JT_OK) {
+                jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, c->popular_ttl * 1000);
             }
             jt_lock_release_all(r->redis, r->arena, &lock);
+            if (e != JT_OK) {
+                return e;
+            }
             jt_reply_json(r, 200, &b);
             return JT_OK;
         case JT_LOCK_TIMEOUT:
             /* somebody else is refreshing: wait for the answer (bounded) */
-            for (i = 0; i < 300; i++) {
-                jt_sleep_jitter_ms(20);
-                got = popular_cached(r, &b);
-                if (got != 0) {
-                    break;
-                }
-            }
-            if (got == 1) {
-                jt_reply_json(r, 200, &b);
-                return JT_OK;
-            }
+            jt_sleep_jitter_ms(20);
+            got = popular_cached(r, &b, &slot);
             break;
         default:
+            got = -1;
             break;
         }
+    }
+    if (got == 1) {
+        jt_reply_json(r, 200, &b);
+        return JT_OK;
     }
     /* Redis is down, or the refresher never delivered: ask MariaDB */
     if ((e = popular_query(r, &b)) != JT_OK) {
