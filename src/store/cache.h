@@ -47,8 +47,8 @@ const char *jt_cache_get(jt_redis *r, jt_arena *a, const char *key, const char *
  * nothing when ttl_ms <= 0. */
 void jt_cache_put(jt_redis *r, jt_arena *a, const jt_cache_slot *slot, const char *data, size_t len,
                   int64_t ttl_ms);
-/* After COMMIT: a fresh tag on each guard (one MSET), so no entry stored
- * under an older tag is served again. */
+/* After COMMIT: a fresh tag on each guard (one MSET, at most 8 guards), so
+ * no entry stored under an older tag is served again. */
 void jt_cache_invalidate(jt_redis *r, jt_arena *a, const char *const *guards, int n);
 
 #endif
