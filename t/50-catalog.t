@@ -12,7 +12,8 @@ use Jangteo::Client qw(test_stack new_user login invariant_ok is_problem concurr
 use Jangteo::Catalog qw(jreq make_product product order_for rich_buyer iso_utc demo_tokens list_path wait_until shipping audit_ok);
 use JSON::PP ();
 
-my $s   = test_stack(demo => 1, workers => 4);
+# Redis over TCP here (the other tests reach it through its unix socket)
+my $s   = test_stack(demo => 1, workers => 4, conf => { redis => { socket => undef } });
 my $tok = demo_tokens($s);
 my ($admin, $seller, $buyer) = @{$tok}{qw(admin seller buyer)};
 my $SELLER_ID = 3;

@@ -11,7 +11,7 @@ use Test::More;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use Jangteo::Client qw(test_stack invariant_ok concurrent);
-use Jangteo::Catalog qw(make_product order_for cancel_order rich_buyer demo_tokens metric audit_ok);
+use Jangteo::Catalog qw(jreq make_product order_for cancel_order rich_buyer demo_tokens metric audit_ok);
 
 my $URL = '/api/v1/products/popular';
 
@@ -149,6 +149,15 @@ is($r->{status}, 201, 'another order') or diag($r->{body});
 is_deeply(ranks($s->get($URL)), [ [ $q->{id}, 2 ] ], 'within popular_ttl the cached answer stands');
 my $pttl = $s->redis('TTL', 'popular');
 ok($pttl > 0 && $pttl <= 60, "popular is cached with TTL <= 60 s ($pttl)");
+
+# ... but its rows carry names and prices: a catalog write shows at once
+$r = jreq($s, 'PATCH', "/api/v1/products/$q->{id}", $tok->{seller}, { name => '단일 비행 새이름', price => 4321 });
+is($r->{status}, 200, 'PATCH name and price of the popular product') or diag($r->{body});
+my ($row) = grep { $_->{id} == $q->{id} } @{ $s->get($URL)->{json} || [] };
+is_deeply([ @{ $row || {} }{qw(name price)} ], [ '단일 비행 새이름', 4321 ], 'popular shows the new name and price at once');
+$r = jreq($s, 'DELETE', "/api/v1/products/$q->{id}", $tok->{seller});
+is($r->{status}, 204, 'delete it') or diag($r->{body});
+ok(!grep({ $_->{id} == $q->{id} } @{ $s->get($URL)->{json} || [] }), 'a deleted product leaves popular at once');
 
 $s->sql("SET GLOBAL general_log = 'OFF'");
 audit_ok($s, $tok->{admin});

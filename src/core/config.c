@@ -69,8 +69,9 @@ static const setting settings[] = {
     S("migrate", "password_file", mig_password_file, "", "file holding the password"),
     S("migrate", "sql_dir", mig_sql_dir, JT_SQL_DIR, "directory of NNN_name.sql migrations"),
 
-    S("redis", "host", redis_host, "127.0.0.1", "Redis host"),
-    I("redis", "port", redis_port, "6379", 1, 65535, "Redis port"),
+    S("redis", "host", redis_host, "127.0.0.1", "Redis host (ignored when socket is set)"),
+    I("redis", "port", redis_port, "6379", 1, 65535, "Redis TCP port"),
+    S("redis", "socket", redis_socket, "", "Redis unix socket (preferred on the same host: every cached read is a round trip)"),
     I("redis", "connect_timeout_ms", redis_connect_timeout_ms, "200", 1, 60000, "milliseconds"),
     I("redis", "timeout_ms", redis_timeout_ms, "500", 1, 60000, "milliseconds per command"),
     I("redis", "retry_interval_ms", redis_retry_interval_ms, "1000", 0, 600000,

@@ -50,6 +50,7 @@ typedef struct {
     /* [redis] */
     char    redis_host[256];
     int64_t redis_port;
+    char    redis_socket[JT_PATH_MAX];
     int64_t redis_connect_timeout_ms;
     int64_t redis_timeout_ms;
     int64_t redis_retry_interval_ms;

@@ -148,6 +148,9 @@ jt_log_access(const char *method, const char *path, int status, int64_t usec)
     size_t n;
     int r;
 
+    if (access_fd < 0) {
+        return;     /* access_log = off: not even the clock and getpid() */
+    }
     n = stamp(line, sizeof(line));
     r = snprintf(line + n, sizeof(line) - n, " %s %s %.200s %d %lldus pid=%d",
                  request_id, method, path, status, (long long) usec, (int) getpid());

@@ -111,7 +111,8 @@ static const char SQL_GRAMS_INSERT[] =
     "INSERT IGNORE INTO product_name_grams (gram, product_id) VALUES"
     " (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?)";
 
-#define LIST_GEN_KEY "plg"
+/* the guard of every list page: any catalog write may change any page */
+#define LIST_GUARD "plg"
 
 /* --- search grams ----------------------------------------------------------- */
 
@@ -215,6 +216,10 @@ cache_on(const jt_req *r)
     return ((const jt_conf *) r->conf)->cache_ttl_ms > 0;
 }
 
+/* How long a fill may live: cache_ttl_ms, or less when the sale status can
+ * change sooner, counted from the start of the request (before its MariaDB
+ * read), so stock an order commits away is never shown for longer than
+ * cache_ttl_ms. <= 0: do not cache. */
 static int64_t
 cache_ttl(const jt_req *r, int64_t next_change_ms)
 {
@@ -224,7 +229,16 @@ cache_ttl(const jt_req *r, int64_t next_change_ms)
     if (next_change_ms < ttl) {
         ttl = next_change_ms;
     }
-    return ttl;
+    return ttl - (jt_now_us() - r->start_us + 999) / 1000;
+}
+
+/* A warm read: the bytes as Redis gave them. */
+static jt_err
+answer_cached(jt_req *r, const char *data, size_t len)
+{
+    JT_METRIC_INC(cache_hits);
+    jt_reply_text(r, 200, "application/json", data, len);
+    return JT_OK;
 }
 
 /* GET /api/v1/products?page=&size=&q=&status= */
@@ -237,8 +251,8 @@ catalog_list(jt_req *r)
     int variant = 0, ngrams = 0, i, np;
     jt_val p[10];
     jt_rows rows, count;
-    jt_cache_slot slot = { "", 0 };
-    char prefix[160], qhash[17] = "-";
+    jt_cache_slot slot = { "", "", 0 };
+    char key[160], qhash[17] = "-";
     size_t clen;
     jt_db_rc rc;
     jt_buf b;
@@ -274,14 +288,10 @@ catalog_list(jt_req *r)
         }
     }
 
-    snprintf(prefix, sizeof(prefix), "pl:%lld:%lld:%d:%s", (long long) page, (long long) size, variant, qhash);
-    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, LIST_GEN_KEY, prefix, &slot, &clen) : NULL;
+    snprintf(key, sizeof(key), "pl:%lld:%lld:%d:%s", (long long) page, (long long) size, variant, qhash);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, LIST_GUARD, &slot, &clen) : NULL;
     if (cached != NULL) {
-        JT_METRIC_INC(cache_hits);
-        jt_buf_init(&b, r->arena, clen + 1);
-        jt_buf_add(&b, cached, clen);
-        jt_reply_json(r, 200, &b);
-        return JT_OK;
+        return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
 
@@ -359,9 +369,7 @@ catalog_list(jt_req *r)
             }
         }
     }
-    if (min_change > 0) {
-        jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change));
-    }
+    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, min_change));
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -428,22 +436,18 @@ jt_err
 catalog_get(jt_req *r)
 {
     int64_t id = jt_req_param_id(r, "id"), next_change = 1000;
-    char gen_key[48], prefix[48];
-    jt_cache_slot slot = { "", 0 };
+    char guard[48], key[48];
+    jt_cache_slot slot = { "", "", 0 };
     const char *cached;
     size_t clen;
     jt_buf b;
     int rc;
 
-    snprintf(gen_key, sizeof(gen_key), "pg:%lld", (long long) id);
-    snprintf(prefix, sizeof(prefix), "pd:%lld", (long long) id);
-    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, gen_key, prefix, &slot, &clen) : NULL;
+    snprintf(guard, sizeof(guard), "pg:%lld", (long long) id);
+    snprintf(key, sizeof(key), "pd:%lld", (long long) id);
+    cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
-        JT_METRIC_INC(cache_hits);
-        jt_buf_init(&b, r->arena, clen + 1);
-        jt_buf_add(&b, cached, clen);
-        jt_reply_json(r, 200, &b);
-        return JT_OK;
+        return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
     rc = product_from_db(r, id, &b, &next_change);
@@ -453,7 +457,7 @@ catalog_get(jt_req *r)
     if (rc < 0) {
         return jt_db_fail(r, (jt_db_rc) -rc);
     }
-    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change < 1 ? 1 : next_change));
+    jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -486,72 +490,76 @@ popular_query(jt_req *r, jt_buf *b)
     return b->oom ? JT_E_INTERNAL : JT_OK;
 }
 
+/* Popular rows carry names and prices, so they hang on the list guard too:
+ * any catalog write re-tags it, and a renamed, repriced or deleted product
+ * is never shown from the cache. 1 hit, 0 miss (the slot can fill it), -1
+ * Redis is down. */
 static int
-popular_cached(jt_req *r, jt_buf *b)
+popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 {
-    redisReply *rep = jt_redis_cmd(r->redis, r->arena, "GET popular");
+    const char *data;
+    size_t len;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
-        return rep == NULL ? -1 : 0;
+    data = jt_cache_get(r->redis, r->arena, "popular", LIST_GUARD, slot, &len);
+    if (data == NULL) {
+        return slot->armed ? 0 : -1;
     }
-    jt_buf_init(b, r->arena, rep->len + 1);
-    jt_buf_add(b, rep->str, rep->len);
+    jt_buf_init(b, r->arena, len + 1);
+    jt_buf_add(b, data, len);
     return 1;
 }
 
 /* GET /api/v1/products/popular — cached for popular_ttl; on a cold cache
  * one request (holding popular:lock) runs the query while the others wait
- * for its answer, so a crowd costs one query, not one each. */
+ * for its answer, so a crowd costs one query, not one each. A waiter that
+ * finds the lock free and the cache still cold (the refresher failed, or a
+ * write re-tagged its answer) becomes the refresher. */
 jt_err
 catalog_popular(jt_req *r)
 {
     const jt_conf *c = r->conf;
+    jt_cache_slot slot = { "", "", 0 };
     jt_lockset lock;
     const char *keys[1] = { "popular:lock" };
     jt_buf b;
     jt_err e;
     int got, i;
 
-    got = popular_cached(r, &b);
+    got = popular_cached(r, &b, &slot);
     if (got == 1) {
         JT_METRIC_INC(cache_hits);
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
-    if (got == 0) {
+    for (i = 0; got == 0 && i < 300; i++) {
         switch (jt_lock_acquire_all(r->redis, r->arena, &lock, keys, 1, 1, 5000)) {
         case JT_LOCK_OK:
-            /* the winner: check again (the previous holder may just have
-             * filled it), else query and fill */
-            if (popular_cached(r, &b) != 1) {
-                if ((e = popular_query(r, &b)) != JT_OK) {
-                    jt_lock_release_all(r->redis, r->arena, &lock);
-                    return e;
-                }
-                (void) jt_redis_cmd(r->redis, r->arena, "SET popular %b EX %lld", b.data, b.len,
-                                    (long long) c->popular_ttl);
+            /* the refresher: check again (the previous holder may just
+             * have filled it), else query and fill */
+            e = JT_OK;
+            if ((got = popular_cached(r, &b, &slot)) != 1 && (e = popular_query(r, &b)) == JT_OK) {
+                jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, c->popular_ttl * 1000);
             }
             jt_lock_release_all(r->redis, r->arena, &lock);
+            if (e != JT_OK) {
+                return e;
+            }
             jt_reply_json(r, 200, &b);
             return JT_OK;
         case JT_LOCK_TIMEOUT:
             /* somebody else is refreshing: wait for the answer (bounded) */
-            for (i = 0; i < 300; i++) {
-                jt_sleep_jitter_ms(20);
-                got = popular_cached(r, &b);
-                if (got != 0) {
-                    break;
-                }
-            }
-            if (got == 1) {
-                jt_reply_json(r, 200, &b);
-                return JT_OK;
-            }
+            jt_sleep_jitter_ms(20);
+            got = popular_cached(r, &b, &slot);
             break;
         default:
+            got = -1;
             break;
         }
+    }
+    if (got == 1) {
+        jt_reply_json(r, 200, &b);
+        return JT_OK;
     }
     /* Redis is down, or the refresher never delivered: ask MariaDB */
     if ((e = popular_query(r, &b)) != JT_OK) {
@@ -650,14 +658,15 @@ catalog_parse_if_match(const char *h, int64_t *v)
     return 1;
 }
 
+/* After COMMIT: the product's detail and every list page get fresh tags. */
 static void
 bump_product(jt_req *r, int64_t id)
 {
-    char gen[48];
-    const char *keys[2] = { gen, LIST_GEN_KEY };
+    char guard[48];
+    const char *guards[2] = { guard, LIST_GUARD };
 
-    snprintf(gen, sizeof(gen), "pg:%lld", (long long) id);
-    jt_cache_bump(r->redis, r->arena, keys, 2);
+    snprintf(guard, sizeof(guard), "pg:%lld", (long long) id);
+    jt_cache_invalidate(r->redis, r->arena, guards, 2);
 }
 
 /* After a committed write: the product as it now is (fresh from MariaDB). */

@@ -61,8 +61,12 @@ jt_redis_ready(jt_redis *r)
     if (wall_ms() < r->retry_at_ms) {
         return -1;
     }
-    c = redisConnectWithTimeout(r->conf->redis_host, (int) r->conf->redis_port,
-                                ms_tv(r->conf->redis_connect_timeout_ms));
+    if (r->conf->redis_socket[0]) {
+        c = redisConnectUnixWithTimeout(r->conf->redis_socket, ms_tv(r->conf->redis_connect_timeout_ms));
+    } else {
+        c = redisConnectWithTimeout(r->conf->redis_host, (int) r->conf->redis_port,
+                                    ms_tv(r->conf->redis_connect_timeout_ms));
+    }
     if (c == NULL || c->err) {
         char why[160];
         snprintf(why, sizeof(why), "cannot connect: %s", c ? c->errstr : "out of memory");

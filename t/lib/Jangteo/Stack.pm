@@ -220,6 +220,7 @@ sub start_redis {
     $self->{redis_port} ||= free_port();
     $self->_spawn('redis', "$d/redis.out",
         'redis-server', '--port', $self->{redis_port}, '--bind', '127.0.0.1',
+        '--unixsocket', "$d/redis.sock", '--unixsocketperm', '700',
         '--save', '', '--appendonly', 'no', '--daemonize', 'no',
         '--dir', $d, '--logfile', "$d/redis.log",
     );
@@ -370,9 +371,12 @@ sub _app_conf_sections {
             password_file => "$d/secrets/db_migrate.pw",
             sql_dir => "$self->{src}/sql",
         ],
+        # the unix socket, as on a single host (MariaDB's too); the port
+        # stays open for redis-cli and for tests that want TCP
         redis => [
             host => '127.0.0.1',
             port => $self->{redis_port},
+            socket => "$d/redis.sock",
         ],
         pii => [
             key_file => "$d/secrets/pii.key",
