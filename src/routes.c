@@ -57,6 +57,7 @@ const jt_route jt_routes[] = {
     /* test-only: present only with [server] enable_test_routes = yes */
     { JT_GET,    "/test/sleep",                       testing_sleep,      JT_ROUTE_TEST },
     { JT_POST,   "/test/echo",                        testing_echo,       JT_ROUTE_TEST },
+    { JT_POST,   "/test/leak",                        testing_leak,       JT_ROUTE_TEST },
     { JT_POST,   "/test/clock",                       testing_clock,      JT_ROUTE_TEST },
 };
 

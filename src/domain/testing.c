@@ -1,6 +1,7 @@
 #include "domain/testing.h"
 
 #include <json-c/json.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,5 +52,23 @@ testing_echo(jt_req *r)
            strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)));
     jw_obj_close(&w);
     jt_reply_json(r, 200, &b);
+    return JT_OK;
+}
+
+/* POST /test/leak: loses 64 bytes on purpose, once per call. A sanitizer
+ * build's workers run LeakSanitizer as they exit (jt_child_exit); t/83
+ * calls this in a throwaway stack to prove that check is really watching,
+ * before it trusts the check's silence about everything else. */
+jt_err
+testing_leak(jt_req *r)
+{
+    static void *volatile lost;
+
+    lost = malloc(64);
+    if (lost != NULL) {
+        memset(lost, 0x5a, 64);
+    }
+    lost = NULL;
+    jt_reply_text(r, 204, "application/json", "", 0);
     return JT_OK;
 }

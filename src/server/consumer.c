@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "domain/auctions.h"
 #include "server/scoreboard.h"
+#include "server/worker.h"
 #include "store/db.h"
 #include "store/redis.h"
 
@@ -142,5 +143,5 @@ jt_consumer_run(const jt_conf *c, int slot)
     jt_db_close(&db);
     jt_redis_close(&redis);
     jt_arena_destroy(&arena);
-    _exit(0);
+    jt_child_exit(0);
 }

@@ -18,6 +18,10 @@
 #include "store/db.h"
 #include "store/redis.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static volatile sig_atomic_t quit_requested;
 static volatile sig_atomic_t reopen_requested;
 
@@ -228,5 +232,14 @@ jt_worker_run(const jt_worker_args *a)
     jt_db_close(&db);
     jt_redis_close(&redis);
     jt_arena_destroy(&arena);
-    _exit(0);
+    jt_child_exit(0);
+}
+
+void
+jt_child_exit(int status)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_do_leak_check();
+#endif
+    _exit(status);
 }
