@@ -66,6 +66,8 @@ static const char SQL_RECEIPT_SETTLE[] =
     "UPDATE receipts SET status = ?, failure_code = ?, version = version + 1"
     " WHERE id = ? AND version = ? AND status = ?";
 static const char SQL_RECEIPT_STATE[] = "SELECT status, version FROM receipts WHERE id = ?";
+static const char SQL_EARLIER_PENDING[] =
+    "SELECT uuid FROM receipts WHERE status = 'PENDING' AND auction_id = ? AND id < ? ORDER BY id LIMIT 32";
 static const char SQL_STALE_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at_ms < ? ORDER BY id LIMIT ?";
 
@@ -914,8 +916,9 @@ fail_body(jt_tx *tx)
     return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
 }
 
-int
-auctions_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
+/* Settles one PENDING receipt: PURCHASED, or FAILED with the reason. */
+static int
+apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_tx_policy pol = { c->tx_max_attempts, c->tx_deadline_ms, c->tx_backoff_base_ms, c->tx_backoff_max_ms,
                          c->enable_test_routes ? c->test_tx_delay_ms : 0 };
@@ -997,6 +1000,39 @@ auctions_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis
         return 0;
     }
     return rc == JT_TX_ABORTED && t.settled ? 0 : -1;
+}
+
+/* Consumers take entries from the stream in order but apply them side by
+ * side, so a buyer's second bid could take the stock (or the purchase
+ * limit) before the first one did. A receipt is therefore settled only
+ * after every earlier PENDING receipt of its auction: whoever meets them
+ * first applies them, oldest first; the receipt's status makes the second
+ * application of one a no-op. An earlier one that cannot be settled now
+ * keeps this one pending too (retried, never reordered). */
+int
+auctions_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
+{
+    jt_val p[2] = { JT_VS(uuid) };
+    jt_rows rows, earlier;
+    int i;
+
+    if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
+        return -1;
+    }
+    if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
+        return 0;   /* unknown or already settled: a redelivery changes nothing */
+    }
+    p[0] = JT_VI(jt_cell(&rows, 0, R_AUCTION)->i);
+    p[1] = JT_VI(jt_cell(&rows, 0, R_ID)->i);
+    if (jt_db_exec(db, a, SQL_EARLIER_PENDING, p, 2, &earlier) != JT_DB_OK) {
+        return -1;
+    }
+    for (i = 0; i < earlier.nrows; i++) {
+        if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != 0) {
+            return -1;
+        }
+    }
+    return apply_one(c, db, redis, a, uuid);
 }
 
 int
