@@ -776,9 +776,37 @@ sub stop {
     $self->_dump_logs_on_failure unless $force;
     eval { $self->stop_nginx };
     eval { $self->stop_app };
+    $self->_check_sanitizer_output unless $force;
     eval { $self->stop_redis };
     eval { $self->stop_mariadb };
     delete $LIVE{"$self"};
+}
+
+# In a sanitizer build, ASan, UBSan and LeakSanitizer write their reports to
+# jangteod's stderr (jangteod.out): any such line fails the test that owns
+# the stack, so every test of the suite is also a sanitizer check. A test
+# that provokes a report on purpose (t/83's canary) accepts what came so far.
+my $SANITIZER_REPORT = qr/ERROR: (?:Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
+
+sub accept_sanitizer_output {
+    my ($self) = @_;
+    $self->{sanitizer_mark} = -s $self->log_path('out') // 0;
+}
+
+sub _check_sanitizer_output {
+    my ($self) = @_;
+    my $text = $self->log_text('out');
+    my $mark = $self->{sanitizer_mark} // 0;
+    $text = substr($text, $mark <= length $text ? $mark : 0);
+    return unless $text =~ $SANITIZER_REPORT;
+    my ($first) = $text =~ /(^.*$SANITIZER_REPORT.*$)/m;
+    if ($INC{'Test/Builder.pm'}) {
+        my $tb = Test::Builder->new;
+        $tb->ok(0, 'jangteod wrote no sanitizer report');
+        $tb->diag("sanitizer report in $self->{dir}/jangteod.out:\n" . substr($text, 0, 6000));
+    } else {
+        print STDERR "sanitizer report in jangteod.out: $first\n";
+    }
 }
 
 # When a test fails, the logs are the only witness: print their tails.
