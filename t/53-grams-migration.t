@@ -33,17 +33,13 @@ is($s->sql($mig)->[0][0], 1, '007 is applied on a fresh database');
 my $kimchi_grams = grams_of($kimchi);
 ok(@$kimchi_grams >= 3, 'the Korean name has grams: ' . join(' ', @$kimchi_grams));
 
-# ---- back to the state before 007, with grams only the old table could hold
-$s->sql(q{
-    DROP TABLE product_name_grams;
-    CREATE TABLE product_name_grams (
-        gram VARCHAR(2) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-        product_id BIGINT UNSIGNED NOT NULL,
-        PRIMARY KEY (gram, product_id),
-        KEY product_name_grams_product (product_id)
-    ) ENGINE=InnoDB;
-    DELETE FROM schema_migrations WHERE version LIKE '007%';
-});
+# ---- back to the state before 007 (the table exactly as sql/004 creates
+# it), with grams only the old table could hold
+my $sql004 = do { local (@ARGV, $/) = (Jangteo::Stack::srcdir() . '/sql/004_catalog.sql'); <> };
+my ($old_table) = $sql004 =~ /(CREATE TABLE product_name_grams \(.*?\) ENGINE=InnoDB;)/s
+    or BAIL_OUT('sql/004 no longer creates product_name_grams');
+like($old_table, qr/utf8mb4_bin/, 'sql/004 made the gram column byte-exact');
+$s->sql("DROP TABLE product_name_grams; $old_table DELETE FROM schema_migrations WHERE version LIKE '007%';");
 my @old = map { [ $_, $cafe ] } qw(ca af fé éc cr rè èm me);
 push @old, [ 'FÉ', $cafe ], [ 'fe', $cafe ];    # equal to 'fé' under unicode_ci, distinct in bin
 push @old, map { [ $_, $kimchi ] } @$kimchi_grams;

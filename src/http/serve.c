@@ -21,7 +21,7 @@ param(FCGX_Request *f, const char *name)
  * both to us as separate params (FCGX_GetParam would silently pick the
  * first); later nginx joins them with ", ", which the parsers refuse. */
 static const char *
-param_once(FCGX_Request *f, const char *name, const char **twice)
+param_once(FCGX_Request *f, const char *name, const char *header, const char **twice)
 {
     size_t n = strlen(name);
     const char *found = NULL;
@@ -30,7 +30,7 @@ param_once(FCGX_Request *f, const char *name, const char **twice)
     for (e = f->envp; e != NULL && *e != NULL; e++) {
         if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
             if (found != NULL) {
-                *twice = name;
+                *twice = header;
                 return found;
             }
             found = *e + n + 1;
@@ -121,19 +121,16 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     }
     r->method = jt_method_from_name(r->method_name);
     split_uri(r, param(f, "REQUEST_URI"));
-    r->content_type = param_once(f, "CONTENT_TYPE", &twice);
-    r->authorization = param_once(f, "HTTP_AUTHORIZATION", &twice);
-    r->idempotency_key = param_once(f, "HTTP_IDEMPOTENCY_KEY", &twice);
-    r->if_match = param_once(f, "HTTP_IF_MATCH", &twice);
+    r->content_type = param_once(f, "CONTENT_TYPE", "Content-Type", &twice);
+    r->authorization = param_once(f, "HTTP_AUTHORIZATION", "Authorization", &twice);
+    r->idempotency_key = param_once(f, "HTTP_IDEMPOTENCY_KEY", "Idempotency-Key", &twice);
+    r->if_match = param_once(f, "HTTP_IF_MATCH", "If-Match", &twice);
     r->remote_addr = param(f, "REMOTE_ADDR");
 
     if (r->path == NULL) {
         e = JT_E_INTERNAL;
     } else if (twice != NULL) {
-        e = jt_fail(r, JT_E_INVALID_REQUEST, "the %s header was sent more than once",
-                    !strcmp(twice, "CONTENT_TYPE") ? "Content-Type"
-                    : !strcmp(twice, "HTTP_AUTHORIZATION") ? "Authorization"
-                    : !strcmp(twice, "HTTP_IF_MATCH") ? "If-Match" : "Idempotency-Key");
+        e = jt_fail(r, JT_E_INVALID_REQUEST, "the %s header was sent more than once", twice);
     } else {
         /* an unknown method (0) matches no route: 405 with Allow, or 404 */
         route = jt_route_find(jt_routes, jt_nroutes, ctx->conf->enable_test_routes, r, &e);
