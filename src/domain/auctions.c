@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "core/metrics.h"
@@ -71,43 +72,7 @@ static const char SQL_EARLIER_PENDING[] =
 static const char SQL_STALE_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at_ms < ? ORDER BY id LIMIT ?";
 
-/* --- clock and rules ---------------------------------------------------------- */
-
-int64_t
-auctions_now_ms(const jt_conf *c)
-{
-    return jt_wall_ms() + (c->enable_test_routes ? __atomic_load_n(&jt_metrics_get()->test_clock_offset_ms,
-                                                                   __ATOMIC_RELAXED)
-                                                 : 0);
-}
-
-/* POST /test/clock {"offsetMs": N} — test-only: shifts the auction clock of
- * every worker and consumer. */
-jt_err
-testing_clock(jt_req *r)
-{
-    json_object *o;
-    int64_t off;
-    jt_err e;
-
-    if ((e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_json_int(r, o, "offsetMs", JT_REQUIRED, -86400000LL * 365, 86400000LL * 365, &off, NULL))
-               != JT_OK) {
-        return e;
-    }
-    __atomic_store_n(&jt_metrics_get()->test_clock_offset_ms, off, __ATOMIC_RELAXED);
-    {
-        jt_buf b;
-        jt_json w;
-        jt_json_begin(r, &b, &w, 64);
-        jw_obj_open(&w);
-        jw_kint(&w, "offsetMs", off);
-        jw_kint(&w, "nowMs", auctions_now_ms(r->conf));
-        jw_obj_close(&w);
-        jt_reply_json(r, 200, &b);
-    }
-    return JT_OK;
-}
+/* --- rules ---------------------------------------------------------------------- */
 
 static void
 rule_of(const jt_rows *rows, int i, jt_auction_rule *a)
@@ -307,18 +272,17 @@ auctions_validate_create(jt_req *r, json_object *o)
     int64_t stock, maxpb;
     int show;
 
-    return parse_auction(r, o, jt_wall_ms(), &a, &name, &stock, &maxpb, &show);
+    return parse_auction(r, o, jt_clock_now_ms(), &a, &name, &stock, &maxpb, &show);
 }
 
 /* POST /api/v1/auctions */
 jt_err
 auctions_create(jt_req *r)
 {
-    const jt_conf *c = r->conf;
     jt_principal who;
     json_object *o;
     const char *name;
-    int64_t stock, maxpb, id, now = auctions_now_ms(c);
+    int64_t stock, maxpb, id, now = jt_clock_now_ms();
     jt_auction_rule a;
     int show;
     jt_val p[13];
@@ -387,7 +351,7 @@ auctions_delete(jt_req *r)
     if (jt_cell(&rows, 0, A_SELLER)->i != who.user_id && !who.is_admin) {
         return jt_fail(r, JT_E_FORBIDDEN, "only its seller may delete auction %lld", (long long) id);
     }
-    if (auctions_now_ms(r->conf) >= jt_cell(&rows, 0, A_START)->i) {
+    if (jt_clock_now_ms() >= jt_cell(&rows, 0, A_START)->i) {
         return jt_fail(r, JT_E_AUCTION_ALREADY_STARTED, "auction %lld has started", (long long) id);
     }
     p[0] = JT_VI(id);
@@ -409,7 +373,7 @@ jt_err
 auctions_list(jt_req *r)
 {
     const char *status;
-    int64_t page, size, now = auctions_now_ms(r->conf);
+    int64_t page, size, now = jt_clock_now_ms();
     int want = 0, i;
     jt_val p[2];
     jt_rows rows;
@@ -478,7 +442,7 @@ auctions_get(jt_req *r)
         return e;
     }
     jt_json_begin(r, &b, &w, 512);
-    write_auction(&w, &rows, 0, auctions_now_ms(r->conf), 1);
+    write_auction(&w, &rows, 0, jt_clock_now_ms(), 1);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -793,7 +757,7 @@ jt_err
 auctions_bid(jt_req *r)
 {
     const jt_conf *c = r->conf;
-    int64_t id = jt_req_param_id(r, "id"), now = auctions_now_ms(c), current;
+    int64_t id = jt_req_param_id(r, "id"), now = jt_clock_now_ms(), current;
     jt_principal who;
     json_object *o;
     jt_rows rows;
@@ -1038,7 +1002,7 @@ auctions_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis
 int
 auctions_stale_pending(const jt_conf *c, struct jt_db *db, jt_arena *a, const char **uuids, int max)
 {
-    jt_val p[2] = { JT_VI(auctions_now_ms(c) - c->auction_sweep_after_ms), JT_VI(max) };
+    jt_val p[2] = { JT_VI(jt_clock_now_ms() - c->auction_sweep_after_ms), JT_VI(max) };
     jt_rows rows;
     int i;
 
@@ -1099,7 +1063,7 @@ refund_body(jt_tx *tx)
     {
         jt_auction_rule rule;
         rule_of(&ar, 0, &rule);
-        if (auctions_now_ms(t->r->conf) < rule.ends_ms) {
+        if (jt_clock_now_ms() < rule.ends_ms) {
             t->refusal = jt_fail(t->r, JT_E_AUCTION_NOT_FINISHED, "refunds open when the auction has finished");
             return JT_TX_ABORT;
         }

@@ -23,11 +23,6 @@ jt_err receipts_get(jt_req *r);
 jt_err receipts_list(jt_req *r);
 jt_err receipts_refund(jt_req *r);
 
-/* The auction clock: wall time, shifted by the test-only offset when test
- * routes are on (POST /test/clock). */
-int64_t auctions_now_ms(const jt_conf *c);
-jt_err  testing_clock(jt_req *r);
-
 /* Applies one queued bid (by receipt uuid): PURCHASED or FAILED, exactly
  * once whatever happens around it. 0 when the message can be acknowledged,
  * -1 when it must stay pending (database down, lock busy). */

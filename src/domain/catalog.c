@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -229,7 +230,7 @@ cache_ttl(const jt_req *r, int64_t next_change_ms)
     if (next_change_ms < ttl) {
         ttl = next_change_ms;
     }
-    return ttl - (jt_now_us() - r->start_us + 999) / 1000;
+    return ttl - (jt_clock_mono_us() - r->start_us + 999) / 1000;
 }
 
 /* A warm read: the bytes as Redis gave them. */

@@ -40,7 +40,7 @@ typedef struct jt_req {
     const char     *remote_addr;
     char           *body;           /* NUL-terminated copy, body_len bytes */
     size_t          body_len;
-    int64_t         start_us;       /* monotonic */
+    int64_t         start_us;       /* jt_clock_mono_us() */
     const char     *route;          /* matched route template, for logs/metrics */
     jt_path_param   params[JT_MAX_PARAMS];
     int             nparams;
@@ -92,8 +92,5 @@ jt_err jt_fail(jt_req *r, jt_err e, const char *fmt, ...) __attribute__((format(
 
 /* The full response (FastCGI "Status:" header block + body) as bytes. */
 void jt_reply_serialize(jt_req *r, jt_buf *out);
-
-int64_t jt_now_us(void);       /* monotonic */
-int64_t jt_wall_ms(void);      /* realtime */
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/request.h"
@@ -108,7 +109,7 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     r->db = ctx->db;
     r->redis = ctx->redis;
     r->conf = ctx->conf;
-    r->start_us = jt_now_us();
+    r->start_us = jt_clock_mono_us();
 
     r->request_id = jt_req_sanitize_id(r->arena, param(f, "REQUEST_ID") ? param(f, "REQUEST_ID")
                                                                          : param(f, "HTTP_X_REQUEST_ID"));
@@ -157,7 +158,7 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     if (!out.oom) {
         FCGX_PutStr(out.data, (int) out.len, f->out);
     }
-    us = jt_now_us() - r->start_us;
+    us = jt_clock_mono_us() - r->start_us;
     jt_log_access(r->method_name, r->path ? r->path : "-", r->status, us);
     jt_metrics_request(route ? (int) (route - jt_routes) : -1, r->status, us);
     __atomic_fetch_sub(&jt_metrics_get()->in_flight, 1, __ATOMIC_RELAXED);

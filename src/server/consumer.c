@@ -3,10 +3,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "domain/auctions.h"
 #include "server/scoreboard.h"
@@ -21,14 +21,6 @@ on_quit(int sig)
 {
     (void) sig;
     quit_requested = 1;
-}
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Applies every entry of an XREADGROUP / XAUTOCLAIM entry list; acks the
@@ -101,17 +93,17 @@ jt_consumer_run(const jt_conf *c, int slot)
     }
     jt_db_init(&db, &rc, rc.db_user, rc.db_password);
     jt_redis_init(&redis, &rc);
-    sb->slots[slot].started_at = (int64_t) time(NULL);
+    sb->slots[slot].started_at = jt_clock_wall_ms() / 1000;
     snprintf(sb->slots[slot].method, sizeof(sb->slots[slot].method), "BIDS");
     __atomic_store_n(&sb->slots[slot].state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
 
     while (!quit_requested) {
         redisReply *rep;
-        int64_t now = mono_ms();
+        int64_t now = jt_clock_mono_ms();
 
         jt_arena_reset(&arena);
         if (jt_redis_ready(&redis) != 0) {
-            usleep(200000);
+            jt_clock_sleep_ms(200);
         } else {
             rep = jt_redis_cmd(&redis, &arena, "XGROUP CREATE " JT_BID_STREAM " " JT_BID_GROUP " 0 MKSTREAM");
             (void) rep;   /* BUSYGROUP once it exists */

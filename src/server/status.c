@@ -3,8 +3,8 @@
 #include "server/status.h"
 
 #include <stdio.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "server/scoreboard.h"
 
 static const char *
@@ -23,7 +23,7 @@ jt_err
 status_render(jt_req *r)
 {
     jt_scoreboard *sb = jt_scoreboard_get();
-    int64_t now = (int64_t) time(NULL), mono = jt_now_us();
+    int64_t now = jt_clock_wall_ms() / 1000, mono = jt_clock_mono_us();
     int active, idle, total, i, as_json = jt_req_query(r, "json") != NULL,
         full = jt_req_query(r, "full") != NULL;
     jt_buf b;

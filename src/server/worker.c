@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/serve.h"
 #include "server/scoreboard.h"
@@ -80,14 +80,6 @@ set_io_timeouts(int fd, int seconds)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
 {
@@ -98,7 +90,7 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
     snprintf(s->method, sizeof(s->method), "%s", m ? m : "-");
     snprintf(s->uri, sizeof(s->uri), "%s", u ? u : "-");
     s->request_id[0] = '\0';
-    __atomic_store_n(&s->req_start_us, mono_us(), __ATOMIC_RELEASE);
+    __atomic_store_n(&s->req_start_us, jt_clock_mono_us(), __ATOMIC_RELEASE);
     __atomic_store_n(&s->state, JT_SLOT_BUSY, __ATOMIC_RELEASE);
     JT_SB_INC(sb->accepted);
 
@@ -115,7 +107,7 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
 static void
 slot_end(jt_scoreboard *sb, jt_slot *s, const jt_conf *c)
 {
-    int64_t d = mono_us() - s->req_start_us;
+    int64_t d = jt_clock_mono_us() - s->req_start_us;
 
     s->last_duration_us = d;
     s->requests++;
@@ -175,7 +167,7 @@ jt_worker_run(const jt_worker_args *a)
     pfd.fd = a->listen_fd;
     pfd.events = POLLIN;
 
-    slot->started_at = (int64_t) time(NULL);
+    slot->started_at = jt_clock_wall_ms() / 1000;
     __atomic_store_n(&slot->state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
 
     for (;;) {
