@@ -23,6 +23,7 @@
 #include "domain/auction_price.h"
 #include "domain/auth.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -734,22 +735,20 @@ record:
     return JT_TX_COMMIT;
 }
 
+/* The rows a bid or a refund writes: the auction's stock and both balances
+ * (domain/lockkey.h), NULL when out of memory. */
 static const char **
 bid_lock_keys(jt_arena *a, int64_t auction, int64_t buyer, int64_t seller)
 {
     const char **keys = jt_palloc(a, sizeof(char *) * 3);
-    char tmp[64];
 
     if (keys == NULL) {
         return NULL;
     }
-    snprintf(tmp, sizeof(tmp), "lock:auction:%lld", (long long) auction);
-    keys[0] = jt_pstrdup(a, tmp);
-    snprintf(tmp, sizeof(tmp), "lock:balance:%lld", (long long) buyer);
-    keys[1] = jt_pstrdup(a, tmp);
-    snprintf(tmp, sizeof(tmp), "lock:balance:%lld", (long long) seller);
-    keys[2] = jt_pstrdup(a, tmp);
-    return keys;
+    keys[0] = jt_lockkey_auction(a, auction);
+    keys[1] = jt_lockkey_balance(a, buyer);
+    keys[2] = jt_lockkey_balance(a, seller);
+    return keys[0] && keys[1] && keys[2] ? keys : NULL;
 }
 
 /* POST /api/v1/auctions/{id}/bids {"price","quantity"} */

@@ -17,6 +17,7 @@
 #include "core/timefmt.h"
 #include "domain/auth.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/write.h"
 #include "http/json.h"
 #include "store/cache.h"
@@ -977,7 +978,7 @@ catalog_patch(jt_req *r)
     json_object *o, *v;
     jt_rows rows;
     patch_tx *c;
-    char key[64];
+    const char *key;
     jt_err e;
 
     if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
@@ -1012,7 +1013,9 @@ catalog_patch(jt_req *r)
     }
     /* the same lock orders take on this product's stock row: a price change
      * and an order never interleave (the version fence would catch it anyway) */
-    snprintf(key, sizeof(key), "lock:stock:p:%lld", (long long) id);
+    if ((key = jt_lockkey_product(r->arena, id)) == NULL) {
+        return JT_E_INTERNAL;
+    }
     return write_one_row(r, who.user_id, o, key, patch_body, c, &c->refusal, id);
 }
 
@@ -1095,7 +1098,7 @@ catalog_restock(jt_req *r)
     json_object *o;
     jt_rows rows;
     stock_tx *c;
-    char key[64];
+    const char *key;
     int has_opt;
     jt_err e;
 
@@ -1119,10 +1122,8 @@ catalog_restock(jt_req *r)
         return jt_fail(r, JT_E_INVALID_REQUEST, "'delta' must not be zero");
     }
     /* the very lock an order takes on this stock row */
-    if (c->option_id) {
-        snprintf(key, sizeof(key), "lock:stock:o:%lld", (long long) c->option_id);
-    } else {
-        snprintf(key, sizeof(key), "lock:stock:p:%lld", (long long) id);
+    if ((key = jt_lockkey_stock(r->arena, id, c->option_id)) == NULL) {
+        return JT_E_INTERNAL;
     }
     return write_one_row(r, who.user_id, o, key, stock_body, c, &c->refusal, id);
 }
@@ -1170,8 +1171,7 @@ catalog_delete(jt_req *r)
     jt_rows rows;
     delete_tx c;
     jt_write wr;
-    char key[64];
-    const char *keys[1] = { key };
+    const char *keys[1];
     jt_err e;
 
     if ((e = require_seller(r, &who)) != JT_OK || (e = writable_product(r, &who, id, &rows)) != JT_OK) {
@@ -1187,7 +1187,9 @@ catalog_delete(jt_req *r)
     if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
         return e;
     }
-    snprintf(key, sizeof(key), "lock:stock:p:%lld", (long long) id);
+    if ((keys[0] = jt_lockkey_product(r->arena, id)) == NULL) {
+        return JT_E_INTERNAL;
+    }
     if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
         return e;
     }
