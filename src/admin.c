@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "core/pii.h"
 #include "domain/audit.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "store/tx.h"
 #include "store/db.h"

@@ -2,7 +2,7 @@
 
 #include "domain/audit.h"
 #include "domain/auctions.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "domain/health.h"
 #include "domain/orders.h"

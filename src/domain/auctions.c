@@ -21,7 +21,7 @@
 #include "core/timefmt.h"
 #include "core/metrics.h"
 #include "domain/auction_price.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
 #include "domain/lockkey.h"
 #include "domain/points.h"

@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/timefmt.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
 #include "domain/lockkey.h"
 #include "domain/write.h"

@@ -9,7 +9,7 @@
 
 #include "core/config.h"
 #include "core/metrics.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
 #include "domain/lockkey.h"
 #include "domain/write.h"

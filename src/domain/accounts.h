@@ -1,6 +1,7 @@
-/* Bearer tokens: who is asking, and may they act on this user. */
-#ifndef JT_AUTH_H
-#define JT_AUTH_H
+/* Accounts and bearer tokens: registering a user, who is asking, and may
+ * they act on this user (accounts.c). */
+#ifndef JT_ACCOUNTS_H
+#define JT_ACCOUNTS_H
 
 #include <stdint.h>
 
