@@ -4,12 +4,12 @@
 #include "domain/auctions.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
-#include "domain/health.h"
+#include "domain/ops_health.h"
 #include "domain/orders.h"
 #include "domain/points.h"
 #include "domain/testing.h"
-#include "server/metrics_page.h"
-#include "server/status.h"
+#include "domain/ops_metrics.h"
+#include "domain/ops_status.h"
 
 const jt_route jt_routes[] = {
     /* operations */

@@ -9,7 +9,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "domain/auctions.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 #include "server/worker.h"
 #include "store/db.h"
 #include "store/redis.h"

@@ -20,7 +20,7 @@
 #include "core/pii.h"
 #include "server/consumer.h"
 #include "server/listen.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 #include "server/worker.h"
 
 #ifdef HAVE_SYSTEMD

@@ -14,7 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/serve.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 #include "store/db.h"
 #include "store/redis.h"
 

@@ -1,5 +1,5 @@
-#ifndef JT_HEALTH_H
-#define JT_HEALTH_H
+#ifndef JT_OPS_HEALTH_H
+#define JT_OPS_HEALTH_H
 
 #include "http/request.h"
 

@@ -1,5 +1,5 @@
-#ifndef JT_METRICS_PAGE_H
-#define JT_METRICS_PAGE_H
+#ifndef JT_OPS_METRICS_H
+#define JT_OPS_METRICS_H
 
 #include "http/request.h"
 

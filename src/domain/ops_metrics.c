@@ -1,10 +1,10 @@
-#include "server/metrics_page.h"
+#include "domain/ops_metrics.h"
 
 #include <stdio.h>
 
 #include "core/metrics.h"
 #include "routes.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 
 static uint64_t
 get(const uint64_t *p)

@@ -1,5 +1,5 @@
-#ifndef JT_STATUS_H
-#define JT_STATUS_H
+#ifndef JT_OPS_STATUS_H
+#define JT_OPS_STATUS_H
 
 #include "http/request.h"
 

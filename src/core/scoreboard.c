@@ -1,4 +1,4 @@
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 
 #include <string.h>
 #include <sys/mman.h>

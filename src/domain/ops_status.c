@@ -1,11 +1,11 @@
 /* /status: the scoreboard in PHP-FPM's shape, as text (default, `?full` for
  * per-process rows) or JSON (`?json`). nginx exposes it to loopback only. */
-#include "server/status.h"
+#include "domain/ops_status.h"
 
 #include <stdio.h>
 
 #include "core/clock.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 
 static const char *
 state_name(int st)
