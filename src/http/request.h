@@ -12,7 +12,7 @@
 
 struct jt_db;
 struct jt_redis;
-struct jt_conf_s;
+struct jt_route;
 
 enum { JT_GET = 1, JT_POST = 2, JT_PUT = 4, JT_PATCH = 8, JT_DELETE = 16, JT_HEAD = 32 };
 
@@ -45,10 +45,12 @@ typedef struct jt_req {
     jt_path_param   params[JT_MAX_PARAMS];
     int             nparams;
 
-    /* the worker's connections and settings */
+    /* the worker's connections, settings and route table */
     struct jt_db    *db;
     struct jt_redis *redis;
     const void      *conf;          /* const jt_conf * */
+    const struct jt_route *routes;  /* the table this request was routed by */
+    size_t          nroutes;
 
     /* answer */
     int             status;

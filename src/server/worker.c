@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/serve.h"
+#include "routes.h"
 #include "core/scoreboard.h"
 #include "store/db.h"
 #include "store/redis.h"
@@ -162,6 +163,8 @@ jt_worker_run(const jt_worker_args *a)
     hctx.db = &db;
     hctx.redis = &redis;
     hctx.arena = &arena;
+    hctx.routes = jt_routes;
+    hctx.nroutes = jt_nroutes;
 
     io_timeout = c->request_timeout > 0 ? (int) c->request_timeout : 60;
     pfd.fd = a->listen_fd;
