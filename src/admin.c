@@ -17,6 +17,7 @@
 #include "domain/audit.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/search.h"
 #include "store/tx.h"
 #include "store/db.h"
 
