@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -90,13 +89,9 @@ rule_of(const jt_rows *rows, int i, jt_auction_rule *a)
 static void
 write_ms_time(jt_json *w, const char *key, int64_t ms)
 {
-    char buf[96];
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
+    char buf[JT_UTC_MS_LEN];
 
-    gmtime_r(&t, &tm);
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+    jt_format_utc_ms(buf, ms);
     jw_kstr(w, key, buf);
 }
 

@@ -26,7 +26,6 @@ jt_err catalog_delete(jt_req *r);
 
 /* Validation without the database (fuzzing). */
 jt_err catalog_validate_create(jt_req *r, json_object *o);
-int    catalog_parse_if_match(const char *header, int64_t *version);
 
 /* Shared by catalog_read.c and catalog_write.c. */
 

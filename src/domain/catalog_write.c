@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/timefmt.h"
 #include "domain/accounts.h"
@@ -13,6 +12,7 @@
 #include "domain/lockkey.h"
 #include "domain/search.h"
 #include "domain/write.h"
+#include "http/conditional.h"
 #include "http/json.h"
 #include "store/cache.h"
 #include "store/db.h"
@@ -49,17 +49,12 @@ static const char SQL_PRODUCT_DELETE[] =
 static int
 parse_time(jt_arena *a, const char *s, const char **sql, int64_t *epoch_us)
 {
-    struct tm tm;
-    time_t t;
     char *out;
 
-    if (jt_parse_utc(s, epoch_us) != 0 || (out = jt_palloc(a, 80)) == NULL) {
+    if (jt_parse_utc(s, epoch_us) != 0 || (out = jt_palloc(a, JT_SQL_TIME_LEN)) == NULL) {
         return -1;
     }
-    t = (time_t) (*epoch_us / 1000000);
-    gmtime_r(&t, &tm);
-    snprintf(out, 80, "%04d-%02d-%02d %02d:%02d:%02d.%06d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (*epoch_us % 1000000));
+    jt_format_sql_time(out, *epoch_us);
     *sql = out;
     return 0;
 }
@@ -99,37 +94,6 @@ require_seller(jt_req *r, jt_principal *who)
         return jt_fail(r, JT_E_FORBIDDEN, "only sellers and admins manage products");
     }
     return JT_OK;
-}
-
-/* If-Match: 3, "3" or W/"3". 0 absent, 1 parsed, -1 malformed. */
-int
-catalog_parse_if_match(const char *h, int64_t *v)
-{
-    char digits[24];
-    size_t n = 0;
-    uint64_t u;
-
-    if (h == NULL) {
-        return 0;
-    }
-    if (!strncmp(h, "W/", 2)) {
-        h += 2;
-    }
-    if (*h == '"') {
-        h++;
-    }
-    while (*h >= '0' && *h <= '9' && n < sizeof(digits) - 1) {
-        digits[n++] = *h++;
-    }
-    digits[n] = '\0';
-    if (*h == '"') {
-        h++;
-    }
-    if (*h != '\0' || jt_parse_u64(digits, &u) != 0 || u > INT64_MAX) {
-        return -1;
-    }
-    *v = (int64_t) u;
-    return 1;
 }
 
 /* After COMMIT: the product's detail and every list page get fresh tags. */
@@ -343,22 +307,6 @@ typedef struct {
     jt_err       refusal;
 } patch_tx;
 
-static int64_t
-sql_time_us(const char *s)
-{
-    struct tm tm;
-    int us = 0;
-
-    memset(&tm, 0, sizeof(tm));
-    if (s == NULL || sscanf(s, "%d-%d-%d %d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                            &tm.tm_min, &tm.tm_sec, &us) < 6) {
-        return 0;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t) timegm(&tm) * 1000000 + us;
-}
-
 static jt_tx_step
 patch_body(jt_tx *tx)
 {
@@ -366,7 +314,7 @@ patch_body(jt_tx *tx)
     jt_val p[7];
     jt_rows rows;
     const char *name, *desc, *starts, *ends;
-    int64_t price, version;
+    int64_t price, version, starts_us, ends_us;
 
     p[0] = JT_VI(c->id);
     JT_TX_EXEC(tx, SQL_PRODUCT_FOR_WRITE, p, 1, &rows);
@@ -385,7 +333,8 @@ patch_body(jt_tx *tx)
     desc = c->set_desc ? c->description : jt_cell(&rows, 0, 5)->s;
     starts = c->set_starts ? c->starts : jt_cell(&rows, 0, 6)->s;
     ends = c->set_ends ? c->ends : jt_cell(&rows, 0, 7)->s;
-    if (starts && ends && sql_time_us(ends) <= sql_time_us(starts)) {
+    if (starts && ends && jt_parse_sql_time(starts, &starts_us) == 0 && jt_parse_sql_time(ends, &ends_us) == 0
+        && ends_us <= starts_us) {
         c->refusal = jt_fail(c->r, JT_E_INVALID_REQUEST, "'saleEndsAt' must be after 'saleStartsAt'");
         return JT_TX_ABORT;
     }
@@ -409,7 +358,7 @@ patch_body(jt_tx *tx)
 static jt_err
 if_match_of(jt_req *r, int *has, int64_t *v)
 {
-    int rc = catalog_parse_if_match(r->if_match, v);
+    int rc = jt_http_parse_if_match(r->if_match, v);
     if (rc < 0) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "If-Match must be the product version, e.g. \"3\"");
     }
