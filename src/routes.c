@@ -2,11 +2,13 @@
 
 #include "domain/audit.h"
 #include "domain/auctions.h"
+#include "domain/bids.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "domain/ops_health.h"
 #include "domain/orders.h"
 #include "domain/points.h"
+#include "domain/receipts.h"
 #include "domain/testing.h"
 #include "domain/ops_metrics.h"
 #include "domain/ops_status.h"
@@ -46,7 +48,7 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/api/v1/auctions",                  auctions_list,      0 },
     { JT_GET,    "/api/v1/auctions/{id}",             auctions_get,       0 },
     { JT_DELETE, "/api/v1/auctions/{id}",             auctions_delete,    0 },
-    { JT_POST,   "/api/v1/auctions/{id}/bids",        auctions_bid,       0 },
+    { JT_POST,   "/api/v1/auctions/{id}/bids",        bids_place,         0 },
     { JT_GET,    "/api/v1/receipts/{receiptId:str}",  receipts_get,       0 },
     { JT_POST,   "/api/v1/receipts/{receiptId:str}/refund", receipts_refund, 0 },
     { JT_GET,    "/api/v1/users/{userId}/receipts",   receipts_list,      0 },

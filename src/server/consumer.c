@@ -8,7 +8,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "domain/auctions.h"
+#include "domain/bids.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
 #include "store/db.h"
@@ -50,7 +50,7 @@ handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply
                 uuid = fields->element[k + 1]->str;
             }
         }
-        if (uuid == NULL || auctions_apply_queued(c, db, r, a, uuid) == 0) {
+        if (uuid == NULL || bids_apply_queued(c, db, r, a, uuid) == 0) {
             (void) jt_redis_cmd(r, a, "XACK " JT_BID_STREAM " " JT_BID_GROUP " %s", e->element[0]->str);
         }
     }
@@ -125,9 +125,9 @@ jt_consumer_run(const jt_conf *c, int slot)
         }
         if (now >= next_sweep) {
             const char *uuids[32];
-            int n = auctions_stale_pending(&rc, &db, &arena, uuids, 32), i;
+            int n = bids_stale_pending(&rc, &db, &arena, uuids, 32), i;
             for (i = 0; i < n && !quit_requested; i++) {
-                (void) auctions_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
+                (void) bids_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
             }
             next_sweep = now + 1000;
         }
