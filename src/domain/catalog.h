@@ -1,6 +1,9 @@
+/* The catalog: reads (catalog_read.c, cached) and management
+ * (catalog_write.c, the owning seller or an admin). */
 #ifndef JT_CATALOG_H
 #define JT_CATALOG_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,8 +24,6 @@ jt_err catalog_create(jt_req *r);
 jt_err catalog_patch(jt_req *r);
 jt_err catalog_restock(jt_req *r);
 jt_err catalog_delete(jt_req *r);
-
-#include <json-c/json.h>
 
 /* Validation without the database (fuzzing). */
 jt_err catalog_validate_create(jt_req *r, json_object *o);

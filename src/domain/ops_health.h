@@ -1,3 +1,4 @@
+/* Operations: liveness and readiness probes (ops_health.c). */
 #ifndef JT_OPS_HEALTH_H
 #define JT_OPS_HEALTH_H
 

@@ -1,3 +1,4 @@
+/* Operations: Prometheus metrics (ops_metrics.c). */
 #ifndef JT_OPS_METRICS_H
 #define JT_OPS_METRICS_H
 

@@ -1,3 +1,4 @@
+/* Operations: the PHP-FPM-style status page (ops_status.c). */
 #ifndef JT_OPS_STATUS_H
 #define JT_OPS_STATUS_H
 
