@@ -14,6 +14,7 @@
 #include "core/pii.h"
 #include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
@@ -739,47 +740,28 @@ orders_get(jt_req *r)
 jt_err
 orders_list(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_val p[1] = { JT_VI(uid) };
     jt_principal who;
-    jt_val p[3];
+    jt_cursor c;
     jt_rows o;
-    jt_db_rc rc;
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i, more;
+    int i;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 50, &limit)) != JT_OK) {
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 50)) != JT_OK
+        || (e = jt_cursor_fetch(r, &c, SQL_ORDER_PAGE, p, 1, O_ID, &o)) != JT_OK) {
         return e;
     }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_PAGE, p, 3, &o)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
     jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
-    jw_obj_open(&w);
-    more = o.nrows > limit;
-    if (more) {
-        o.nrows = (int) limit;
-    }
-    jw_key(&w, "items");
-    jw_arr_open(&w);
+    jt_cursor_open(&w);
     for (i = 0; i < o.nrows; i++) {
         if ((e = write_order(r, &w, &o, i)) != JT_OK) {
             return e;
         }
     }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&o, o.nrows - 1, O_ID)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
+    jt_cursor_close(&c, &w);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
