@@ -31,12 +31,12 @@ static const char SQL_BOUGHT[] =
     "SELECT COALESCE(SUM(quantity), 0) FROM receipts WHERE auction_id = ? AND buyer_id = ? AND status = 'PURCHASED'";
 static const char SQL_RECEIPT_INSERT[] =
     "INSERT INTO receipts (uuid, auction_id, buyer_id, seller_id, product_name, price, quantity, status,"
-    " accepted_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_RECEIPT_STATE[] = "SELECT status, version FROM receipts WHERE id = ?";
 static const char SQL_EARLIER_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND auction_id = ? AND id < ? ORDER BY id LIMIT 32";
 static const char SQL_STALE_PENDING[] =
-    "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at_ms < ? ORDER BY id LIMIT ?";
+    "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at < ? ORDER BY id LIMIT ?";
 
 /* --- bidding ------------------------------------------------------------------------ */
 
@@ -98,6 +98,7 @@ static jt_tx_step
 bid_body(jt_tx *tx)
 {
     bid_tx *t = tx->data;
+    jt_sql_time_buf accepted;
     jt_val p[9];
     jt_rows rows;
     int64_t stock, aversion, maxpb, bought, amount;
@@ -113,7 +114,7 @@ bid_body(jt_tx *tx)
         p[5] = JT_VI(t->price);
         p[6] = JT_VI(t->quantity);
         p[7] = JT_VS("PENDING");
-        p[8] = JT_VI(t->accepted_ms);
+        p[8] = jt_sql_time(&accepted, t->accepted_ms * 1000);
         JT_TX_EXEC(tx, SQL_RECEIPT_INSERT, p, 9, &rows);
         t->receipt_id = (int64_t) rows.insert_id;
         jt_buf_init(&t->body, tx->arena, 96);
@@ -169,7 +170,7 @@ bid_body(jt_tx *tx)
         p[5] = JT_VI(t->price);
         p[6] = JT_VI(t->quantity);
         p[7] = JT_VS("PURCHASED");
-        p[8] = JT_VI(t->accepted_ms);
+        p[8] = jt_sql_time(&accepted, t->accepted_ms * 1000);
         JT_TX_EXEC(tx, SQL_RECEIPT_INSERT, p, 9, &rows);
         t->receipt_id = (int64_t) rows.insert_id;
     } else {
@@ -474,7 +475,8 @@ bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt
 int
 bids_stale_pending(const jt_conf *c, struct jt_db *db, jt_arena *a, const char **uuids, int max)
 {
-    jt_val p[2] = { JT_VI(jt_clock_now_ms() - c->auction_sweep_after_ms), JT_VI(max) };
+    jt_sql_time_buf before;
+    jt_val p[2] = { jt_sql_time(&before, (jt_clock_now_ms() - c->auction_sweep_after_ms) * 1000), JT_VI(max) };
     jt_rows rows;
     int i;
 

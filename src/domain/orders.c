@@ -22,13 +22,15 @@
 #include "store/db.h"
 
 /* pricing, outside any lock */
-/* the sale window, from the clock: 0 open, 1 not yet, 2 ended */
+/* the sale window, from the app's clock (clk.now: each statement that
+ * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first): 0 open, 1 not
+ * yet, 2 ended */
 #define WINDOW_EXPR                                                                 \
-    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > NOW(6) THEN 1"  \
-    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= NOW(6) THEN 2 ELSE 0 END"
+    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 1"  \
+    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 2 ELSE 0 END"
 static const char SQL_PRICE_PRODUCT[] =
     "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
-    " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_PRICE_OPTION[] =
     "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
 /* inside the transaction: the rows an order takes stock from (live ones);
@@ -36,16 +38,17 @@ static const char SQL_PRICE_OPTION[] =
  * written back with it, fenced, in one statement (one round trip, not two,
  * while the locks are held; the rules and the ledger row stay in points) */
 static const char SQL_ORDER_STOCK_PRODUCT[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", products p"
+    " WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_OPTION[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM product_options o"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", product_options o"
     " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_PRODUCT_BALANCE[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM products p JOIN users u"
-    " WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM " JT_SQL_CLOCK ", products p"
+    " JOIN users u WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_ORDER_STOCK_OPTION_BALANCE[] =
     "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version"
-    " FROM product_options o JOIN products p ON p.id = o.product_id JOIN users u"
+    " FROM " JT_SQL_CLOCK ", product_options o JOIN products p ON p.id = o.product_id JOIN users u"
     " WHERE o.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_STOCK_PRODUCT_BALANCE_WRITE[] =
     "UPDATE products s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
@@ -267,12 +270,13 @@ price_lines(jt_req *r, order_tx *t)
     t->items_total = 0;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
-        jt_val p[2] = { JT_VI(l->product_id), JT_VI(0) };
+        jt_sql_time_buf now;
+        jt_val p[2] = { jt_sql_now(&now), JT_VI(l->product_id) };
         jt_rows rows;
         jt_db_rc rc;
         int has_options;
 
-        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 1, &rows)) != JT_DB_OK) {
+        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 2, &rows)) != JT_DB_OK) {
             return jt_db_fail(r, rc);
         }
         if (rows.nrows == 0) {
@@ -359,6 +363,7 @@ place_body(jt_tx *tx)
     int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance = 0, balance_version = 0;
     jt_tx_step step;
     jt_err why;
+    jt_sql_time_buf now;
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
@@ -372,16 +377,17 @@ place_body(jt_tx *tx)
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         const char *plain = l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT;
-        p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        p[1] = JT_VI(t->buyer);
+        p[0] = jt_sql_now(&now);
+        p[1] = JT_VI(l->option_id ? l->option_id : l->product_id);
+        p[2] = JT_VI(t->buyer);
         if (i > 0) {
-            JT_TX_EXEC(tx, plain, p, 1, &rows);
+            JT_TX_EXEC(tx, plain, p, 2, &rows);
         } else {
-            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 2,
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 3,
                        &rows);
             if (rows.nrows == 0) {
                 /* the product is gone, or (hardly ever) the buyer: which? */
-                JT_TX_EXEC(tx, plain, p, 1, &rows);
+                JT_TX_EXEC(tx, plain, p, 2, &rows);
                 if (rows.nrows != 0) {
                     t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
                     return JT_TX_ABORT;
