@@ -354,7 +354,7 @@ fail_body(jt_tx *tx)
 }
 
 /* Settles one PENDING receipt: PURCHASED, or FAILED with the reason. */
-static int
+static jt_bid_apply
 apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_tx_policy pol = { c->tx_max_attempts, c->tx_deadline_ms, c->tx_backoff_base_ms, c->tx_backoff_max_ms,
@@ -369,10 +369,10 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     int status;
 
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
-        return 0;   /* unknown or already settled: a redelivery changes nothing */
+        return JT_BID_SETTLED;   /* unknown or already settled: a redelivery changes nothing */
     }
     memset(&t, 0, sizeof(t));
     t.arena = a;
@@ -390,7 +390,7 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
      * accepted; check them again at that instant, never at "now" */
     p[0] = JT_VI(t.auction_id);
     if (jt_db_exec(db, a, SQL_AUCTION_GET, p, 1, &ar) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (ar.nrows == 0) {
         t.refusal = JT_E_AUCTION_NOT_FOUND;
@@ -406,11 +406,11 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     if (t.refusal == JT_OK) {
         keys = bid_lock_keys(a, t.auction_id, t.buyer, t.seller);
         if (keys == NULL) {
-            return -1;
+            return JT_BID_PENDING;
         }
         switch (jt_lock_acquire_all(redis, a, &locks, keys, 3, c->lock_wait_ms, c->lock_lease_ms)) {
         case JT_LOCK_TIMEOUT:
-            return -1;   /* stays pending; retried */
+            return JT_BID_PENDING;   /* stays pending; retried */
         default:
             break;
         }
@@ -418,13 +418,13 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
         jt_lock_release_all(redis, a, &locks);
         if (rc == JT_TX_OK) {
             JT_METRIC_INC(bids_purchased);
-            return 0;
+            return JT_BID_SETTLED;
         }
         if (rc != JT_TX_ABORTED) {
-            return -1;
+            return JT_BID_PENDING;
         }
         if (t.settled) {
-            return 0;   /* somebody else applied or failed it: done */
+            return JT_BID_SETTLED;   /* somebody else applied or failed it: done */
         }
         if (t.refusal == JT_OK) {
             t.refusal = JT_E_INTERNAL;
@@ -434,9 +434,9 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     rc = jt_tx_run(db, a, &pol, fail_body, &t);
     if (rc == JT_TX_OK) {
         JT_METRIC_INC(bids_failed);
-        return 0;
+        return JT_BID_SETTLED;
     }
-    return rc == JT_TX_ABORTED && t.settled ? 0 : -1;
+    return rc == JT_TX_ABORTED && t.settled ? JT_BID_SETTLED : JT_BID_PENDING;
 }
 
 /* Consumers take entries from the stream in order but apply them side by
@@ -446,7 +446,7 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
  * first applies them, oldest first; the receipt's status makes the second
  * application of one a no-op. An earlier one that cannot be settled now
  * keeps this one pending too (retried, never reordered). */
-int
+jt_bid_apply
 bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_val p[2] = { JT_VS(uuid) };
@@ -454,19 +454,19 @@ bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt
     int i;
 
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
-        return 0;   /* unknown or already settled: a redelivery changes nothing */
+        return JT_BID_SETTLED;   /* unknown or already settled: a redelivery changes nothing */
     }
     p[0] = JT_VI(jt_cell(&rows, 0, R_AUCTION)->i);
     p[1] = JT_VI(jt_cell(&rows, 0, R_ID)->i);
     if (jt_db_exec(db, a, SQL_EARLIER_PENDING, p, 2, &earlier) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     for (i = 0; i < earlier.nrows; i++) {
-        if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != 0) {
-            return -1;
+        if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != JT_BID_SETTLED) {
+            return JT_BID_PENDING;
         }
     }
     return apply_one(c, db, redis, a, uuid);

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/search.h"
 #include "http/json.h"
 #include "store/cache.h"
@@ -259,7 +260,7 @@ catalog_product_guard(char *out, size_t len, int64_t id)
     snprintf(out, len, "pg:%lld", (long long) id);
 }
 
-int
+jt_err
 catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
     jt_sql_time_buf now;
@@ -271,10 +272,10 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     int i, has_options;
 
     if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_GET, p, 2, &rows)) != JT_DB_OK) {
-        return -(int) rc;
+        return jt_db_fail(r, rc);
     }
     if (rows.nrows == 0) {
-        return 1;
+        return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
     }
     *next_change = jt_cell(&rows, 0, 8)->type == JT_V_INT ? jt_cell(&rows, 0, 8)->i
                                                           : strtoll(jt_cell(&rows, 0, 8)->s, NULL, 10);
@@ -312,7 +313,7 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     }
     jw_arr_close(&w);
     jw_obj_close(&w);
-    return b->oom ? -(int) JT_DB_ERROR : 0;
+    return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }
 
 /* GET /api/v1/products/{id} */
@@ -325,7 +326,7 @@ catalog_get(jt_req *r)
     const char *cached;
     size_t clen;
     jt_buf b;
-    int rc;
+    jt_err e;
 
     catalog_product_guard(guard, sizeof(guard), id);
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
@@ -334,12 +335,8 @@ catalog_get(jt_req *r)
         return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
-    rc = catalog_product_from_db(r, id, &b, &next_change);
-    if (rc == 1) {
-        return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
-    }
-    if (rc < 0) {
-        return jt_db_fail(r, (jt_db_rc) -rc);
+    if ((e = catalog_product_from_db(r, id, &b, &next_change)) != JT_OK) {
+        return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
     jt_reply_json(r, 200, &b);
@@ -374,11 +371,16 @@ popular_query(jt_req *r, jt_buf *b)
     return b->oom ? JT_E_INTERNAL : JT_OK;
 }
 
+typedef enum {
+    POPULAR_HIT,        /* b holds the cached answer */
+    POPULAR_MISS,       /* the slot can fill it */
+    POPULAR_NO_CACHE    /* Redis is down (or not ours): ask MariaDB */
+} popular_lookup;
+
 /* Popular rows carry names and prices, so they hang on the list guard too:
  * any catalog write re-tags it, and a renamed, repriced or deleted product
- * is never shown from the cache. 1 hit, 0 miss (the slot can fill it), -1
- * Redis is down. */
-static int
+ * is never shown from the cache. */
+static popular_lookup
 popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 {
     const char *data;
@@ -386,11 +388,11 @@ popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 
     data = jt_cache_get(r->redis, r->arena, "popular", JT_CATALOG_LIST_GUARD, slot, &len);
     if (data == NULL) {
-        return slot->armed ? 0 : -1;
+        return slot->armed ? POPULAR_MISS : POPULAR_NO_CACHE;
     }
     jt_buf_init(b, r->arena, len + 1);
     jt_buf_add(b, data, len);
-    return 1;
+    return POPULAR_HIT;
 }
 
 /* GET /api/v1/products/popular — cached for popular_ttl; on a cold cache
@@ -404,25 +406,26 @@ catalog_popular(jt_req *r)
     const jt_conf *c = r->conf;
     jt_cache_slot slot = { "", "", 0 };
     jt_lockset lock;
-    const char *keys[1] = { "popular:lock" };
+    const char *keys[1] = { JT_LOCKKEY_POPULAR };
     jt_buf b;
     jt_err e;
-    int got, i;
+    popular_lookup got;
+    int i;
 
     got = popular_cached(r, &b, &slot);
-    if (got == 1) {
+    if (got == POPULAR_HIT) {
         JT_METRIC_INC(cache_hits);
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
-    for (i = 0; got == 0 && i < 300; i++) {
+    for (i = 0; got == POPULAR_MISS && i < 300; i++) {
         switch (jt_lock_acquire_all(r->redis, r->arena, &lock, keys, 1, 1, 5000)) {
         case JT_LOCK_OK:
             /* the refresher: check again (the previous holder may just
              * have filled it), else query and fill */
             e = JT_OK;
-            if ((got = popular_cached(r, &b, &slot)) != 1 && (e = popular_query(r, &b)) == JT_OK) {
+            if ((got = popular_cached(r, &b, &slot)) != POPULAR_HIT && (e = popular_query(r, &b)) == JT_OK) {
                 jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, c->popular_ttl * 1000);
             }
             jt_lock_release_all(r->redis, r->arena, &lock);
@@ -437,11 +440,11 @@ catalog_popular(jt_req *r)
             got = popular_cached(r, &b, &slot);
             break;
         default:
-            got = -1;
+            got = POPULAR_NO_CACHE;
             break;
         }
     }
-    if (got == 1) {
+    if (got == POPULAR_HIT) {
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }

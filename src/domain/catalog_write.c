@@ -113,14 +113,12 @@ answer_product(jt_req *r, jt_write *wr, int64_t id, int status)
 {
     int64_t next;
     jt_buf b;
-    int rc;
+    jt_err e;
 
     bump_product(r, id);
-    rc = catalog_product_from_db(r, id, &b, &next);
-    if (rc != 0) {
+    if ((e = catalog_product_from_db(r, id, &b, &next)) != JT_OK) {
         jt_lock_release_all(r->redis, r->arena, &wr->locks);
-        return rc == 1 ? jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld is gone", (long long) id)
-                       : jt_db_fail(r, (jt_db_rc) -rc);
+        return e == JT_E_PRODUCT_NOT_FOUND ? jt_fail(r, e, "product %lld is gone", (long long) id) : e;
     }
     jt_write_finish(r, wr, status, &b);
     return JT_OK;
@@ -358,11 +356,12 @@ patch_body(jt_tx *tx)
 static jt_err
 if_match_of(jt_req *r, int *has, int64_t *v)
 {
-    int rc = jt_http_parse_if_match(r->if_match, v);
-    if (rc < 0) {
+    jt_if_match m = jt_http_parse_if_match(r->if_match, v);
+
+    if (m == JT_IF_MATCH_MALFORMED) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "If-Match must be the product version, e.g. \"3\"");
     }
-    *has = rc;
+    *has = m == JT_IF_MATCH_VERSION;
     return JT_OK;
 }
 
@@ -432,8 +431,12 @@ catalog_patch(jt_req *r)
     if (!(c->set_name || c->set_price || c->set_desc || c->set_starts || c->set_ends)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "nothing to change: give name, description, price or a sale window");
     }
-    /* the same lock orders take on this product's stock row: a price change
-     * and an order never interleave (the version fence would catch it anyway) */
+    /* The key an order line on this product's own stock takes (lockkey.h):
+     * a change of price, name or window and an order of a product without
+     * options do not interleave, and if the lock is lost the stock row's
+     * version, which this write bumps, fences them. An order line on one of
+     * its options takes only the option's key and writes only the option's
+     * row, so it is not ordered against this change. */
     if ((key = jt_lockkey_product(r->arena, id)) == NULL) {
         return JT_E_INTERNAL;
     }

@@ -23,8 +23,9 @@
 
 /* pricing, outside any lock */
 /* the sale window, from the app's clock (clk.now: each statement that
- * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first): 0 open, 1 not
- * yet, 2 ended */
+ * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first), as a
+ * sale_window value */
+enum sale_window { SALE_OPEN = 0, SALE_NOT_YET = 1, SALE_ENDED = 2 };
 #define WINDOW_EXPR                                                                 \
     "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 1"  \
     " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 2 ELSE 0 END"
@@ -285,10 +286,10 @@ price_lines(jt_req *r, order_tx *t)
         l->name = jt_cell(&rows, 0, 0)->s;
         l->unit_price = jt_cell(&rows, 0, 1)->i;
         has_options = jt_cell(&rows, 0, 2)->i != 0;
-        if (jt_cell(&rows, 0, 3)->i == 1) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_NOT_YET) {
             return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
         }
-        if (jt_cell(&rows, 0, 3)->i == 2) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_ENDED) {
             return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
         }
         if (has_options && l->option_id == 0) {
@@ -403,8 +404,8 @@ place_body(jt_tx *tx)
             return JT_TX_ABORT;
         }
         /* the window is checked again at commit time: exact to the second */
-        if (jt_cell(&rows, 0, 3)->i != 0) {
-            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == 1 ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
+        if (jt_cell(&rows, 0, 3)->i != SALE_OPEN) {
+            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == SALE_NOT_YET ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
                                  "product %lld is not on sale now", (long long) l->product_id);
             return JT_TX_ABORT;
         }
