@@ -154,7 +154,7 @@ catalog_list(jt_req *r)
         if (ql == 0 || ql > 100 || memchr(q, '\0', ql) != NULL) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "'q' must be 1 to 100 characters");
         }
-        ngrams = catalog_grams(r->arena, q, grams, 64, 1);
+        ngrams = search_grams(r->arena, q, grams, 64, 1);
         if (ngrams == 0) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "'q' must contain a non-blank character");
         }

@@ -167,7 +167,7 @@ create_body(jt_tx *tx)
         m[3] = JT_VS("INITIAL");
         JT_TX_EXEC(tx, SQL_MOVEMENT_INSERT, m, 4, &rows);
     }
-    return catalog_index_name(tx, c->id, c->name);
+    return search_index_name(tx, c->id, c->name);
 }
 
 /* The body of POST /api/v1/products, validated (no database involved). */
@@ -348,7 +348,7 @@ patch_body(jt_tx *tx)
         return JT_TX_CONFLICT;
     }
     if (c->set_name) {
-        return catalog_index_name(tx, c->id, name);
+        return search_index_name(tx, c->id, name);
     }
     return JT_TX_COMMIT;
 }

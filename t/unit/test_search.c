@@ -12,7 +12,7 @@ grams(const char *name, int max, int bigrams_only)
     const char *g[128];
     static char out[2048];
     size_t o = 0;
-    int n = catalog_grams(&arena, name, g, max, bigrams_only), i;
+    int n = search_grams(&arena, name, g, max, bigrams_only), i;
 
     out[0] = '\0';
     for (i = 0; i < n && o + strlen(g[i]) + 2 < sizeof(out); i++) {
