@@ -4,9 +4,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
 
-my $s = Jangteo::Stack->new(
+my $s = test_stack(
     demo => 1,
     conf => { server => { enable_test_routes => 'yes', body_max => 1024 } },
 );

@@ -641,27 +641,43 @@ sub signal_master {
 
 # ---------------------------------------------------------------- helpers for tests
 
-sub _http {
-    my ($self) = @_;
-    $self->{http} ||= HTTP::Tiny->new(
-        timeout => 30, proxy => undef, http_proxy => undef, https_proxy => undef,
+# An HTTP client for 127.0.0.1: no proxy, no keep-alive (so a forked child
+# may share it), no redirects; timeout => seconds (30).
+sub http_client {
+    my (%o) = @_;
+    return HTTP::Tiny->new(
+        timeout => $o{timeout} // 30, proxy => undef, http_proxy => undef, https_proxy => undef,
         no_proxy => ['127.0.0.1', 'localhost'], agent => 'jangteo-test/1',
         keep_alive => 0, max_redirect => 0,
     );
 }
 
+sub _http {
+    my ($self) = @_;
+    $self->{http} ||= http_client();
+}
+
+# The one HTTP request of the test library (Jangteo::Client builds on it):
+# $body is sent as given. The answer is a plain hash: status, reason,
+# headers (names lower-cased, a repeated header's values joined with ","),
+# body, json (when the answer is JSON), code (a problem's), elapsed
+# (seconds). `http => $client` sends it through another HTTP::Tiny (a forked
+# child's own, or one with a longer timeout). HTTP::Tiny reports its own
+# failures (refused, timed out) as status 599.
 sub request {
-    my ($self, $method, $path, $headers, $body) = @_;
+    my ($self, $method, $path, $headers, $body, %opt) = @_;
     local $SIG{PIPE} = 'IGNORE';    # a server may answer (413) and close before we finish sending
     my %o = (headers => { %{ $headers || {} } });
     $o{content} = $body if defined $body;
-    my $r = $self->_http->request($method, $self->url($path), \%o);
-    my %h = map { lc($_) => $r->{headers}{$_} } keys %{ $r->{headers} || {} };
-    my $res = { status => $r->{status}, reason => $r->{reason}, headers => \%h, body => $r->{content} // '' };
-    my $ct = $h{'content-type'} // '';
-    $ct = $ct->[0] if ref $ct;
-    if ($ct =~ m{^application/(?:[\w.+-]+\+)?json\b}i) {
+    my $t0 = time;
+    my $r = ($opt{http} || $self->_http)->request($method, $self->url($path), \%o);
+    my %h = map { lc($_) => (ref $r->{headers}{$_} ? join(',', @{ $r->{headers}{$_} }) : $r->{headers}{$_}) }
+        keys %{ $r->{headers} || {} };
+    my $res = { status => $r->{status}, reason => $r->{reason}, headers => \%h, body => $r->{content} // '',
+                elapsed => time - $t0 };
+    if (($h{'content-type'} // '') =~ m{^application/(?:[\w.+-]+\+)?json\b}i) {
         $res->{json} = eval { $JSON->decode($res->{body}) };
+        $res->{code} = $res->{json}{code} if ref $res->{json} eq 'HASH';
     }
     return $res;
 }
