@@ -66,6 +66,9 @@ parse_ms(const char *s, int64_t *out)
     return 0;
 }
 
+/* An auction as the API shows it at `now` (the app's clock): price,
+ * status and the remaining time are computed from the rule, never stored,
+ * and the detail adds the policy and the next drop. */
 static void
 write_auction(jt_json *w, const jt_rows *rows, int i, int64_t now, int detail)
 {

@@ -260,6 +260,10 @@ catalog_product_guard(char *out, size_t len, int64_t id)
     snprintf(out, len, "pg:%lld", (long long) id);
 }
 
+/* One round trip for the product and its options (a LEFT JOIN: one row per
+ * option, NULLs without), read at the app's clock; *next_change says when
+ * its sale status next flips, which caps how long the answer may be
+ * cached. */
 jt_err
 catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
@@ -345,6 +349,8 @@ catalog_get(jt_req *r)
 
 /* --- popular products -------------------------------------------------------- */
 
+/* The five best sellers of the last three days (PAID orders), counted by
+ * MariaDB: the query the cache and its single flight exist to spare. */
 static jt_err
 popular_query(jt_req *r, jt_buf *b)
 {

@@ -3,6 +3,9 @@
 #include "domain/accounts.h"
 #include "domain/common.h"
 
+/* Both parameters are bounded before any statement runs: a cursor of 0 or
+ * a negative limit would be an empty or unbounded page, never an answer
+ * the client meant. */
 jt_err
 jt_cursor_parse(jt_req *r, jt_cursor *c, int64_t max_limit)
 {
@@ -72,6 +75,8 @@ jt_cursor_answer(jt_req *r, jt_cursor *c, const char *sql, const jt_val *params,
     return JT_OK;
 }
 
+/* A user's own list, or any user's for an admin: the owner is the path's
+ * {userId}, checked (and, for an admin, found) before the page is read. */
 jt_err
 jt_cursor_user_list(jt_req *r, int64_t max_limit, const char *sql, int id_col, size_t row_bytes,
                     jt_cursor_item item)
