@@ -4,7 +4,6 @@
 #include "domain/catalog.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -217,15 +216,11 @@ catalog_list(jt_req *r)
         jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
         jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
         jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "stock", strtoll(jt_cell(&rows, i, 3)->s ? jt_cell(&rows, i, 3)->s : "0", NULL, 10));
+        jw_kint(&w, "stock", jt_val_int(jt_cell(&rows, i, 3)));
         jw_kstr(&w, "status", jt_cell(&rows, i, 4)->s);
         jw_obj_close(&w);
-        {
-            int64_t nc = jt_cell(&rows, i, 5)->type == JT_V_INT ? jt_cell(&rows, i, 5)->i
-                                                               : strtoll(jt_cell(&rows, i, 5)->s, NULL, 10);
-            if (nc < min_change) {
-                min_change = nc;
-            }
+        if (jt_val_int(jt_cell(&rows, i, 5)) < min_change) {
+            min_change = jt_val_int(jt_cell(&rows, i, 5));
         }
     }
     jw_arr_close(&w);
@@ -242,8 +237,7 @@ catalog_list(jt_req *r)
         if (jt_db_exec(r->db, r->arena, SQL_NEXT_BOUNDARY_MS, nbp, 2, &nb) != JT_DB_OK || nb.nrows == 0) {
             min_change = 0;   /* unknown: do not cache */
         } else {
-            jt_val *v = jt_cell(&nb, 0, 0);
-            int64_t ms = v->type == JT_V_INT ? v->i : v->s ? strtoll(v->s, NULL, 10) : 0;
+            int64_t ms = jt_val_int(jt_cell(&nb, 0, 0));
             if (ms < min_change) {
                 min_change = ms;
             }
@@ -281,8 +275,7 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     if (rows.nrows == 0) {
         return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
     }
-    *next_change = jt_cell(&rows, 0, 8)->type == JT_V_INT ? jt_cell(&rows, 0, 8)->i
-                                                          : strtoll(jt_cell(&rows, 0, 8)->s, NULL, 10);
+    *next_change = jt_val_int(jt_cell(&rows, 0, 8));
     /* a product with options keeps its stock on them: show their sum */
     has_options = jt_cell(&rows, 0, 11)->type != JT_V_NULL;
     stock = has_options ? 0 : jt_cell(&rows, 0, 3)->i;
@@ -370,7 +363,7 @@ popular_query(jt_req *r, jt_buf *b)
         jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
         jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
         jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "salesCount", strtoll(jt_cell(&rows, i, 3)->s ? jt_cell(&rows, i, 3)->s : "0", NULL, 10));
+        jw_kint(&w, "salesCount", jt_val_int(jt_cell(&rows, i, 3)));
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
