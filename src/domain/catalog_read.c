@@ -117,6 +117,19 @@ answer_cached(jt_req *r, const char *data, size_t len)
     return JT_OK;
 }
 
+/* The first members of a product in a list or in popular: id, name, price
+ * and a count (its stock, or the units sold), columns 0 to 3 of the row;
+ * the caller adds what else it shows and closes the object. */
+static void
+write_summary(jt_json *w, const jt_rows *rows, int i, const char *count_key)
+{
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kstr(w, "name", jt_cell(rows, i, 1)->s);
+    jw_kint(w, "price", jt_cell(rows, i, 2)->i);
+    jw_kint(w, count_key, jt_val_int(jt_cell(rows, i, 3)));
+}
+
 /* GET /api/v1/products?page=&size=&q=&status= */
 jt_err
 catalog_list(jt_req *r)
@@ -212,11 +225,7 @@ catalog_list(jt_req *r)
     jw_key(&w, "items");
     jw_arr_open(&w);
     for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
-        jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "stock", jt_val_int(jt_cell(&rows, i, 3)));
+        write_summary(&w, &rows, i, "stock");
         jw_kstr(&w, "status", jt_cell(&rows, i, 4)->s);
         jw_obj_close(&w);
         if (jt_val_int(jt_cell(&rows, i, 5)) < min_change) {
@@ -359,11 +368,7 @@ popular_query(jt_req *r, jt_buf *b)
     jt_json_begin(r, b, &w, 64 + (size_t) rows.nrows * 128);
     jw_arr_open(&w);
     for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
-        jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "salesCount", jt_val_int(jt_cell(&rows, i, 3)));
+        write_summary(&w, &rows, i, "salesCount");
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
