@@ -15,6 +15,7 @@
 #include "domain/auction_price.h"
 #include "domain/auction_rows.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "http/json.h"
 #include "store/db.h"
 
@@ -340,8 +341,7 @@ auctions_list(jt_req *r)
     jt_json w;
     jt_err e;
 
-    if ((e = jt_req_query_int(r, "page", 1, 1, 1000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+    if ((e = jt_page_parse(r, 1000000, &page, &size)) != JT_OK
         || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
     }

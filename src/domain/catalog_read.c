@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/search.h"
 #include "http/json.h"
@@ -149,8 +150,7 @@ catalog_list(jt_req *r)
     jt_json w;
     jt_err e;
 
-    if ((e = jt_req_query_int(r, "page", 1, 1, 10000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+    if ((e = jt_page_parse(r, 10000000, &page, &size)) != JT_OK
         || (e = jt_req_query_str(r, "q", &q)) != JT_OK
         || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;

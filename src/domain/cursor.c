@@ -3,6 +3,18 @@
 #include "domain/accounts.h"
 #include "domain/common.h"
 
+jt_err
+jt_page_parse(jt_req *r, int64_t max_page, int64_t *page, int64_t *size)
+{
+    jt_err e;
+
+    if ((e = jt_req_query_int(r, "page", 1, 1, max_page, page)) != JT_OK
+        || (e = jt_req_query_int(r, "size", JT_CURSOR_DEFAULT_LIMIT, 1, JT_PAGE_MAX_SIZE, size)) != JT_OK) {
+        return e;
+    }
+    return JT_OK;
+}
+
 /* Both parameters are bounded before any statement runs: a cursor of 0 or
  * a negative limit would be an empty or unbounded page, never an answer
  * the client meant. */

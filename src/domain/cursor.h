@@ -44,6 +44,12 @@ typedef struct {
     int64_t next;       /* and its cursor: the id of the last row shown */
 } jt_cursor;
 
+/* The public lists that are cached by page (products, auctions) keep
+ * numbered pages instead: ?page= (1..max_page, default 1) and ?size=
+ * (1..JT_PAGE_MAX_SIZE, default JT_CURSOR_DEFAULT_LIMIT), read here. */
+#define JT_PAGE_MAX_SIZE 100
+jt_err jt_page_parse(jt_req *r, int64_t max_page, int64_t *page, int64_t *size);
+
 /* Reads ?cursor= and ?limit= of r. JT_OK, or a 400 naming the parameter. */
 jt_err jt_cursor_parse(jt_req *r, jt_cursor *c, int64_t max_limit);
 /* Writes row i of a page as one element of "items" (JT_OK, or an error
