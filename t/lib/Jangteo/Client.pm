@@ -15,7 +15,7 @@ use IO::Select;
 use JSON::PP;
 use POSIX qw(_exit :sys_wait_h);
 use Test::More ();
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use Jangteo::Stack;
 
 our @EXPORT_OK = qw(
@@ -68,6 +68,8 @@ sub jreq {
 #                        long forking took)
 #   on_answer => sub     called with the count each time an answer arrives
 #                        (to act mid-run)
+#   stagger => s         request $i leaves $i * s seconds after the release
+#                        (overlapping sends, in a known order)
 #   timeout => s         children still running then are killed and
 #                        reported as status 597 (150)
 sub concurrent {
@@ -87,6 +89,7 @@ sub concurrent {
             syswrite($ready_w, 'r');
             close $ready_w;
             my $x = <$gate_r>;    # EOF when the parent lets go
+            sleep($opt{stagger} * $i) if $opt{stagger};
             my $res = eval { do_request(http_client(timeout => 120), $s, @{ $reqs->[$i] }) }
                 || { status => 599, body => "client: $@", headers => {} };
             print {$wr} $JSON->encode($res);
