@@ -72,8 +72,10 @@ sub _decorate {
 # Runs every request of @$reqs ([method, path, \%headers, $body]) in its own
 # forked child; all are released at once. Results come back through one pipe
 # per child, in request order. $opt{on_answer}->($count) is called in the
-# parent each time an answer arrives (to act mid-run). Children still running
-# after $opt{timeout} seconds are killed and reported as status 597.
+# parent each time an answer arrives (to act mid-run). With $opt{stagger}
+# (seconds), request $i leaves $i * stagger after the others' release.
+# Children still running after $opt{timeout} seconds are killed and reported
+# as status 597.
 sub fire {
     my ($s, $reqs, %opt) = @_;
     my $timeout = $opt{timeout} // 150;
@@ -87,6 +89,7 @@ sub fire {
             close $gate_w;
             close $rd;
             my $x = <$gate_r>;    # EOF when the parent lets go
+            sleep($opt{stagger} * $i) if $opt{stagger};
             my $res = eval { _do_request(_client(), $s, @{ $reqs->[$i] }) }
                 || { status => 599, body => "client: $@", headers => {} };
             print {$wr} $JSON->encode($res);
