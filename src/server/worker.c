@@ -215,6 +215,7 @@ jt_worker_run(const jt_worker_args *a)
         set_io_timeouts(freq.ipcFd, io_timeout);
 
         slot_begin(sb, slot, &freq);
+        db.fail_next = 0;
         jt_http_serve(&hctx, &freq, slot->request_id, sizeof(slot->request_id));
         FCGX_Finish_r(&freq);
         if (db.in_tx) {
