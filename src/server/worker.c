@@ -96,7 +96,9 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
     int64_t busy;
 
     snprintf(s->method, sizeof(s->method), "%s", m ? m : "-");
-    snprintf(s->uri, sizeof(s->uri), "%s", u ? u : "-");
+    /* the path only: the scoreboard feeds /status and the master's
+     * request_timeout log line, and a query string may carry anything */
+    snprintf(s->uri, sizeof(s->uri), "%.*s", u ? (int) strcspn(u, "?") : 1, u ? u : "-");
     s->request_id[0] = '\0';
     __atomic_store_n(&s->req_start_us, mono_us(), __ATOMIC_RELEASE);
     __atomic_store_n(&s->state, JT_SLOT_BUSY, __ATOMIC_RELEASE);
