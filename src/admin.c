@@ -15,8 +15,9 @@
 #include "core/log.h"
 #include "core/pii.h"
 #include "domain/audit.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/search.h"
 #include "store/tx.h"
 #include "store/db.h"
 

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define JT_PATH_MAX 512
 #define JT_SECRET_MAX 256
@@ -97,7 +98,6 @@ typedef struct {
 int  jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen);
 void jt_conf_defaults(jt_conf *c);
 /* Writes a commented config with every setting at its default. */
-#include <stdio.h>
 void jt_conf_print_defaults(FILE *out);
 
 #endif

@@ -1,6 +1,6 @@
 /* Accounts and bearer tokens. Email, name and phone are sealed at rest
  * (core/pii.c); passwords are argon2id hashes (libsodium). */
-#include "domain/auth.h"
+#include "domain/accounts.h"
 
 #include <ctype.h>
 #include <string.h>

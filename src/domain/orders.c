@@ -12,8 +12,9 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/pii.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -554,18 +555,14 @@ stock_lock_keys(jt_req *r, const order_line *lines, int n, int64_t buyer, int *n
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        char tmp[64];
-        if (lines[i].option_id) {
-            snprintf(tmp, sizeof(tmp), "lock:stock:o:%lld", (long long) lines[i].option_id);
-        } else {
-            snprintf(tmp, sizeof(tmp), "lock:stock:p:%lld", (long long) lines[i].product_id);
+        keys[i] = jt_lockkey_stock(r->arena, lines[i].product_id, lines[i].option_id);
+        if (keys[i] == NULL) {
+            return NULL;
         }
-        keys[i] = jt_pstrdup(r->arena, tmp);
     }
-    {
-        char tmp[64];
-        snprintf(tmp, sizeof(tmp), "lock:balance:%lld", (long long) buyer);
-        keys[n] = jt_pstrdup(r->arena, tmp);
+    keys[n] = jt_lockkey_balance(r->arena, buyer);
+    if (keys[n] == NULL) {
+        return NULL;
     }
     *nkeys = n + 1;
     return keys;

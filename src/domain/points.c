@@ -9,8 +9,9 @@
 
 #include "core/config.h"
 #include "core/metrics.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/write.h"
 #include "http/json.h"
 #include "store/db.h"
@@ -186,9 +187,10 @@ points_charge(jt_req *r)
     }
     c.idem = wr.has_key ? &wr.idem : NULL;
     {
-        char key[64];
-        const char *keys[1] = { key };
-        snprintf(key, sizeof(key), "lock:balance:%lld", (long long) uid);
+        const char *keys[1] = { jt_lockkey_balance(r->arena, uid) };
+        if (keys[0] == NULL) {
+            return JT_E_INTERNAL;
+        }
         e = jt_write_lock(r, &wr, keys, 1);
         if (e != JT_OK) {
             return e;

@@ -14,7 +14,7 @@ typedef jt_err (*jt_handler)(jt_req *r);
 
 #define JT_ROUTE_TEST 1   /* exists only when [server] enable_test_routes */
 
-typedef struct {
+typedef struct jt_route {
     int         method;
     const char *pattern;
     jt_handler  handler;

@@ -5,18 +5,10 @@
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 jt_db_init(jt_db *db, const jt_conf *conf, const char *user, const char *password)
@@ -101,7 +93,7 @@ jt_db_ready(jt_db *db)
     if (db->conn != NULL) {
         return JT_DB_OK;
     }
-    now = wall_ms();
+    now = jt_clock_mono_ms();
     if (now < db->retry_at_ms) {
         return JT_DB_DOWN;
     }

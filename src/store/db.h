@@ -62,7 +62,7 @@ typedef struct jt_db {
     const char        *password;
     struct jt_db_stmt  stmts[JT_DB_MAX_STMTS];
     int                nstmts;
-    int64_t            retry_at_ms;  /* no reconnect attempt before this */
+    int64_t            retry_at_ms;  /* no reconnect before this (jt_clock_mono_ms) */
     int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
     int                fail_next;    /* test-only, see [testing] fail_after_commit */
     unsigned           last_errno;

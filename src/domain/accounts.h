@@ -1,7 +1,9 @@
-/* Bearer tokens: who is asking, and may they act on this user. */
-#ifndef JT_AUTH_H
-#define JT_AUTH_H
+/* Accounts and bearer tokens: registering a user, who is asking, and may
+ * they act on this user (accounts.c). */
+#ifndef JT_ACCOUNTS_H
+#define JT_ACCOUNTS_H
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "http/request.h"
@@ -35,7 +37,6 @@ typedef struct {
 struct jt_db;
 jt_err accounts_validate(jt_req *r, jt_new_user *u);
 /* The registration body, validated without touching the database. */
-#include <json-c/json.h>
 jt_err accounts_parse(jt_req *r, json_object *o, jt_new_user *u);
 int    accounts_valid_phone(const char *s);
 /* 0 ok (*id set), 1 email taken, -1 database down, -2 other error. */

@@ -1,0 +1,35 @@
+#include "http/conditional.h"
+
+#include <string.h>
+
+#include "http/request.h"
+
+int
+jt_http_parse_if_match(const char *h, int64_t *v)
+{
+    char digits[24];
+    size_t n = 0;
+    uint64_t u;
+
+    if (h == NULL) {
+        return 0;
+    }
+    if (!strncmp(h, "W/", 2)) {
+        h += 2;
+    }
+    if (*h == '"') {
+        h++;
+    }
+    while (*h >= '0' && *h <= '9' && n < sizeof(digits) - 1) {
+        digits[n++] = *h++;
+    }
+    digits[n] = '\0';
+    if (*h == '"') {
+        h++;
+    }
+    if (*h != '\0' || jt_parse_u64(digits, &u) != 0 || u > INT64_MAX) {
+        return -1;
+    }
+    *v = (int64_t) u;
+    return 1;
+}
