@@ -205,7 +205,7 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
     for my $c (@cases) {
         my ($name, $m, $path, $tok, $body, $names) = @$c;
         my $before = snapshot($s);
-        my $r = jreq($s, $m, $path, $tok, $body, 'Idempotency-Key' => "u35-$name-$$");
+        my $r = jreq($s, $m, $path, $tok, $body, 'Idempotency-Key' => 'u35-' . ($name =~ s/\W+/-/gr) . "-$$");
         $r->{json} //= eval { $JSON->decode($r->{body}) };
         problem_ok($r, 400, 'INVALID_REQUEST', "7: $name -> 400 INVALID_REQUEST");
         like($r->{json}{detail} // '', $names, "7: $name: the detail names the member");
