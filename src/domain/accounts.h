@@ -39,8 +39,10 @@ jt_err accounts_validate(jt_req *r, jt_new_user *u);
 /* The registration body, validated without touching the database. */
 jt_err accounts_parse(jt_req *r, json_object *o, jt_new_user *u);
 int    accounts_valid_phone(const char *s);
-/* 0 ok (*id set), 1 email taken, -1 database down, -2 other error. */
-int    accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
+/* Hashes the password, seals the personal fields and inserts the row.
+ * JT_OK with *id set, JT_E_EMAIL_TAKEN, JT_E_DATABASE_UNAVAILABLE or
+ * JT_E_INTERNAL; no detail is set (the caller may not be a request). */
+jt_err accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
                        int64_t memlimit_kib, int64_t *id);
 
 #endif

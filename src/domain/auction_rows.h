@@ -1,7 +1,9 @@
 /* The auction and receipt rows as auctions.c, bids.c and receipts.c read
  * them: the column lists with their indexes, the statements more than one
  * of them runs (each defined once, in the file named: a statement's text
- * address keys the prepared-statement cache), and the helpers on a row. */
+ * address keys the prepared-statement cache), and the helpers on a row.
+ * Auction windows and a bid's acceptance are business times: DATETIME(6)
+ * in the rows (sql/008), epoch milliseconds in C (auction_price.h). */
 #ifndef JT_AUCTION_ROWS_H
 #define JT_AUCTION_ROWS_H
 
@@ -10,19 +12,21 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "domain/auction_price.h"
+#include "domain/common.h"
 #include "http/request.h"
 #include "store/db.h"
 
 #define AUCTION_COLS                                                                        \
     "SELECT id, seller_id, product_name, origin_price, initial_stock, stock, max_per_buyer," \
-    " policy, variation_width, discount_rate_bp, variation_seconds, starts_at_ms, ends_at_ms, show_stock, version" \
+    " policy, variation_width, discount_rate_bp, variation_seconds, " JT_SQL_EPOCH_MS("starts_at") ","        \
+    " " JT_SQL_EPOCH_MS("ends_at") ", show_stock, version"                                  \
     " FROM auctions"
 enum { A_ID, A_SELLER, A_NAME, A_ORIGIN, A_INITIAL, A_STOCK, A_MAX, A_POLICY, A_WIDTH, A_RATE, A_VAR, A_START,
        A_END, A_SHOW, A_VERSION };
 
 #define RECEIPT_COLS                                                                        \
     "SELECT id, uuid, auction_id, buyer_id, seller_id, product_name, price, quantity, status, failure_code," \
-    " accepted_at_ms, version, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')," \
+    " " JT_SQL_EPOCH_MS("accepted_at") ", version, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')," \
     " DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM receipts"
 enum { R_ID, R_UUID, R_AUCTION, R_BUYER, R_SELLER, R_NAME, R_PRICE, R_QTY, R_STATUS, R_FAILURE, R_ACCEPTED,
        R_VERSION, R_CREATED, R_UPDATED };

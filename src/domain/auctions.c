@@ -20,10 +20,10 @@
 
 const char SQL_AUCTION_GET[] = AUCTION_COLS " WHERE id = ? AND deleted_at IS NULL";
 static const char SQL_AUCTION_PAGE[] =
-    AUCTION_COLS " WHERE deleted_at IS NULL ORDER BY starts_at_ms DESC, id DESC LIMIT ? OFFSET ?";
+    AUCTION_COLS " WHERE deleted_at IS NULL ORDER BY starts_at DESC, id DESC LIMIT ? OFFSET ?";
 static const char SQL_AUCTION_INSERT[] =
     "INSERT INTO auctions (seller_id, product_name, origin_price, initial_stock, stock, max_per_buyer, policy,"
-    " variation_width, discount_rate_bp, variation_seconds, starts_at_ms, ends_at_ms, show_stock)"
+    " variation_width, discount_rate_bp, variation_seconds, starts_at, ends_at, show_stock)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_AUCTION_DELETE[] =
     "UPDATE auctions SET deleted_at = NOW(6), version = version + 1 WHERE id = ? AND version = ?";
@@ -248,6 +248,7 @@ auctions_create(jt_req *r)
     int64_t stock, maxpb, id, now = jt_clock_now_ms();
     jt_auction_rule a;
     int show;
+    jt_sql_time_buf starts, ends;
     jt_val p[13];
     jt_rows rows;
     jt_db_rc rc;
@@ -274,8 +275,8 @@ auctions_create(jt_req *r)
     p[7] = a.policy == JT_POLICY_CONSTANT ? JT_VI(a.width) : JT_VNULL;
     p[8] = a.policy == JT_POLICY_PERCENTAGE ? JT_VI(a.rate_bp) : JT_VNULL;
     p[9] = JT_VI(a.variation_s);
-    p[10] = JT_VI(a.starts_ms);
-    p[11] = JT_VI(a.ends_ms);
+    p[10] = jt_sql_time(&starts, a.starts_ms * 1000);
+    p[11] = jt_sql_time(&ends, a.ends_ms * 1000);
     p[12] = JT_VI(show ? 1 : 0);
     if ((rc = jt_db_exec(r->db, r->arena, SQL_AUCTION_INSERT, p, 13, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);

@@ -31,14 +31,14 @@ static const char SQL_BOUGHT[] =
     "SELECT COALESCE(SUM(quantity), 0) FROM receipts WHERE auction_id = ? AND buyer_id = ? AND status = 'PURCHASED'";
 static const char SQL_RECEIPT_INSERT[] =
     "INSERT INTO receipts (uuid, auction_id, buyer_id, seller_id, product_name, price, quantity, status,"
-    " accepted_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_RECEIPT_STATE[] = "SELECT status, version FROM receipts WHERE id = ?";
 static const char SQL_EARLIER_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND auction_id = ? AND id < ? ORDER BY id LIMIT 32";
 /* how long settle_earlier may keep settling before it gives up (for now) */
 #define JT_BIDS_EARLIER_BUDGET_MS 10000
 static const char SQL_STALE_PENDING[] =
-    "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at_ms < ? ORDER BY id LIMIT ?";
+    "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at < ? ORDER BY id LIMIT ?";
 
 /* --- bidding ------------------------------------------------------------------------ */
 
@@ -101,6 +101,7 @@ static jt_tx_step
 bid_body(jt_tx *tx)
 {
     bid_tx *t = tx->data;
+    jt_sql_time_buf accepted;
     jt_val p[9];
     jt_rows rows;
     int64_t stock, aversion, maxpb, bought, amount;
@@ -119,7 +120,7 @@ bid_body(jt_tx *tx)
         p[5] = JT_VI(t->price);
         p[6] = JT_VI(t->quantity);
         p[7] = JT_VS("PENDING");
-        p[8] = JT_VI(t->accepted_ms);
+        p[8] = jt_sql_time(&accepted, t->accepted_ms * 1000);
         JT_TX_EXEC(tx, SQL_RECEIPT_INSERT, p, 9, &rows);
         t->receipt_id = (int64_t) rows.insert_id;
         jt_buf_init(&t->body, tx->arena, 96);
@@ -175,7 +176,7 @@ bid_body(jt_tx *tx)
         p[5] = JT_VI(t->price);
         p[6] = JT_VI(t->quantity);
         p[7] = JT_VS("PURCHASED");
-        p[8] = JT_VI(t->accepted_ms);
+        p[8] = jt_sql_time(&accepted, t->accepted_ms * 1000);
         JT_TX_EXEC(tx, SQL_RECEIPT_INSERT, p, 9, &rows);
         t->receipt_id = (int64_t) rows.insert_id;
     } else {
@@ -227,8 +228,8 @@ bid_lock_keys(jt_arena *a, int64_t auction, int64_t buyer, int64_t seller)
     return keys[0] && keys[1] && keys[2] ? keys : NULL;
 }
 
-static int settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a,
-                          int64_t auction_id, int64_t before_id);
+static jt_bid_apply settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a,
+                                int64_t auction_id, int64_t before_id);
 
 /* POST /api/v1/auctions/{id}/bids {"price","quantity"} */
 jt_err
@@ -321,7 +322,7 @@ bids_place(jt_req *r)
      * and still queued (a buyer's earlier bid, accepted while Redis was up,
      * must take the stock and the purchase limit first), then this one, now,
      * under the locks */
-    if (settle_earlier(c, r->db, r->redis, r->arena, id, INT64_MAX) != 0) {
+    if (settle_earlier(c, r->db, r->redis, r->arena, id, INT64_MAX) != JT_BID_SETTLED) {
         return jt_fail(r, JT_E_LOCK_TIMEOUT, "earlier bids on auction %lld are still being settled; retry",
                        (long long) id);
     }
@@ -363,7 +364,7 @@ fail_body(jt_tx *tx)
 }
 
 /* Settles one PENDING receipt: PURCHASED, or FAILED with the reason. */
-static int
+static jt_bid_apply
 apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_tx_policy pol = { c->tx_max_attempts, c->tx_deadline_ms, c->tx_backoff_base_ms, c->tx_backoff_max_ms,
@@ -378,10 +379,10 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     int status;
 
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
-        return 0;   /* unknown or already settled: a redelivery changes nothing */
+        return JT_BID_SETTLED;   /* unknown or already settled: a redelivery changes nothing */
     }
     memset(&t, 0, sizeof(t));
     t.arena = a;
@@ -398,7 +399,7 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
      * accepted; check them again at that instant, never at "now" */
     p[0] = JT_VI(t.auction_id);
     if (jt_db_exec(db, a, SQL_AUCTION_GET, p, 1, &ar) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (ar.nrows == 0) {
         t.refusal = JT_E_AUCTION_NOT_FOUND;
@@ -414,11 +415,11 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     if (t.refusal == JT_OK) {
         keys = bid_lock_keys(a, t.auction_id, t.buyer, t.seller);
         if (keys == NULL) {
-            return -1;
+            return JT_BID_PENDING;
         }
         switch (jt_lock_acquire_all(redis, a, &locks, keys, 3, c->lock_wait_ms, c->lock_lease_ms)) {
         case JT_LOCK_TIMEOUT:
-            return -1;   /* stays pending; retried */
+            return JT_BID_PENDING;   /* stays pending; retried */
         default:
             break;
         }
@@ -426,13 +427,13 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
         jt_lock_release_all(redis, a, &locks);
         if (rc == JT_TX_OK) {
             JT_METRIC_INC(bids_purchased);
-            return 0;
+            return JT_BID_SETTLED;
         }
         if (rc != JT_TX_ABORTED) {
-            return -1;
+            return JT_BID_PENDING;
         }
         if (t.settled) {
-            return 0;   /* somebody else applied or failed it: done */
+            return JT_BID_SETTLED;   /* somebody else applied or failed it: done */
         }
         if (t.refusal == JT_OK) {
             t.refusal = JT_E_INTERNAL;
@@ -442,18 +443,18 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     rc = jt_tx_run(db, a, &pol, fail_body, &t);
     if (rc == JT_TX_OK) {
         JT_METRIC_INC(bids_failed);
-        return 0;
+        return JT_BID_SETTLED;
     }
-    return rc == JT_TX_ABORTED && t.settled ? 0 : -1;
+    return rc == JT_TX_ABORTED && t.settled ? JT_BID_SETTLED : JT_BID_PENDING;
 }
 
 /* Settles every PENDING receipt of the auction older than before_id, oldest
  * first, 32 at a time until none is left: there is no cap on how many come
  * first. Each round settles at least one or stops (apply_one leaves no
- * receipt PENDING when it returns 0), so it ends; a time budget bounds it
- * all the same. 0 when none is left, -1 when one could not be settled now:
- * it stays pending, and so must whatever came after it. */
-static int
+ * receipt PENDING when it answers SETTLED), so it ends; a time budget bounds it
+ * all the same. SETTLED when none is left, PENDING when one could not be
+ * settled now: it stays pending, and so must whatever came after it. */
+static jt_bid_apply
 settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, int64_t auction_id,
                int64_t before_id)
 {
@@ -465,20 +466,20 @@ settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_ar
         int i;
 
         if (jt_db_exec(db, a, SQL_EARLIER_PENDING, p, 2, &earlier) != JT_DB_OK) {
-            return -1;
+            return JT_BID_PENDING;
         }
         if (earlier.nrows == 0) {
-            return 0;
+            return JT_BID_SETTLED;
         }
         for (i = 0; i < earlier.nrows; i++) {
-            if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != 0) {
-                return -1;
+            if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != JT_BID_SETTLED) {
+                return JT_BID_PENDING;
             }
         }
         if (jt_clock_mono_ms() > give_up) {
             jt_log_warn("bids: auction %lld has more earlier PENDING receipts than one pass settles",
                         (long long) auction_id);
-            return -1;
+            return JT_BID_PENDING;
         }
     }
 }
@@ -490,20 +491,21 @@ settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_ar
  * first applies them, oldest first; the receipt's status makes the second
  * application of one a no-op. An earlier one that cannot be settled now
  * keeps this one pending too (retried, never reordered). */
-int
+jt_bid_apply
 bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_val p[2] = { JT_VS(uuid) };
     jt_rows rows;
 
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
-        return -1;
+        return JT_BID_PENDING;
     }
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
-        return 0;   /* unknown or already settled: a redelivery changes nothing */
+        return JT_BID_SETTLED;   /* unknown or already settled: a redelivery changes nothing */
     }
-    if (settle_earlier(c, db, redis, a, jt_cell(&rows, 0, R_AUCTION)->i, jt_cell(&rows, 0, R_ID)->i) != 0) {
-        return -1;
+    if (settle_earlier(c, db, redis, a, jt_cell(&rows, 0, R_AUCTION)->i, jt_cell(&rows, 0, R_ID)->i)
+        != JT_BID_SETTLED) {
+        return JT_BID_PENDING;
     }
     return apply_one(c, db, redis, a, uuid);
 }
@@ -511,7 +513,8 @@ bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt
 int
 bids_stale_pending(const jt_conf *c, struct jt_db *db, jt_arena *a, const char **uuids, int max)
 {
-    jt_val p[2] = { JT_VI(jt_clock_now_ms() - c->auction_sweep_after_ms), JT_VI(max) };
+    jt_sql_time_buf before;
+    jt_val p[2] = { jt_sql_time(&before, (jt_clock_now_ms() - c->auction_sweep_after_ms) * 1000), JT_VI(max) };
     jt_rows rows;
     int i;
 

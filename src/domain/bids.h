@@ -19,11 +19,15 @@ struct jt_redis;
 /* POST /api/v1/auctions/{id}/bids */
 jt_err bids_place(jt_req *r);
 
+typedef enum {
+    JT_BID_SETTLED = 0,   /* PURCHASED or FAILED (now or before): acknowledge */
+    JT_BID_PENDING        /* not now (database down, lock busy): keep it, retry */
+} jt_bid_apply;
+
 /* Applies one queued bid (by receipt uuid): PURCHASED or FAILED, exactly
- * once whatever happens around it. 0 when the message can be acknowledged,
- * -1 when it must stay pending (database down, lock busy). */
-int bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a,
-                      const char *uuid);
+ * once whatever happens around it. */
+jt_bid_apply bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a,
+                               const char *uuid);
 /* PENDING receipts older than sweep_after_ms (their stream entry was lost):
  * their uuids, at most max. */
 int bids_stale_pending(const jt_conf *c, struct jt_db *db, jt_arena *a, const char **uuids, int max);

@@ -37,8 +37,8 @@ jt_err catalog_validate_create(jt_req *r, json_object *o);
 /* The guard of one product's detail entry ("pg:<id>"), into out. */
 void catalog_product_guard(char *out, size_t len, int64_t id);
 
-/* Builds the detail answer of one product from MariaDB. 0 ok, 1 not found,
- * else the failed statement's code (negated). */
-int catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change);
+/* Builds the detail answer of one product from MariaDB into b: JT_OK, or
+ * the answer to give (PRODUCT_NOT_FOUND, or the database's failure). */
+jt_err catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change);
 
 #endif

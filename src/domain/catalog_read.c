@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "domain/common.h"
+#include "domain/lockkey.h"
 #include "domain/search.h"
 #include "http/json.h"
 #include "store/cache.h"
@@ -20,15 +21,17 @@
 #include "store/lock.h"
 
 #define TS_FMT "'%Y-%m-%dT%H:%i:%s.%fZ'"
-/* the sale status, computed from the clock on every read: no job flips it */
+/* The sale status, computed from the app's clock (clk.now, JT_SQL_CLOCK)
+ * on every read: no job flips it. Every statement below joins clk and
+ * binds jt_sql_now() as its first parameter. */
 #define STATUS_EXPR                                                                 \
-    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > NOW(6) THEN 'COMING_SOON'" \
-    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= NOW(6) THEN 'ENDED' ELSE 'ON_SALE' END"
+    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 'COMING_SOON'" \
+    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 'ENDED' ELSE 'ON_SALE' END"
 /* milliseconds until the status can next change (capped at 1000): a cached
  * answer must not outlive the second its sale opens or closes */
 #define NEXT_CHANGE_MS                                                              \
-    "LEAST(COALESCE(IF(p.sale_starts_at > NOW(6), TIMESTAMPDIFF(MICROSECOND, NOW(6), p.sale_starts_at) DIV 1000, NULL), 1000)," \
-    " COALESCE(IF(p.sale_ends_at > NOW(6), TIMESTAMPDIFF(MICROSECOND, NOW(6), p.sale_ends_at) DIV 1000, NULL), 1000))"
+    "LEAST(COALESCE(IF(p.sale_starts_at > clk.now, TIMESTAMPDIFF(MICROSECOND, clk.now, p.sale_starts_at) DIV 1000, NULL), 1000)," \
+    " COALESCE(IF(p.sale_ends_at > clk.now, TIMESTAMPDIFF(MICROSECOND, clk.now, p.sale_ends_at) DIV 1000, NULL), 1000))"
 #define STOCK_EXPR "COALESCE((SELECT SUM(o.stock) FROM product_options o WHERE o.product_id = p.id), p.stock)"
 
 /* one round trip: the product, and one row per option (NULLs when none) */
@@ -36,22 +39,22 @@ static const char SQL_PRODUCT_GET[] =
     "SELECT p.id, p.name, p.price, p.stock, p.version, p.description, p.seller_id, " STATUS_EXPR ", "
     NEXT_CHANGE_MS ", DATE_FORMAT(p.sale_starts_at, " TS_FMT "), DATE_FORMAT(p.sale_ends_at, " TS_FMT "),"
     " o.id, o.name, o.extra_price, o.stock"
-    " FROM products p LEFT JOIN product_options o ON o.product_id = p.id"
+    " FROM " JT_SQL_CLOCK ", products p LEFT JOIN product_options o ON o.product_id = p.id"
     " WHERE p.id = ? AND p.deleted_at IS NULL ORDER BY o.id";
 
 /* listing: 2 (q or not) x 4 (status filter) statements, all index-backed */
 #define LIST_COLS                                                                   \
     "SELECT p.id, p.name, p.price, " STOCK_EXPR ", " STATUS_EXPR ", " NEXT_CHANGE_MS \
-    " FROM products p WHERE p.deleted_at IS NULL"
-#define COUNT_COLS "SELECT COUNT(*) FROM products p WHERE p.deleted_at IS NULL"
+    " FROM " JT_SQL_CLOCK ", products p WHERE p.deleted_at IS NULL"
+#define COUNT_COLS "SELECT COUNT(*) FROM " JT_SQL_CLOCK ", products p WHERE p.deleted_at IS NULL"
 /* Each gram is its own index lookup: grams compare under the name's
  * collation (sql/007), where two grams of one query may be equal ('É' and
  * 'é'), so "has all of them" cannot be a count of distinct matches. */
 #define Q_GRAM " AND p.id IN (SELECT g.product_id FROM product_name_grams g WHERE g.gram = ?)"
 #define Q_COND Q_GRAM Q_GRAM Q_GRAM Q_GRAM " AND p.name LIKE ? ESCAPE '!'"
-#define S_ON " AND (p.sale_starts_at IS NULL OR p.sale_starts_at <= NOW(6)) AND (p.sale_ends_at IS NULL OR p.sale_ends_at > NOW(6))"
-#define S_SOON " AND p.sale_starts_at > NOW(6)"
-#define S_END " AND p.sale_ends_at <= NOW(6)"
+#define S_ON " AND (p.sale_starts_at IS NULL OR p.sale_starts_at <= clk.now) AND (p.sale_ends_at IS NULL OR p.sale_ends_at > clk.now)"
+#define S_SOON " AND p.sale_starts_at > clk.now"
+#define S_END " AND p.sale_ends_at <= clk.now"
 #define PAGE " ORDER BY p.id LIMIT ? OFFSET ?"
 
 static const char *const SQL_LIST[8] = {
@@ -64,14 +67,17 @@ static const char *const SQL_COUNT[8] = {
 };
 
 /* a status-filtered page can change when any live product's sale opens or
- * closes, not only the ones on it: how long until the next such instant */
+ * closes, not only the ones on it: how long until the next such instant
+ * (the clock is bound twice, once per arm) */
 static const char SQL_NEXT_BOUNDARY_MS[] =
     "SELECT COALESCE(MIN(ms), 1000) FROM ("
-    " SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(sale_starts_at)) DIV 1000 AS ms FROM products"
-    "  WHERE deleted_at IS NULL AND sale_starts_at > NOW(6)"
-    " UNION ALL SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(sale_ends_at)) DIV 1000 FROM products"
-    "  WHERE deleted_at IS NULL AND sale_ends_at > NOW(6)) t";
+    " SELECT TIMESTAMPDIFF(MICROSECOND, clk.now, MIN(sale_starts_at)) DIV 1000 AS ms FROM " JT_SQL_CLOCK ", products"
+    "  WHERE deleted_at IS NULL AND sale_starts_at > clk.now"
+    " UNION ALL SELECT TIMESTAMPDIFF(MICROSECOND, clk.now, MIN(sale_ends_at)) DIV 1000 FROM " JT_SQL_CLOCK ", products"
+    "  WHERE deleted_at IS NULL AND sale_ends_at > clk.now) t";
 
+/* created_at is MariaDB's stamp, so "the last three days" is counted on
+ * its clock (domain/common.h) */
 static const char SQL_POPULAR[] =
     "SELECT oi.product_id, p.name, p.price, SUM(oi.quantity) AS sold"
     " FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id"
@@ -120,6 +126,7 @@ catalog_list(jt_req *r)
     const char *grams[64];
     int64_t page, size, min_change = 1000;
     int variant = 0, ngrams = 0, i, np;
+    jt_sql_time_buf now;
     jt_val p[10];
     jt_rows rows, count;
     jt_cache_slot slot = { "", "", 0 };
@@ -147,7 +154,7 @@ catalog_list(jt_req *r)
         if (ql == 0 || ql > 100 || memchr(q, '\0', ql) != NULL) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "'q' must be 1 to 100 characters");
         }
-        ngrams = catalog_grams(r->arena, q, grams, 64, 1);
+        ngrams = search_grams(r->arena, q, grams, 64, 1);
         if (ngrams == 0) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "'q' must contain a non-blank character");
         }
@@ -167,6 +174,7 @@ catalog_list(jt_req *r)
     JT_METRIC_INC(cache_misses);
 
     np = 0;
+    p[np++] = jt_sql_now(&now);
     if (q != NULL) {
         /* up to four grams spread over the query narrow the candidates
          * through the index; LIKE then checks the whole substring */
@@ -230,7 +238,8 @@ catalog_list(jt_req *r)
     }
     if (status != NULL) {
         jt_rows nb;
-        if (jt_db_exec(r->db, r->arena, SQL_NEXT_BOUNDARY_MS, NULL, 0, &nb) != JT_DB_OK || nb.nrows == 0) {
+        jt_val nbp[2] = { p[0], p[0] };   /* the instant the page was read at */
+        if (jt_db_exec(r->db, r->arena, SQL_NEXT_BOUNDARY_MS, nbp, 2, &nb) != JT_DB_OK || nb.nrows == 0) {
             min_change = 0;   /* unknown: do not cache */
         } else {
             jt_val *v = jt_cell(&nb, 0, 0);
@@ -251,21 +260,22 @@ catalog_product_guard(char *out, size_t len, int64_t id)
     snprintf(out, len, "pg:%lld", (long long) id);
 }
 
-int
+jt_err
 catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
-    jt_val p[1] = { JT_VI(id) };
+    jt_sql_time_buf now;
+    jt_val p[2] = { jt_sql_now(&now), JT_VI(id) };
     jt_rows rows;
     jt_db_rc rc;
     jt_json w;
     int64_t stock;
     int i, has_options;
 
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_GET, p, 1, &rows)) != JT_DB_OK) {
-        return -(int) rc;
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_GET, p, 2, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
     }
     if (rows.nrows == 0) {
-        return 1;
+        return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
     }
     *next_change = jt_cell(&rows, 0, 8)->type == JT_V_INT ? jt_cell(&rows, 0, 8)->i
                                                           : strtoll(jt_cell(&rows, 0, 8)->s, NULL, 10);
@@ -303,7 +313,7 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     }
     jw_arr_close(&w);
     jw_obj_close(&w);
-    return b->oom ? -(int) JT_DB_ERROR : 0;
+    return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }
 
 /* GET /api/v1/products/{id} */
@@ -316,7 +326,7 @@ catalog_get(jt_req *r)
     const char *cached;
     size_t clen;
     jt_buf b;
-    int rc;
+    jt_err e;
 
     catalog_product_guard(guard, sizeof(guard), id);
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
@@ -325,12 +335,8 @@ catalog_get(jt_req *r)
         return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
-    rc = catalog_product_from_db(r, id, &b, &next_change);
-    if (rc == 1) {
-        return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
-    }
-    if (rc < 0) {
-        return jt_db_fail(r, (jt_db_rc) -rc);
+    if ((e = catalog_product_from_db(r, id, &b, &next_change)) != JT_OK) {
+        return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
     jt_reply_json(r, 200, &b);
@@ -365,11 +371,16 @@ popular_query(jt_req *r, jt_buf *b)
     return b->oom ? JT_E_INTERNAL : JT_OK;
 }
 
+typedef enum {
+    POPULAR_HIT,        /* b holds the cached answer */
+    POPULAR_MISS,       /* the slot can fill it */
+    POPULAR_NO_CACHE    /* Redis is down (or not ours): ask MariaDB */
+} popular_lookup;
+
 /* Popular rows carry names and prices, so they hang on the list guard too:
  * any catalog write re-tags it, and a renamed, repriced or deleted product
- * is never shown from the cache. 1 hit, 0 miss (the slot can fill it), -1
- * Redis is down. */
-static int
+ * is never shown from the cache. */
+static popular_lookup
 popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 {
     const char *data;
@@ -377,11 +388,11 @@ popular_cached(jt_req *r, jt_buf *b, jt_cache_slot *slot)
 
     data = jt_cache_get(r->redis, r->arena, "popular", JT_CATALOG_LIST_GUARD, slot, &len);
     if (data == NULL) {
-        return slot->armed ? 0 : -1;
+        return slot->armed ? POPULAR_MISS : POPULAR_NO_CACHE;
     }
     jt_buf_init(b, r->arena, len + 1);
     jt_buf_add(b, data, len);
-    return 1;
+    return POPULAR_HIT;
 }
 
 /* GET /api/v1/products/popular — cached for popular_ttl; on a cold cache
@@ -395,25 +406,26 @@ catalog_popular(jt_req *r)
     const jt_conf *c = r->conf;
     jt_cache_slot slot = { "", "", 0 };
     jt_lockset lock;
-    const char *keys[1] = { "popular:lock" };
+    const char *keys[1] = { JT_LOCKKEY_POPULAR };
     jt_buf b;
     jt_err e;
-    int got, i;
+    popular_lookup got;
+    int i;
 
     got = popular_cached(r, &b, &slot);
-    if (got == 1) {
+    if (got == POPULAR_HIT) {
         JT_METRIC_INC(cache_hits);
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
-    for (i = 0; got == 0 && i < 300; i++) {
+    for (i = 0; got == POPULAR_MISS && i < 300; i++) {
         switch (jt_lock_acquire_all(r->redis, r->arena, &lock, keys, 1, 1, 5000)) {
         case JT_LOCK_OK:
             /* the refresher: check again (the previous holder may just
              * have filled it), else query and fill */
             e = JT_OK;
-            if ((got = popular_cached(r, &b, &slot)) != 1 && (e = popular_query(r, &b)) == JT_OK) {
+            if ((got = popular_cached(r, &b, &slot)) != POPULAR_HIT && (e = popular_query(r, &b)) == JT_OK) {
                 jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, c->popular_ttl * 1000);
             }
             jt_lock_release_all(r->redis, r->arena, &lock);
@@ -428,11 +440,11 @@ catalog_popular(jt_req *r)
             got = popular_cached(r, &b, &slot);
             break;
         default:
-            got = -1;
+            got = POPULAR_NO_CACHE;
             break;
         }
     }
-    if (got == 1) {
+    if (got == POPULAR_HIT) {
         jt_reply_json(r, 200, &b);
         return JT_OK;
     }

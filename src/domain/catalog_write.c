@@ -116,10 +116,10 @@ answer_product(jt_tx *tx, jt_req *r, int64_t id, int status)
 {
     int64_t next;
     jt_buf b;
-    int rc = catalog_product_from_db(r, id, &b, &next);
+    jt_err e = catalog_product_from_db(r, id, &b, &next);
 
-    if (rc != 0) {
-        tx->db_rc = rc < 0 ? (jt_db_rc) -rc : JT_DB_ERROR;
+    if (e != JT_OK) {
+        tx->db_rc = e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
         return JT_TX_DBERR;
     }
     jt_write_answer(tx, status, &b, "PRODUCT", id);
@@ -179,7 +179,7 @@ create_body(jt_tx *tx)
         m[3] = JT_VS("INITIAL");
         JT_TX_EXEC(tx, SQL_MOVEMENT_INSERT, m, 4, &rows);
     }
-    step = catalog_index_name(tx, c->id, c->name);
+    step = search_index_name(tx, c->id, c->name);
     return step == JT_TX_COMMIT ? answer_product(tx, c->r, c->id, 201) : step;
 }
 
@@ -365,18 +365,19 @@ patch_body(jt_tx *tx)
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    step = c->set_name ? catalog_index_name(tx, c->id, name) : JT_TX_COMMIT;
+    step = c->set_name ? search_index_name(tx, c->id, name) : JT_TX_COMMIT;
     return step == JT_TX_COMMIT ? answer_product(tx, c->r, c->id, 200) : step;
 }
 
 static jt_err
 if_match_of(jt_req *r, int *has, int64_t *v)
 {
-    int rc = jt_http_parse_if_match(r->if_match, v);
-    if (rc < 0) {
+    jt_if_match m = jt_http_parse_if_match(r->if_match, v);
+
+    if (m == JT_IF_MATCH_MALFORMED) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "If-Match must be the product version, e.g. \"3\"");
     }
-    *has = rc;
+    *has = m == JT_IF_MATCH_VERSION;
     return JT_OK;
 }
 

@@ -29,6 +29,10 @@
  *                            applied by a consumer, and every refund of one
  *                            of its receipts.
  *
+ *   popular:lock             not a row: the single-flight refresh of the
+ *                            popular-products answer (catalog_read.c), held
+ *                            by the one request that runs the query.
+ *
  * Kinds to come (cart, order lifecycle, payment) are rows of the kind table
  * in lockkey.c and a function here, named for the row they protect.
  *
@@ -48,6 +52,8 @@ typedef enum {
     JT_LOCKKEY_AUCTION,
     JT_LOCKKEY__COUNT
 } jt_lockkey_kind;
+
+#define JT_LOCKKEY_POPULAR "popular:lock"
 
 /* The key of one row of a kind, in arena memory; NULL when out of memory. */
 const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);

@@ -14,6 +14,7 @@
 #include "core/pii.h"
 #include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
@@ -21,13 +22,16 @@
 #include "store/db.h"
 
 /* pricing, outside any lock */
-/* the sale window, from the clock: 0 open, 1 not yet, 2 ended */
+/* the sale window, from the app's clock (clk.now: each statement that
+ * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first), as a
+ * sale_window value */
+enum sale_window { SALE_OPEN = 0, SALE_NOT_YET = 1, SALE_ENDED = 2 };
 #define WINDOW_EXPR                                                                 \
-    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > NOW(6) THEN 1"  \
-    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= NOW(6) THEN 2 ELSE 0 END"
+    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 1"  \
+    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 2 ELSE 0 END"
 static const char SQL_PRICE_PRODUCT[] =
     "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
-    " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_PRICE_OPTION[] =
     "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
 /* inside the transaction: the rows an order takes stock from (live ones);
@@ -43,16 +47,17 @@ static const char SQL_PRICE_OPTION[] =
  * after waits for this order. Either way an option is never sold at a price
  * or on a product that is no longer so when the order commits. */
 static const char SQL_ORDER_STOCK_PRODUCT[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", products p"
+    " WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_OPTION[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", p.version FROM product_options o"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", p.version FROM " JT_SQL_CLOCK ", product_options o"
     " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_PRODUCT_BALANCE[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM products p JOIN users u"
-    " WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM " JT_SQL_CLOCK ", products p"
+    " JOIN users u WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_ORDER_STOCK_OPTION_BALANCE[] =
     "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version, p.version"
-    " FROM product_options o JOIN products p ON p.id = o.product_id JOIN users u"
+    " FROM " JT_SQL_CLOCK ", product_options o JOIN products p ON p.id = o.product_id JOIN users u"
     " WHERE o.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_STOCK_PRODUCT_BALANCE_WRITE[] =
     "UPDATE products s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
@@ -287,12 +292,13 @@ price_lines(jt_req *r, order_tx *t)
     t->items_total = 0;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
-        jt_val p[2] = { JT_VI(l->product_id), JT_VI(0) };
+        jt_sql_time_buf now;
+        jt_val p[2] = { jt_sql_now(&now), JT_VI(l->product_id) };
         jt_rows rows;
         jt_db_rc rc;
         int has_options;
 
-        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 1, &rows)) != JT_DB_OK) {
+        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 2, &rows)) != JT_DB_OK) {
             return jt_db_fail(r, rc);
         }
         if (rows.nrows == 0) {
@@ -301,10 +307,10 @@ price_lines(jt_req *r, order_tx *t)
         l->name = jt_cell(&rows, 0, 0)->s;
         l->unit_price = jt_cell(&rows, 0, 1)->i;
         has_options = jt_cell(&rows, 0, 2)->i != 0;
-        if (jt_cell(&rows, 0, 3)->i == 1) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_NOT_YET) {
             return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
         }
-        if (jt_cell(&rows, 0, 3)->i == 2) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_ENDED) {
             return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
         }
         if (has_options && l->option_id == 0) {
@@ -380,6 +386,7 @@ place_body(jt_tx *tx)
     int64_t balance = 0, balance_version = 0;
     jt_tx_step step;
     jt_err why;
+    jt_sql_time_buf now;
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
@@ -393,16 +400,17 @@ place_body(jt_tx *tx)
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         const char *plain = l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT;
-        p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        p[1] = JT_VI(t->buyer);
+        p[0] = jt_sql_now(&now);
+        p[1] = JT_VI(l->option_id ? l->option_id : l->product_id);
+        p[2] = JT_VI(t->buyer);
         if (i > 0) {
-            JT_TX_EXEC(tx, plain, p, 1, &rows);
+            JT_TX_EXEC(tx, plain, p, 2, &rows);
         } else {
-            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 2,
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 3,
                        &rows);
             if (rows.nrows == 0) {
                 /* the product is gone, or (hardly ever) the buyer: which? */
-                JT_TX_EXEC(tx, plain, p, 1, &rows);
+                JT_TX_EXEC(tx, plain, p, 2, &rows);
                 if (rows.nrows != 0) {
                     t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
                     return JT_TX_ABORT;
@@ -420,8 +428,8 @@ place_body(jt_tx *tx)
             return JT_TX_ABORT;
         }
         /* the window is checked again at commit time: exact to the second */
-        if (jt_cell(&rows, 0, 3)->i != 0) {
-            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == 1 ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
+        if (jt_cell(&rows, 0, 3)->i != SALE_OPEN) {
+            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == SALE_NOT_YET ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
                                  "product %lld is not on sale now", (long long) l->product_id);
             return JT_TX_ABORT;
         }
@@ -767,47 +775,28 @@ orders_get(jt_req *r)
 jt_err
 orders_list(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_val p[1] = { JT_VI(uid) };
     jt_principal who;
-    jt_val p[3];
+    jt_cursor c;
     jt_rows o;
-    jt_db_rc rc;
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i, more;
+    int i;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 50, &limit)) != JT_OK) {
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 50)) != JT_OK
+        || (e = jt_cursor_fetch(r, &c, SQL_ORDER_PAGE, p, 1, O_ID, &o)) != JT_OK) {
         return e;
     }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_PAGE, p, 3, &o)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
     jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
-    jw_obj_open(&w);
-    more = o.nrows > limit;
-    if (more) {
-        o.nrows = (int) limit;
-    }
-    jw_key(&w, "items");
-    jw_arr_open(&w);
+    jt_cursor_open(&w);
     for (i = 0; i < o.nrows; i++) {
         if ((e = write_order(r, &w, &o, i)) != JT_OK) {
             return e;
         }
     }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&o, o.nrows - 1, O_ID)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
+    jt_cursor_close(&c, &w);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

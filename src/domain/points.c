@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -198,35 +199,22 @@ points_charge(jt_req *r)
 jt_err
 points_ledger(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_val p[1] = { JT_VI(uid) };
     jt_principal who;
-    jt_val p[3];
+    jt_cursor c;
     jt_rows rows;
-    jt_db_rc rc;
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i, more;
+    int i;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK) {
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 100)) != JT_OK
+        || (e = jt_cursor_fetch(r, &c, SQL_LEDGER_PAGE, p, 1, 0, &rows)) != JT_OK) {
         return e;
     }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_LEDGER_PAGE, p, 3, &rows)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
     jt_json_begin(r, &b, &w, 64 + (size_t) rows.nrows * 160);
-    jw_obj_open(&w);
-    jw_key(&w, "items");
-    jw_arr_open(&w);
-    more = rows.nrows > limit;
-    if (more) {
-        rows.nrows = (int) limit;
-    }
+    jt_cursor_open(&w);
     for (i = 0; i < rows.nrows; i++) {
         jw_obj_open(&w);
         jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
@@ -241,13 +229,7 @@ points_ledger(jt_req *r)
         jw_kstr(&w, "createdAt", jt_cell(&rows, i, 5)->s);
         jw_obj_close(&w);
     }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&rows, rows.nrows - 1, 0)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
+    jt_cursor_close(&c, &w);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

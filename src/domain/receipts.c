@@ -10,6 +10,7 @@
 #include "domain/auction_rows.h"
 #include "domain/bids.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -91,52 +92,34 @@ receipts_get(jt_req *r)
 jt_err
 receipts_list(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_val p[1] = { JT_VI(uid) };
     const char *role;
     jt_principal who;
-    jt_val p[3];
+    jt_cursor c;
     jt_rows rows;
-    jt_db_rc rc;
     jt_buf b;
     jt_json w;
     jt_err e;
-    int i, more;
+    int i;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 100)) != JT_OK
         || (e = jt_req_query_str(r, "role", &role)) != JT_OK) {
         return e;
     }
     if (role != NULL && strcmp(role, "buyer") && strcmp(role, "seller")) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be buyer or seller");
     }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);
-    rc = jt_db_exec(r->db, r->arena, role && !strcmp(role, "seller") ? SQL_RECEIPTS_SELLER : SQL_RECEIPTS_BUYER, p,
-                    3, &rows);
-    if (rc != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
-    more = rows.nrows > limit;
-    if (more) {
-        rows.nrows = (int) limit;
+    if ((e = jt_cursor_fetch(r, &c, role && !strcmp(role, "seller") ? SQL_RECEIPTS_SELLER : SQL_RECEIPTS_BUYER,
+                             p, 1, R_ID, &rows)) != JT_OK) {
+        return e;
     }
     jt_json_begin(r, &b, &w, 128 + (size_t) rows.nrows * 320);
-    jw_obj_open(&w);
-    jw_key(&w, "items");
-    jw_arr_open(&w);
+    jt_cursor_open(&w);
     for (i = 0; i < rows.nrows; i++) {
         receipt_write(&w, &rows, i);
     }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&rows, rows.nrows - 1, R_ID)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
+    jt_cursor_close(&c, &w);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

@@ -20,7 +20,7 @@ utf8_len(unsigned char c)
 }
 
 int
-catalog_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only)
+search_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only)
 {
     const char *chars[256];
     size_t lens[256];
@@ -82,7 +82,7 @@ catalog_grams(jt_arena *a, const char *name, const char **grams, int max, int bi
 }
 
 jt_tx_step
-catalog_index_name(jt_tx *tx, int64_t product_id, const char *name)
+search_index_name(jt_tx *tx, int64_t product_id, const char *name)
 {
     const char *grams[600];
     jt_val p[16];
@@ -91,7 +91,7 @@ catalog_index_name(jt_tx *tx, int64_t product_id, const char *name)
 
     p[0] = JT_VI(product_id);
     JT_TX_EXEC(tx, SQL_GRAMS_DELETE, p, 1, &rows);
-    n = catalog_grams(tx->arena, name, grams, 600, 0);
+    n = search_grams(tx->arena, name, grams, 600, 0);
     for (i = 0; i < n; i += 8) {
         for (k = 0; k < 8; k++) {
             /* pad the last batch by repeating a gram: INSERT IGNORE drops it */

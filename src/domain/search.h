@@ -10,10 +10,10 @@
 #include "store/tx.h"
 
 /* Rewrites the search n-grams of one product inside a transaction. */
-jt_tx_step catalog_index_name(jt_tx *tx, int64_t product_id, const char *name);
+jt_tx_step search_index_name(jt_tx *tx, int64_t product_id, const char *name);
 
 /* Splits a name into distinct 1- and 2-character grams (lower-cased ASCII,
  * whitespace skipped). Returns the count; grams point into arena memory. */
-int catalog_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only);
+int search_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only);
 
 #endif

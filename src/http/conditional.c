@@ -4,7 +4,7 @@
 
 #include "http/request.h"
 
-int
+jt_if_match
 jt_http_parse_if_match(const char *h, int64_t *v)
 {
     char digits[24];
@@ -12,7 +12,7 @@ jt_http_parse_if_match(const char *h, int64_t *v)
     uint64_t u;
 
     if (h == NULL) {
-        return 0;
+        return JT_IF_MATCH_ABSENT;
     }
     if (!strncmp(h, "W/", 2)) {
         h += 2;
@@ -28,8 +28,8 @@ jt_http_parse_if_match(const char *h, int64_t *v)
         h++;
     }
     if (*h != '\0' || jt_parse_u64(digits, &u) != 0 || u > INT64_MAX) {
-        return -1;
+        return JT_IF_MATCH_MALFORMED;
     }
     *v = (int64_t) u;
-    return 1;
+    return JT_IF_MATCH_VERSION;
 }

@@ -6,8 +6,14 @@
 
 #include <stdint.h>
 
-/* If-Match as a row version: 3, "3" or W/"3". 0 absent, 1 parsed (with
- * *version set), -1 malformed. */
-int jt_http_parse_if_match(const char *header, int64_t *version);
+typedef enum {
+    JT_IF_MATCH_ABSENT = 0,   /* no If-Match: write unconditionally */
+    JT_IF_MATCH_VERSION,      /* *version is set */
+    JT_IF_MATCH_MALFORMED     /* answer 400 */
+} jt_if_match;
+
+/* If-Match as a row version: 3, "3" or W/"3" (one version; a list, "*" or
+ * anything else is malformed). */
+jt_if_match jt_http_parse_if_match(const char *header, int64_t *version);
 
 #endif

@@ -50,7 +50,7 @@ handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply
                 uuid = fields->element[k + 1]->str;
             }
         }
-        if (uuid == NULL || bids_apply_queued(c, db, r, a, uuid) == 0) {
+        if (uuid == NULL || bids_apply_queued(c, db, r, a, uuid) == JT_BID_SETTLED) {
             (void) jt_redis_cmd(r, a, "XACK " JT_BID_STREAM " " JT_BID_GROUP " %s", e->element[0]->str);
         }
     }

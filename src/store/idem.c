@@ -82,7 +82,7 @@ jt_idem_parse_key(jt_arena *a, const char *h, const char **key, size_t *len)
 }
 
 void
-jt_idem_fingerprint(const char *method, const char *route, const char *canonical, size_t len,
+jt_idem_fingerprint(const char *method, const char *path, const char *canonical, size_t len,
                     unsigned char out[32])
 {
     crypto_hash_sha256_state st;
@@ -90,7 +90,7 @@ jt_idem_fingerprint(const char *method, const char *route, const char *canonical
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const unsigned char *) method, strlen(method));
     crypto_hash_sha256_update(&st, (const unsigned char *) " ", 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *) route, strlen(route));
+    crypto_hash_sha256_update(&st, (const unsigned char *) path, strlen(path));
     crypto_hash_sha256_update(&st, (const unsigned char *) "\n", 1);
     crypto_hash_sha256_update(&st, (const unsigned char *) canonical, len);
     crypto_hash_sha256_final(&st, out);

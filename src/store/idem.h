@@ -1,6 +1,7 @@
 /* Idempotency-Key (IETF httpapi draft semantics, stricter where it is
  * silent). Scope is (user, key); the fingerprint is SHA-256 over method,
- * route template and the canonical JSON body.
+ * request path (not the route template: the same key on another user's
+ * resource is another request) and the canonical JSON body.
  *
  *   begin    replay from Redis, else replay from MariaDB (the durable row),
  *            else take the in-flight marker (SET NX) or answer 409.
@@ -48,7 +49,7 @@ typedef struct {
  * escapes) or a bare token, 1..255 visible ASCII. 0 or -1. */
 int jt_idem_parse_key(jt_arena *a, const char *header, const char **key, size_t *len);
 
-void jt_idem_fingerprint(const char *method, const char *route, const char *canonical, size_t len,
+void jt_idem_fingerprint(const char *method, const char *path, const char *canonical, size_t len,
                          unsigned char out[32]);
 
 jt_idem_rc jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id,

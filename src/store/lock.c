@@ -178,16 +178,16 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
     return JT_LOCK_OK;
 }
 
-int
+jt_unlock_rc
 jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token)
 {
     const char *args[2] = { key, token };
     redisReply *rep = jt_redis_eval(r, a, &release_script, 1, 2, args);
 
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        return -1;
+        return JT_UNLOCK_UNREACHABLE;
     }
-    return rep->integer == 1;
+    return rep->integer == 1 ? JT_UNLOCK_RELEASED : JT_UNLOCK_NOT_OURS;
 }
 
 int

@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         jt_idem_fingerprint("POST", "/x", key, len, fp);
     }
-    if (jt_http_parse_if_match(h, &v) == 1 && v < 0) {
+    if (jt_http_parse_if_match(h, &v) == JT_IF_MATCH_VERSION && v < 0) {
         __builtin_trap();
     }
     id = jt_req_sanitize_id(&fuzz_arena, h);
