@@ -203,7 +203,7 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 goto out;
             }
             {
-                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL };
+                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL, NULL };
                 if (search_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
                     fprintf(stderr, "demo-data: %s\n", db.last_error);
                     jt_db_rollback(&db);

@@ -58,7 +58,7 @@ subtest 'status page' => sub {
     ok($st, 'GET /status?json answers 200 JSON') or return;
     cmp_ok($st->{accepted_conn} // -1, '>=', $made, "accepted_conn >= $made requests made");
     is(($st->{active_processes} // 0) + ($st->{idle_processes} // 0), $WORKERS, 'active + idle = workers');
-    is($st->{total_processes}, $WORKERS, 'total_processes') if exists $st->{total_processes};
+    is($st->{total_processes}, $WORKERS, 'total_processes');
     my $procs = ref $st->{processes} eq 'ARRAY' ? $st->{processes} : [];
     is(scalar @$procs, $WORKERS, 'one entry per worker');
     is_deeply([ grep { !(exists $_->{pid} && exists $_->{state} && exists $_->{requests}) } @$procs ], [],

@@ -347,7 +347,10 @@ if ($ONLY{4}) {
     my @rest = grep { $_->{status} != 201 } @$recs;
     is(scalar(grep { $_->{status} == 409 && ($_->{code} // '') eq 'OUT_OF_STOCK' } @rest), 100, 'drill 4: the other 100 were told OUT_OF_STOCK')
         or diag(status_codes(\@rest));
-    ok(metric($s, 'jangteo_tx_retries_total') >= 0, 'drill 4: metrics readable');
+    # what the drill did: leases ran out under the test delay, and the
+    # version fence turned the overlaps into conflict retries
+    cmp_ok(metric($s, 'jangteo_lock_lease_expiries_total') // 0, '>', 0, 'drill 4: leases expired before release');
+    cmp_ok(metric($s, 'jangteo_tx_conflict_retries_total') // 0, '>', 0, 'drill 4: the fence caused conflict retries');
     my $audit = audit_ok($s, 'drill 4: audit clean');
     report(4, 'lease-expiry', $f, $audit, "paid=$paid->[0]");
     $s->stop;

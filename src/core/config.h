@@ -41,6 +41,7 @@ typedef struct {
     int64_t db_connect_timeout;   /* s */
     int64_t db_read_timeout;      /* s */
     int64_t db_write_timeout;     /* s */
+    int64_t db_stmt_cache;        /* prepared statements kept per connection */
 
     /* [migrate] */
     char    mig_user[64];
@@ -89,6 +90,7 @@ typedef struct {
 
     /* [testing] — test-only, never in the shipped configuration */
     int64_t test_tx_delay_ms;
+    int     test_fail_after_commit;   /* the first statement after a COMMIT in a request fails */
 } jt_conf;
 
 /* Fills defaults, then reads path (if not NULL). On error returns -1 and

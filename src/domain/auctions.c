@@ -146,6 +146,10 @@ static jt_err
 parse_auction(jt_req *r, json_object *o, int64_t now, jt_auction_rule *a, const char **name, int64_t *stock,
               int64_t *maxpb, int *show)
 {
+    static const char *const known[] = { "productName", "originPrice", "stock", "maxPerBuyer", "variationSeconds",
+                                         "startsAt", "endsAt", "showStock", "pricePolicy", NULL };
+    static const char *const constant_known[] = { "type", "variationWidth", NULL };
+    static const char *const percentage_known[] = { "type", "discountRate", NULL };
     json_object *pp, *v;
     const char *type, *starts, *ends;
     int has_show;
@@ -153,7 +157,8 @@ parse_auction(jt_req *r, json_object *o, int64_t now, jt_auction_rule *a, const 
 
     memset(a, 0, sizeof(*a));
     *show = 1;
-    if ((e = jt_json_str(r, o, "productName", JT_REQUIRED, 1, 100, name)) != JT_OK
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK
+        || (e = jt_json_str(r, o, "productName", JT_REQUIRED, 1, 100, name)) != JT_OK
         || (e = jt_json_int(r, o, "originPrice", JT_REQUIRED, 1, 1000000000, &a->origin, NULL)) != JT_OK
         || (e = jt_json_int(r, o, "stock", JT_REQUIRED, -1000000000, 10000000, stock, NULL)) != JT_OK
         || (e = jt_json_int(r, o, "maxPerBuyer", JT_REQUIRED, -1000000000, 10000000, maxpb, NULL)) != JT_OK
@@ -173,12 +178,16 @@ parse_auction(jt_req *r, json_object *o, int64_t now, jt_auction_rule *a, const 
     }
     if (!strcmp(type, "CONSTANT")) {
         a->policy = JT_POLICY_CONSTANT;
-        if ((e = jt_json_int(r, pp, "variationWidth", JT_REQUIRED, INT32_MIN, 1000000000, &a->width, NULL)) != JT_OK) {
+        if ((e = jt_json_only(r, pp, "pricePolicy", constant_known)) != JT_OK
+            || (e = jt_json_int(r, pp, "variationWidth", JT_REQUIRED, INT32_MIN, 1000000000, &a->width, NULL)) != JT_OK) {
             return e;
         }
     } else if (!strcmp(type, "PERCENTAGE")) {
         double rate;
         a->policy = JT_POLICY_PERCENTAGE;
+        if ((e = jt_json_only(r, pp, "pricePolicy", percentage_known)) != JT_OK) {
+            return e;
+        }
         if (!json_object_object_get_ex(pp, "discountRate", &v) || v == NULL
             || !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "'pricePolicy.discountRate' must be a number");

@@ -35,6 +35,8 @@ static const char SQL_RECEIPT_INSERT[] =
 static const char SQL_RECEIPT_STATE[] = "SELECT status, version FROM receipts WHERE id = ?";
 static const char SQL_EARLIER_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND auction_id = ? AND id < ? ORDER BY id LIMIT 32";
+/* how long settle_earlier may keep settling before it gives up (for now) */
+#define JT_BIDS_EARLIER_BUDGET_MS 10000
 static const char SQL_STALE_PENDING[] =
     "SELECT uuid FROM receipts WHERE status = 'PENDING' AND accepted_at < ? ORDER BY id LIMIT ?";
 
@@ -46,12 +48,13 @@ typedef struct {
     int64_t     auction_id, buyer, seller, price, quantity, accepted_ms;
     const char *uuid;
     const char *name;
-    int64_t     receipt_id;    /* a queued bid's receipt; 0: insert one (sync) */
-    int64_t     receipt_version;
+    int64_t     queued_id;     /* input: a queued bid's receipt; 0: insert one (sync) */
     int         queue_only;    /* async accept: record PENDING, apply nothing */
+    /* outputs, set afresh by every attempt (a rolled-back attempt's
+     * receipt does not exist: nothing of it may survive into the next) */
+    int64_t     receipt_id;
+    int64_t     receipt_version;
     int         settled;       /* a queued receipt was settled by someone else */
-    jt_idem    *idem;
-    int64_t     ttl;
     jt_err      refusal;
     jt_buf      body;
 } bid_tx;
@@ -105,6 +108,9 @@ bid_body(jt_tx *tx)
     jt_tx_step step;
     jt_err why;
 
+    t->receipt_id = t->queued_id;
+    t->receipt_version = 0;
+    t->settled = 0;
     if (t->queue_only) {
         p[0] = JT_VS(t->uuid);
         p[1] = JT_VI(t->auction_id);
@@ -122,7 +128,7 @@ bid_body(jt_tx *tx)
         goto record;
     }
 
-    if (t->receipt_id != 0) {
+    if (t->queued_id != 0) {
         /* a queued bid: read its receipt afresh on every attempt; another
          * consumer (or the sweeper) may have settled it meanwhile */
         p[0] = JT_VI(t->receipt_id);
@@ -161,7 +167,7 @@ bid_body(jt_tx *tx)
         return JT_TX_CONFLICT;
     }
 
-    if (t->receipt_id == 0) {
+    if (t->queued_id == 0) {
         p[0] = JT_VS(t->uuid);
         p[1] = JT_VI(t->auction_id);
         p[2] = JT_VI(t->buyer);
@@ -202,10 +208,7 @@ bid_body(jt_tx *tx)
         return JT_TX_DBERR;
     }
 record:
-    if (t->idem != NULL) {
-        return jt_idem_record(tx, t->idem, t->queue_only ? 202 : 201, t->body.data, t->body.len, "RECEIPT",
-                              t->receipt_id, t->ttl);
-    }
+    jt_write_answer(tx, t->queue_only ? 202 : 201, &t->body, "RECEIPT", t->receipt_id);
     return JT_TX_COMMIT;
 }
 
@@ -225,10 +228,14 @@ bid_lock_keys(jt_arena *a, int64_t auction, int64_t buyer, int64_t seller)
     return keys[0] && keys[1] && keys[2] ? keys : NULL;
 }
 
+static jt_bid_apply settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a,
+                                int64_t auction_id, int64_t before_id);
+
 /* POST /api/v1/auctions/{id}/bids {"price","quantity"} */
 jt_err
 bids_place(jt_req *r)
 {
+    static const char *const known[] = { "price", "quantity", NULL };
     const jt_conf *c = r->conf;
     int64_t id = jt_req_param_id(r, "id"), now = jt_clock_now_ms(), current;
     jt_principal who;
@@ -236,7 +243,7 @@ bids_place(jt_req *r)
     jt_rows rows;
     jt_auction_rule a;
     bid_tx *t;
-    jt_write wr;
+    jt_write *wr;
     const char **keys;
     char uuid[37];
     int status;
@@ -248,11 +255,17 @@ bids_place(jt_req *r)
     if (strcmp(who.role, "BUYER") != 0) {
         return jt_fail(r, JT_E_FORBIDDEN, "only buyers bid");
     }
+    /* the key before any check on the auction: a committed bid replays its
+     * answer after the price drops, the auction sells out or it ends */
+    if ((e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
+        return e;
+    }
     t = jt_pcalloc(r->arena, sizeof(*t));
     if (t == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_json_body(r, &o)) != JT_OK
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK
         || (e = jt_json_int(r, o, "price", JT_REQUIRED, 1, 1000000000, &t->price, NULL)) != JT_OK
         || (e = jt_json_int(r, o, "quantity", JT_REQUIRED, 1, 10000000, &t->quantity, NULL)) != JT_OK
         || (e = auction_load(r, id, &rows)) != JT_OK) {
@@ -285,47 +298,44 @@ bids_place(jt_req *r)
     t->seller = jt_cell(&rows, 0, A_SELLER)->i;
     t->name = jt_cell(&rows, 0, A_NAME)->s;
     t->accepted_ms = now;
-    t->ttl = c->idem_ttl;
     new_uuid(uuid);
     t->uuid = uuid;
-
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
-        return e;
-    }
-    t->idem = wr.has_key ? &wr.idem : NULL;
 
     if (c->auction_async && jt_redis_ready(r->redis) == 0) {
         /* accept: record the PENDING receipt (and the key) durably, queue it */
         t->queue_only = 1;
-        if ((e = jt_write_run(r, &wr, bid_body, t, &t->refusal)) != JT_OK || wr.replayed) {
+        if ((e = jt_write_run(r, wr, bid_body, t, &t->refusal)) != JT_OK || wr->replayed) {
             return e;
         }
         if (jt_redis_cmd(r->redis, r->arena, "XADD " JT_BID_STREAM " * receipt %s", uuid) != NULL) {
             JT_METRIC_INC(bids_accepted);
-            jt_write_finish(r, &wr, 202, &t->body);
-            return JT_OK;
+        } else {
+            /* Redis went away between the two steps: the sweeper in the
+             * consumers will apply the receipt from MariaDB; answer as queued */
+            jt_log_warn("auctions: could not queue receipt %s; the sweeper will apply it", uuid);
         }
-        /* Redis went away between the two steps: the sweeper in the
-         * consumers will apply the receipt from MariaDB; answer as queued */
-        jt_log_warn("auctions: could not queue receipt %s; the sweeper will apply it", uuid);
-        jt_write_finish(r, &wr, 202, &t->body);
+        jt_write_finish(r, wr);
         return JT_OK;
     }
 
-    /* synchronous: apply now under the locks */
+    /* synchronous: first every bid of this auction accepted before this one
+     * and still queued (a buyer's earlier bid, accepted while Redis was up,
+     * must take the stock and the purchase limit first), then this one, now,
+     * under the locks */
+    if (settle_earlier(c, r->db, r->redis, r->arena, id, INT64_MAX) != JT_BID_SETTLED) {
+        return jt_fail(r, JT_E_LOCK_TIMEOUT, "earlier bids on auction %lld are still being settled; retry",
+                       (long long) id);
+    }
     keys = bid_lock_keys(r->arena, id, t->buyer, t->seller);
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, 3)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, bid_body, t, &t->refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_lock(r, wr, keys, 3)) != JT_OK || (e = jt_write_run(r, wr, bid_body, t, &t->refusal)) != JT_OK
+        || wr->replayed) {
         return e;
     }
     JT_METRIC_INC(bids_purchased);
-    jt_write_finish(r, &wr, 201, &t->body);
+    jt_write_finish(r, wr);
     return JT_OK;
 }
 
@@ -338,7 +348,7 @@ fail_body(jt_tx *tx)
     jt_val p[5];
     jt_rows rows;
 
-    p[0] = JT_VI(t->receipt_id);
+    p[0] = JT_VI(t->queued_id);
     JT_TX_EXEC(tx, SQL_RECEIPT_STATE, p, 1, &rows);
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, 0)->s, "PENDING") != 0) {
         t->settled = 1;
@@ -346,7 +356,7 @@ fail_body(jt_tx *tx)
     }
     p[0] = JT_VS("FAILED");
     p[1] = JT_VS(jt_err_lookup(t->refusal)->code);
-    p[2] = JT_VI(t->receipt_id);
+    p[2] = JT_VI(t->queued_id);
     p[3] = JT_VI(jt_cell(&rows, 0, 1)->i);
     p[4] = JT_VS("PENDING");
     JT_TX_EXEC(tx, SQL_RECEIPT_SETTLE, p, 5, &rows);
@@ -377,8 +387,7 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     memset(&t, 0, sizeof(t));
     t.arena = a;
     t.uuid = uuid;
-    t.receipt_id = jt_cell(&rows, 0, R_ID)->i;
-    t.receipt_version = jt_cell(&rows, 0, R_VERSION)->i;
+    t.queued_id = jt_cell(&rows, 0, R_ID)->i;
     t.auction_id = jt_cell(&rows, 0, R_AUCTION)->i;
     t.buyer = jt_cell(&rows, 0, R_BUYER)->i;
     t.seller = jt_cell(&rows, 0, R_SELLER)->i;
@@ -439,6 +448,42 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     return rc == JT_TX_ABORTED && t.settled ? JT_BID_SETTLED : JT_BID_PENDING;
 }
 
+/* Settles every PENDING receipt of the auction older than before_id, oldest
+ * first, 32 at a time until none is left: there is no cap on how many come
+ * first. Each round settles at least one or stops (apply_one leaves no
+ * receipt PENDING when it answers SETTLED), so it ends; a time budget bounds it
+ * all the same. SETTLED when none is left, PENDING when one could not be
+ * settled now: it stays pending, and so must whatever came after it. */
+static jt_bid_apply
+settle_earlier(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, int64_t auction_id,
+               int64_t before_id)
+{
+    int64_t give_up = jt_clock_mono_ms() + JT_BIDS_EARLIER_BUDGET_MS;
+
+    for (;;) {
+        jt_val p[2] = { JT_VI(auction_id), JT_VI(before_id) };
+        jt_rows earlier;
+        int i;
+
+        if (jt_db_exec(db, a, SQL_EARLIER_PENDING, p, 2, &earlier) != JT_DB_OK) {
+            return JT_BID_PENDING;
+        }
+        if (earlier.nrows == 0) {
+            return JT_BID_SETTLED;
+        }
+        for (i = 0; i < earlier.nrows; i++) {
+            if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != JT_BID_SETTLED) {
+                return JT_BID_PENDING;
+            }
+        }
+        if (jt_clock_mono_ms() > give_up) {
+            jt_log_warn("bids: auction %lld has more earlier PENDING receipts than one pass settles",
+                        (long long) auction_id);
+            return JT_BID_PENDING;
+        }
+    }
+}
+
 /* Consumers take entries from the stream in order but apply them side by
  * side, so a buyer's second bid could take the stock (or the purchase
  * limit) before the first one did. A receipt is therefore settled only
@@ -450,8 +495,7 @@ jt_bid_apply
 bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
     jt_val p[2] = { JT_VS(uuid) };
-    jt_rows rows, earlier;
-    int i;
+    jt_rows rows;
 
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
         return JT_BID_PENDING;
@@ -459,15 +503,9 @@ bids_apply_queued(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt
     if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, R_STATUS)->s, "PENDING") != 0) {
         return JT_BID_SETTLED;   /* unknown or already settled: a redelivery changes nothing */
     }
-    p[0] = JT_VI(jt_cell(&rows, 0, R_AUCTION)->i);
-    p[1] = JT_VI(jt_cell(&rows, 0, R_ID)->i);
-    if (jt_db_exec(db, a, SQL_EARLIER_PENDING, p, 2, &earlier) != JT_DB_OK) {
+    if (settle_earlier(c, db, redis, a, jt_cell(&rows, 0, R_AUCTION)->i, jt_cell(&rows, 0, R_ID)->i)
+        != JT_BID_SETTLED) {
         return JT_BID_PENDING;
-    }
-    for (i = 0; i < earlier.nrows; i++) {
-        if (apply_one(c, db, redis, a, jt_cell(&earlier, i, 0)->s) != JT_BID_SETTLED) {
-            return JT_BID_PENDING;
-        }
     }
     return apply_one(c, db, redis, a, uuid);
 }

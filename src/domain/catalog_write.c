@@ -107,20 +107,31 @@ bump_product(jt_req *r, int64_t id)
     jt_cache_invalidate(r->redis, r->arena, guards, 2);
 }
 
-/* After a committed write: the product as it now is (fresh from MariaDB). */
-static jt_err
-answer_product(jt_req *r, jt_write *wr, int64_t id, int status)
+/* The last step of a catalog write's transaction: the product as this
+ * transaction leaves it is the answer. It is read inside the transaction,
+ * never after COMMIT: a read that fails after a committed write would
+ * answer 5xx for a change that was made. */
+static jt_tx_step
+answer_product(jt_tx *tx, jt_req *r, int64_t id, int status)
 {
     int64_t next;
     jt_buf b;
-    jt_err e;
+    jt_err e = catalog_product_from_db(r, id, &b, &next);
 
-    bump_product(r, id);
-    if ((e = catalog_product_from_db(r, id, &b, &next)) != JT_OK) {
-        jt_lock_release_all(r->redis, r->arena, &wr->locks);
-        return e == JT_E_PRODUCT_NOT_FOUND ? jt_fail(r, e, "product %lld is gone", (long long) id) : e;
+    if (e != JT_OK) {
+        tx->db_rc = e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+        return JT_TX_DBERR;
     }
-    jt_write_finish(r, wr, status, &b);
+    jt_write_answer(tx, status, &b, "PRODUCT", id);
+    return JT_TX_COMMIT;
+}
+
+/* After COMMIT: fresh cache tags, then the recorded answer. */
+static jt_err
+finish_product(jt_req *r, jt_write *wr, int64_t id)
+{
+    bump_product(r, id);
+    jt_write_finish(r, wr);
     return JT_OK;
 }
 
@@ -142,6 +153,7 @@ create_body(jt_tx *tx)
     create_tx *c = tx->data;
     jt_val p[7];
     jt_rows rows;
+    jt_tx_step step;
     int i;
 
     p[0] = c->seller ? JT_VI(c->seller) : JT_VNULL;
@@ -167,19 +179,24 @@ create_body(jt_tx *tx)
         m[3] = JT_VS("INITIAL");
         JT_TX_EXEC(tx, SQL_MOVEMENT_INSERT, m, 4, &rows);
     }
-    return search_index_name(tx, c->id, c->name);
+    step = search_index_name(tx, c->id, c->name);
+    return step == JT_TX_COMMIT ? answer_product(tx, c->r, c->id, 201) : step;
 }
 
 /* The body of POST /api/v1/products, validated (no database involved). */
 static jt_err
 parse_create(jt_req *r, json_object *o, create_tx *c)
 {
+    static const char *const known[] = { "name", "price", "stock", "description", "saleStartsAt", "saleEndsAt",
+                                         "options", NULL };
+    static const char *const option_known[] = { "name", "extraPrice", "stock", NULL };
     json_object *opts;
     int has_stock, ps, pe;
     int64_t us_s = 0, us_e = 0;
     jt_err e;
 
-    if ((e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 100, &c->name)) != JT_OK
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK
+        || (e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 100, &c->name)) != JT_OK
         || (e = jt_json_int(r, o, "price", JT_REQUIRED, 0, JT_PRODUCT_PRICE_MAX, &c->price, NULL)) != JT_OK
         || (e = jt_json_int(r, o, "stock", JT_OPTIONAL, 0, JT_PRODUCT_STOCK_MAX, &c->stock, &has_stock)) != JT_OK
         || (e = jt_json_str(r, o, "description", JT_OPTIONAL, 0, 2000, &c->description)) != JT_OK
@@ -202,10 +219,13 @@ parse_create(jt_req *r, json_object *o, create_tx *c)
         }
         for (i = 0; i < n; i++) {
             json_object *op = json_object_array_get_idx(opts, i);
+            char where[32];
             if (op == NULL || !json_object_is_type(op, json_type_object)) {
                 return jt_fail(r, JT_E_INVALID_REQUEST, "options[%zu] must be an object", i);
             }
-            if ((e = jt_json_str(r, op, "name", JT_REQUIRED, 1, 100, &c->opt_name[i])) != JT_OK
+            snprintf(where, sizeof(where), "options[%zu]", i);
+            if ((e = jt_json_only(r, op, where, option_known)) != JT_OK
+                || (e = jt_json_str(r, op, "name", JT_REQUIRED, 1, 100, &c->opt_name[i])) != JT_OK
                 || (e = jt_json_int(r, op, "extraPrice", JT_REQUIRED, 0, JT_PRODUCT_PRICE_MAX, &c->opt_extra[i],
                                     NULL)) != JT_OK
                 || (e = jt_json_int(r, op, "stock", JT_REQUIRED, 0, JT_PRODUCT_STOCK_MAX, &c->opt_stock[i],
@@ -241,7 +261,7 @@ catalog_create(jt_req *r)
     jt_principal who;
     json_object *o;
     create_tx *c;
-    jt_write wr;
+    jt_write *wr;
     jt_err e;
 
     if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
@@ -257,11 +277,8 @@ catalog_create(jt_req *r)
         return e;
     }
 
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, create_body, c, &c->refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK
+        || (e = jt_write_run(r, wr, create_body, c, &c->refusal)) != JT_OK) {
         return e;
     }
     {
@@ -269,7 +286,7 @@ catalog_create(jt_req *r)
         snprintf(loc, sizeof(loc), "/api/v1/products/%lld", (long long) c->id);
         jt_reply_header(r, "Location", loc);
     }
-    return answer_product(r, &wr, c->id, 201);
+    return finish_product(r, wr, c->id);
 }
 
 /* Loads the product for a write and checks ownership: 404 when missing or
@@ -311,6 +328,7 @@ patch_body(jt_tx *tx)
     patch_tx *c = tx->data;
     jt_val p[7];
     jt_rows rows;
+    jt_tx_step step;
     const char *name, *desc, *starts, *ends;
     int64_t price, version, starts_us, ends_us;
 
@@ -347,10 +365,8 @@ patch_body(jt_tx *tx)
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    if (c->set_name) {
-        return search_index_name(tx, c->id, name);
-    }
-    return JT_TX_COMMIT;
+    step = c->set_name ? search_index_name(tx, c->id, name) : JT_TX_COMMIT;
+    return step == JT_TX_COMMIT ? answer_product(tx, c->r, c->id, 200) : step;
 }
 
 static jt_err
@@ -373,20 +389,14 @@ write_one_row(jt_req *r, int64_t principal, json_object *o, const char *lock_key
               const jt_err *refusal, int64_t id)
 {
     const char *keys[1] = { lock_key };
-    jt_write wr;
+    jt_write *wr;
     jt_err e;
 
-    if ((e = jt_write_begin(r, &wr, principal, o, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
+    if ((e = jt_write_begin(r, &wr, principal, o, JT_WRITE_KEY_IGNORED)) != JT_OK
+        || (e = jt_write_lock(r, wr, keys, 1)) != JT_OK || (e = jt_write_run(r, wr, body, data, refusal)) != JT_OK) {
         return e;
     }
-    if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, body, data, refusal);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    return answer_product(r, &wr, id, 200);
+    return finish_product(r, wr, id);
 }
 
 /* PATCH /api/v1/products/{id} */
@@ -401,8 +411,10 @@ catalog_patch(jt_req *r)
     const char *key;
     jt_err e;
 
+    static const char *const known[] = { "name", "price", "description", "saleStartsAt", "saleEndsAt", NULL };
+
     if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
-        || (e = writable_product(r, &who, id, &rows)) != JT_OK) {
+        || (e = jt_json_only(r, o, "", known)) != JT_OK || (e = writable_product(r, &who, id, &rows)) != JT_OK) {
         return e;
     }
     c = jt_pcalloc(r->arena, sizeof(*c));
@@ -431,12 +443,9 @@ catalog_patch(jt_req *r)
     if (!(c->set_name || c->set_price || c->set_desc || c->set_starts || c->set_ends)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "nothing to change: give name, description, price or a sale window");
     }
-    /* The key an order line on this product's own stock takes (lockkey.h):
-     * a change of price, name or window and an order of a product without
-     * options do not interleave, and if the lock is lost the stock row's
-     * version, which this write bumps, fences them. An order line on one of
-     * its options takes only the option's key and writes only the option's
-     * row, so it is not ordered against this change. */
+    /* the lock every order of this product takes, with or without an
+     * option: a price change and an order of it never interleave, and the
+     * version fence orders them when the lock is lost (domain/lockkey.h) */
     if ((key = jt_lockkey_product(r->arena, id)) == NULL) {
         return JT_E_INTERNAL;
     }
@@ -510,7 +519,7 @@ stock_body(jt_tx *tx)
     p[2] = JT_VI(c->delta);
     p[3] = JT_VS(c->delta > 0 ? "RESTOCK" : "CORRECTION");
     JT_TX_EXEC(tx, SQL_MOVEMENT_INSERT, p, 4, &rows);
-    return JT_TX_COMMIT;
+    return answer_product(tx, c->r, c->id, 200);
 }
 
 /* POST /api/v1/products/{id}/stock {"delta", "optionId"?} */
@@ -525,9 +534,10 @@ catalog_restock(jt_req *r)
     const char *key;
     int has_opt;
     jt_err e;
+    static const char *const known[] = { "delta", "optionId", NULL };
 
     if ((e = require_seller(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
-        || (e = writable_product(r, &who, id, &rows)) != JT_OK) {
+        || (e = jt_json_only(r, o, "", known)) != JT_OK || (e = writable_product(r, &who, id, &rows)) != JT_OK) {
         return e;
     }
     c = jt_pcalloc(r->arena, sizeof(*c));
@@ -582,7 +592,15 @@ delete_body(jt_tx *tx)
     }
     p[1] = JT_VI(version);
     JT_TX_EXEC(tx, SQL_PRODUCT_DELETE, p, 2, &rows);
-    return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+    {
+        jt_buf none;
+        jt_buf_init(&none, tx->arena, 0);
+        jt_write_answer(tx, 204, &none, "PRODUCT", c->id);
+    }
+    return JT_TX_COMMIT;
 }
 
 /* DELETE /api/v1/products/{id}: hidden from listings and orders; past
@@ -594,7 +612,7 @@ catalog_delete(jt_req *r)
     jt_principal who;
     jt_rows rows;
     delete_tx c;
-    jt_write wr;
+    jt_write *wr;
     const char *keys[1];
     jt_err e;
 
@@ -607,22 +625,14 @@ catalog_delete(jt_req *r)
     if ((e = if_match_of(r, &c.has_if_match, &c.if_match)) != JT_OK) {
         return e;
     }
-    memset(&wr, 0, sizeof(wr));
-    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK || wr.replayed) {
+    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK) {
         return e;
     }
     if ((keys[0] = jt_lockkey_product(r->arena, id)) == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, 1)) != JT_OK) {
+    if ((e = jt_write_lock(r, wr, keys, 1)) != JT_OK || (e = jt_write_run(r, wr, delete_body, &c, &c.refusal)) != JT_OK) {
         return e;
     }
-    e = jt_write_run(r, &wr, delete_body, &c, &c.refusal);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    bump_product(r, id);
-    jt_lock_release_all(r->redis, r->arena, &wr.locks);
-    jt_reply_text(r, 204, "application/json", "", 0);
-    return JT_OK;
+    return finish_product(r, wr, id);
 }

@@ -5,7 +5,6 @@
 /* One prefix per kind; the id follows it in decimal. */
 static const char *const prefixes[JT_LOCKKEY__COUNT] = {
     [JT_LOCKKEY_PRODUCT] = "lock:stock:p:",
-    [JT_LOCKKEY_OPTION]  = "lock:stock:o:",
     [JT_LOCKKEY_BALANCE] = "lock:balance:",
     [JT_LOCKKEY_AUCTION] = "lock:auction:",
 };
@@ -25,5 +24,6 @@ jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id)
 const char *
 jt_lockkey_stock(jt_arena *a, int64_t product_id, int64_t option_id)
 {
-    return option_id > 0 ? jt_lockkey_option(a, option_id) : jt_lockkey_product(a, product_id);
+    (void) option_id;
+    return jt_lockkey_product(a, product_id);
 }

@@ -7,19 +7,20 @@
  * write touches, and so which writers must wait for each other, is a rule of
  * the business. A key names one row (or one owner's rows) and nothing else:
  *
- *   lock:stock:p:<product>   a product's own stock row (a product without
- *                            options). Taken by: an order line on it, the
- *                            cancel that gives its units back, a restock or
- *                            correction of that stock, and PATCH and DELETE
- *                            of the product, so a price, window or deletion
- *                            never commits in the middle of an order of it.
- *   lock:stock:o:<option>    an option's stock row. Taken by: an order line
- *                            on the option, its cancel, a restock with
- *                            optionId. An option line takes only this key
- *                            today: PATCH/DELETE of its product (which take
- *                            lock:stock:p) are not ordered against it, and
- *                            the order does not write the product row, so
- *                            the version fence does not order them either.
+ *   lock:stock:p:<product>   a product and every stock row it has: its own
+ *                            (a product without options) and its options'.
+ *                            Taken by: an order line on the product or on
+ *                            any of its options, the cancel that gives the
+ *                            units back, a restock or correction of either
+ *                            stock, and PATCH and DELETE of the product. So
+ *                            a price, window or deletion never commits in
+ *                            the middle of an order of the product, whether
+ *                            the order names an option or not (an option's
+ *                            price is the product's price plus its extra).
+ *                            The fence behind it: an option line's UPDATE
+ *                            joins the product row and matches its version,
+ *                            which also holds a share lock on that row until
+ *                            COMMIT (orders.c).
  *   lock:balance:<user>      a user's balance. Taken by every write of a
  *                            balance: a charge, an order (the buyer), a
  *                            cancel (the buyer's refund), a bid and a refund
@@ -47,7 +48,6 @@
 
 typedef enum {
     JT_LOCKKEY_PRODUCT = 0,
-    JT_LOCKKEY_OPTION,
     JT_LOCKKEY_BALANCE,
     JT_LOCKKEY_AUCTION,
     JT_LOCKKEY__COUNT
@@ -59,12 +59,12 @@ typedef enum {
 const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);
 
 #define jt_lockkey_product(a, product_id) jt_lockkey((a), JT_LOCKKEY_PRODUCT, (product_id))
-#define jt_lockkey_option(a, option_id)   jt_lockkey((a), JT_LOCKKEY_OPTION, (option_id))
 #define jt_lockkey_balance(a, user_id)    jt_lockkey((a), JT_LOCKKEY_BALANCE, (user_id))
 #define jt_lockkey_auction(a, auction_id) jt_lockkey((a), JT_LOCKKEY_AUCTION, (auction_id))
 
-/* The stock row an order line takes units from: its option's row when it
- * names one (option_id > 0), else its product's own row. */
+/* The key of the stock an order line takes units from. It is its
+ * product's key whether or not the line names an option (see above): the
+ * option id is taken so that callers say what they lock, not how. */
 const char *jt_lockkey_stock(jt_arena *a, int64_t product_id, int64_t option_id);
 
 #endif

@@ -37,26 +37,38 @@ static const char SQL_PRICE_OPTION[] =
 /* inside the transaction: the rows an order takes stock from (live ones);
  * the first line's are read with the buyer's balance and its version, and
  * written back with it, fenced, in one statement (one round trip, not two,
- * while the locks are held; the rules and the ledger row stay in points) */
+ * while the locks are held; the rules and the ledger row stay in points).
+ *
+ * An option line is priced by its product (price + extra) but writes only
+ * the option's row, so its UPDATE also joins the product row and matches
+ * the product version it was priced at: a PATCH or DELETE that committed
+ * since is a conflict (re-read, re-price), and because a multi-table UPDATE
+ * reads the joined row with a share lock held to COMMIT, one that comes
+ * after waits for this order. Either way an option is never sold at a price
+ * or on a product that is no longer so when the order commits. */
 static const char SQL_ORDER_STOCK_PRODUCT[] =
     "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", products p"
     " WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_OPTION[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", product_options o"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", p.version FROM " JT_SQL_CLOCK ", product_options o"
     " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_PRODUCT_BALANCE[] =
     "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM " JT_SQL_CLOCK ", products p"
     " JOIN users u WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_ORDER_STOCK_OPTION_BALANCE[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version, p.version"
     " FROM " JT_SQL_CLOCK ", product_options o JOIN products p ON p.id = o.product_id JOIN users u"
     " WHERE o.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_STOCK_PRODUCT_BALANCE_WRITE[] =
     "UPDATE products s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
     " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
 static const char SQL_STOCK_OPTION_BALANCE_WRITE[] =
-    "UPDATE product_options s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
-    " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
+    "UPDATE product_options s JOIN products p ON p.id = s.product_id JOIN users u SET s.stock = ?,"
+    " s.version = s.version + 1, u.balance = ?, u.version = u.version + 1"
+    " WHERE s.id = ? AND s.version = ? AND p.version = ? AND u.id = ? AND u.version = ?";
+static const char SQL_ORDER_OPTION_WRITE[] =
+    "UPDATE product_options s JOIN products p ON p.id = s.product_id SET s.stock = ?, s.version = s.version + 1"
+    " WHERE s.id = ? AND s.version = ? AND p.version = ?";
 /* ... and the rows a cancel gives it back to (deleted or not) */
 static const char SQL_STOCK_PRODUCT[] =
     "SELECT price, stock, version FROM products WHERE id = ?";
@@ -134,8 +146,6 @@ typedef struct {
     int             has_expected;
     unsigned char  *ship_sealed;
     size_t          ship_len;
-    jt_idem        *idem;
-    int64_t         ttl;
     jt_err          refusal;
     /* results */
     int64_t         order_id;
@@ -165,8 +175,15 @@ parse_items(jt_req *r, json_object *o, order_tx *t)
         order_line *l = &t->lines[i];
         jt_err e;
 
+        static const char *const known[] = { "productId", "optionId", "quantity", NULL };
+        char where[32];
+
         if (it == NULL || !json_object_is_type(it, json_type_object)) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "items[%zu] must be an object", i);
+        }
+        snprintf(where, sizeof(where), "items[%zu]", i);
+        if ((e = jt_json_only(r, it, where, known)) != JT_OK) {
+            return e;
         }
         if ((e = jt_json_int(r, it, "productId", JT_REQUIRED, 1, INT64_MAX - 1, &l->product_id, NULL)) != JT_OK
             || (e = jt_json_int(r, it, "quantity", JT_REQUIRED, 1, JT_ORDER_MAX_QTY, &l->quantity, NULL))
@@ -200,11 +217,14 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
     jt_err e;
     int i;
 
+    static const char *const known[] = { "recipient", "phone", "zipCode", "address", "request", NULL };
+
     if (!json_object_object_get_ex(o, "shipping", &s) || s == NULL
         || !json_object_is_type(s, json_type_object)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'shipping' must be an object");
     }
-    if ((e = jt_json_str(r, s, "recipient", JT_REQUIRED, 1, 50, &recipient)) != JT_OK
+    if ((e = jt_json_only(r, s, "shipping", known)) != JT_OK
+        || (e = jt_json_str(r, s, "recipient", JT_REQUIRED, 1, 50, &recipient)) != JT_OK
         || (e = jt_json_str(r, s, "phone", JT_REQUIRED, 10, 13, &phone)) != JT_OK
         || (e = jt_json_str(r, s, "zipCode", JT_REQUIRED, 5, 5, &zip)) != JT_OK
         || (e = jt_json_str(r, s, "address", JT_REQUIRED, 1, 200, &address)) != JT_OK
@@ -237,9 +257,10 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
 static jt_err
 parse_order(jt_req *r, json_object *o, order_tx *t, int64_t *expected, int *has_expected)
 {
+    static const char *const known[] = { "items", "shipping", "expectedTotal", NULL };
     jt_err e;
 
-    if ((e = parse_items(r, o, t)) != JT_OK
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK || (e = parse_items(r, o, t)) != JT_OK
         || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, expected, has_expected))
                != JT_OK) {
         return e;
@@ -361,7 +382,8 @@ static jt_tx_step
 place_body(jt_tx *tx)
 {
     order_tx *t = tx->data;
-    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance = 0, balance_version = 0;
+    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], pversion[JT_ORDER_MAX_ITEMS];
+    int64_t balance = 0, balance_version = 0;
     jt_tx_step step;
     jt_err why;
     jt_sql_time_buf now;
@@ -398,6 +420,8 @@ place_body(jt_tx *tx)
                 balance_version = jt_cell(&rows, 0, 5)->i;
             }
         }
+        /* the option's product version: column 4 alone, 6 beside the balance */
+        pversion[i] = l->option_id && rows.nrows ? jt_cell(&rows, 0, rows.ncols - 1)->i : 0;
         if (rows.nrows == 0) {
             t->refusal = jt_fail(t->r, l->option_id ? JT_E_OPTION_NOT_FOUND : JT_E_PRODUCT_NOT_FOUND,
                                  "product %lld is gone", (long long) l->product_id);
@@ -478,15 +502,24 @@ place_body(jt_tx *tx)
         if (i > 0) {
             p[1] = JT_VI(id);
             p[2] = JT_VI(version[i]);
-            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
+            p[3] = JT_VI(pversion[i]);
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p,
+                       l->option_id ? 4 : 3, &rows);
+        } else if (l->option_id) {
+            p[1] = JT_VI(t->balance);
+            p[2] = JT_VI(id);
+            p[3] = JT_VI(version[i]);
+            p[4] = JT_VI(pversion[i]);
+            p[5] = JT_VI(t->buyer);
+            p[6] = JT_VI(balance_version);
+            JT_TX_EXEC(tx, SQL_STOCK_OPTION_BALANCE_WRITE, p, 7, &rows);
         } else {
             p[1] = JT_VI(t->balance);
             p[2] = JT_VI(id);
             p[3] = JT_VI(version[i]);
             p[4] = JT_VI(t->buyer);
             p[5] = JT_VI(balance_version);
-            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_BALANCE_WRITE : SQL_STOCK_PRODUCT_BALANCE_WRITE, p, 6,
-                       &rows);
+            JT_TX_EXEC(tx, SQL_STOCK_PRODUCT_BALANCE_WRITE, p, 6, &rows);
         }
         if (rows.affected != (i > 0 ? 1u : 2u)) {
             return JT_TX_CONFLICT;
@@ -547,9 +580,7 @@ place_body(jt_tx *tx)
     p[2] = JT_VB(t->body.data, t->body.len);
     JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
 
-    if (t->idem != NULL) {
-        return jt_idem_record(tx, t->idem, 201, t->body.data, t->body.len, "ORDER", t->order_id, t->ttl);
-    }
+    jt_write_answer(tx, 201, &t->body, "ORDER", t->order_id);
     return JT_TX_COMMIT;
 }
 
@@ -580,17 +611,19 @@ stock_lock_keys(jt_req *r, const order_line *lines, int n, int64_t buyer, int *n
 jt_err
 orders_place(jt_req *r)
 {
-    const jt_conf *conf = r->conf;
     jt_principal who;
     json_object *o;
     order_tx *t;
     int64_t expected;
     int has_expected, nkeys;
     const char **keys;
-    jt_write wr;
+    jt_write *wr;
     jt_err e;
 
-    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+    /* 1. authenticate, parse, and the key: a committed order replays its
+     * answer whatever has changed since (price, window, stock, deletion) */
+    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
         return e;
     }
     t = jt_pcalloc(r->arena, sizeof(*t));
@@ -599,9 +632,8 @@ orders_place(jt_req *r)
     }
     t->r = r;
     t->buyer = who.user_id;
-    t->ttl = conf->idem_ttl;
 
-    /* 1. validate and price, outside any lock */
+    /* 2. validate and price, outside any lock */
     if ((e = parse_order(r, o, t, &expected, &has_expected)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
         return e;
     }
@@ -615,36 +647,32 @@ orders_place(jt_req *r)
         return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
     }
 
-    /* 2. idempotency, then the locks on every stock row and the balance */
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
-        return e;
-    }
-    t->idem = wr.has_key ? &wr.idem : NULL;
+    /* 3. the locks on every stock row and the balance */
     keys = stock_lock_keys(r, t->lines, t->n, t->buyer, &nkeys);
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
+    if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK) {
         return e;
     }
 
-    /* 3. the transaction, retried as a whole on conflicts */
-    e = jt_write_run(r, &wr, place_body, t, &t->refusal);
-    if (e != JT_OK || wr.replayed) {
+    /* 4. the transaction, retried as a whole on conflicts */
+    e = jt_write_run(r, wr, place_body, t, &t->refusal);
+    if (e != JT_OK || wr->replayed) {
         if (e == JT_E_OUT_OF_STOCK) {
             JT_METRIC_INC(orders_out_of_stock);
         }
         return e;
     }
 
-    /* 4. after COMMIT: cache, unlock, answer */
+    /* 5. after COMMIT: cache, unlock, answer */
     JT_METRIC_INC(orders_paid);
     {
         char loc[64];
         snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
         jt_reply_header(r, "Location", loc);
     }
-    jt_write_finish(r, &wr, 201, &t->body);
+    jt_write_finish(r, wr);
     return JT_OK;
 }
 
@@ -760,6 +788,7 @@ typedef struct {
     int         n;
     jt_err      refusal;
     int64_t     balance;
+    jt_buf      body;
 } cancel_tx;
 
 static jt_tx_step
@@ -825,6 +854,23 @@ cancel_body(jt_tx *tx)
         p[2] = JT_VS(jt_pstrdup(tx->arena, payload));
     }
     JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
+
+    /* the answer: the order as this transaction leaves it, read inside it
+     * (a read after COMMIT may fail, and a cancel that is done must not
+     * answer 5xx: the client's retry would then meet a 409) */
+    {
+        jt_json w;
+        jt_err e = JT_OK;
+
+        p[0] = JT_VI(c->order_id);
+        JT_TX_EXEC(tx, SQL_ORDER_GET, p, 1, &rows);
+        jt_json_begin(c->r, &c->body, &w, 1024);
+        if (rows.nrows != 1 || (e = write_order(c->r, &w, &rows, 0)) != JT_OK) {
+            tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+    }
+    jt_write_answer(tx, 200, &c->body, "ORDER", c->order_id);
     return JT_TX_COMMIT;
 }
 
@@ -836,12 +882,10 @@ orders_cancel(jt_req *r)
     jt_principal who;
     jt_rows o, items;
     cancel_tx *c;
-    jt_write wr;
+    jt_write *wr;
     const char **keys;
     jt_val p[1];
     jt_db_rc rc;
-    jt_buf b;
-    jt_json w;
     jt_err e;
     int i, nkeys;
 
@@ -878,25 +922,11 @@ orders_cancel(jt_req *r)
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, cancel_body, c, &c->refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK
+        || (e = jt_write_run(r, wr, cancel_body, c, &c->refusal)) != JT_OK) {
         return e;
     }
     JT_METRIC_INC(orders_cancelled);
-
-    /* the answer: the order as it now stands */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_GET, p, 1, &o)) != JT_DB_OK || o.nrows == 0) {
-        jt_lock_release_all(r->redis, r->arena, &wr.locks);
-        return jt_db_fail(r, rc == JT_DB_OK ? JT_DB_ERROR : rc);
-    }
-    jt_json_begin(r, &b, &w, 1024);
-    if ((e = write_order(r, &w, &o, 0)) != JT_OK) {
-        jt_lock_release_all(r->redis, r->arena, &wr.locks);
-        return e;
-    }
-    jt_write_finish(r, &wr, 200, &b);
+    jt_write_finish(r, wr);
     return JT_OK;
 }

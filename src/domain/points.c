@@ -33,8 +33,6 @@ static const char SQL_LEDGER_PAGE[] =
 typedef struct {
     int64_t     user_id;
     int64_t     amount;
-    jt_idem    *idem;          /* NULL without a key (never for charge) */
-    int64_t     ttl;
     jt_err      refusal;       /* on JT_TX_ABORT */
     /* results */
     int64_t     balance;
@@ -130,10 +128,7 @@ charge_body(jt_tx *tx)
     jw_kint(&w, "charged", c->amount);
     jw_kint(&w, "ledgerId", c->ledger_id);
     jw_obj_close(&w);
-
-    if (c->idem != NULL) {
-        return jt_idem_record(tx, c->idem, 200, c->body.data, c->body.len, "CHARGE", c->ledger_id, c->ttl);
-    }
+    jt_write_answer(tx, 200, &c->body, "CHARGE", c->ledger_id);
     return JT_TX_COMMIT;
 }
 
@@ -141,8 +136,13 @@ charge_body(jt_tx *tx)
 jt_err
 points_parse_amount(jt_req *r, json_object *o, int64_t *amount)
 {
+    static const char *const known[] = { "amount", NULL };
     json_object *v;
+    jt_err e;
 
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK) {
+        return e;
+    }
     if (!json_object_object_get_ex(o, "amount", &v) || v == NULL || !json_object_is_type(v, json_type_int)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'amount' must be an integer number of KRW");
     }
@@ -160,50 +160,38 @@ points_parse_amount(jt_req *r, json_object *o, int64_t *amount)
 jt_err
 points_charge(jt_req *r)
 {
-    const jt_conf *conf = r->conf;
     int64_t uid = jt_req_param_id(r, "userId");
     jt_principal who;
     json_object *o;
-    jt_write wr;
-    charge_tx c;
+    jt_write *wr;
+    charge_tx *c;
+    const char *keys[1];
     jt_err e;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK) {
+    /* authenticate, parse; then the key (a committed charge replays
+     * whatever has changed since); then validate */
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_REQUIRED)) != JT_OK || wr->replayed) {
         return e;
     }
-    if ((e = jt_json_body(r, &o)) != JT_OK) {
+    if ((c = jt_pcalloc(r->arena, sizeof(*c))) == NULL) {
+        return JT_E_INTERNAL;
+    }
+    if ((e = points_parse_amount(r, o, &c->amount)) != JT_OK) {
         return e;
     }
-    memset(&c, 0, sizeof(c));
-    if ((e = points_parse_amount(r, o, &c.amount)) != JT_OK) {
-        return e;
+    c->user_id = uid;
+    c->r = r;
+    if ((keys[0] = jt_lockkey_balance(r->arena, uid)) == NULL) {
+        return JT_E_INTERNAL;
     }
-    c.user_id = uid;
-    c.ttl = conf->idem_ttl;
-    c.r = r;
-
-    e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_REQUIRED);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    c.idem = wr.has_key ? &wr.idem : NULL;
-    {
-        const char *keys[1] = { jt_lockkey_balance(r->arena, uid) };
-        if (keys[0] == NULL) {
-            return JT_E_INTERNAL;
-        }
-        e = jt_write_lock(r, &wr, keys, 1);
-        if (e != JT_OK) {
-            return e;
-        }
-    }
-    e = jt_write_run(r, &wr, charge_body, &c, &c.refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_lock(r, wr, keys, 1)) != JT_OK
+        || (e = jt_write_run(r, wr, charge_body, c, &c->refusal)) != JT_OK || wr->replayed) {
         return e;
     }
     JT_METRIC_INC(charges);
-    JT_METRIC_ADD(points_charged, c.amount);
-    jt_write_finish(r, &wr, 200, &c.body);
+    JT_METRIC_ADD(points_charged, c->amount);
+    jt_write_finish(r, wr);
     return JT_OK;
 }
 

@@ -219,6 +219,7 @@ refund_body(jt_tx *tx)
     jt_buf_init(&t->body, tx->arena, 512);
     jw_init(&w, &t->body);
     receipt_write(&w, &rows, 0);
+    jt_write_answer(tx, 200, &t->body, "RECEIPT", t->receipt_id);
     return JT_TX_COMMIT;
 }
 
@@ -229,7 +230,7 @@ receipts_refund(jt_req *r)
     jt_principal who;
     jt_rows rows;
     refund_tx t;
-    jt_write wr;
+    jt_write *wr;
     const char **keys;
     jt_err e;
 
@@ -251,12 +252,9 @@ receipts_refund(jt_req *r)
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, 3)) != JT_OK) {
+    if ((e = jt_write_lock(r, wr, keys, 3)) != JT_OK || (e = jt_write_run(r, wr, refund_body, &t, &t.refusal)) != JT_OK) {
         return e;
     }
-    if ((e = jt_write_run(r, &wr, refund_body, &t, &t.refusal)) != JT_OK) {
-        return e;
-    }
-    jt_write_finish(r, &wr, 200, &t.body);
+    jt_write_finish(r, wr);
     return JT_OK;
 }

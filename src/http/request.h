@@ -60,6 +60,13 @@ typedef struct jt_req {
     const char     *problem_detail; /* detail for an error answer */
     const char     *problem_extra;  /* extra members: `"a":1,"b":2` */
     int             answered;
+
+    /* Called by the dispatcher with the error a handler returns, before it
+     * is answered (nginx's cleanup-handler idea): the write path releases
+     * what it holds there, and may answer with a committed replay instead
+     * (returning JT_OK). */
+    jt_err        (*on_error)(struct jt_req *r, jt_err e, void *data);
+    void           *on_error_data;
 } jt_req;
 
 /* Request id: a client or nginx value if it is sane, else a fresh one. */

@@ -141,6 +141,9 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
             if (e == JT_OK) {
                 e = route->handler(r);
             }
+            if (e != JT_OK && r->on_error != NULL) {
+                e = r->on_error(r, e, r->on_error_data);
+            }
         }
     }
 

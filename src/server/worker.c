@@ -89,7 +89,9 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
     int64_t busy;
 
     snprintf(s->method, sizeof(s->method), "%s", m ? m : "-");
-    snprintf(s->uri, sizeof(s->uri), "%s", u ? u : "-");
+    /* the path only: the scoreboard feeds /status and the master's
+     * request_timeout log line, and a query string may carry anything */
+    snprintf(s->uri, sizeof(s->uri), "%.*s", u ? (int) strcspn(u, "?") : 1, u ? u : "-");
     s->request_id[0] = '\0';
     __atomic_store_n(&s->req_start_us, jt_clock_mono_us(), __ATOMIC_RELEASE);
     __atomic_store_n(&s->state, JT_SLOT_BUSY, __ATOMIC_RELEASE);
@@ -210,6 +212,7 @@ jt_worker_run(const jt_worker_args *a)
         set_io_timeouts(freq.ipcFd, io_timeout);
 
         slot_begin(sb, slot, &freq);
+        db.fail_next = 0;
         jt_http_serve(&hctx, &freq, slot->request_id, sizeof(slot->request_id));
         FCGX_Finish_r(&freq);
         if (db.in_tx) {

@@ -69,6 +69,7 @@ typedef struct jt_db {
     int                nstmts;
     int64_t            retry_at_ms;  /* no reconnect before this (jt_clock_mono_ms) */
     int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
+    int                fail_next;    /* test-only, see [testing] fail_after_commit */
     unsigned           last_errno;
     char               last_error[256];
     uint64_t           reconnects;

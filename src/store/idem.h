@@ -64,6 +64,11 @@ jt_tx_step jt_idem_record(jt_tx *tx, jt_idem *id, int status, const char *body, 
 /* The durable row, if any: REPLAY, MISMATCH, PROCEED (none) or DB_DOWN. */
 jt_idem_rc jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a);
 
+/* The same as a locking read, outside any transaction: it waits for a
+ * transaction that has inserted this key's row and not yet committed, and
+ * then sees what it did. IN_FLIGHT when that wait timed out. */
+jt_idem_rc jt_idem_settle(jt_idem *id, jt_db *db, jt_arena *a);
+
 void jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
                     int64_t ttl_s);
 void jt_idem_abandon(jt_idem *id, jt_redis *r, jt_arena *a);

@@ -8,8 +8,14 @@
 jt_tx_rc
 jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data)
 {
+    return jt_tx_run_for(db, a, p, body, data, NULL);
+}
+
+jt_tx_rc
+jt_tx_run_for(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data, void *write)
+{
     int64_t deadline = jt_clock_mono_ms() + p->deadline_ms, backoff = p->backoff_base_ms;
-    jt_tx tx = { db, a, JT_DB_OK, 0, data };
+    jt_tx tx = { db, a, JT_DB_OK, 0, data, write };
 
     for (;;) {
         jt_tx_step step;

@@ -462,7 +462,8 @@ http {
         "~^[A-Za-z0-9._:\@=+/-]{1,128}\$" \$http_x_request_id;
     }
 
-    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request" \$status \$body_bytes_sent '
+    # \$uri, not \$request: no query string in the access log
+    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request_method \$uri \$server_protocol" \$status \$body_bytes_sent '
                        'rt=\$request_time urt=\$upstream_response_time rid=\$jangteo_request_id';
     access_log $d/nginx-access.log jangteo;
 
