@@ -241,6 +241,31 @@ answer_cached(jt_req *r, const char *data, size_t len)
     return JT_OK;
 }
 
+/* ETag: W/"<version>" of a product answer, read back from the answer itself
+ * (so a warm read carries the same tag as the fill that stored it). Weak:
+ * the stock shown can change without the product row's version (options,
+ * the cache's TTL). If-Match takes it back, or the bare version. */
+static void
+reply_product_etag(jt_req *r, const char *body, size_t len)
+{
+    static const char key[] = ",\"version\":";
+    const char *v = memmem(body, len, key, sizeof(key) - 1), *end = body + len;
+    char tag[32];
+    int n = 0;
+
+    if (v == NULL) {
+        return;
+    }
+    v += sizeof(key) - 1;
+    while (v + n < end && n < 19 && v[n] >= '0' && v[n] <= '9') {
+        n++;
+    }
+    if (n > 0) {
+        snprintf(tag, sizeof(tag), "W/\"%.*s\"", n, v);
+        jt_reply_header(r, "ETag", tag);
+    }
+}
+
 /* GET /api/v1/products?page=&size=&q=&status= */
 jt_err
 catalog_list(jt_req *r)
@@ -447,6 +472,7 @@ catalog_get(jt_req *r)
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
     cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
+        reply_product_etag(r, cached, clen);
         return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
@@ -458,6 +484,7 @@ catalog_get(jt_req *r)
         return jt_db_fail(r, (jt_db_rc) -rc);
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
+    reply_product_etag(r, b.data, b.len);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
@@ -684,6 +711,7 @@ answer_product(jt_req *r, jt_write *wr, int64_t id, int status)
         return rc == 1 ? jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld is gone", (long long) id)
                        : jt_db_fail(r, (jt_db_rc) -rc);
     }
+    reply_product_etag(r, b.data, b.len);
     jt_write_finish(r, wr, status, &b);
     return JT_OK;
 }
