@@ -60,13 +60,18 @@ export async function newPage(label) {
   watched.push(w);
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
-    // the browser's own line for an answer we expected (a 4xx) is not a fault
-    if (/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())
-      && w.expected.length) return;
+    // the browser's own line for an answer we expected is not a fault
+    const st = /Failed to load resource: the server responded with a status of (\d{3})/.exec(m.text());
+    if (st && w.expected.some((e) => e.status === Number(st[1]))) return;
     w.problems.push(`console error: ${m.text()}`);
   });
   page.on('pageerror', (e) => w.problems.push(`uncaught: ${e.message}`));
-  page.on('requestfailed', (r) => w.problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on('requestfailed', (r) => {
+    // a fetch the page itself dropped by moving on to the next page (the
+    // test clicks faster than a person) is not a failure of the server
+    if (r.failure()?.errorText === 'net::ERR_ABORTED') return;
+    w.problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
+  });
   page.on('response', (r) => {
     const st = r.status();
     if (st < 400) return;
@@ -131,4 +136,34 @@ export async function apiCall(method, path, body, token) {
   const r = await fetch(BASE + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, json: text ? JSON.parse(text) : null };
+}
+
+// Asks the Perl test to act on the stack (stop-mariadb, start-mariadb, ...)
+// and waits until it says it is done.
+let stdinLines;
+export function control(word) {
+  if (!stdinLines) {
+    stdinLines = { buf: '', waiting: [] };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d) => {
+      stdinLines.buf += d;
+      let i;
+      while ((i = stdinLines.buf.indexOf('\n')) >= 0) {
+        stdinLines.buf = stdinLines.buf.slice(i + 1);
+        const w = stdinLines.waiting.shift();
+        if (w) w();
+      }
+    });
+  }
+  return new Promise((resolve) => {
+    stdinLines.waiting.push(resolve);
+    console.log(`control ${word}`);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Fills a form field found by its label (as a person would).
+export async function fill(page, label, value) {
+  await page.getByLabel(label, { exact: true }).fill(String(value));
 }

@@ -11,7 +11,7 @@
 //   per click (newKey), the same key on every retry of that click.
 
 const SESSION = 'jangteo.session';
-const RETRIES = 4;
+const RETRIES = 5;
 
 export const session = {
   get() {

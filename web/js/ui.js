@@ -176,13 +176,13 @@ export function renderHeader() {
   const who = el('div', { class: 'who' });
   if (s) {
     who.append(el('span', { id: 'who' }, s.name || s.email || ''), el('span', { id: 'balance' }, ''),
-      el('button', { type: 'button', id: 'logout', onclick: logout }, t('nav.logout')));
+      el('button', { type: 'button', id: 'nav-logout', onclick: logout }, t('nav.logout')));
   } else {
-    who.append(el('a', { href: `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`, id: 'login' },
+    who.append(el('a', { href: `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`, id: 'nav-login' },
       t('nav.login')));
   }
   who.append(el('button', {
-    type: 'button', id: 'lang', lang: lang() === 'ko' ? 'en' : 'ko', 'aria-label': t('lang.label'),
+    type: 'button', id: 'lang', lang: lang() === 'ko' ? 'en' : 'ko', title: t('lang.label'),
     onclick: () => { setLang(lang() === 'ko' ? 'en' : 'ko'); location.reload(); },
   }, t('lang.switch')));
   const header = $('#site-header');

@@ -46,7 +46,11 @@ async function load({ live = false } = {}) {
   $('#page').textContent = t('pager.page', { page: state.page, pages: state.pages });
   $('#prev').disabled = state.page <= 1;
   $('#next').disabled = state.page >= state.pages;
-  history.replaceState(null, '', `?${query()}`);
+  const shown = new URLSearchParams();
+  if (state.q) shown.set('q', state.q);
+  if (state.status) shown.set('status', state.status);
+  if (state.page > 1) shown.set('page', state.page);
+  history.replaceState(null, '', shown.toString() ? `?${shown}` : location.pathname);
 }
 
 async function popular() {
