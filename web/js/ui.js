@@ -95,8 +95,9 @@ export function showWait(seconds) {
 // Runs one user action: progress on the button, a fresh Idempotency-Key
 // for this click, the server's retries with a countdown, and on failure the
 // problem with "try again" (the same key) when trying again can help.
-// run({key, onWait}) does the work; problemActions(err) adds next steps.
-export function act(button, run, { problemActions } = {}) {
+// run({key, onWait}) does the work; problemActions(err) adds next steps;
+// after() runs once the button is itself again.
+export function act(button, run, { problemActions, after } = {}) {
   const key = newKey();
   const attempt = async () => {
     clearMessages();
@@ -113,6 +114,7 @@ export function act(button, run, { problemActions } = {}) {
     } finally {
       button.disabled = false;
       button.removeAttribute('aria-busy');
+      if (after) after();
     }
   };
   return attempt();

@@ -27,7 +27,7 @@ async function price() {
 
 function totals() {
   const items = lines.reduce((s, l) => s + l.unitPrice * l.quantity, 0);
-  const fee = items >= FREE_FROM ? 0 : FEE;
+  const fee = items > 0 && items < FREE_FROM ? FEE : 0;
   return { items, fee, total: items + fee };
 }
 
@@ -90,7 +90,7 @@ function nextSteps(err) {
     const now = err.problem.currentTotal;
     return [{ label: t('checkout.payNew', { total: krw(now) }), onClick: (ev) => {
       // the buyer agreed to a new amount: a new action, a new key
-      act(ev.target, (a) => pay(a, now), { problemActions: nextSteps });
+      act(ev.target, (a) => pay(a, now), { problemActions: nextSteps, after: render });
     } }];
   }
   if (err.code === 'INSUFFICIENT_BALANCE') return [{ label: t('checkout.toPoints'), href: '/points.html' }];
@@ -99,4 +99,4 @@ function nextSteps(err) {
 
 startPage();
 price().catch((e) => showProblem(e));
-onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps });
+onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps, after: render });
