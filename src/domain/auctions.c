@@ -109,6 +109,9 @@ write_auction(jt_json *w, const jt_rows *rows, int i, int64_t now, int detail)
         }
         jw_obj_close(w);
         jw_kint(w, "variationSeconds", a.variation_s);
+        /* the instant the price and status above were computed for: a
+         * client counting down to nextDropAt sets its clock by it */
+        write_ms_time(w, "asOf", now);
         k = jt_auction_step_at(&a, now);
         steps = jt_auction_steps(&a);
         if (status != JT_AUCTION_FINISHED && (now < a.starts_ms || k + 1 < steps)) {

@@ -322,6 +322,31 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }
 
+/* ETag: W/"<version>" of a product answer, read back from the answer itself
+ * (so a warm read carries the same tag as the fill that stored it). Weak:
+ * the stock shown can change without the product row's version (options,
+ * the cache's TTL). If-Match takes it back, or the bare version. */
+void
+catalog_reply_etag(jt_req *r, const char *body, size_t len)
+{
+    static const char key[] = ",\"version\":";
+    const char *v = memmem(body, len, key, sizeof(key) - 1), *end = body + len;
+    char tag[32];
+    int n = 0;
+
+    if (v == NULL) {
+        return;
+    }
+    v += sizeof(key) - 1;
+    while (v + n < end && n < 19 && v[n] >= '0' && v[n] <= '9') {
+        n++;
+    }
+    if (n > 0) {
+        snprintf(tag, sizeof(tag), "W/\"%.*s\"", n, v);
+        jt_reply_header(r, "ETag", tag);
+    }
+}
+
 /* GET /api/v1/products/{id} */
 jt_err
 catalog_get(jt_req *r)
@@ -338,6 +363,7 @@ catalog_get(jt_req *r)
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
     cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
+        catalog_reply_etag(r, cached, clen);
         return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
@@ -345,6 +371,7 @@ catalog_get(jt_req *r)
         return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
+    catalog_reply_etag(r, b.data, b.len);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

@@ -15,6 +15,20 @@ jt_method_from_name(const char *m)
     return 0;
 }
 
+const char *
+jt_method_name(int m)
+{
+    switch (m) {
+    case JT_GET:    return "GET";
+    case JT_POST:   return "POST";
+    case JT_PUT:    return "PUT";
+    case JT_PATCH:  return "PATCH";
+    case JT_DELETE: return "DELETE";
+    case JT_HEAD:   return "HEAD";
+    default:        return NULL;
+    }
+}
+
 /* Steps pattern and path past their next '/' together and finds where
  * the segment each now starts ends (*pe, *se: the next '/' or the end).
  * 0 when either has no '/' left: the walk is over. */

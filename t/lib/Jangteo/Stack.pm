@@ -422,6 +422,7 @@ sub _write_nginx_conf {
         _spew("$d/$f", _slurp($sys), 0644) if -r $sys;
     }
     make_path(map { "$d/nginx-tmp/$_" } qw(client_body proxy fastcgi uwsgi scgi));
+    $self->_link_web_root;
     my $user = $> == 0 ? "user root;\n" : '';
     my $locations = "$self->{src}/conf/nginx/jangteo-locations.conf";
     # rate_limits => 1: the shipped limits per client address (local stack)
@@ -483,11 +484,30 @@ http {
     server {
         listen 127.0.0.1:$self->{http_port} backlog=4096;
         server_name localhost;
+        root $d/www;
         include $locations;
 $extra    }
 }
 EOF
     _spew("$d/nginx.conf", $text, 0644);
+}
+
+# The server's root as `make install` lays it out (@pkgdatadir@/web): the
+# storefront's files, and api/ with the built docs and the spec, as links
+# into the checkout and the build, so an edited page is served at once.
+sub _link_web_root {
+    my ($self) = @_;
+    my $www = "$self->{dir}/www";
+    remove_tree($www) if -e $www;
+    make_path("$www/api");
+    opendir(my $dh, "$self->{src}/web") or croak "$self->{src}/web: $!";
+    for my $e (grep { !/^\./ } readdir $dh) {
+        symlink("$self->{src}/web/$e", "$www/$e") or croak "symlink $www/$e: $!";
+    }
+    closedir $dh;
+    symlink("$self->{src}/openapi/jangteo.yaml", "$www/api/jangteo.yaml") or croak "symlink: $!";
+    # built by make (redocly build-docs); absent, /api/docs is a 404
+    symlink("$self->{build}/openapi/jangteo.html", "$www/api/jangteo.html") or croak "symlink: $!";
 }
 
 # ---------------------------------------------------------------- processes
