@@ -17,7 +17,9 @@
 #include "domain/audit.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/lifecycle.h"
 #include "domain/search.h"
+#include "store/redis.h"
 #include "store/tx.h"
 #include "store/db.h"
 
@@ -408,7 +410,7 @@ cmd_audit(const jt_conf *c, jt_arena *a)
     int i;
 
     jt_db_init(&db, c, c->db_user, c->db_password);
-    if (audit_run(&db, a, &report) != JT_DB_OK) {
+    if (audit_run(&db, a, c->ev_audit_grace, &report) != JT_DB_OK) {
         fprintf(stderr, "audit: %s\n", db.last_error);
         jt_db_close(&db);
         return 2;
@@ -425,6 +427,35 @@ cmd_audit(const jt_conf *c, jt_arena *a)
     return report.violations ? 1 : 0;
 }
 
+/* sweep: one pass of the order lifecycle's scheduler, for sites that run
+ * it from a timer ([lifecycle] scheduler = no); safe beside a running
+ * daemon's scheduler (domain/lifecycle.h) */
+static int
+cmd_sweep(const jt_conf *c, jt_arena *a)
+{
+    jt_sweep_report rep;
+    jt_redis redis;
+    jt_db db;
+    jt_err e;
+
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    jt_redis_init(&redis, c);
+    e = lifecycle_sweep(c, &db, &redis, a, &rep);
+    jt_db_close(&db);
+    jt_redis_close(&redis);
+    if (e != JT_OK) {
+        fprintf(stderr, "sweep: MariaDB unavailable\n");
+        return 1;
+    }
+    if (rep.locked_out) {
+        printf("sweep: another scheduler is sweeping now; nothing done\n");
+        return 0;
+    }
+    printf("sweep: %lld moved, %lld skipped, %lld to retry%s\n", (long long) rep.moved, (long long) rep.skipped,
+           (long long) rep.failed, rep.out_of_time ? " (deadline reached; the rest waits)" : "");
+    return rep.failed ? 1 : 0;
+}
+
 static void
 usage(FILE *out)
 {
@@ -434,7 +465,8 @@ usage(FILE *out)
                  "  demo-data   load the demo catalog and accounts\n"
                  "  create-admin --email E --password-file F [--name N] [--phone P]\n"
                  "  purge       remove expired idempotency keys and tokens\n"
-                 "  audit       check every money and stock invariant (exit 1 on a violation)\n");
+                 "  audit       check every money and stock invariant (exit 1 on a violation)\n"
+                 "  sweep       move due orders along their lifecycle once (the scheduler's sweep)\n");
 }
 
 static int
@@ -484,6 +516,8 @@ main(int argc, char **argv)
         rc = need_keys(&conf) ? 1 : cmd_create_admin(&conf, &arena, argc - optind, argv + optind);
     } else if (!strcmp(argv[optind], "audit")) {
         rc = cmd_audit(&conf, &arena);
+    } else if (!strcmp(argv[optind], "sweep")) {
+        rc = cmd_sweep(&conf, &arena);
     } else if (!strcmp(argv[optind], "purge")) {
         rc = cmd_purge(&conf, &arena);
     } else {

@@ -45,6 +45,13 @@ typedef struct {
     uint64_t orders_paid;
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
+    uint64_t order_moves;            /* lifecycle moves committed (by hand or by the scheduler) */
+    uint64_t sweeps;
+    uint64_t events_published;       /* outbox rows XADDed by the relay */
+    uint64_t notifications_created;
+    uint64_t webhook_attempts;
+    uint64_t webhook_failures;       /* attempts that did not get a 2xx */
+    uint64_t webhook_deliveries_failed; /* deliveries given up after max_attempts */
     uint64_t popular_queries;
     uint64_t bids_accepted;
     uint64_t bids_purchased;

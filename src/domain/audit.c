@@ -6,6 +6,8 @@
 
 #include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/events.h"
+#include "domain/lifecycle.h"
 
 /* Each check is two statements: how many rows it looked at, and the
  * offending ids (at most a few, plus their count). */
@@ -14,16 +16,17 @@ typedef struct {
     const char *invariant;
     const char *count_sql;
     const char *bad_sql;       /* SELECT id ... : every row is a violation */
+    int         grace;         /* bad_sql binds [events] audit_grace (seconds) */
 } check_def;
 
 #define STOCK_SOLD_PRODUCT                                                                      \
     "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
-    " WHERE o.status = 'PAID' AND oi.product_id = p.id AND oi.option_id IS NULL)"
+    " WHERE o.status IN (" JT_ORDER_SOLD_STATUSES ") AND oi.product_id = p.id AND oi.option_id IS NULL)"
 #define STOCK_MOVED_PRODUCT                                                                     \
     "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.product_id = p.id AND m.option_id IS NULL)"
 #define STOCK_SOLD_OPTION                                                                       \
     "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
-    " WHERE o.status = 'PAID' AND oi.option_id = po.id)"
+    " WHERE o.status IN (" JT_ORDER_SOLD_STATUSES ") AND oi.option_id = po.id)"
 #define STOCK_MOVED_OPTION                                                                      \
     "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.option_id = po.id)"
 #define HAS_OPTIONS "EXISTS (SELECT 1 FROM product_options x WHERE x.product_id = p.id)"
@@ -32,43 +35,58 @@ static const check_def checks[] = {
     { "balances", "for every user: balance = sum of ledger deltas",
       "SELECT COUNT(*) FROM users",
       "SELECT u.id FROM users u LEFT JOIN (SELECT user_id, SUM(delta) s FROM point_ledger GROUP BY user_id) l"
-      " ON l.user_id = u.id WHERE u.balance <> COALESCE(l.s, 0) ORDER BY u.id" },
+      " ON l.user_id = u.id WHERE u.balance <> COALESCE(l.s, 0) ORDER BY u.id", 0 },
     { "no_negative_balance", "no user has a negative balance",
       "SELECT COUNT(*) FROM users",
-      "SELECT id FROM users WHERE balance < 0 ORDER BY id" },
+      "SELECT id FROM users WHERE balance < 0 ORDER BY id", 0 },
     { "ledger_running_balance", "every ledger row's balanceAfter continues the previous one",
       "SELECT COUNT(*) FROM point_ledger",
       "SELECT t.id FROM (SELECT id, balance_after,"
       " SUM(delta) OVER (PARTITION BY user_id ORDER BY id) AS running FROM point_ledger) t"
-      " WHERE t.balance_after <> t.running ORDER BY t.id" },
-    { "product_stock", "for every product without options: initial + restocks - units in PAID orders = stock",
+      " WHERE t.balance_after <> t.running ORDER BY t.id", 0 },
+    { "product_stock", "for every product without options: initial + restocks - units in orders not cancelled or returned = stock",
       "SELECT COUNT(*) FROM products p WHERE NOT " HAS_OPTIONS,
       "SELECT p.id FROM products p WHERE NOT " HAS_OPTIONS
-      " AND p.stock <> " STOCK_MOVED_PRODUCT " - " STOCK_SOLD_PRODUCT " ORDER BY p.id" },
-    { "option_stock", "for every option: initial + restocks - units in PAID orders = stock",
+      " AND p.stock <> " STOCK_MOVED_PRODUCT " - " STOCK_SOLD_PRODUCT " ORDER BY p.id", 0 },
+    { "option_stock", "for every option: initial + restocks - units in orders not cancelled or returned = stock",
       "SELECT COUNT(*) FROM product_options",
       "SELECT po.id FROM product_options po WHERE po.stock <> " STOCK_MOVED_OPTION " - " STOCK_SOLD_OPTION
-      " ORDER BY po.id" },
+      " ORDER BY po.id", 0 },
     { "no_negative_stock", "no product or option has negative stock",
       "SELECT (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM product_options)",
-      "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0" },
+      "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0", 0 },
     { "order_payments", "every order has exactly one payment ledger row of its total",
       "SELECT COUNT(*) FROM orders",
       "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT'"
       " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = -o.total) <> 1"
       " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT' AND l.ref_id = o.id) <> 1"
-      " ORDER BY o.id" },
-    { "order_refunds", "every CANCELLED order has exactly one refund row of its total; a PAID one none",
+      " ORDER BY o.id", 0 },
+    { "order_refunds", "every CANCELLED or RETURNED order has exactly one refund row of its total; any other none",
       "SELECT COUNT(*) FROM orders",
       "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND'"
       " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = o.total)"
-      " <> IF(o.status = 'CANCELLED', 1, 0)"
+      " <> IF(o.status IN (" JT_ORDER_REFUNDED_STATUSES "), 1, 0)"
       " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND' AND l.ref_id = o.id)"
-      " <> IF(o.status = 'CANCELLED', 1, 0) ORDER BY o.id" },
+      " <> IF(o.status IN (" JT_ORDER_REFUNDED_STATUSES "), 1, 0) ORDER BY o.id", 0 },
+    { "order_status_history", "every order's status is the last move of its history (PAID with none)",
+      "SELECT COUNT(*) FROM orders",
+      "SELECT o.id FROM orders o LEFT JOIN order_events e ON e.id = (SELECT MAX(x.id) FROM order_events x"
+      " WHERE x.order_id = o.id) WHERE o.status <> COALESCE(e.to_status, 'PAID') ORDER BY o.id", 0 },
+    { "order_history_path", "every move of an order starts where the one before it ended (PAID first)",
+      "SELECT COUNT(*) FROM order_events",
+      "SELECT t.id FROM (SELECT id, from_status, COALESCE(LAG(to_status) OVER (PARTITION BY order_id ORDER BY id), 'PAID')"
+      " AS prev FROM order_events) t WHERE t.from_status <> t.prev ORDER BY t.id", 0 },
+    { "event_notifications", "every event published before the grace has been consumed, with one notification "
+      "for its recipient",
+      "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL",
+      "SELECT x.id FROM outbox x WHERE x.published_at IS NOT NULL AND x.published_at < NOW(6) - INTERVAL ? SECOND"
+      " AND (x.notified_at IS NULL OR (SELECT COUNT(*) FROM notifications n WHERE n.event_id = x.id)"
+      " <> IF(" JT_EVENT_RECIPIENT("x") " IS NULL, 0, 1) OR EXISTS (SELECT 1 FROM notifications n WHERE"
+      " n.event_id = x.id AND n.user_id <> " JT_EVENT_RECIPIENT("x") ")) ORDER BY x.id", 1 },
     { "order_totals", "every order's total = sum of its lines + shipping fee",
       "SELECT COUNT(*) FROM orders",
       "SELECT o.id FROM orders o WHERE o.items_total <> (SELECT COALESCE(SUM(oi.line_total), 0) FROM order_items oi"
-      " WHERE oi.order_id = o.id) OR o.total <> o.items_total + o.shipping_fee ORDER BY o.id" },
+      " WHERE oi.order_id = o.id) OR o.total <> o.items_total + o.shipping_fee ORDER BY o.id", 0 },
     { "idempotent_charges", "every stored charge answer matches the ledger row it names",
       "SELECT COUNT(*) FROM idempotency_keys WHERE ref_kind = 'CHARGE'",
       "SELECT k.id FROM idempotency_keys k LEFT JOIN point_ledger l ON l.id = k.ref_id AND l.kind = 'CHARGE'"
@@ -76,24 +94,24 @@ static const check_def checks[] = {
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.ledgerId') <> l.id"
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.charged') <> l.delta"
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.userId') <> l.user_id"
-      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.balance') <> l.balance_after) ORDER BY k.id" },
+      " OR JSON_VALUE(CAST(k.body AS CHAR), '$.balance') <> l.balance_after) ORDER BY k.id", 0 },
     { "idempotent_orders", "every stored order answer matches the order it names",
       "SELECT COUNT(*) FROM idempotency_keys WHERE ref_kind = 'ORDER'",
       "SELECT k.id FROM idempotency_keys k LEFT JOIN orders o ON o.id = k.ref_id"
       " WHERE k.ref_kind = 'ORDER' AND (o.id IS NULL"
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.orderId') <> o.id"
       " OR JSON_VALUE(CAST(k.body AS CHAR), '$.total') <> o.total"
-      " OR k.user_id <> o.user_id) ORDER BY k.id" },
+      " OR k.user_id <> o.user_id) ORDER BY k.id", 0 },
     { "auction_stock", "for every auction: initial stock - units in PURCHASED receipts = stock",
       "SELECT COUNT(*) FROM auctions",
       "SELECT a.id FROM auctions a WHERE a.stock <> a.initial_stock - (SELECT COALESCE(SUM(r.quantity), 0)"
-      " FROM receipts r WHERE r.auction_id = a.id AND r.status = 'PURCHASED') OR a.stock < 0 ORDER BY a.id" },
+      " FROM receipts r WHERE r.auction_id = a.id AND r.status = 'PURCHASED') OR a.stock < 0 ORDER BY a.id", 0 },
     { "auction_seller_credits", "for every auction: seller credits = purchased receipts - refunds",
       "SELECT COUNT(*) FROM auctions",
       "SELECT a.id FROM auctions a WHERE (SELECT COALESCE(SUM(l.delta), 0) FROM point_ledger l JOIN receipts r"
       " ON r.id = l.ref_id WHERE r.auction_id = a.id AND l.kind IN ('AUCTION_SALE', 'AUCTION_REVERSAL')"
       " AND l.user_id = a.seller_id) <> (SELECT COALESCE(SUM(r.price * r.quantity), 0) FROM receipts r"
-      " WHERE r.auction_id = a.id AND r.status = 'PURCHASED') ORDER BY a.id" },
+      " WHERE r.auction_id = a.id AND r.status = 'PURCHASED') ORDER BY a.id", 0 },
     { "receipt_payments", "every settled receipt has its ledger rows: one purchase and one sale; a refund pair if REFUNDED",
       "SELECT COUNT(*) FROM receipts",
       "SELECT r.id FROM receipts r WHERE"
@@ -104,11 +122,11 @@ static const check_def checks[] = {
       "  AND l.user_id = r.seller_id AND l.delta = r.price * r.quantity)"
       "   <> IF(r.status IN ('PURCHASED', 'REFUNDED'), 1, 0)"
       " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.ref_id = r.id AND l.kind IN ('AUCTION_REFUND', 'AUCTION_REVERSAL'))"
-      "   <> IF(r.status = 'REFUNDED', 2, 0) ORDER BY r.id" },
+      "   <> IF(r.status = 'REFUNDED', 2, 0) ORDER BY r.id", 0 },
 };
 
 jt_db_rc
-audit_run(jt_db *db, jt_arena *a, jt_audit *out)
+audit_run(jt_db *db, jt_arena *a, int64_t grace_s, jt_audit *out)
 {
     size_t i;
 
@@ -128,7 +146,9 @@ audit_run(jt_db *db, jt_arena *a, jt_audit *out)
         c->checked = rows.nrows ? (jt_cell(&rows, 0, 0)->type == JT_V_INT ? jt_cell(&rows, 0, 0)->i
                                                                          : atoll(jt_cell(&rows, 0, 0)->s))
                                 : 0;
-        if ((rc = jt_db_exec(db, a, checks[i].bad_sql, NULL, 0, &rows)) != JT_DB_OK) {
+        jt_val grace[1] = { JT_VI(grace_s) };
+
+        if ((rc = jt_db_exec(db, a, checks[i].bad_sql, grace, checks[i].grace ? 1 : 0, &rows)) != JT_DB_OK) {
             return rc;
         }
         c->violations = rows.nrows;
@@ -160,7 +180,7 @@ audit_http(jt_req *r)
     if (!who.is_admin) {
         return jt_fail(r, JT_E_FORBIDDEN, "the audit is for admins");
     }
-    if ((rc = audit_run(r->db, r->arena, &report)) != JT_DB_OK) {
+    if ((rc = audit_run(r->db, r->arena, ((const jt_conf *) r->conf)->ev_audit_grace, &report)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     jt_json_begin(r, &b, &w, 2048);

@@ -10,7 +10,7 @@
 #include "http/request.h"
 #include "store/db.h"
 
-#define JT_AUDIT_MAX_CHECKS 16
+#define JT_AUDIT_MAX_CHECKS 24
 #define JT_AUDIT_SAMPLES 5
 
 typedef struct {
@@ -27,8 +27,11 @@ typedef struct {
     int64_t        violations;
 } jt_audit;
 
-/* JT_DB_OK with the report filled, or the failed statement's code. */
-jt_db_rc audit_run(jt_db *db, jt_arena *a, jt_audit *out);
+/* JT_DB_OK with the report filled, or the failed statement's code. An
+ * event is expected to have its notifications grace_s seconds after it
+ * was published ([events] audit_grace): before that, a consumer may be
+ * on it. */
+jt_db_rc audit_run(jt_db *db, jt_arena *a, int64_t grace_s, jt_audit *out);
 
 jt_err audit_http(jt_req *r);
 

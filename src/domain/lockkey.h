@@ -29,12 +29,23 @@
  *                            applied by a consumer, and every refund of one
  *                            of its receipts.
  *
+ *   lock:order:<order>       an order's status. Taken by every move of the
+ *                            order (domain/lifecycle.c): a seller's or an
+ *                            admin's transition, a buyer's cancel or return
+ *                            request, and the scheduler's moves; a move that
+ *                            gives stock back or refunds (CANCELLED,
+ *                            RETURNED) also takes the stock keys of every
+ *                            line and the buyer's balance.
+ *
  *   popular:lock             not a row: the single-flight refresh of the
  *                            popular-products answer (catalog_read.c), held
  *                            by the one request that runs the query.
+ *   lifecycle:sweep:lock     not a row: one scheduler sweep at a time across
+ *                            every host (server/scheduler.c); only saves
+ *                            work, each move is fenced by the order's row.
  *
- * Kinds to come (cart, order lifecycle, payment) are rows of the kind table
- * in lockkey.c and a function here, named for the row they protect.
+ * Kinds to come (cart, payment) are rows of the kind table in lockkey.c
+ * and a function here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not
@@ -50,10 +61,12 @@ typedef enum {
     JT_LOCKKEY_PRODUCT = 0,
     JT_LOCKKEY_BALANCE,
     JT_LOCKKEY_AUCTION,
+    JT_LOCKKEY_ORDER,
     JT_LOCKKEY__COUNT
 } jt_lockkey_kind;
 
 #define JT_LOCKKEY_POPULAR "popular:lock"
+#define JT_LOCKKEY_SWEEP   "lifecycle:sweep:lock"
 
 /* The key of one row of a kind, in arena memory; NULL when out of memory. */
 const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);
@@ -61,6 +74,7 @@ const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);
 #define jt_lockkey_product(a, product_id) jt_lockkey((a), JT_LOCKKEY_PRODUCT, (product_id))
 #define jt_lockkey_balance(a, user_id)    jt_lockkey((a), JT_LOCKKEY_BALANCE, (user_id))
 #define jt_lockkey_auction(a, auction_id) jt_lockkey((a), JT_LOCKKEY_AUCTION, (auction_id))
+#define jt_lockkey_order(a, order_id)     jt_lockkey((a), JT_LOCKKEY_ORDER, (order_id))
 
 /* The key of the stock an order line takes units from. It is its
  * product's key whether or not the line names an option (see above): the

@@ -19,7 +19,11 @@
 #include "core/metrics.h"
 #include "core/pii.h"
 #include "server/consumer.h"
+#include "server/hooks.h"
 #include "server/listen.h"
+#include "server/notifier.h"
+#include "server/relay.h"
+#include "server/scheduler.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
 
@@ -38,7 +42,7 @@ typedef struct {
     uint32_t generation;
     int      quitting;       /* SIGQUIT sent: do not replace */
     int      killed;         /* SIGKILL sent by us (request_timeout) */
-    int      kind;           /* JT_KIND_WORKER or JT_KIND_CONSUMER */
+    int      kind;           /* JT_KIND_* */
 } child;
 
 static volatile sig_atomic_t sig_term, sig_quit, sig_hup, sig_usr1, sig_chld;
@@ -95,6 +99,13 @@ setup_signals(sigset_t *wait_mask)
     sigdelset(wait_mask, SIGCHLD);
 }
 
+/* The process names ps shows (at most 15 characters). */
+static const char *const kind_names[JT_KIND__COUNT] = {
+    [JT_KIND_WORKER] = "jangteod-worker",   [JT_KIND_CONSUMER] = "jangteod-bids",
+    [JT_KIND_SCHEDULER] = "jangteod-sched", [JT_KIND_RELAY] = "jangteod-relay",
+    [JT_KIND_NOTIFIER] = "jangteod-notify", [JT_KIND_HOOKS] = "jangteod-hooks",
+};
+
 static int
 spawn(int kind)
 {
@@ -127,10 +138,17 @@ spawn(int kind)
         sb->slots[slot].generation = generation;
         sb->slots[slot].kind = kind;
         /* ps and tests tell the kinds apart by name */
-        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER ? "jangteod-bids" : "jangteod-worker", 0, 0, 0);
-        if (kind == JT_KIND_CONSUMER) {
+        prctl(PR_SET_NAME, kind_names[kind], 0, 0, 0);
+        if (kind != JT_KIND_WORKER) {
             close(listen_fd);
-            jt_consumer_run(&conf, slot);
+        }
+        switch (kind) {
+        case JT_KIND_CONSUMER:  jt_consumer_run(&conf, slot);
+        case JT_KIND_SCHEDULER: jt_scheduler_run(&conf, slot);
+        case JT_KIND_RELAY:     jt_relay_run(&conf, slot);
+        case JT_KIND_NOTIFIER:  jt_notifier_run(&conf, slot);
+        case JT_KIND_HOOKS:     jt_hooks_run(&conf, slot);
+        default:                break;
         }
         args.conf = &conf;
         args.listen_fd = listen_fd;
@@ -268,16 +286,24 @@ check_timeouts(void)
     }
 }
 
-/* Brings the current generation up to the configured numbers of workers
- * and bid consumers. */
+/* Brings the current generation up to the configured number of each kind:
+ * workers, bid consumers, the scheduler, the relay and the event
+ * consumers. */
 static void
 spawn_missing(void)
 {
-    int64_t consumers = conf.auction_async ? conf.auction_consumers : 0;
+    int64_t want[JT_KIND__COUNT];
+    int kind;
 
-    while (count_current(JT_KIND_WORKER) < conf.workers && spawn(JT_KIND_WORKER) == 0) {
-    }
-    while (count_current(JT_KIND_CONSUMER) < consumers && spawn(JT_KIND_CONSUMER) == 0) {
+    want[JT_KIND_WORKER] = conf.workers;
+    want[JT_KIND_CONSUMER] = conf.auction_async ? conf.auction_consumers : 0;
+    want[JT_KIND_SCHEDULER] = conf.lc_scheduler ? 1 : 0;
+    want[JT_KIND_RELAY] = conf.ev_relay ? 1 : 0;
+    want[JT_KIND_NOTIFIER] = conf.ev_consumers;
+    want[JT_KIND_HOOKS] = conf.ev_webhook_consumers;
+    for (kind = 0; kind < JT_KIND__COUNT; kind++) {
+        while (count_current(kind) < want[kind] && spawn(kind) == 0) {
+        }
     }
 }
 

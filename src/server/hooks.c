@@ -1,0 +1,224 @@
+#include "server/hooks.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "domain/events.h"
+#include "domain/webhooks.h"
+#include "server/child.h"
+#include "server/stream.h"
+#include "server/worker.h"
+#include "store/db.h"
+#include "store/redis.h"
+
+#define BLOCK_MS 200
+#define CLAIM_EVERY_MS 200
+#define LOST_EVERY_MS 1000
+#define ANSWER_MAX (64 * 1024)   /* what we read of a receiver's answer, then stop */
+#define MAX_CALLS 256
+
+/* One call in flight. */
+typedef struct {
+    CURL              *easy;
+    struct curl_slist *headers;
+    jt_webhook_call    call;
+    int64_t            started_ms;
+    size_t             answered;   /* bytes of the answer read */
+    int                used;
+} slot_call;
+
+static size_t
+discard(char *p, size_t size, size_t n, void *data)
+{
+    slot_call *s = data;
+
+    (void) p;
+    s->answered += size * n;
+    return s->answered > ANSWER_MAX ? 0 : size * n;
+}
+
+static struct curl_slist *
+call_headers(const jt_webhook_call *k)
+{
+    char h[4][160];
+    const char *lines[] = { "Content-Type: application/json", "User-Agent: jangteo-webhooks/1", "Expect:", h[0],
+                            h[1], h[2], NULL };
+    struct curl_slist *l = NULL, *t;
+    int i;
+
+    snprintf(h[0], sizeof(h[0]), "webhook-id: %s", k->id_header);
+    snprintf(h[1], sizeof(h[1]), "webhook-timestamp: %s", k->ts_header);
+    snprintf(h[2], sizeof(h[2]), "webhook-signature: %s", k->sig_header);
+    for (i = 0; lines[i] != NULL; i++) {
+        if ((t = curl_slist_append(l, lines[i])) == NULL) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = t;
+    }
+    return l;
+}
+
+/* Starts the call in s (its jt_webhook_call filled): 0, or -1 when curl
+ * cannot even begin it (recorded as an attempt without an answer). */
+static int
+start_call(const jt_conf *c, CURLM *multi, slot_call *s)
+{
+    const jt_webhook_call *k = &s->call;
+
+    if ((s->easy = curl_easy_init()) == NULL || (s->headers = call_headers(k)) == NULL) {
+        return -1;
+    }
+    curl_easy_setopt(s->easy, CURLOPT_URL, k->url);
+    curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(s->easy, CURLOPT_PROXY, "");          /* no proxy from the environment */
+    curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) c->wh_connect_timeout_ms);
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long) c->wh_timeout_ms);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(s->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, k->body);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) k->body_len);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+    s->started_ms = jt_clock_mono_ms();
+    s->answered = 0;
+    return curl_multi_add_handle(multi, s->easy) == CURLM_OK ? 0 : -1;
+}
+
+static void
+end_call(CURLM *multi, slot_call *s)
+{
+    if (s->easy != NULL) {
+        curl_multi_remove_handle(multi, s->easy);
+        curl_easy_cleanup(s->easy);
+    }
+    curl_slist_free_all(s->headers);
+    webhooks_call_free(&s->call);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Records every call curl has finished and frees its slot. */
+static int
+reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+
+    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+        slot_call *s = NULL;
+        long code = 0;
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        if (s == NULL) {
+            continue;
+        }
+        /* an answer's status counts even if we stopped reading its body */
+        webhooks_finish(c, db, a, &s->call, (int) code, code > 0 ? NULL : curl_easy_strerror(msg->data.result),
+                        jt_clock_mono_ms() - s->started_ms);
+        end_call(multi, s);
+        n++;
+    }
+    return n;
+}
+
+void
+jt_hooks_run(const jt_conf *c, int slot)
+{
+    static jt_stream_batch batch;
+    static slot_call calls[MAX_CALLS];
+    static jt_webhook_call claimed[MAX_CALLS];
+    int64_t busy[MAX_CALLS];
+    int64_t next_lost = 0, next_claim = 0;
+    int cap, i, inflight = 0;
+    jt_stream_reader reader;
+    jt_child_res res;
+    CURLM *multi;
+    jt_conf rc;
+
+    jt_child_setup(slot, "HOOKS");
+    jt_child_conf(&rc, c, BLOCK_MS);
+    cap = rc.wh_concurrency < MAX_CALLS ? (int) rc.wh_concurrency : MAX_CALLS;
+    jt_stream_init(&reader, JT_EVENT_GROUP_HOOKS, slot);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL) {
+        _exit(2);
+    }
+    jt_child_open(&res, &rc);
+
+    /* a graceful stop claims nothing more and lets the calls in flight end
+     * (each is bounded by webhook_timeout_ms) */
+    while (!jt_child_quitting() || inflight > 0) {
+        int64_t now;
+        int running = 0;
+
+        jt_arena_reset(&res.arena);
+        if (!jt_child_quitting()) {
+            /* new events: their deliveries (not waiting on Redis while calls are in flight) */
+            if (jt_redis_ready(&res.redis) == 0
+                && jt_stream_read(&reader, &rc, &res.redis, &res.arena, inflight ? 0 : BLOCK_MS, (int) rc.ev_batch, &batch)
+                       == 0) {
+                if (batch.n > 0 && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n) == JT_TX_OK) {
+                    jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
+                    next_claim = 0;
+                }
+            } else if (inflight == 0) {
+                jt_clock_sleep_ms(BLOCK_MS);
+            }
+            now = jt_clock_mono_ms();
+            if (now >= next_lost) {
+                int64_t ids[JT_STREAM_BATCH_MAX];
+                int n = webhooks_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
+                if (n > 0 && webhooks_hook(&rc, &res.db, &res.arena, ids, n) == JT_TX_OK) {
+                    jt_log_warn("webhooks: %d events Redis lost were taken from MariaDB", n);
+                    next_claim = 0;
+                }
+                next_lost = now + LOST_EVERY_MS;
+            }
+            /* due deliveries, one per receiver not already called */
+            if (now >= next_claim && inflight < cap) {
+                int n, nbusy = 0;
+                for (i = 0; i < MAX_CALLS; i++) {
+                    if (calls[i].used) {
+                        busy[nbusy++] = calls[i].call.webhook_id;
+                    }
+                }
+                n = webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, claimed, cap - inflight);
+                for (i = 0; i < MAX_CALLS && n > 0; i++) {
+                    if (calls[i].used) {
+                        continue;
+                    }
+                    calls[i].used = 1;
+                    calls[i].call = claimed[--n];
+                    if (start_call(&rc, multi, &calls[i]) != 0) {
+                        webhooks_finish(&rc, &res.db, &res.arena, &calls[i].call, 0, "cannot start the call", 0);
+                        end_call(multi, &calls[i]);
+                        continue;
+                    }
+                    inflight++;
+                }
+                next_claim = now + CLAIM_EVERY_MS;
+            }
+        }
+        if (inflight > 0) {
+            curl_multi_perform(multi, &running);
+            inflight -= reap_calls(&rc, &res.db, &res.arena, multi);
+            if (inflight > 0) {
+                curl_multi_poll(multi, NULL, 0, 50, NULL);
+            }
+        }
+    }
+    curl_multi_cleanup(multi);
+    curl_global_cleanup();
+    jt_child_close(&res);
+}

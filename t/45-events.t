@@ -1,0 +1,2 @@
+#!/usr/bin/perl
+use Test::More skip_all => "todo";
