@@ -14,7 +14,7 @@
 //
 // Every page is watched for console errors, uncaught errors and promise
 // rejections, and failed requests (lib.mjs).
-import { BASE, DATA, control, expect4xx, newPage, note, ok, run, shot, sleep } from './lib.mjs';
+import { BASE, DATA, control, expect4xx, login, newPage, note, ok, run, shot, sleep } from './lib.mjs';
 
 const HOME = new RegExp(`^${BASE}/(\\?.*)?$`);
 const krw = (n) => `${Number(n).toLocaleString('ko-KR')}원`;
@@ -28,15 +28,6 @@ async function signup(page, u) {
   await f.getByLabel('이름').fill(u.name);
   await f.getByLabel('휴대폰 번호').fill(u.phone);
   await f.getByRole('button', { name: '가입하고 로그인' }).click();
-  await page.waitForURL(HOME);
-}
-
-async function login(page, u) {
-  await page.goto(`${BASE}/login.html`);
-  const f = page.locator('#login');
-  await f.getByLabel('이메일').fill(u.email);
-  await f.getByLabel('비밀번호').fill(u.password);
-  await f.getByRole('button', { name: '로그인' }).click();
   await page.waitForURL(HOME);
 }
 
