@@ -5,9 +5,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
-use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
 
-my $s = Jangteo::Stack->new(demo => 1);
+my $s = test_stack(demo => 1);
 
 sub is_problem {
     my ($r, $status, $code, $name) = @_;

@@ -19,9 +19,9 @@ use JSON::PP;
 use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
 
-use Jangteo::Client qw(test_stack login bearer);
-use Jangteo::Orders qw(make_users set_balance add_product order_body place_order fire tally scalar_sql order_invariants_ok);
-use Jangteo::Auctions qw(clock_to clock_reset create_auction fund bid bid_req wait_settled jreq);
+use Jangteo::Client qw(test_stack login bearer concurrent jreq);
+use Jangteo::Orders qw(make_users set_balance add_product order_body place_order tally scalar_sql order_invariants_ok);
+use Jangteo::Auctions qw(clock_to clock_reset create_auction fund bid bid_req wait_settled);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 sub iso_utc { strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(int $_[0])) }
@@ -162,7 +162,7 @@ for my $mode ('async', 'sync') {
     my $req = [ 'POST', '/api/v1/orders', { %{ bearer($u->{token}) }, 'Idempotency-Key' => $K },
                 order_body([ [ $p, 1 ] ]) ];
     $s->stop_redis;
-    my $res = fire($s, [ ($req) x 5 ], stagger => 0.05);
+    my $res = concurrent($s, [ ($req) x 5 ], stagger => 0.05);
     my $t = tally($res);
     my @created = grep { $_->{status} == 201 } @$res;
     my $other = grep { !($_->{status} == 201 || ($_->{status} == 409 && ($_->{code} // '') eq 'IDEMPOTENCY_IN_FLIGHT')) } @$res;

@@ -19,10 +19,10 @@ use JSON::PP;
 use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
 
-use Jangteo::Client qw(test_stack login bearer);
-use Jangteo::Orders qw(make_users add_product add_option order_body place_order fire tally scalar_sql
-    snapshot problem_ok order_invariants_ok);
-use Jangteo::Auctions qw(clock_to clock_reset create_auction fund bid_req wait_settled jreq);
+use Jangteo::Client qw(test_stack login bearer concurrent is_problem jreq);
+use Jangteo::Orders qw(make_users add_product add_option order_body place_order tally scalar_sql
+    snapshot order_invariants_ok);
+use Jangteo::Auctions qw(clock_to clock_reset create_auction fund bid_req wait_settled);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
@@ -47,7 +47,7 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
             pricePolicy => { type => 'CONSTANT', variationWidth => 100 })
     } 1 .. 2;
     clock_to($s, $a[0]{startsMs} + 1_000);
-    my $res = fire($s, [ map {
+    my $res = concurrent($s, [ map {
         my $r = bid_req($a[ $_ % 2 ]{id}, $buyers->[$_]{token}, 10_000, 1);
         [ $r->[0], $r->[1], $r->[2], $r->[3] ]
     } 0 .. $#$buyers ]);
@@ -207,7 +207,7 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
         my $before = snapshot($s);
         my $r = jreq($s, $m, $path, $tok, $body, 'Idempotency-Key' => 'u35-' . ($name =~ s/\W+/-/gr) . "-$$");
         $r->{json} //= eval { $JSON->decode($r->{body}) };
-        problem_ok($r, 400, 'INVALID_REQUEST', "7: $name -> 400 INVALID_REQUEST");
+        is_problem($r, 400, 'INVALID_REQUEST', "7: $name -> 400 INVALID_REQUEST");
         like($r->{json}{detail} // '', $names, "7: $name: the detail names the member");
         is(snapshot($s), $before, "7: $name: nothing changed");
     }

@@ -19,8 +19,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time);
-use Jangteo::Client qw(test_stack bearer is_problem);
-use Jangteo::Catalog qw(jreq make_product list_path demo_tokens order_for rich_buyer iso_utc audit_ok);
+use Jangteo::Client qw(test_stack bearer is_problem jreq);
+use Jangteo::Catalog qw(make_product list_path demo_tokens order_for rich_buyer iso_utc audit_ok);
 use Jangteo::Auctions qw(create_auction clock_to clock_reset make_users fund bid iso);
 
 my $s = test_stack(demo => 1, workers => 2, conf => {

@@ -22,9 +22,9 @@ use JSON::PP;
 use List::Util qw(shuffle sum0);
 use Time::HiRes qw(time sleep);
 
-use Jangteo::Client qw(test_stack login);
+use Jangteo::Client qw(test_stack login http_client do_request);
 use Jangteo::Load qw(
-    load_start load_wait load_run load_stop load_running tally http_client do_request
+    load_start load_wait load_run load_stop load_running tally
     make_buyers make_product audit_ok uniq_key slow_clients_open slow_clients_step slow_clients_close half_body_client
 );
 

@@ -15,8 +15,8 @@ use Test::More;
 use JSON::PP;
 use Encode qw(encode_utf8);
 
-use Jangteo::Client qw(test_stack raw_request);
-use Jangteo::Load qw(http_client do_request audit_ok uniq_key);
+use Jangteo::Client qw(test_stack raw_request http_client do_request);
+use Jangteo::Load qw(audit_ok uniq_key);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $s = test_stack(demo => 1, workers => 2,

@@ -61,6 +61,10 @@ jt_clock_now_ms(void)
     return jt_clock_now_us() / 1000;
 }
 
+/* The offset lives in a page the master maps before it forks, so one
+ * POST /test/clock, served by any worker, moves the clock of every worker
+ * and bid consumer at once: a test never sees two processes disagree about
+ * whether a sale has opened. */
 int
 jt_clock_init_shared(void)
 {
@@ -74,6 +78,9 @@ jt_clock_init_shared(void)
     return 0;
 }
 
+/* Per process, set by the master from [server] enable_test_routes before
+ * it forks (and again on reload, for the next generation): in production
+ * the offset is never read, whatever the shared page holds. */
 void
 jt_clock_use_test_offset(int on)
 {
@@ -86,6 +93,9 @@ jt_clock_set_test_offset_ms(int64_t off)
     __atomic_store_n(offset_ms, off, __ATOMIC_RELAXED);
 }
 
+/* nanosleep until the whole duration has passed: a signal (a consumer's
+ * SIGQUIT, say) only shortens a sleep once its flag is looked at, never
+ * a backoff or a test's hold on a transaction by accident. */
 void
 jt_clock_sleep_us(int64_t us)
 {

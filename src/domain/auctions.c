@@ -15,6 +15,7 @@
 #include "domain/auction_price.h"
 #include "domain/auction_rows.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "http/json.h"
 #include "store/db.h"
 
@@ -66,6 +67,9 @@ parse_ms(const char *s, int64_t *out)
     return 0;
 }
 
+/* An auction as the API shows it at `now` (the app's clock): price,
+ * status and the remaining time are computed from the rule, never stored,
+ * and the detail adds the policy and the next drop. */
 static void
 write_auction(jt_json *w, const jt_rows *rows, int i, int64_t now, int detail)
 {
@@ -105,6 +109,9 @@ write_auction(jt_json *w, const jt_rows *rows, int i, int64_t now, int detail)
         }
         jw_obj_close(w);
         jw_kint(w, "variationSeconds", a.variation_s);
+        /* the instant the price and status above were computed for: a
+         * client counting down to nextDropAt sets its clock by it */
+        write_ms_time(w, "asOf", now);
         k = jt_auction_step_at(&a, now);
         steps = jt_auction_steps(&a);
         if (status != JT_AUCTION_FINISHED && (now < a.starts_ms || k + 1 < steps)) {
@@ -346,8 +353,7 @@ auctions_list(jt_req *r)
     jt_json w;
     jt_err e;
 
-    if ((e = jt_req_query_int(r, "page", 1, 1, 1000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+    if ((e = jt_page_parse(r, 1000000, &page, &size)) != JT_OK
         || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
     }

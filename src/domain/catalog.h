@@ -40,5 +40,7 @@ void catalog_product_guard(char *out, size_t len, int64_t id);
 /* Builds the detail answer of one product from MariaDB into b: JT_OK, or
  * the answer to give (PRODUCT_NOT_FOUND, or the database's failure). */
 jt_err catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change);
+/* ETag: W/"<version>" for a product answer (its "version" member). */
+void   catalog_reply_etag(jt_req *r, const char *body, size_t len);
 
 #endif

@@ -4,7 +4,6 @@
 #include "domain/catalog.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -13,6 +12,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/search.h"
 #include "http/json.h"
@@ -118,6 +118,19 @@ answer_cached(jt_req *r, const char *data, size_t len)
     return JT_OK;
 }
 
+/* The first members of a product in a list or in popular: id, name, price
+ * and a count (its stock, or the units sold), columns 0 to 3 of the row;
+ * the caller adds what else it shows and closes the object. */
+static void
+write_summary(jt_json *w, const jt_rows *rows, int i, const char *count_key)
+{
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kstr(w, "name", jt_cell(rows, i, 1)->s);
+    jw_kint(w, "price", jt_cell(rows, i, 2)->i);
+    jw_kint(w, count_key, jt_val_int(jt_cell(rows, i, 3)));
+}
+
 /* GET /api/v1/products?page=&size=&q=&status= */
 jt_err
 catalog_list(jt_req *r)
@@ -137,8 +150,7 @@ catalog_list(jt_req *r)
     jt_json w;
     jt_err e;
 
-    if ((e = jt_req_query_int(r, "page", 1, 1, 10000000, &page)) != JT_OK
-        || (e = jt_req_query_int(r, "size", 20, 1, 100, &size)) != JT_OK
+    if ((e = jt_page_parse(r, 10000000, &page, &size)) != JT_OK
         || (e = jt_req_query_str(r, "q", &q)) != JT_OK
         || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
@@ -213,19 +225,11 @@ catalog_list(jt_req *r)
     jw_key(&w, "items");
     jw_arr_open(&w);
     for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
-        jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "stock", strtoll(jt_cell(&rows, i, 3)->s ? jt_cell(&rows, i, 3)->s : "0", NULL, 10));
+        write_summary(&w, &rows, i, "stock");
         jw_kstr(&w, "status", jt_cell(&rows, i, 4)->s);
         jw_obj_close(&w);
-        {
-            int64_t nc = jt_cell(&rows, i, 5)->type == JT_V_INT ? jt_cell(&rows, i, 5)->i
-                                                               : strtoll(jt_cell(&rows, i, 5)->s, NULL, 10);
-            if (nc < min_change) {
-                min_change = nc;
-            }
+        if (jt_val_int(jt_cell(&rows, i, 5)) < min_change) {
+            min_change = jt_val_int(jt_cell(&rows, i, 5));
         }
     }
     jw_arr_close(&w);
@@ -242,8 +246,7 @@ catalog_list(jt_req *r)
         if (jt_db_exec(r->db, r->arena, SQL_NEXT_BOUNDARY_MS, nbp, 2, &nb) != JT_DB_OK || nb.nrows == 0) {
             min_change = 0;   /* unknown: do not cache */
         } else {
-            jt_val *v = jt_cell(&nb, 0, 0);
-            int64_t ms = v->type == JT_V_INT ? v->i : v->s ? strtoll(v->s, NULL, 10) : 0;
+            int64_t ms = jt_val_int(jt_cell(&nb, 0, 0));
             if (ms < min_change) {
                 min_change = ms;
             }
@@ -260,6 +263,10 @@ catalog_product_guard(char *out, size_t len, int64_t id)
     snprintf(out, len, "pg:%lld", (long long) id);
 }
 
+/* One round trip for the product and its options (a LEFT JOIN: one row per
+ * option, NULLs without), read at the app's clock; *next_change says when
+ * its sale status next flips, which caps how long the answer may be
+ * cached. */
 jt_err
 catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
@@ -277,8 +284,7 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     if (rows.nrows == 0) {
         return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
     }
-    *next_change = jt_cell(&rows, 0, 8)->type == JT_V_INT ? jt_cell(&rows, 0, 8)->i
-                                                          : strtoll(jt_cell(&rows, 0, 8)->s, NULL, 10);
+    *next_change = jt_val_int(jt_cell(&rows, 0, 8));
     /* a product with options keeps its stock on them: show their sum */
     has_options = jt_cell(&rows, 0, 11)->type != JT_V_NULL;
     stock = has_options ? 0 : jt_cell(&rows, 0, 3)->i;
@@ -316,6 +322,31 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }
 
+/* ETag: W/"<version>" of a product answer, read back from the answer itself
+ * (so a warm read carries the same tag as the fill that stored it). Weak:
+ * the stock shown can change without the product row's version (options,
+ * the cache's TTL). If-Match takes it back, or the bare version. */
+void
+catalog_reply_etag(jt_req *r, const char *body, size_t len)
+{
+    static const char key[] = ",\"version\":";
+    const char *v = memmem(body, len, key, sizeof(key) - 1), *end = body + len;
+    char tag[32];
+    int n = 0;
+
+    if (v == NULL) {
+        return;
+    }
+    v += sizeof(key) - 1;
+    while (v + n < end && n < 19 && v[n] >= '0' && v[n] <= '9') {
+        n++;
+    }
+    if (n > 0) {
+        snprintf(tag, sizeof(tag), "W/\"%.*s\"", n, v);
+        jt_reply_header(r, "ETag", tag);
+    }
+}
+
 /* GET /api/v1/products/{id} */
 jt_err
 catalog_get(jt_req *r)
@@ -332,6 +363,7 @@ catalog_get(jt_req *r)
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
     cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
+        catalog_reply_etag(r, cached, clen);
         return answer_cached(r, cached, clen);
     }
     JT_METRIC_INC(cache_misses);
@@ -339,12 +371,15 @@ catalog_get(jt_req *r)
         return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
+    catalog_reply_etag(r, b.data, b.len);
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
 
 /* --- popular products -------------------------------------------------------- */
 
+/* The five best sellers of the last three days (PAID orders), counted by
+ * MariaDB: the query the cache and its single flight exist to spare. */
 static jt_err
 popular_query(jt_req *r, jt_buf *b)
 {
@@ -360,11 +395,7 @@ popular_query(jt_req *r, jt_buf *b)
     jt_json_begin(r, b, &w, 64 + (size_t) rows.nrows * 128);
     jw_arr_open(&w);
     for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kstr(&w, "name", jt_cell(&rows, i, 1)->s);
-        jw_kint(&w, "price", jt_cell(&rows, i, 2)->i);
-        jw_kint(&w, "salesCount", strtoll(jt_cell(&rows, i, 3)->s ? jt_cell(&rows, i, 3)->s : "0", NULL, 10));
+        write_summary(&w, &rows, i, "salesCount");
         jw_obj_close(&w);
     }
     jw_arr_close(&w);

@@ -131,6 +131,7 @@ static jt_err
 finish_product(jt_req *r, jt_write *wr, int64_t id)
 {
     bump_product(r, id);
+    catalog_reply_etag(r, wr->answer.data, wr->answer.len);
     jt_write_finish(r, wr);
     return JT_OK;
 }

@@ -20,6 +20,9 @@ jt_json_begin(jt_req *r, jt_buf *b, jt_json *w, size_t cap)
     jw_init(w, b);
 }
 
+/* The text is written into the caller's buffer, not the arena: binding a
+ * time can then never fail, and a statement bound twice with one instant
+ * (JT_SQL_CLOCK in two arms) points both parameters at the same bytes. */
 jt_val
 jt_sql_time(jt_sql_time_buf *buf, int64_t epoch_us)
 {

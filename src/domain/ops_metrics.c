@@ -44,25 +44,13 @@ histogram(jt_buf *b, const char *name, const char *labels, const jt_histogram *h
                 (unsigned long long) get(&h->count));
 }
 
-static const char *
-method_name(int m)
-{
-    switch (m) {
-    case JT_GET: return "GET";
-    case JT_POST: return "POST";
-    case JT_PUT: return "PUT";
-    case JT_PATCH: return "PATCH";
-    case JT_DELETE: return "DELETE";
-    default: return "OTHER";
-    }
-}
-
 /* route="...",method="..." for slot i of the request's route table */
 static void
 route_labels(const jt_req *r, char *out, size_t len, size_t i)
 {
     if (i < r->nroutes) {
-        snprintf(out, len, "route=\"%s\",method=\"%s\"", r->routes[i].pattern, method_name(r->routes[i].method));
+        const char *m = jt_method_name(r->routes[i].method);
+        snprintf(out, len, "route=\"%s\",method=\"%s\"", r->routes[i].pattern, m ? m : "OTHER");
     } else {
         snprintf(out, len, "route=\"unmatched\",method=\"any\"");
     }

@@ -778,30 +778,7 @@ orders_get(jt_req *r)
 jt_err
 orders_list(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId");
-    jt_val p[1] = { JT_VI(uid) };
-    jt_principal who;
-    jt_cursor c;
-    jt_rows o;
-    jt_buf b;
-    jt_json w;
-    jt_err e;
-    int i;
-
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 50)) != JT_OK
-        || (e = jt_cursor_fetch(r, &c, SQL_ORDER_PAGE, p, 1, O_ID, &o)) != JT_OK) {
-        return e;
-    }
-    jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
-    jt_cursor_open(&w);
-    for (i = 0; i < o.nrows; i++) {
-        if ((e = write_order(r, &w, &o, i)) != JT_OK) {
-            return e;
-        }
-    }
-    jt_cursor_close(&c, &w);
-    jt_reply_json(r, 200, &b);
-    return JT_OK;
+    return jt_cursor_user_list(r, 50, SQL_ORDER_PAGE, O_ID, 512, write_order);
 }
 
 /* --- cancelling ---------------------------------------------------------- */

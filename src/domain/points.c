@@ -237,41 +237,29 @@ points_charge(jt_req *r)
     return JT_OK;
 }
 
+/* One ledger row as the API shows it. */
+static jt_err
+write_ledger_row(jt_req *r, jt_json *w, const jt_rows *rows, int i)
+{
+    (void) r;
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kint(w, "delta", jt_cell(rows, i, 1)->i);
+    jw_kint(w, "balanceAfter", jt_cell(rows, i, 2)->i);
+    jw_kstr(w, "kind", jt_cell(rows, i, 3)->s);
+    if (jt_cell(rows, i, 4)->type == JT_V_NULL) {
+        jw_knull(w, "refId");
+    } else {
+        jw_kint(w, "refId", jt_cell(rows, i, 4)->i);
+    }
+    jw_kstr(w, "createdAt", jt_cell(rows, i, 5)->s);
+    jw_obj_close(w);
+    return JT_OK;
+}
+
 /* GET /api/v1/users/{userId}/points?cursor=&limit= — newest first. */
 jt_err
 points_ledger(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId");
-    jt_val p[1] = { JT_VI(uid) };
-    jt_principal who;
-    jt_cursor c;
-    jt_rows rows;
-    jt_buf b;
-    jt_json w;
-    jt_err e;
-    int i;
-
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 100)) != JT_OK
-        || (e = jt_cursor_fetch(r, &c, SQL_LEDGER_PAGE, p, 1, 0, &rows)) != JT_OK) {
-        return e;
-    }
-    jt_json_begin(r, &b, &w, 64 + (size_t) rows.nrows * 160);
-    jt_cursor_open(&w);
-    for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kint(&w, "delta", jt_cell(&rows, i, 1)->i);
-        jw_kint(&w, "balanceAfter", jt_cell(&rows, i, 2)->i);
-        jw_kstr(&w, "kind", jt_cell(&rows, i, 3)->s);
-        if (jt_cell(&rows, i, 4)->type == JT_V_NULL) {
-            jw_knull(&w, "refId");
-        } else {
-            jw_kint(&w, "refId", jt_cell(&rows, i, 4)->i);
-        }
-        jw_kstr(&w, "createdAt", jt_cell(&rows, i, 5)->s);
-        jw_obj_close(&w);
-    }
-    jt_cursor_close(&c, &w);
-    jt_reply_json(r, 200, &b);
-    return JT_OK;
+    return jt_cursor_user_list(r, 100, SQL_LEDGER_PAGE, 0, 160, write_ledger_row);
 }

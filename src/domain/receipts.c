@@ -88,6 +88,14 @@ receipts_get(jt_req *r)
     return JT_OK;
 }
 
+static jt_err
+receipt_item(jt_req *r, jt_json *w, const jt_rows *rows, int i)
+{
+    (void) r;
+    receipt_write(w, rows, i);
+    return JT_OK;
+}
+
 /* GET /api/v1/users/{userId}/receipts?role=buyer|seller&cursor=&limit= */
 jt_err
 receipts_list(jt_req *r)
@@ -97,11 +105,7 @@ receipts_list(jt_req *r)
     const char *role;
     jt_principal who;
     jt_cursor c;
-    jt_rows rows;
-    jt_buf b;
-    jt_json w;
     jt_err e;
-    int i;
 
     if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 100)) != JT_OK
         || (e = jt_req_query_str(r, "role", &role)) != JT_OK) {
@@ -110,18 +114,8 @@ receipts_list(jt_req *r)
     if (role != NULL && strcmp(role, "buyer") && strcmp(role, "seller")) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'role' must be buyer or seller");
     }
-    if ((e = jt_cursor_fetch(r, &c, role && !strcmp(role, "seller") ? SQL_RECEIPTS_SELLER : SQL_RECEIPTS_BUYER,
-                             p, 1, R_ID, &rows)) != JT_OK) {
-        return e;
-    }
-    jt_json_begin(r, &b, &w, 128 + (size_t) rows.nrows * 320);
-    jt_cursor_open(&w);
-    for (i = 0; i < rows.nrows; i++) {
-        receipt_write(&w, &rows, i);
-    }
-    jt_cursor_close(&c, &w);
-    jt_reply_json(r, 200, &b);
-    return JT_OK;
+    return jt_cursor_answer(r, &c, role && !strcmp(role, "seller") ? SQL_RECEIPTS_SELLER : SQL_RECEIPTS_BUYER,
+                            p, 1, R_ID, 320, receipt_item);
 }
 
 /* --- refunds ---------------------------------------------------------------------- */

@@ -19,6 +19,13 @@ utf8_len(unsigned char c)
     return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
 }
 
+/* A name is indexed by every character and every pair of neighbours
+ * (blanks skipped), lower-cased for ASCII and left as they are otherwise:
+ * the gram column's collation folds case and accents (sql/007). A query is
+ * narrowed by its pairs only (a one-character query by that character),
+ * each a selective index lookup; LIKE then checks the whole substring, so
+ * the grams need only never miss, not be exact. At most max grams; a
+ * truncated UTF-8 sequence counts as one short character. */
 int
 search_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only)
 {
@@ -81,6 +88,10 @@ search_grams(jt_arena *a, const char *name, const char **grams, int max, int big
     return g;
 }
 
+/* Inside the transaction that writes the name: the product's grams are
+ * replaced as a whole, so search never shows a rename half done. Eight
+ * rows per statement; the last batch is padded with a repeated gram, which
+ * INSERT IGNORE drops, so one statement text serves every name length. */
 jt_tx_step
 search_index_name(jt_tx *tx, int64_t product_id, const char *name)
 {

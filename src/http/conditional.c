@@ -4,6 +4,11 @@
 
 #include "http/request.h"
 
+/* A version is a decimal row version, the one GET answers carry. W/ and
+ * the quotes of an entity tag are taken off when present (each quote on
+ * its own, as clients have always sent them); everything else that is not
+ * exactly one version is refused rather than guessed at: a write that was
+ * conditional must never go through unconditionally. */
 jt_if_match
 jt_http_parse_if_match(const char *h, int64_t *v)
 {

@@ -4,11 +4,21 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+
+int64_t
+jt_val_int(const jt_val *v)
+{
+    if (v->type == JT_V_INT) {
+        return v->i;
+    }
+    return v->type == JT_V_STR && v->s != NULL ? strtoll(v->s, NULL, 10) : 0;
+}
 
 void
 jt_db_init(jt_db *db, const jt_conf *conf, const char *user, const char *password)

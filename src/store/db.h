@@ -39,6 +39,11 @@ jt_cell(const jt_rows *rs, int row, int col)
     return &rs->cells[row * rs->ncols + col];
 }
 
+/* An integer cell whatever type MariaDB gave it: a BIGINT as is, a DECIMAL
+ * (what SUM, and COALESCE or LEAST over one, return) from its text, NULL
+ * as 0. */
+int64_t jt_val_int(const jt_val *v);
+
 /* Outcomes of a statement. */
 typedef enum {
     JT_DB_OK = 0,
