@@ -18,8 +18,9 @@ use JSON::PP;
 use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
 
-use Jangteo::Orders qw(order_stack make_users set_balance add_product order_body place_order fire tally
-    scalar_sql order_invariants_ok bearer);
+use Jangteo::Client qw(test_stack bearer concurrent);
+use Jangteo::Orders qw(make_users set_balance add_product order_body place_order tally
+    scalar_sql order_invariants_ok);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
@@ -59,11 +60,11 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
 
 # ---------------------------------------------------------------- 1 and 2
 {
-    my $s = order_stack(workers => 8, conf => {%GENEROUS});
+    my $s = test_stack(workers => 8, conf => {%GENEROUS});
     my $users = make_users($s, 300, tag => 'c42', balance => 1_000_000);
 
     my $p = product($s, '플래시 세일 상품', 30_000, 100);
-    my $res = fire($s, [ map { req_for($_, $p) } @$users ]);
+    my $res = concurrent($s, [ map { req_for($_, $p) } @$users ]);
     my $t = tally($res);
     is($t->{201} // 0, 100, '1: 300 buyers on stock 100: exactly 100 PAID') or diag(show($t));
     is($t->{'409 OUT_OF_STOCK'} // 0, 200, '1: the other 200 OUT_OF_STOCK') or diag(show($t));
@@ -85,7 +86,7 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
     my %is_poor = map { $_->{id} => 1 } @poor;
     my $q = product($s, '두 번째 세일 상품', 30_000, 1000);
     my $before = metric($s, 'jangteo_orders_combined_total');
-    $res = fire($s, [ map { req_for($_, $q) } @b ]);
+    $res = concurrent($s, [ map { req_for($_, $q) } @b ]);
     $t = tally($res);
     my ($refused_poor, $paid_rich, $other) = (0, 0, 0);
     for my $i (0 .. $#b) {
@@ -110,7 +111,7 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
 
 # ---------------------------------------------------------------- 3. waiters past their deadline
 {
-    my $s = order_stack(workers => 8, conf => {
+    my $s = test_stack(workers => 8, conf => {
         server  => { enable_test_routes => 'yes' },
         testing => { tx_delay_ms => 800 },
         lock    => { wait_ms => 400 },
@@ -119,7 +120,7 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
     });
     my $users = make_users($s, 40, tag => 'w42', balance => 1_000_000);
     my $p = product($s, '기다리는 상품', 10_000, 1000);
-    my $res = fire($s, [ map { req_for($_, $p) } @$users ]);
+    my $res = concurrent($s, [ map { req_for($_, $p) } @$users ]);
     my $t = tally($res);
     my ($ok503, $n503, $ok201, $n201) = (0, 0, 0, 0);
     for my $i (0 .. $#$users) {
@@ -149,7 +150,7 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
 {
     # more workers than buyers: waiters hold theirs, and /status must still
     # find one free to say who is leading
-    my $s = order_stack(workers => 72, conf => {
+    my $s = test_stack(workers => 72, conf => {
         server  => { enable_test_routes => 'yes', crash_guard_exits => 1000 },
         testing => { tx_delay_ms => 1500 },
         lock    => { wait_ms => 3000, lease_ms => 3000 },
@@ -180,7 +181,7 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
         }
         _exit(0);
     }
-    my $res = fire($s, \@reqs, timeout => 120);
+    my $res = concurrent($s, \@reqs, timeout => 120);
     waitpid($killer, 0);
     my $killed = -e $mark ? do { local (@ARGV, $/) = ($mark); <> } : '';
     ok(length $killed, "4: a worker was killed while it led a batch ($killed)");
