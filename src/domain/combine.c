@@ -787,8 +787,9 @@ count_batch(int npaid)
 /* The leader's turn, holding the product's lock in `held` (and, when it
  * has an order of its own, that buyer's balance too): take the queue,
  * commit the batch, release, answer. `own` (may be NULL) is the leader's
- * order; its outcome is left in it. Returns the number of orders run, or
- * -1 when there was none besides the leader's own (nothing claimed). */
+ * order; its outcome is left in it. Returns the number of orders run (and
+ * `held` is released), or -1 when nothing was claimed: then `held` is
+ * untouched, the caller's to use or release. */
 static int
 lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queue, jt_lockset *held)
 {
@@ -870,7 +871,9 @@ lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queu
         b.o[b.n++] = own;   /* the newest arrival: last */
     }
     if (b.n == 0) {
+        /* every one taken waits for a busy balance: nothing to run now */
         jt_lock_release_all(r->redis, a, &balances);
+        jt_lock_release_all(r->redis, a, held);
         (void) jt_waitq_answer(r->redis, a, answered, answers, nans, c->lock_wait_ms + c->tx_deadline_ms);
         return 0;
     }
@@ -1127,8 +1130,17 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         jt_lockset lead_lock;
 
         if (jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
-            if (lead(r, w, NULL, product, queue, &lead_lock) < 0) {
+            int led = lead(r, w, NULL, product, queue, &lead_lock);
+            if (led < 0) {
                 jt_lock_release_all(r->redis, a, &lead_lock);
+            } else if (led == 0 && left > 0) {
+                /* what it took waits for a busy balance (maybe our own):
+                 * give that a moment instead of taking it again at once */
+                if (jt_waitq_await(r->redis, a, &entry, entry.reply_key, left < 20 ? left : 20, &ans)
+                    == JT_WAITQ_ANSWERED) {
+                    return take_answer(r, w, t, ans, e);
+                }
+                continue;
             }
         }
         if (left <= 0) {
