@@ -397,7 +397,26 @@ catalog_reply_etag(jt_req *r, const char *body, size_t len)
 jt_err
 catalog_get(jt_req *r)
 {
-    int64_t id = jt_req_param_id(r, "id"), next_change = 1000;
+    const char *data;
+    size_t len;
+    int warm;
+    jt_err e;
+
+    if ((e = catalog_product_json(r, jt_req_param_id(r, "id"), &data, &len, &warm)) != JT_OK) {
+        return e;
+    }
+    catalog_reply_etag(r, data, len);
+    if (warm) {
+        return answer_cached(r, data, len);
+    }
+    jt_reply_text(r, 200, "application/json", data, len);
+    return JT_OK;
+}
+
+jt_err
+catalog_product_json(jt_req *r, int64_t id, const char **data, size_t *len, int *warm)
+{
+    int64_t next_change = 1000;
     char guard[48], key[48];
     jt_cache_slot slot = { "", "", 0 };
     const char *cached;
@@ -409,16 +428,19 @@ catalog_get(jt_req *r)
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
     cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
-        catalog_reply_etag(r, cached, clen);
-        return answer_cached(r, cached, clen);
+        *data = cached;
+        *len = clen;
+        *warm = 1;
+        return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
     if ((e = catalog_product_from_db(r, id, &b, &next_change)) != JT_OK) {
         return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
-    catalog_reply_etag(r, b.data, b.len);
-    jt_reply_json(r, 200, &b);
+    *data = b.data;
+    *len = b.len;
+    *warm = 0;
     return JT_OK;
 }
 
