@@ -64,7 +64,7 @@ die "webhook: $w->{status} $w->{body}\n" unless $w->{status} == 201;
 sub kids {
     my $m = $s->master_pid or return {};
     my %n;
-    $n{$1}++ for map { /^\s*\d+\s+(jangteod-\w+)/ ? $1 : () } split /\n/, `ps -o pid=,comm= --ppid $m`;
+    $n{$_}++ for map { /^\s*\d+\s+(jangteod-\w+)/ ? $1 : () } split /\n/, `ps -o pid=,comm= --ppid $m`;
     return \%n;
 }
 sub switch_events {

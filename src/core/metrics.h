@@ -52,6 +52,11 @@ typedef struct {
     uint64_t webhook_attempts;
     uint64_t webhook_failures;       /* attempts that did not get a 2xx */
     uint64_t webhook_deliveries_failed; /* deliveries given up after max_attempts */
+    uint64_t order_commits;          /* order transactions committed (alone or combined) */
+    uint64_t orders_combined;        /* orders committed in a batch of more than one */
+    uint64_t combine_batch[8];       /* commits by orders in them: <=1, 2, 4, 8, 16, 32, 64, more */
+    uint64_t combine_batch_sum;      /* orders in those commits */
+    uint64_t combine_expired;        /* queued orders that reached their deadline unrun */
     uint64_t popular_queries;
     uint64_t bids_accepted;
     uint64_t bids_purchased;
