@@ -17,6 +17,7 @@
 #include "domain/audit.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/events.h"
 #include "domain/lifecycle.h"
 #include "domain/search.h"
 #include "store/redis.h"
@@ -377,7 +378,8 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
 static const char SQL_PURGE_IDEM[] = "DELETE FROM idempotency_keys WHERE expires_at <= NOW(6) LIMIT 1000";
 static const char SQL_PURGE_TOKENS[] = "DELETE FROM auth_tokens WHERE expires_at <= NOW(6) LIMIT 1000";
 
-/* purge: removes expired idempotency keys and tokens, in bounded batches */
+/* purge: removes expired idempotency keys and tokens, and published events
+ * past their retention, in bounded batches */
 static int
 cmd_purge(const jt_conf *c, jt_arena *a)
 {
@@ -402,9 +404,20 @@ cmd_purge(const jt_conf *c, jt_arena *a)
             }
         }
     }
-    jt_db_close(&db);
-    printf("purge: %llu expired idempotency keys, %llu expired tokens removed\n",
-           (unsigned long long) total[0], (unsigned long long) total[1]);
+    {
+        /* published events past [events] retention (the relay does this
+         * every minute too), in the same bounded batches */
+        int64_t n, events = 0;
+        for (batches = 0; batches < 10000 && (n = events_purge(c, &db, a)) > 0; batches++) {
+            events += n;
+            jt_arena_reset(a);
+        }
+        jt_db_close(&db);
+        printf("purge: %llu expired idempotency keys, %llu expired tokens, %lld published events older than %lld s"
+               " removed\n",
+               (unsigned long long) total[0], (unsigned long long) total[1], (long long) events,
+               (long long) c->ev_retention);
+    }
     return 0;
 }
 
@@ -471,7 +484,7 @@ usage(FILE *out)
                  "  migrate     apply pending sql/ migrations (uses the [migrate] account)\n"
                  "  demo-data   load the demo catalog and accounts\n"
                  "  create-admin --email E --password-file F [--name N] [--phone P]\n"
-                 "  purge       remove expired idempotency keys and tokens\n"
+                 "  purge       remove expired idempotency keys and tokens, and published events past [events] retention\n"
                  "  audit       check every money and stock invariant (exit 1 on a violation)\n"
                  "  sweep       move due orders along their lifecycle once (the scheduler's sweep)\n");
 }

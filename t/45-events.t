@@ -162,6 +162,19 @@ subtest 'Redis stopped for 5 s during orders: every event delivered afterwards, 
     $rx->stop;
 };
 
+# ---------------------------------------------------------------- retention
+subtest 'published events past [events] retention are purged, and nothing else' => sub {
+    my $ids = join(',', map { $_->[0] } @{ $s->sql('SELECT id FROM outbox WHERE published_at IS NOT NULL ORDER BY id LIMIT 3') });
+    my $before = sql1($s, 'SELECT COUNT(*) FROM outbox');
+    $s->sql("UPDATE outbox SET published_at = NOW(6) - INTERVAL 8 DAY WHERE id IN ($ids)");
+    $s->sql("UPDATE outbox SET published_at = NOW(6) - INTERVAL 6 DAY WHERE id = (SELECT MAX(id) FROM outbox)");
+    my ($rc, $out) = $s->admin('purge');
+    is($rc, 0, 'jangteo-admin purge') or diag($out);
+    like($out, qr/, 3 published events older than 604800 s removed$/m, 'it removed the three events a week old');
+    is(sql1($s, "SELECT COUNT(*) FROM outbox WHERE id IN ($ids)"), 0, 'they are gone');
+    is(sql1($s, 'SELECT COUNT(*) FROM outbox'), $before - 3, 'and only they: one six days old stays');
+};
+
 invariant_ok($s);
 audit_ok($s, 'audit clean at the end');
 $s->stop;

@@ -133,6 +133,9 @@ static const setting settings[] = {
     I("events", "relay_interval_ms", ev_relay_interval_ms, "200", 10, 60000,
       "milliseconds the relay waits when it found nothing to publish"),
     I("events", "batch", ev_batch, "100", 1, 1000, "events published, or consumed, per transaction"),
+    I("events", "linger_ms", ev_linger_ms, "50", 0, 1000,
+      "a consumer that read less than a batch waits this long before reading again, so that under load a"
+      " transaction carries many events, not one"),
     I("events", "retention", ev_retention, "604800", 60, 31536000, "seconds a published outbox row is kept"),
     I("events", "stream_maxlen", ev_stream_maxlen, "100000", 1000, 100000000,
       "the stream is trimmed to about this many entries (a consumer later than that finds its events in MariaDB)"),

@@ -102,6 +102,7 @@ typedef struct {
     int     ev_relay;
     int64_t ev_relay_interval_ms;
     int64_t ev_batch;
+    int64_t ev_linger_ms;
     int64_t ev_retention;            /* s */
     int64_t ev_stream_maxlen;
     int64_t ev_consumers;            /* notification consumers */

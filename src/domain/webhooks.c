@@ -49,16 +49,24 @@ static const char SQL_HOOKED[] =
     " WHERE x.hooked_at IS NULL";
 static const char SQL_LOST[] =
     "SELECT id FROM outbox WHERE hooked_at IS NULL AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
-/* each active webhook's oldest due delivery that nobody holds */
-static const char SQL_DUE[] =
-    "SELECT d.id, d.webhook_id, d.event_id, d.attempts, d.version, w.url, w.secret_enc, x.topic, x.payload,"
-    " " TIME("x.created_at") " FROM webhooks w JOIN webhook_deliveries d ON d.id = (SELECT d2.id FROM"
-    " webhook_deliveries d2 WHERE d2.webhook_id = w.id AND d2.status = 'PENDING' AND d2.next_attempt_at <= NOW(6)"
-    " AND (d2.lease_until IS NULL OR d2.lease_until < NOW(6)) ORDER BY d2.next_attempt_at, d2.id LIMIT 1)"
-    " LEFT JOIN outbox x ON x.id = d.event_id WHERE w.active = 1 ORDER BY d.next_attempt_at, d.id LIMIT ?";
+/* the webhooks with a due delivery nobody holds, then their oldest ones,
+ * locked (SKIP LOCKED: another consumer claiming the same rows takes the
+ * next ones instead of waiting) and leased in one transaction */
+#define DUE "status = 'PENDING' AND next_attempt_at <= NOW(6) AND (lease_until IS NULL OR lease_until < NOW(6))"
+static const char SQL_DUE_HOOKS[] =
+    "SELECT w.id, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND EXISTS (SELECT 1 FROM"
+    " webhook_deliveries d WHERE d.webhook_id = w.id AND d." DUE ") ORDER BY w.id LIMIT 1000";
+static const char SQL_CLAIMABLE[] =
+    "SELECT id, event_id, attempts, version FROM webhook_deliveries WHERE webhook_id = ? AND " DUE
+    " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED";
 static const char SQL_CLAIM[] =
-    "UPDATE webhook_deliveries SET lease_until = NOW(6) + INTERVAL ? MICROSECOND, version = version + 1"
-    " WHERE id = ? AND version = ? AND status = 'PENDING'";
+    "UPDATE webhook_deliveries d JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = d.id"
+    " SET d.lease_until = NOW(6) + INTERVAL ? MICROSECOND, d.version = d.version + 1";
+static const char SQL_CALL_EVENTS[] =
+    "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
+    JT_EVENT_IDS_TABLE ") j ON j.id = x.id";
+static const char SQL_RELEASE[] =
+    "UPDATE webhook_deliveries SET lease_until = NULL, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_ATTEMPT_INSERT[] =
     "INSERT INTO webhook_attempts (delivery_id, attempt_no, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_OUTCOME[] =
@@ -510,118 +518,221 @@ call_body(const char *id, const char *topic, const char *created, const char *pa
     return b;
 }
 
+/* One webhook's claim: its oldest due deliveries, locked and leased. */
+typedef struct {
+    int64_t  webhook;
+    int      max;
+    int64_t  lease_us;
+    jt_rows  rows;        /* id, event_id, attempts, version (as read: +1 once claimed) */
+} claim_tx;
+
+static jt_tx_step
+claim_body(jt_tx *tx)
+{
+    claim_tx *t = tx->data;
+    jt_val p[2] = { JT_VI(t->webhook), JT_VI(t->max) };
+    int64_t ids[JT_WEBHOOK_CLAIM_MAX];
+    const char *json;
+    jt_rows done;
+    int i;
+
+    JT_TX_EXEC(tx, SQL_CLAIMABLE, p, 2, &t->rows);
+    if (t->rows.nrows == 0) {
+        return JT_TX_COMMIT;
+    }
+    for (i = 0; i < t->rows.nrows; i++) {
+        ids[i] = jt_cell(&t->rows, i, 0)->i;
+    }
+    if ((json = events_ids_json(tx->arena, ids, t->rows.nrows)) == NULL) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VS(json);
+    p[1] = JT_VI(t->lease_us);
+    JT_TX_EXEC(tx, SQL_CLAIM, p, 2, &done);
+    return JT_TX_COMMIT;
+}
+
+/* Fills call k for delivery row i of a claim; 0, or -1 when it can never
+ * be made (the event was purged, the secret cannot be opened). */
+static int
+make_call(jt_webhook_call *k, const jt_rows *d, int i, int64_t webhook, const char *url, const char *secret,
+          const jt_rows *ev)
+{
+    int e;
+    size_t len = 0;
+
+    memset(k, 0, sizeof(*k));
+    k->delivery_id = jt_cell(d, i, 0)->i;
+    k->webhook_id = webhook;
+    k->version = jt_cell(d, i, 3)->i + 1;
+    k->attempt = (int) jt_cell(d, i, 2)->i + 1;
+    snprintf(k->url, sizeof(k->url), "%s", url);
+    snprintf(k->id_header, sizeof(k->id_header), "evt_%lld", (long long) jt_cell(d, i, 1)->i);
+    snprintf(k->ts_header, sizeof(k->ts_header), "%lld", (long long) (jt_clock_wall_ms() / 1000));
+    for (e = 0; e < ev->nrows && jt_cell(ev, e, 0)->i != jt_cell(d, i, 1)->i; e++) {
+    }
+    if (e == ev->nrows || secret == NULL
+        || (k->body = call_body(k->id_header, jt_cell(ev, e, 1)->s, jt_cell(ev, e, 3)->s, jt_cell(ev, e, 2)->s, &len))
+               == NULL
+        || webhooks_sign(secret, k->id_header, k->ts_header, k->body, len, k->sig_header, sizeof(k->sig_header)) != 0) {
+        webhooks_call_free(k);
+        return -1;
+    }
+    k->body_len = len;
+    return 0;
+}
+
 int
 webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *busy, int nbusy,
                jt_webhook_call *calls, int max)
 {
-    jt_val p[3] = { JT_VI(max + nbusy) };
-    jt_rows due, rows;
-    int i, n = 0;
+    jt_tx_policy pol;
+    jt_rows hooks;
+    int h, n = 0;
 
-    if (max <= 0 || jt_db_exec(db, a, SQL_DUE, p, 1, &due) != JT_DB_OK) {
+    if (max <= 0 || jt_db_exec(db, a, SQL_DUE_HOOKS, NULL, 0, &hooks) != JT_DB_OK) {
         return 0;
     }
-    for (i = 0; i < due.nrows && n < max; i++) {
-        jt_webhook_call *k = &calls[n];
-        const char *secret;
-        size_t len = 0;
+    jt_tx_policy_init(&pol, c);
+    for (h = 0; h < hooks.nrows && n < max; h++) {
+        int64_t webhook = jt_cell(&hooks, h, 0)->i, eids[JT_WEBHOOK_CLAIM_MAX];
+        claim_tx t = { webhook, max - n < JT_WEBHOOK_CLAIM_MAX ? max - n : JT_WEBHOOK_CLAIM_MAX,
+                       (JT_WEBHOOK_CLAIM_MAX * c->wh_timeout_ms + 5000) * 1000, { 0 } };
+        const char *secret, *json;
+        jt_val p[1];
+        jt_rows ev;
+        int i;
 
-        if (busy_with(busy, nbusy, jt_cell(&due, i, 1)->i)) {
+        if (busy_with(busy, nbusy, webhook) || jt_tx_run(db, a, &pol, claim_body, &t) != JT_TX_OK
+            || t.rows.nrows == 0) {
             continue;
         }
-        p[0] = JT_VI((c->wh_timeout_ms + 5000) * 1000);
-        p[1] = JT_VI(jt_cell(&due, i, 0)->i);
-        p[2] = JT_VI(jt_cell(&due, i, 4)->i);
-        if (jt_db_exec(db, a, SQL_CLAIM, p, 3, &rows) != JT_DB_OK || rows.affected != 1) {
-            continue;   /* another consumer claimed it first */
+        for (i = 0; i < t.rows.nrows; i++) {
+            eids[i] = jt_cell(&t.rows, i, 1)->i;
         }
-        memset(k, 0, sizeof(*k));
-        k->delivery_id = jt_cell(&due, i, 0)->i;
-        k->webhook_id = jt_cell(&due, i, 1)->i;
-        k->version = jt_cell(&due, i, 4)->i + 1;
-        k->attempt = (int) jt_cell(&due, i, 3)->i + 1;
-        snprintf(k->url, sizeof(k->url), "%s", jt_cell(&due, i, 5)->s);
-        snprintf(k->id_header, sizeof(k->id_header), "evt_%lld", (long long) jt_cell(&due, i, 2)->i);
-        snprintf(k->ts_header, sizeof(k->ts_header), "%lld", (long long) (jt_clock_wall_ms() / 1000));
-        secret = jt_pii_open(a, SECRET_FIELD, (const unsigned char *) jt_cell(&due, i, 6)->s, jt_cell(&due, i, 6)->len);
-        if (jt_cell(&due, i, 7)->type == JT_V_NULL || secret == NULL
-            || (k->body = call_body(k->id_header, jt_cell(&due, i, 7)->s, jt_cell(&due, i, 9)->s,
-                                    jt_cell(&due, i, 8)->s, &len))
-                   == NULL
-            || webhooks_sign(secret, k->id_header, k->ts_header, k->body, len, k->sig_header, sizeof(k->sig_header))
-                   != 0) {
-            /* the event was purged, or the secret cannot be opened: no call can ever be made */
-            jt_log_error("webhooks: delivery %lld cannot be made (event gone or secret unreadable)",
-                         (long long) k->delivery_id);
-            webhooks_call_free(k);   /* no body: FAILED at once */
-            webhooks_finish(c, db, a, k, 0, "cannot be sent", 0);
+        if ((json = events_ids_json(a, eids, t.rows.nrows)) == NULL) {
+            continue;   /* out of memory: the leases run out and they are claimed again */
+        }
+        p[0] = JT_VS(json);
+        if (jt_db_exec(db, a, SQL_CALL_EVENTS, p, 1, &ev) != JT_DB_OK) {
             continue;
         }
-        k->body_len = len;
-        n++;
+        secret = jt_pii_open(a, SECRET_FIELD, (const unsigned char *) jt_cell(&hooks, h, 2)->s, jt_cell(&hooks, h, 2)->len);
+        for (i = 0; i < t.rows.nrows; i++) {
+            if (make_call(&calls[n], &t.rows, i, webhook, jt_cell(&hooks, h, 1)->s, secret, &ev) == 0) {
+                n++;
+                continue;
+            }
+            /* no call can ever be made: FAILED at once */
+            {
+                jt_webhook_outcome o = { &calls[n], 0, "cannot be sent", 0 };
+                jt_log_error("webhooks: delivery %lld cannot be made (event gone or secret unreadable)",
+                             (long long) calls[n].delivery_id);
+                webhooks_finish(c, db, a, &o, 1);
+            }
+        }
     }
     return n;
 }
 
 typedef struct {
-    const jt_conf         *conf;
-    const jt_webhook_call *call;
-    int                    code;
-    const char            *error;
-    int64_t                duration_ms;
-    int                    unsendable;
+    const jt_conf            *conf;
+    const jt_webhook_outcome *o;
+    int                       n;
+    int                       recorded;
 } finish_tx;
 
+/* One attempt: each outcome fenced by the version its claim wrote; one
+ * whose lease ran out (another consumer claimed it since) is not recorded
+ * (that consumer records its own), and neither is its attempt row. */
 static jt_tx_step
 finish_body(jt_tx *tx)
 {
     finish_tx *t = tx->data;
-    const jt_webhook_call *k = t->call;
-    int ok = t->code >= 200 && t->code < 300;
-    const char *status = ok ? "DELIVERED"
-                         : t->unsendable || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
-                                                                                    : "PENDING";
     jt_val p[7];
     jt_rows rows;
+    int i;
 
-    p[0] = JT_VI(k->delivery_id);
-    p[1] = JT_VI(k->attempt);
-    p[2] = t->code > 0 ? JT_VI(t->code) : JT_VNULL;
-    p[3] = t->error != NULL ? JT_VS(t->error) : JT_VNULL;
-    p[4] = JT_VI(t->duration_ms);
-    JT_TX_EXEC(tx, SQL_ATTEMPT_INSERT, p, 5, &rows);
-    p[0] = JT_VI(k->attempt);
-    p[1] = t->code > 0 ? JT_VI(t->code) : JT_VNULL;
-    p[2] = JT_VS(status);
-    p[3] = JT_VI(strcmp(status, "PENDING") == 0 ? backoff_ms(t->conf, k->attempt) * 1000 : 0);
-    p[4] = JT_VS(status);
-    p[5] = JT_VI(k->delivery_id);
-    p[6] = JT_VI(k->version);
-    JT_TX_EXEC(tx, SQL_OUTCOME, p, 7, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_ABORT;   /* our lease ran out and another consumer holds it: it records its own */
-    }
-    if (!ok && !strcmp(status, "FAILED")) {
-        JT_METRIC_INC(webhook_deliveries_failed);
+    t->recorded = 0;
+    for (i = 0; i < t->n; i++) {
+        const jt_webhook_outcome *o = &t->o[i];
+        const jt_webhook_call *k = o->call;
+        int ok = o->status_code >= 200 && o->status_code < 300;
+        const char *status = ok ? "DELIVERED"
+                             : k->body == NULL || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
+                                                                                        : "PENDING";
+
+        p[0] = JT_VI(k->attempt);
+        p[1] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
+        p[2] = JT_VS(status);
+        p[3] = JT_VI(strcmp(status, "PENDING") == 0 ? backoff_ms(t->conf, k->attempt) * 1000 : 0);
+        p[4] = JT_VS(status);
+        p[5] = JT_VI(k->delivery_id);
+        p[6] = JT_VI(k->version);
+        JT_TX_EXEC(tx, SQL_OUTCOME, p, 7, &rows);
+        if (rows.affected != 1) {
+            continue;
+        }
+        p[0] = JT_VI(k->delivery_id);
+        p[1] = JT_VI(k->attempt);
+        p[2] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
+        p[3] = o->error != NULL ? JT_VS(o->error) : JT_VNULL;
+        p[4] = JT_VI(o->duration_ms);
+        JT_TX_EXEC(tx, SQL_ATTEMPT_INSERT, p, 5, &rows);
+        t->recorded++;
     }
     return JT_TX_COMMIT;
 }
 
 void
-webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_call *call, int status_code,
-                const char *error, int64_t duration_ms)
+webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n)
 {
-    finish_tx t = { c, call, status_code, error, duration_ms, call->body == NULL };
+    finish_tx t = { c, o, n, 0 };
     jt_tx_policy pol;
+    int i;
 
-    JT_METRIC_INC(webhook_attempts);
-    if (status_code < 200 || status_code >= 300) {
-        JT_METRIC_INC(webhook_failures);
+    for (i = 0; i < n; i++) {
+        JT_METRIC_INC(webhook_attempts);
+        if (o[i].status_code < 200 || o[i].status_code >= 300) {
+            JT_METRIC_INC(webhook_failures);
+            if (o[i].call->body == NULL || o[i].call->attempt >= c->wh_max_attempts) {
+                JT_METRIC_INC(webhook_deliveries_failed);
+            }
+        }
     }
     jt_tx_policy_init(&pol, c);
-    if (jt_tx_run(db, a, &pol, finish_body, &t) != JT_TX_OK) {
-        /* the lease lapses and the delivery is tried again: at least once */
-        jt_log_warn("webhooks: the outcome of delivery %lld was not recorded", (long long) call->delivery_id);
+    if (n > 0 && jt_tx_run(db, a, &pol, finish_body, &t) != JT_TX_OK) {
+        /* the leases lapse and the deliveries are tried again: at least once */
+        jt_log_warn("webhooks: the outcomes of %d calls were not recorded", n);
+    }
+}
+
+static jt_tx_step
+release_body(jt_tx *tx)
+{
+    finish_tx *t = tx->data;
+    jt_val p[2];
+    jt_rows rows;
+    int i;
+
+    for (i = 0; i < t->n; i++) {
+        p[0] = JT_VI(t->o[i].call->delivery_id);
+        p[1] = JT_VI(t->o[i].call->version);
+        JT_TX_EXEC(tx, SQL_RELEASE, p, 2, &rows);
+    }
+    return JT_TX_COMMIT;
+}
+
+void
+webhooks_release(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n)
+{
+    finish_tx t = { c, o, n, 0 };
+    jt_tx_policy pol;
+
+    jt_tx_policy_init(&pol, c);
+    if (n > 0) {
+        (void) jt_tx_run(db, a, &pol, release_body, &t);   /* failing that, the leases run out */
     }
 }
 

@@ -12,17 +12,21 @@
  *                       batch of events and stamps the events' hooked_at
  *                       in the same transaction, then acknowledges the
  *                       stream entries; a redelivered event is a no-op.
- *   an attempt          a consumer claims a due delivery by bumping its
- *                       version and setting a lease (lease_until, on the
- *                       database's clock: every host sees the same one),
- *                       makes the call outside any transaction, and
- *                       records the outcome fenced by the version it
- *                       claimed at: the attempt row, the count, the status
- *                       code, the next try or DELIVERED / FAILED. Two
- *                       consumers (two hosts) cannot both claim one
- *                       delivery (the version moves); one whose lease ran
- *                       out while its call hung finds the version moved
- *                       by the next claimant and records nothing.
+ *   an attempt          a consumer claims a webhook's oldest due
+ *                       deliveries (a few at a time) in one transaction:
+ *                       locked FOR UPDATE SKIP LOCKED, their versions
+ *                       bumped and a lease set (lease_until, on the
+ *                       database's clock: every host sees the same one);
+ *                       it makes the calls outside any transaction, one
+ *                       after another, and records the outcomes (a batch
+ *                       per transaction) each fenced by the version its
+ *                       claim wrote: the attempt row, the count, the
+ *                       status code, the next try or DELIVERED / FAILED.
+ *                       Two consumers (two hosts) cannot both claim one
+ *                       delivery (the row is locked, then its version and
+ *                       lease have moved); one whose lease ran out while
+ *                       its call hung finds the version moved by the next
+ *                       claimant and records nothing.
  *
  * Delivery is at least once (a consumer killed after the receiver
  * answered calls again: the webhook-id is the same, for the receiver to
@@ -76,15 +80,32 @@ typedef struct {
     size_t  body_len;
 } jt_webhook_call;
 
-/* Claims up to max due deliveries, at most one per webhook and none of a
- * webhook in busy[0..nbusy-1] (calls already in flight); returns how many
- * calls it filled. */
+/* The most deliveries of one webhook claimed at once (leased for this
+ * many webhook_timeout_ms, plus 5 s: they are called one after another). */
+#define JT_WEBHOOK_CLAIM_MAX 8
+
+/* Claims due deliveries, oldest first, up to JT_WEBHOOK_CLAIM_MAX per
+ * webhook and max in all, of webhooks not in busy[0..nbusy-1] (the ones
+ * this consumer is calling or about to); returns how many calls it
+ * filled (in the order they are to be made). */
 int  webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *busy, int nbusy,
                     jt_webhook_call *calls, int max);
-/* Records a call's outcome: status_code (0: no answer, `error` says why),
- * its duration. */
-void webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_call *call, int status_code,
-                     const char *error, int64_t duration_ms);
+
+/* How a call went: its status code (0: no answer, `error` says why) and
+ * how long it took. */
+typedef struct {
+    const jt_webhook_call *call;
+    int                    status_code;
+    const char            *error;
+    int64_t                duration_ms;
+} jt_webhook_outcome;
+
+/* Records outcomes, all in one transaction: the attempt, the count, the
+ * next try or DELIVERED / FAILED. */
+void webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n);
+/* Gives back claimed calls that will not be made (a graceful stop): the
+ * next consumer need not wait for their leases. */
+void webhooks_release(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n);
 void webhooks_call_free(jt_webhook_call *call);
 
 /* The Standard Webhooks signature "v1,<base64>" of id.timestamp.body

@@ -105,14 +105,17 @@ end_call(CURLM *multi, slot_call *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* Records every call curl has finished and frees its slot. */
+/* Records every call curl has finished (all in one transaction) and
+ * frees their slots; how many. */
 static int
 reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
 {
+    static jt_webhook_outcome done[MAX_CALLS];
+    static slot_call *slots[MAX_CALLS];
     CURLMsg *msg;
-    int left, n = 0;
+    int left, n = 0, i;
 
-    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+    while (n < MAX_CALLS && (msg = curl_multi_info_read(multi, &left)) != NULL) {
         slot_call *s = NULL;
         long code = 0;
 
@@ -125,12 +128,61 @@ reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
             continue;
         }
         /* an answer's status counts even if we stopped reading its body */
-        webhooks_finish(c, db, a, &s->call, (int) code, code > 0 ? NULL : curl_easy_strerror(msg->data.result),
-                        jt_clock_mono_ms() - s->started_ms);
-        end_call(multi, s);
-        n++;
+        done[n].call = &s->call;
+        done[n].status_code = (int) code;
+        done[n].error = code > 0 ? NULL : curl_easy_strerror(msg->data.result);
+        done[n].duration_ms = jt_clock_mono_ms() - s->started_ms;
+        slots[n++] = s;
+    }
+    webhooks_finish(c, db, a, done, n);
+    for (i = 0; i < n; i++) {
+        end_call(multi, slots[i]);
     }
     return n;
+}
+
+static int
+calling(const slot_call *calls, int64_t webhook)
+{
+    int i;
+
+    for (i = 0; i < MAX_CALLS; i++) {
+        if (calls[i].used && calls[i].call.webhook_id == webhook) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Starts, in claim order, the next ready call of every webhook not being
+ * called now, while there are free slots; how many it started. */
+static int
+start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *calls, int cap, int *inflight,
+            jt_webhook_call *ready, int *nready)
+{
+    int i = 0, k, started = 0;
+
+    while (i < *nready && *inflight < cap) {
+        if (calling(calls, ready[i].webhook_id)) {
+            i++;
+            continue;
+        }
+        for (k = 0; calls[k].used; k++) {
+        }
+        calls[k].used = 1;
+        calls[k].call = ready[i];
+        memmove(&ready[i], &ready[i + 1], sizeof(ready[0]) * (size_t) (*nready - i - 1));
+        (*nready)--;
+        if (start_call(c, multi, &calls[k]) != 0) {
+            jt_webhook_outcome o = { &calls[k].call, 0, "cannot start the call", 0 };
+            webhooks_finish(c, db, a, &o, 1);
+            end_call(multi, &calls[k]);
+            continue;
+        }
+        (*inflight)++;
+        started++;
+    }
+    return started;
 }
 
 void
@@ -138,10 +190,10 @@ jt_hooks_run(const jt_conf *c, int slot)
 {
     static jt_stream_batch batch;
     static slot_call calls[MAX_CALLS];
-    static jt_webhook_call claimed[MAX_CALLS];
-    int64_t busy[MAX_CALLS];
-    int64_t next_lost = 0, next_claim = 0;
-    int cap, i, inflight = 0;
+    static jt_webhook_call ready[MAX_CALLS];
+    int64_t busy[2 * MAX_CALLS];
+    int64_t next_lost = 0, next_claim = 0, next_read = 0;
+    int cap, i, inflight = 0, nready = 0;
     jt_stream_reader reader;
     jt_child_res res;
     CURLM *multi;
@@ -156,24 +208,32 @@ jt_hooks_run(const jt_conf *c, int slot)
     }
     jt_child_open(&res, &rc);
 
-    /* a graceful stop claims nothing more and lets the calls in flight end
-     * (each is bounded by webhook_timeout_ms) */
+    /* a graceful stop claims nothing more, gives back what it claimed and
+     * did not call, and lets the calls in flight end (each is bounded by
+     * webhook_timeout_ms) */
     while (!jt_child_quitting() || inflight > 0) {
-        int64_t now;
-        int running = 0;
+        int64_t now = jt_clock_mono_ms();
+        int running = 0, idle = inflight == 0 && nready == 0;
+
+
 
         jt_arena_reset(&res.arena);
         if (!jt_child_quitting()) {
-            /* new events: their deliveries (not waiting on Redis while calls are in flight) */
-            if (jt_redis_ready(&res.redis) == 0
-                && jt_stream_read(&reader, &rc, &res.redis, &res.arena, inflight ? 0 : BLOCK_MS, (int) rc.ev_batch, &batch)
-                       == 0) {
-                if (batch.n > 0 && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n) == JT_TX_OK) {
-                    jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
-                    next_claim = 0;
+            /* new events: their deliveries (blocking on Redis only when
+             * there is nothing else to do) */
+            if (now >= next_read) {
+                if (jt_redis_ready(&res.redis) == 0
+                    && jt_stream_read(&reader, &rc, &res.redis, &res.arena, idle ? BLOCK_MS : 0, (int) rc.ev_batch,
+                                      &batch) == 0) {
+                    if (batch.n > 0 && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n) == JT_TX_OK) {
+                        jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
+                        next_claim = 0;
+                    }
+                    /* less than a batch: let the next one gather (one commit for many) */
+                    next_read = batch.n < rc.ev_batch ? jt_clock_mono_ms() + rc.ev_linger_ms : 0;
+                } else if (idle) {
+                    jt_clock_sleep_ms(BLOCK_MS);
                 }
-            } else if (inflight == 0) {
-                jt_clock_sleep_ms(BLOCK_MS);
             }
             now = jt_clock_mono_ms();
             if (now >= next_lost) {
@@ -185,37 +245,46 @@ jt_hooks_run(const jt_conf *c, int slot)
                 }
                 next_lost = now + LOST_EVERY_MS;
             }
-            /* due deliveries, one per receiver not already called */
-            if (now >= next_claim && inflight < cap) {
-                int n, nbusy = 0;
+            /* due deliveries of the webhooks not being called or queued */
+            if (now >= next_claim && nready < MAX_CALLS) {
+                int nbusy = 0;
                 for (i = 0; i < MAX_CALLS; i++) {
                     if (calls[i].used) {
                         busy[nbusy++] = calls[i].call.webhook_id;
                     }
                 }
-                n = webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, claimed, cap - inflight);
-                for (i = 0; i < MAX_CALLS && n > 0; i++) {
-                    if (calls[i].used) {
-                        continue;
-                    }
-                    calls[i].used = 1;
-                    calls[i].call = claimed[--n];
-                    if (start_call(&rc, multi, &calls[i]) != 0) {
-                        webhooks_finish(&rc, &res.db, &res.arena, &calls[i].call, 0, "cannot start the call", 0);
-                        end_call(multi, &calls[i]);
-                        continue;
-                    }
-                    inflight++;
+                for (i = 0; i < nready; i++) {
+                    busy[nbusy++] = ready[i].webhook_id;
                 }
+                nready += webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, ready + nready, MAX_CALLS - nready);
                 next_claim = now + CLAIM_EVERY_MS;
             }
+            start_ready(&rc, &res.db, &res.arena, multi, calls, cap, &inflight, ready, &nready);
+        } else if (nready > 0) {
+            static jt_webhook_outcome back[MAX_CALLS];
+            for (i = 0; i < nready; i++) {
+                back[i].call = &ready[i];
+            }
+            webhooks_release(&rc, &res.db, &res.arena, back, nready);
+            for (i = 0; i < nready; i++) {
+                webhooks_call_free(&ready[i]);
+            }
+            nready = 0;
         }
         if (inflight > 0) {
             curl_multi_perform(multi, &running);
             inflight -= reap_calls(&rc, &res.db, &res.arena, multi);
+            /* a finished call frees its webhook: its next ready call goes at once */
+            if (!jt_child_quitting()) {
+                start_ready(&rc, &res.db, &res.arena, multi, calls, cap, &inflight, ready, &nready);
+            }
             if (inflight > 0) {
                 curl_multi_poll(multi, NULL, 0, 50, NULL);
             }
+        } else if (!jt_child_quitting()) {
+            /* nothing in flight: nap until the next read or claim is due */
+            int64_t wake = next_read < next_claim ? next_read : next_claim, d = wake - jt_clock_mono_ms();
+            jt_clock_sleep_ms(d < 50 ? d : 50);
         }
     }
     curl_multi_cleanup(multi);

@@ -43,6 +43,10 @@ jt_notifier_run(const jt_conf *c, int slot)
                 /* unacknowledged: reclaimed after claim_idle_ms */
                 jt_clock_sleep_ms(200);
             }
+            /* less than a batch: let the next one gather (one commit for many) */
+            if (batch.n < rc.ev_batch) {
+                jt_clock_sleep_ms(rc.ev_linger_ms);
+            }
         }
         if (jt_clock_mono_ms() >= next_lost) {
             int64_t ids[JT_STREAM_BATCH_MAX];
