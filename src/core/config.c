@@ -158,7 +158,9 @@ static const setting settings[] = {
       "wait before the second attempt; it doubles per attempt (half of it random)"),
     I("events", "webhook_backoff_max_ms", wh_backoff_max_ms, "3600000", 1, 86400000, "longest wait between two attempts"),
     I("events", "webhook_concurrency", wh_concurrency, "16", 1, 256,
-      "webhook calls in flight per consumer process (at most one per receiver)"),
+      "webhook calls in flight per consumer process, all receivers together"),
+    I("events", "webhook_per_receiver", wh_per_receiver, "4", 1, 64,
+      "webhook calls in flight to one receiver per consumer process (a receiver that hangs holds no more)"),
 
     S("pii", "key_file", pii_key_file, "",
       "file of 'ID HEX64' lines: keys sealing personal data; the last line encrypts, all decrypt"),

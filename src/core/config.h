@@ -116,6 +116,7 @@ typedef struct {
     int64_t wh_backoff_base_ms;
     int64_t wh_backoff_max_ms;
     int64_t wh_concurrency;
+    int64_t wh_per_receiver;
 
     /* [pii] */
     char    pii_key_file[JT_PATH_MAX];

@@ -30,10 +30,11 @@
  *
  * Delivery is at least once (a consumer killed after the receiver
  * answered calls again: the webhook-id is the same, for the receiver to
- * drop the copy). One call per receiver at a time per consumer, many
- * receivers at once (webhook_concurrency): a receiver that hangs holds
- * one call of its own until webhook_timeout_ms, never another receiver's
- * and never an order (orders only write the event). */
+ * drop the copy). A few calls per receiver at once per consumer
+ * (webhook_per_receiver), many receivers at once (webhook_concurrency): a
+ * receiver that hangs holds those few calls of its own until
+ * webhook_timeout_ms, never another receiver's and never an order (orders
+ * only write the event). */
 #ifndef JT_WEBHOOKS_H
 #define JT_WEBHOOKS_H
 

@@ -141,21 +141,21 @@ reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
     return n;
 }
 
+/* How many calls to this webhook are in flight. */
 static int
 calling(const slot_call *calls, int64_t webhook)
 {
-    int i;
+    int i, n = 0;
 
     for (i = 0; i < MAX_CALLS; i++) {
-        if (calls[i].used && calls[i].call.webhook_id == webhook) {
-            return 1;
-        }
+        n += calls[i].used && calls[i].call.webhook_id == webhook;
     }
-    return 0;
+    return n;
 }
 
-/* Starts, in claim order, the next ready call of every webhook not being
- * called now, while there are free slots; how many it started. */
+/* Starts ready calls in claim order, as long as there are free slots and
+ * their webhook has fewer than webhook_per_receiver in flight; how many it
+ * started. */
 static int
 start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *calls, int cap, int *inflight,
             jt_webhook_call *ready, int *nready)
@@ -163,7 +163,7 @@ start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *c
     int i = 0, k, started = 0;
 
     while (i < *nready && *inflight < cap) {
-        if (calling(calls, ready[i].webhook_id)) {
+        if (calling(calls, ready[i].webhook_id) >= c->wh_per_receiver) {
             i++;
             continue;
         }
@@ -245,11 +245,12 @@ jt_hooks_run(const jt_conf *c, int slot)
                 }
                 next_lost = now + LOST_EVERY_MS;
             }
-            /* due deliveries of the webhooks not being called or queued */
+            /* due deliveries of the webhooks with nothing queued and room
+             * for another call */
             if (now >= next_claim && nready < MAX_CALLS) {
                 int nbusy = 0;
                 for (i = 0; i < MAX_CALLS; i++) {
-                    if (calls[i].used) {
+                    if (calls[i].used && calling(calls, calls[i].call.webhook_id) >= rc.wh_per_receiver) {
                         busy[nbusy++] = calls[i].call.webhook_id;
                     }
                 }
