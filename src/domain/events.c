@@ -84,46 +84,65 @@ typedef struct {
     int              redis_down;
 } publish_tx;
 
-/* One attempt: lock the oldest unpublished rows, XADD each in id order
- * (stopping at the first Redis failure), mark the ones that made it. */
+/* One attempt: lock the oldest unpublished rows, XADD them all in id
+ * order in one round trip (a pipeline), mark the ones XADD accepted up to
+ * the first that failed. */
 static jt_tx_step
 publish_body(jt_tx *tx)
 {
+    enum { ARGS = 16 };
     publish_tx *t = tx->data;
     jt_val p[1] = { JT_VI(t->conf->ev_batch) };
     int64_t ids[1000];
-    char maxlen[24];
+    char maxlen[24], (*nums)[2][24];
+    const char **argv, *json;
+    const char **cmds[1000];
+    const size_t *lenp[1000];
+    redisReply **replies;
+    int argc[1000], i, k, n;
+    size_t *lens;
     jt_rows rows, done;
-    const char *json;
-    int i, k;
 
     t->published = 0;
     t->redis_down = 0;
     JT_TX_EXEC(tx, SQL_UNPUBLISHED, p, 1, &rows);
+    if ((n = rows.nrows < 1000 ? rows.nrows : 1000) == 0) {
+        return JT_TX_COMMIT;
+    }
+    argv = jt_palloc(tx->arena, sizeof(*argv) * ARGS * (size_t) n);
+    lens = jt_palloc(tx->arena, sizeof(*lens) * ARGS * (size_t) n);
+    nums = jt_palloc(tx->arena, sizeof(*nums) * (size_t) n);
+    replies = jt_palloc(tx->arena, sizeof(*replies) * (size_t) n);
+    if (argv == NULL || lens == NULL || nums == NULL || replies == NULL) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
     snprintf(maxlen, sizeof(maxlen), "%lld", (long long) t->conf->ev_stream_maxlen);
-    for (i = 0; i < rows.nrows && i < (int) (sizeof(ids) / sizeof(ids[0])); i++) {
-        char id[24], agg[24];
-        const char *args[16] = { "XADD", JT_EVENT_STREAM, "MAXLEN", "~", maxlen, "*", "id", id, "type",
-                                 jt_cell(&rows, i, 1)->s, "aggregate", agg, "at", jt_cell(&rows, i, 4)->s,
-                                 "payload", jt_cell(&rows, i, 3)->s };
-        size_t lens[16];
-        redisReply *rep;
+    for (i = 0; i < n; i++) {
+        const char **v = argv + ARGS * i;
+        size_t *l = lens + ARGS * i;
 
-        snprintf(id, sizeof(id), "%lld", (long long) jt_cell(&rows, i, 0)->i);
-        snprintf(agg, sizeof(agg), "%lld", (long long) jt_cell(&rows, i, 2)->i);
-        for (k = 0; k < 15; k++) {
-            lens[k] = strlen(args[k]);
+        snprintf(nums[i][0], sizeof(nums[i][0]), "%lld", (long long) jt_cell(&rows, i, 0)->i);
+        snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long) jt_cell(&rows, i, 2)->i);
+        v[0] = "XADD", v[1] = JT_EVENT_STREAM, v[2] = "MAXLEN", v[3] = "~", v[4] = maxlen, v[5] = "*";
+        v[6] = "id", v[7] = nums[i][0], v[8] = "type", v[9] = jt_cell(&rows, i, 1)->s;
+        v[10] = "aggregate", v[11] = nums[i][1], v[12] = "at", v[13] = jt_cell(&rows, i, 4)->s;
+        v[14] = "payload", v[15] = jt_cell(&rows, i, 3)->s;
+        for (k = 0; k < ARGS - 1; k++) {
+            l[k] = strlen(v[k]);
         }
-        lens[15] = jt_cell(&rows, i, 3)->len;
-        rep = jt_redis_argv(t->redis, tx->arena, 16, args, lens);
-        if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
-            t->redis_down = 1;   /* what is not marked waits for the next step */
-            break;
-        }
+        l[ARGS - 1] = jt_cell(&rows, i, 3)->len;
+        cmds[i] = v;
+        lenp[i] = l;
+        argc[i] = ARGS;
+    }
+    (void) jt_redis_pipeline(t->redis, tx->arena, n, argc, cmds, lenp, replies);
+    for (i = 0; i < n && replies[i] != NULL && replies[i]->type == REDIS_REPLY_STRING; i++) {
         ids[t->published++] = jt_cell(&rows, i, 0)->i;
     }
+    t->redis_down = i < n;   /* what is not marked waits for the next step */
     if (t->published == 0) {
-        return t->redis_down ? JT_TX_ABORT : JT_TX_COMMIT;
+        return JT_TX_ABORT;
     }
     if ((json = events_ids_json(tx->arena, ids, t->published)) == NULL) {
         tx->db_rc = JT_DB_ERROR;

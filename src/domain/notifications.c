@@ -25,9 +25,13 @@ static const char SQL_MARK_READ[] =
 static const char SQL_EVENTS[] =
     "SELECT x.id, x.topic, x.aggregate_id, x.payload, " JT_EVENT_RECIPIENT("x") " FROM outbox x"
     " JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id WHERE x.notified_at IS NULL";
+/* the batch's notifications in one statement: a JSON array of
+ * {e: event, u: user, t: topic, r: ref, m: message} */
 static const char SQL_INSERT[] =
-    "INSERT INTO notifications (event_id, user_id, topic, ref_id, message) VALUES (?, ?, ?, ?, ?)"
-    " ON DUPLICATE KEY UPDATE id = id";
+    "INSERT INTO notifications (event_id, user_id, topic, ref_id, message) SELECT j.e, j.u, j.t, j.r, j.m"
+    " FROM JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, e BIGINT UNSIGNED PATH '$.e', u BIGINT UNSIGNED PATH '$.u',"
+    " t VARCHAR(64) PATH '$.t', r BIGINT UNSIGNED PATH '$.r', m VARCHAR(500) PATH '$.m')) j ORDER BY j.n"
+    " ON DUPLICATE KEY UPDATE notifications.id = notifications.id";
 static const char SQL_CONSUMED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.notified_at = NOW(6)"
     " WHERE x.notified_at IS NULL";
@@ -156,9 +160,11 @@ record_body(jt_tx *tx)
 {
     record_tx *t = tx->data;
     const char *ids = events_ids_json(tx->arena, t->ids, t->n);
-    jt_val p[5];
+    jt_val p[1];
     jt_rows ev, rows;
-    int i;
+    jt_buf batch;
+    jt_json w;
+    int i, told = 0;
 
     if (ids == NULL) {
         tx->db_rc = JT_DB_ERROR;
@@ -167,6 +173,9 @@ record_body(jt_tx *tx)
     t->created = 0;
     p[0] = JT_VS(ids);
     JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
+    jt_buf_init(&batch, tx->arena, 64 + (size_t) ev.nrows * 256);
+    jw_init(&w, &batch);
+    jw_arr_open(&w);
     for (i = 0; i < ev.nrows; i++) {
         const char *topic = jt_cell(&ev, i, 1)->s;
         const char *text;
@@ -175,13 +184,24 @@ record_body(jt_tx *tx)
             || (text = events_message(tx->arena, topic, jt_cell(&ev, i, 2)->i, jt_cell(&ev, i, 3)->s)) == NULL) {
             continue;   /* nobody to tell */
         }
-        p[0] = JT_VI(jt_cell(&ev, i, 0)->i);
-        p[1] = JT_VI(jt_val_int(jt_cell(&ev, i, 4)));
-        p[2] = JT_VS(topic);
-        p[3] = JT_VI(jt_cell(&ev, i, 2)->i);
-        p[4] = JT_VS(text);
-        JT_TX_EXEC(tx, SQL_INSERT, p, 5, &rows);
-        t->created += (int64_t) rows.affected;
+        jw_obj_open(&w);
+        jw_kint(&w, "e", jt_cell(&ev, i, 0)->i);
+        jw_kint(&w, "u", jt_val_int(jt_cell(&ev, i, 4)));
+        jw_kstr(&w, "t", topic);
+        jw_kint(&w, "r", jt_cell(&ev, i, 2)->i);
+        jw_kstr(&w, "m", text);
+        jw_obj_close(&w);
+        told++;
+    }
+    jw_arr_close(&w);
+    if (batch.oom) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    if (told > 0) {
+        p[0] = JT_VB(batch.data, batch.len);
+        JT_TX_EXEC(tx, SQL_INSERT, p, 1, &rows);
+        t->created = (int64_t) rows.affected;
     }
     p[0] = JT_VS(ids);
     JT_TX_EXEC(tx, SQL_CONSUMED, p, 1, &rows);

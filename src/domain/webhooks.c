@@ -42,8 +42,11 @@ static const char SQL_EVENTS[] =
     "SELECT x.id, x.topic FROM outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id"
     " WHERE x.hooked_at IS NULL";
 static const char SQL_ACTIVE[] = "SELECT id, events FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
+/* the batch's deliveries in one statement: [{w: webhook, e: event, t: topic}] */
 static const char SQL_DELIVERY_INSERT[] =
-    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id";
+    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic) SELECT j.w, j.e, j.t FROM JSON_TABLE(?, '$[*]'"
+    " COLUMNS (n FOR ORDINALITY, w BIGINT UNSIGNED PATH '$.w', e BIGINT UNSIGNED PATH '$.e', t VARCHAR(64) PATH '$.t'))"
+    " j ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
 static const char SQL_HOOKED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.hooked_at = NOW(6)"
     " WHERE x.hooked_at IS NULL";
@@ -423,8 +426,10 @@ hook_body(jt_tx *tx)
     hook_tx *t = tx->data;
     const char *ids = events_ids_json(tx->arena, t->ids, t->n);
     jt_rows ev, hooks, rows;
-    jt_val p[3];
-    int i, k;
+    jt_buf batch;
+    jt_json w;
+    jt_val p[1];
+    int i, k, made = 0;
 
     if (ids == NULL) {
         tx->db_rc = JT_DB_ERROR;
@@ -434,16 +439,30 @@ hook_body(jt_tx *tx)
     JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
     if (ev.nrows > 0) {
         JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &hooks);
+        jt_buf_init(&batch, tx->arena, 64 + (size_t) ev.nrows * 64);
+        jw_init(&w, &batch);
+        jw_arr_open(&w);
         for (i = 0; i < ev.nrows; i++) {
             for (k = 0; k < hooks.nrows; k++) {
                 if (!wants(jt_cell(&hooks, k, 1)->s, jt_cell(&ev, i, 1)->s)) {
                     continue;
                 }
-                p[0] = JT_VI(jt_cell(&hooks, k, 0)->i);
-                p[1] = JT_VI(jt_cell(&ev, i, 0)->i);
-                p[2] = JT_VS(jt_cell(&ev, i, 1)->s);
-                JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 3, &rows);
+                jw_obj_open(&w);
+                jw_kint(&w, "w", jt_cell(&hooks, k, 0)->i);
+                jw_kint(&w, "e", jt_cell(&ev, i, 0)->i);
+                jw_kstr(&w, "t", jt_cell(&ev, i, 1)->s);
+                jw_obj_close(&w);
+                made++;
             }
+        }
+        jw_arr_close(&w);
+        if (batch.oom) {
+            tx->db_rc = JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+        if (made > 0) {
+            p[0] = JT_VB(batch.data, batch.len);
+            JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
         }
     }
     p[0] = JT_VS(ids);
@@ -598,7 +617,7 @@ webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *b
     for (h = 0; h < hooks.nrows && n < max; h++) {
         int64_t webhook = jt_cell(&hooks, h, 0)->i, eids[JT_WEBHOOK_CLAIM_MAX];
         claim_tx t = { webhook, max - n < JT_WEBHOOK_CLAIM_MAX ? max - n : JT_WEBHOOK_CLAIM_MAX,
-                       (JT_WEBHOOK_CLAIM_MAX * c->wh_timeout_ms + 5000) * 1000, { 0 } };
+                       ((JT_WEBHOOK_CLAIM_MAX / c->wh_per_receiver + 1) * c->wh_timeout_ms + 5000) * 1000, { 0 } };
         const char *secret, *json;
         jt_val p[1];
         jt_rows ev;

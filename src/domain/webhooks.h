@@ -81,9 +81,10 @@ typedef struct {
     size_t  body_len;
 } jt_webhook_call;
 
-/* The most deliveries of one webhook claimed at once (leased for this
- * many webhook_timeout_ms, plus 5 s: they are called one after another). */
-#define JT_WEBHOOK_CLAIM_MAX 8
+/* The most deliveries of one webhook claimed at once. They are called
+ * webhook_per_receiver at a time, so they are leased for as many
+ * webhook_timeout_ms as that takes, plus one, plus 5 s. */
+#define JT_WEBHOOK_CLAIM_MAX 16
 
 /* Claims due deliveries, oldest first, up to JT_WEBHOOK_CLAIM_MAX per
  * webhook and max in all, of webhooks not in busy[0..nbusy-1] (the ones

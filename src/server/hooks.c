@@ -213,7 +213,7 @@ jt_hooks_run(const jt_conf *c, int slot)
      * webhook_timeout_ms) */
     while (!jt_child_quitting() || inflight > 0) {
         int64_t now = jt_clock_mono_ms();
-        int running = 0, idle = inflight == 0 && nready == 0;
+        int n, running = 0, idle = inflight == 0 && nready == 0;
 
 
 
@@ -238,7 +238,7 @@ jt_hooks_run(const jt_conf *c, int slot)
             now = jt_clock_mono_ms();
             if (now >= next_lost) {
                 int64_t ids[JT_STREAM_BATCH_MAX];
-                int n = webhooks_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
+                n = webhooks_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
                 if (n > 0 && webhooks_hook(&rc, &res.db, &res.arena, ids, n) == JT_TX_OK) {
                     jt_log_warn("webhooks: %d events Redis lost were taken from MariaDB", n);
                     next_claim = 0;
@@ -257,8 +257,10 @@ jt_hooks_run(const jt_conf *c, int slot)
                 for (i = 0; i < nready; i++) {
                     busy[nbusy++] = ready[i].webhook_id;
                 }
-                nready += webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, ready + nready, MAX_CALLS - nready);
-                next_claim = now + CLAIM_EVERY_MS;
+                n = webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, ready + nready, MAX_CALLS - nready);
+                nready += n;
+                /* while claims find work, claim again as soon as a queue runs dry */
+                next_claim = n > 0 ? 0 : now + CLAIM_EVERY_MS;
             }
             start_ready(&rc, &res.db, &res.arena, multi, calls, cap, &inflight, ready, &nready);
         } else if (nready > 0) {
@@ -274,7 +276,11 @@ jt_hooks_run(const jt_conf *c, int slot)
         }
         if (inflight > 0) {
             curl_multi_perform(multi, &running);
-            inflight -= reap_calls(&rc, &res.db, &res.arena, multi);
+            n = reap_calls(&rc, &res.db, &res.arena, multi);
+            inflight -= n;
+            if (n > 0) {
+                next_claim = 0;   /* room again: claim more at once */
+            }
             /* a finished call frees its webhook: its next ready call goes at once */
             if (!jt_child_quitting()) {
                 start_ready(&rc, &res.db, &res.arena, multi, calls, cap, &inflight, ready, &nready);
