@@ -134,6 +134,8 @@ subtest 'a receiver that hangs holds four calls of its own; another receiver and
     my $dh = deliveries($wh->{id});
     is(scalar @$dh, 10, 'the hung receiver has ten deliveries');
     is(scalar(grep { $_->{status} eq 'PENDING' && $_->{attempts} == 0 } @$dh), 10, '... none finished or tried twice');
+    # (outcomes are recorded a batch at a time, a moment after the answers)
+    wait_for(sub { 10 == grep { $_->{status} eq 'DELIVERED' } @{ deliveries($wf->{id}) } }, 10);
     is(scalar(grep { $_->{status} eq 'DELIVERED' && $_->{attempts} == 1 } @{ deliveries($wf->{id}) }), 10,
         'the other has ten, DELIVERED at the first attempt');
 

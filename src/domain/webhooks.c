@@ -596,6 +596,7 @@ make_call(jt_webhook_call *k, const jt_rows *d, int i, int64_t webhook, const ch
                == NULL
         || webhooks_sign(secret, k->id_header, k->ts_header, k->body, len, k->sig_header, sizeof(k->sig_header)) != 0) {
         webhooks_call_free(k);
+        k->unsendable = 1;
         return -1;
     }
     k->body_len = len;
@@ -679,7 +680,7 @@ finish_body(jt_tx *tx)
         const jt_webhook_call *k = o->call;
         int ok = o->status_code >= 200 && o->status_code < 300;
         const char *status = ok ? "DELIVERED"
-                             : k->body == NULL || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
+                             : k->unsendable || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
                                                                                         : "PENDING";
 
         p[0] = JT_VI(k->attempt);
@@ -715,7 +716,7 @@ webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhoo
         JT_METRIC_INC(webhook_attempts);
         if (o[i].status_code < 200 || o[i].status_code >= 300) {
             JT_METRIC_INC(webhook_failures);
-            if (o[i].call->body == NULL || o[i].call->attempt >= c->wh_max_attempts) {
+            if (o[i].call->unsendable || o[i].call->attempt >= c->wh_max_attempts) {
                 JT_METRIC_INC(webhook_deliveries_failed);
             }
         }

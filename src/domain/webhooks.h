@@ -79,6 +79,7 @@ typedef struct {
     char    sig_header[80]; /* webhook-signature */
     char   *body;           /* malloc'd JSON */
     size_t  body_len;
+    int     unsendable;     /* it can never be made (the event purged, the secret unreadable) */
 } jt_webhook_call;
 
 /* The most deliveries of one webhook claimed at once. They are called

@@ -105,17 +105,38 @@ end_call(CURLM *multi, slot_call *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* Records every call curl has finished (all in one transaction) and
- * frees their slots; how many. */
-static int
-reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
-{
-    static jt_webhook_outcome done[MAX_CALLS];
-    static slot_call *slots[MAX_CALLS];
-    CURLMsg *msg;
-    int left, n = 0, i;
+/* Outcomes wait here to be recorded together, a batch per transaction:
+ * at most FINISH_EVERY_MS after the first, or FINISH_MAX of them. A call's
+ * slot is free at once (its receiver may be called again: the version its
+ * claim wrote fences the record either way); a consumer killed before it
+ * recorded them calls those again once their leases lapse, as after any
+ * crash: at least once. */
+#define FINISH_MAX 64
+#define FINISH_EVERY_MS 50
 
-    while (n < MAX_CALLS && (msg = curl_multi_info_read(multi, &left)) != NULL) {
+typedef struct {
+    jt_webhook_call    calls[FINISH_MAX];
+    jt_webhook_outcome out[FINISH_MAX];
+    int                n;
+    int64_t            since_ms;
+} finished;
+
+static void
+flush_finished(const jt_conf *c, jt_db *db, jt_arena *a, finished *f)
+{
+    webhooks_finish(c, db, a, f->out, f->n);
+    f->n = 0;
+}
+
+/* Takes every call curl has finished into f (recording f when it is full)
+ * and frees their slots; how many. */
+static int
+reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, finished *f)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+
+    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
         slot_call *s = NULL;
         long code = 0;
 
@@ -127,16 +148,22 @@ reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi)
         if (s == NULL) {
             continue;
         }
+        if (f->n == FINISH_MAX) {
+            flush_finished(c, db, a, f);
+        }
+        if (f->n == 0) {
+            f->since_ms = jt_clock_mono_ms();
+        }
         /* an answer's status counts even if we stopped reading its body */
-        done[n].call = &s->call;
-        done[n].status_code = (int) code;
-        done[n].error = code > 0 ? NULL : curl_easy_strerror(msg->data.result);
-        done[n].duration_ms = jt_clock_mono_ms() - s->started_ms;
-        slots[n++] = s;
-    }
-    webhooks_finish(c, db, a, done, n);
-    for (i = 0; i < n; i++) {
-        end_call(multi, slots[i]);
+        f->calls[f->n] = s->call;
+        f->calls[f->n].body = NULL;   /* freed with the slot: the record needs no body */
+        f->out[f->n].call = &f->calls[f->n];
+        f->out[f->n].status_code = (int) code;
+        f->out[f->n].error = code > 0 ? NULL : curl_easy_strerror(msg->data.result);
+        f->out[f->n].duration_ms = jt_clock_mono_ms() - s->started_ms;
+        f->n++;
+        end_call(multi, s);
+        n++;
     }
     return n;
 }
@@ -191,6 +218,7 @@ jt_hooks_run(const jt_conf *c, int slot)
     static jt_stream_batch batch;
     static slot_call calls[MAX_CALLS];
     static jt_webhook_call ready[MAX_CALLS];
+    static finished done;
     int64_t busy[2 * MAX_CALLS];
     int64_t next_lost = 0, next_claim = 0, next_read = 0;
     int cap, i, inflight = 0, nready = 0;
@@ -276,7 +304,7 @@ jt_hooks_run(const jt_conf *c, int slot)
         }
         if (inflight > 0) {
             curl_multi_perform(multi, &running);
-            n = reap_calls(&rc, &res.db, &res.arena, multi);
+            n = reap_calls(&rc, &res.db, &res.arena, multi, &done);
             inflight -= n;
             if (n > 0) {
                 next_claim = 0;   /* room again: claim more at once */
@@ -288,11 +316,19 @@ jt_hooks_run(const jt_conf *c, int slot)
             if (inflight > 0) {
                 curl_multi_poll(multi, NULL, 0, 50, NULL);
             }
-        } else if (!jt_child_quitting()) {
+        }
+        if (done.n > 0
+            && (inflight == 0 || jt_child_quitting() || jt_clock_mono_ms() - done.since_ms >= FINISH_EVERY_MS)) {
+            flush_finished(&rc, &res.db, &res.arena, &done);
+        }
+        if (inflight == 0 && !jt_child_quitting()) {
             /* nothing in flight: nap until the next read or claim is due */
             int64_t wake = next_read < next_claim ? next_read : next_claim, d = wake - jt_clock_mono_ms();
             jt_clock_sleep_ms(d < 50 ? d : 50);
         }
+    }
+    if (done.n > 0) {
+        flush_finished(&rc, &res.db, &res.arena, &done);
     }
     curl_multi_cleanup(multi);
     curl_global_cleanup();
