@@ -66,7 +66,7 @@ static const setting settings[] = {
     I("mariadb", "failback_interval", db_failback_interval, "30", 1, 86400,
       "seconds a worker stays on a node other than the first of hosts before it tries the first again (between requests)"),
     I("mariadb", "sync_wait", db_sync_wait, "1", 0, 15,
-      "Galera wsrep_sync_wait for the reads that must see the latest commit anywhere in the cluster (idempotency lookups, an order read after its write); 0 = off"),
+      "Galera wsrep_sync_wait of the app's sessions: 1 = every read and transaction sees every commit the cluster made before it (idempotency lookups, tokens, an order read after its write); 0 = off"),
     S("mariadb", "database", db_name, "jangteo", "schema name"),
     S("mariadb", "user", db_user, "jangteo", "account with SELECT, INSERT, UPDATE, DELETE only"),
     S("mariadb", "password", db_password, "", "password (prefer password_file)"),

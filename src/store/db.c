@@ -112,7 +112,8 @@ classify(jt_db *db, unsigned e, const char *msg)
 /* With a node list: whether the node just connected may serve. A Galera
  * node answers only in state 4 (Synced): a joiner, a donor or a node
  * outside the primary component would refuse statements (1047) or serve
- * stale rows. A server without wsrep has no such status and may serve. */
+ * stale rows. 2: a synced Galera node; 1: a server without wsrep (no such
+ * status), which may serve; 0: not synced. */
 static int
 node_synced(MYSQL *m)
 {
@@ -126,7 +127,7 @@ node_synced(MYSQL *m)
     }
     row = mysql_fetch_row(res);
     if (row != NULL && row[1] != NULL) {
-        ok = strcmp(row[1], "4") == 0;
+        ok = strcmp(row[1], "4") == 0 ? 2 : 0;
     }
     mysql_free_result(res);
     return ok;
@@ -144,8 +145,9 @@ connect_one(jt_db *db, int i)
     const char *host = c->db_host, *sock = c->db_socket[0] ? c->db_socket : NULL;
     unsigned port = (unsigned) c->db_port;
     my_bool off = 0;
-    char setup[200];
+    char setup[200], sync_wait[32] = "";
     MYSQL *m;
+    int galera;
 
     if (i >= 0) {
         host = c->db_nodes[i].host;
@@ -168,18 +170,28 @@ connect_one(jt_db *db, int i)
         mysql_close(m);
         return NULL;
     }
-    if (i >= 0 && !node_synced(m)) {
+    galera = i >= 0 ? node_synced(m) : 1;
+    if (galera == 0) {
         snprintf(db->last_error, sizeof(db->last_error), "node %.200s:%u is not synced", host, port);
         mysql_close(m);
         return NULL;
     }
     /* Session settings: UTC, READ COMMITTED (the version column is the
      * fence, so snapshot reads buy nothing and gap locks cost deadlocks),
-     * bounded lock waits and statement times. */
+     * bounded lock waits and statement times. On Galera, wsrep_sync_wait
+     * (README, "Several app hosts"): every read and every START
+     * TRANSACTION first waits until this node has applied what the cluster
+     * committed before it, so a keyed retry that lands on another host
+     * finds its idempotency row, a token made on one host works on the
+     * next, an order is readable right after its 201 anywhere, and a write
+     * decides on rows no older than its client's last answer. */
+    if (galera == 2) {
+        snprintf(sync_wait, sizeof(sync_wait), ", wsrep_sync_wait=%d", (int) c->db_sync_wait);
+    }
     snprintf(setup, sizeof(setup),
              "SET time_zone='+00:00', tx_isolation='READ-COMMITTED', "
-             "innodb_lock_wait_timeout=%u, max_statement_time=%u",
-             rt < 5 ? rt : 5, rt);
+             "innodb_lock_wait_timeout=%u, max_statement_time=%u%s",
+             rt < 5 ? rt : 5, rt, sync_wait);
     if (mysql_query(m, setup) != 0) {
         snprintf(db->last_error, sizeof(db->last_error), "session setup failed: %s", mysql_error(m));
         mysql_close(m);
