@@ -137,6 +137,48 @@ buyers_sql(int n, int *padded)
     return sql_buyers[c];
 }
 
+/* Every buyer's new balance in one statement, each fenced by its version:
+ * CASE lists padded like the IN list (a repeated id maps to the same
+ * values), so the number of rows changed is the number of buyers exactly
+ * when no version moved. An IN list on the primary key, never a join: a
+ * scan, if the optimizer ever picked one, takes no lock on a row it does
+ * not change (READ COMMITTED's semi-consistent read). */
+static char *sql_balances[BUYER_CLASSES];
+
+static const char *
+balances_sql(int n, int *padded)
+{
+    int c = 0, k = 1, i;
+
+    while (k < n && c < BUYER_CLASSES - 1) {
+        k *= 2;
+        c++;
+    }
+    *padded = k;
+    if (sql_balances[c] == NULL) {
+        size_t cap = 160 + 36 * (size_t) k;
+        char *s = malloc(cap);
+        if (s == NULL) {
+            return NULL;
+        }
+        strcpy(s, "UPDATE users SET balance = CASE id");
+        for (i = 0; i < k; i++) {
+            strcat(s, " WHEN ? THEN ?");
+        }
+        strcat(s, " END, version = version + 1 WHERE id IN (?");
+        for (i = 1; i < k; i++) {
+            strcat(s, ", ?");
+        }
+        strcat(s, ") AND version = CASE id");
+        for (i = 0; i < k; i++) {
+            strcat(s, " WHEN ? THEN ?");
+        }
+        strcat(s, " END");
+        sql_balances[c] = s;
+    }
+    return sql_balances[c];
+}
+
 typedef enum { OUT_PENDING = 0, OUT_PAID, OUT_REFUSED, OUT_ALONE } outcome;
 
 typedef struct {
@@ -169,7 +211,7 @@ typedef struct {
 /* --- the payload a waiter queues -------------------------------------------- */
 
 static const char *
-encode_payload(jt_arena *a, const order_tx *t, const jt_write *w)
+encode_payload(jt_arena *a, const order_tx *t, const jt_idem *idem, int internal)
 {
     jt_buf b;
     jt_json j;
@@ -201,14 +243,14 @@ encode_payload(jt_arena *a, const order_tx *t, const jt_write *w)
         jw_arr_close(&j);
     }
     jw_arr_close(&j);
-    if (w->has_key) {
+    if (idem != NULL) {
         char fphex[65];
-        sodium_bin2hex(fphex, sizeof(fphex), w->idem.fp, 32);
-        jw_kint(&j, "u", w->idem.user_id);
+        sodium_bin2hex(fphex, sizeof(fphex), idem->fp, 32);
+        jw_kint(&j, "u", idem->user_id);
         jw_key(&j, "k");
-        jw_strn(&j, w->idem.key, w->idem.key_len);
+        jw_strn(&j, idem->key, idem->key_len);
         jw_kstr(&j, "f", fphex);
-        if (w->internal_key) {
+        if (internal) {
             jw_kint(&j, "i", 1);
         }
     }
@@ -589,10 +631,46 @@ write_rows(jt_tx *tx, batch *b, stock_row *rows, int nrows, int64_t pversion, bu
     jt_idem_row *idem;
     int i, k, nidem = 0, conflicts = 0;
 
-    /* 1. balances, each fenced by its version. A balance that conflicts
-     * (its lock was lost) marks its buyer's orders to run alone, and the
-     * attempt starts again without them. */
-    for (i = 0; i < nb; i++) {
+    /* 1. balances, each fenced by its version: all in one statement; when
+     * that changes fewer rows than buyers, some balance moved (its lock was
+     * lost) and the attempt starts again "carefully", one UPDATE a buyer,
+     * so that a buyer whose balance conflicts can be told apart: their
+     * orders run alone and the attempt starts again without them. */
+    if (!b->careful) {
+        int touched = 0, padded, m = 0;
+        const char *sql;
+        jt_val *v;
+        for (i = 0; i < nb; i++) {
+            touched += buyers[i].touched;
+        }
+        if ((sql = balances_sql(touched, &padded)) == NULL
+            || (v = jt_palloc(a, sizeof(jt_val) * 5 * (size_t) padded)) == NULL) {
+            tx->db_rc = JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+        for (i = 0, k = 0; k < padded; i++) {
+            const buyer_row *br;
+            if (i < nb && !buyers[i].touched) {
+                continue;
+            }
+            br = i < nb ? &buyers[i] : &buyers[m];   /* padding: the last touched again */
+            if (i < nb) {
+                m = i;
+            }
+            v[2 * k] = JT_VI(br->id);
+            v[2 * k + 1] = JT_VI(br->left);
+            v[2 * padded + k] = JT_VI(br->id);
+            v[3 * padded + 2 * k] = JT_VI(br->id);
+            v[3 * padded + 2 * k + 1] = JT_VI(br->version);
+            k++;
+        }
+        JT_TX_EXEC(tx, sql, v, 5 * padded, &res);
+        if (res.affected != (uint64_t) touched) {
+            b->careful = 1;
+            return JT_TX_CONFLICT;
+        }
+    }
+    for (i = 0; b->careful && i < nb; i++) {
         if (!buyers[i].touched) {
             continue;
         }
@@ -1065,10 +1143,12 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
     int64_t product = t->lines[0].product_id, deadline, wait;
     const char *pkey = jt_lockkey_product(a, product), *payload;
     const char *keys[2];
-    char queue[48], wake[64];
+    char queue[48], wake[64], token[33];
     jt_waitq_entry entry;
+    jt_idem internal;
     jt_lockset held;
     batch_order *own;
+    int try_now = 0;
 
     keys[0] = pkey;
     keys[1] = jt_lockkey_balance(a, t->buyer);
@@ -1077,29 +1157,16 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
     }
     snprintf(queue, sizeof(queue), "cq:%lld", (long long) product);
     snprintf(wake, sizeof(wake), "%s:wake", pkey);
-
-    /* 1. both locks free: lead with this order last, or alone when
-     * nobody is queued (then as an order always ran, holding them) */
-    switch (jt_lock_acquire_all(r->redis, a, &held, keys, 2, 0, c->lock_lease_ms)) {
-    case JT_LOCK_OK:
-        own->orig = *t;
-        own->own_idem = w->has_key ? &w->idem : NULL;
-        if (lead(r, w, own, product, queue, &held) < 0) {
-            jt_write_adopt_locks(r, w, &held);
-            return COMBINE_ALONE_LOCKED;
-        }
-        return own_outcome(r, w, own, t, e);
-    case JT_LOCK_DEGRADED:
+    wait = queue_wait_ms(c, w);
+    if (wait <= 0) {
         return COMBINE_ALONE;
-    default:
-        break;
     }
 
-    /* 2. busy: queue up, and lead whenever the lock is free. An order sent
-     * without a key gets one of the queue's own (the entry's id), so that,
-     * whatever becomes of the queue or of a leader, it can always be run on
-     * its own afterwards without running twice: its durable row is
-     * inserted with it, by whoever commits it */
+    /* An order sent without a key is queued with one of the queue's own
+     * (the entry's id), so that, whatever becomes of the queue or of a
+     * leader, it can always be run on its own afterwards without running
+     * twice: its durable row is inserted with it, by whoever commits it. */
+    memset(&entry, 0, sizeof(entry));
     if (!w->has_key) {
         unsigned char rnd[16], fp[32];
         char *key = jt_palloc(a, 3 + 2 * sizeof(rnd) + 1);
@@ -1110,26 +1177,51 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         sodium_bin2hex(entry.id, sizeof(entry.id), rnd, sizeof(rnd));
         snprintf(key, 3 + 2 * sizeof(rnd) + 1, "~q:%s", entry.id);
         crypto_hash_sha256(fp, (const unsigned char *) key, strlen(key));
-        jt_idem_identify(&w->idem, t->buyer, key, strlen(key), fp);
+        jt_idem_identify(&internal, t->buyer, key, strlen(key), fp);
+    }
+    if ((payload = encode_payload(a, t, w->has_key ? &w->idem : &internal, !w->has_key)) == NULL) {
+        return COMBINE_ALONE;
+    }
+
+    /* 1. in one round trip: both locks when they are free (then lead, with
+     * this order last, or run it alone as orders always ran when nobody is
+     * queued), or a place in the queue */
+    jt_lock_new_token(token);
+    switch (jt_waitq_join(r->redis, a, queue, &entry, payload, wait, wait + 2 * (c->tx_deadline_ms + c->lock_lease_ms),
+                          keys, 2, token, c->lock_lease_ms, &try_now)) {
+    case JT_WAITQ_JOIN_LOCKED:
+        if (jt_lock_adopt(a, &held, keys, 2, token) != 0) {
+            return COMBINE_ALONE;   /* the leases run out by themselves */
+        }
+        own->orig = *t;
+        own->own_idem = w->has_key ? &w->idem : NULL;
+        if (lead(r, w, own, product, queue, &held) < 0) {
+            jt_write_adopt_locks(r, w, &held);
+            return COMBINE_ALONE_LOCKED;
+        }
+        return own_outcome(r, w, own, t, e);
+    case JT_WAITQ_JOIN_DOWN:
+        return COMBINE_ALONE;
+    default:
+        break;
+    }
+    if (!w->has_key) {
+        w->idem = internal;
         w->has_key = 1;
         w->internal_key = 1;
         w->idem_ttl = COMBINE_KEY_TTL_S;
-    } else {
-        entry.id[0] = '\0';
     }
-    wait = queue_wait_ms(c, w);
-    if (wait <= 0 || (payload = encode_payload(a, t, w)) == NULL
-        || jt_waitq_enqueue(r->redis, a, queue, &entry, payload, wait,
-                            wait + 2 * (c->tx_deadline_ms + c->lock_lease_ms)) != JT_WAITQ_OK) {
-        return COMBINE_ALONE;
-    }
+
+    /* 2. queued: lead whenever the lock is free, else wait for the answer */
     deadline = jt_clock_mono_ms() + wait;
     for (;;) {
         const char *ans = NULL;
         int64_t left = deadline - jt_clock_mono_ms();
         jt_lockset lead_lock;
 
-        if (jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
+        /* after the join (when the product was free) and after every wake
+         * or quiet spell: the product's lock free means nobody leads */
+        if (try_now && jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
             int led = lead(r, w, NULL, product, queue, &lead_lock);
             if (led < 0) {
                 jt_lock_release_all(r->redis, a, &lead_lock);
@@ -1146,6 +1238,7 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         if (left <= 0) {
             break;
         }
+        try_now = 1;
         switch (jt_waitq_await(r->redis, a, &entry, wake, left < COMBINE_BLOCK_MS ? left : COMBINE_BLOCK_MS, &ans)) {
         case JT_WAITQ_ANSWERED:
             return take_answer(r, w, t, ans, e);
