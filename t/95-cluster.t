@@ -156,6 +156,12 @@ sub add_product {
         . " SELECT \@p")->[0][0];
 }
 
+sub cpu_text {
+    my ($before, $after) = @_;
+    my %d = map { ($_ => $after->{$_} - ($before->{$_} // 0)) } keys %$after;
+    return join(' ', map { "$_=$d{$_}" } grep { $d{$_} } sort keys %d);
+}
+
 sub scalar_sql_on { my ($j, $q) = @_; my $r = $c->sql_on($j, $q); return @$r ? $r->[0][0] : undef }
 
 sub audit_ok {
@@ -220,8 +226,14 @@ sub upstream_of {
     is(show(tally($final)), '201 => 100, 409 OUT_OF_STOCK => 200', '3: after keyed retries: 100 PAID, 200 OUT_OF_STOCK');
     rush_figures_ok($_, $p, $final, '3') for 1, 2;
     my $mark = -s $c->db_log(3);
-    $c->start_db(3);
-    like(substr(Jangteo::Stack::_slurp($c->db_log(3)), $mark), qr/IST received|Receiving IST/, '3: db3 rejoined by IST');
+    $c->start_db(3, rejoin => 1);
+    my $rejoin = substr(Jangteo::Stack::_slurp($c->db_log(3)), $mark);
+    my ($ist) = $rejoin =~ /Receiving IST: (\d+) writesets/;
+    ok($ist && $rejoin =~ /IST received/, "3: db3 rejoined by IST (" . ($ist // 0) . " write sets it missed)");
+    # Galera runs IST through its SST hook too: the rsync script starts, and
+    # then says it completed an IST, not an SST
+    ok($rejoin =~ /rsync IST completed on joiner/ && $rejoin !~ /rsync SST completed on joiner/,
+        '3: with no full state transfer (rsync did an IST)');
     is($c->db_status($_, 'wsrep_cluster_size'), 3, "3: db$_ sees the cluster of 3 again") for 1 .. 3;
     rush_figures_ok(3, $p, undef, '3');
     audit_ok($_, '3') for 1 .. 3;
@@ -281,21 +293,30 @@ sub upstream_of {
     is($expect->{status}, 200, '5: the product to read');
     my @line;
     # the floor of the same run: nginx serving a static file on the edge host
-    my $static = $c->ab(path => '/favicon.svg', n => 3000, c => 24, k => 1);
-    is($static->{complete} . '/' . $static->{failed} . '/' . $static->{non2xx}, '3000/0/0', '5: the static floor: 3000 answers');
+    my $static = $c->ab(path => '/favicon.svg', n => 10000, c => 24, k => 1);
+    is($static->{complete} . '/' . $static->{failed} . '/' . $static->{non2xx}, '10000/0/0', '5: the static floor: 10000 answers');
     push @line, "cluster-bench: nginx static floor rps=$static->{rps}";
     for my $hosts (1 .. 3) {
         $c->{upstream_servers} = [ map { $c->addr("app$_") . ':9000 max_fails=1 fail_timeout=3s' } 1 .. $hosts ];
         $c->reload_nginx;
         sleep 1.5;    # the old nginx workers finish and leave
         my $before = $c->cpu_ticks;
-        my $ab = $c->ab(path => "/api/v1/products/$p", n => 3000, c => 24, k => 1);
+        my $ab = $c->ab(path => "/api/v1/products/$p", n => 10000, c => 24, k => 1);
         my $after = $c->cpu_ticks;
-        is($ab->{complete} . '/' . $ab->{failed} . '/' . $ab->{non2xx}, '3000/0/0',
-            "5: $hosts app host(s): 3000 reads, all 200 with the same bytes") or diag($ab->{output});
-        my %d = map { ($_ => $after->{$_} - ($before->{$_} // 0)) } keys %$after;
-        my @cpu = map { "$_=$d{$_}" } grep { $d{$_} } sort keys %d;
-        push @line, sprintf('cluster-bench: hosts=%d rps=%s cpu_ticks_per_3000: %s', $hosts, $ab->{rps}, join(' ', @cpu));
+        is($ab->{complete} . '/' . $ab->{failed} . '/' . $ab->{non2xx}, '10000/0/0',
+            "5: $hosts app host(s): 10000 reads, all 200 with the same bytes") or diag($ab->{output});
+        push @line, sprintf('cluster-bench: reads hosts=%d rps=%s cpu_ticks_per_10000: %s', $hosts, $ab->{rps},
+            cpu_text($before, $after));
+        # writes: 300 orders at once on a product with stock 300
+        my $w = add_product($c, "클러스터 처리량 주문 $hosts", 1_000, 300);
+        $before = $c->cpu_ticks;
+        my $t1;
+        my $res = concurrent($c, order_reqs($w, "tp$hosts"), timeout => 180, just_before => sub { $t1 = time });
+        my $secs = time - $t1;
+        $after = $c->cpu_ticks;
+        is(show(tally($res)), '201 => 300', "5: $hosts app host(s): 300 orders at once on stock 300, all 201");
+        push @line, sprintf('cluster-bench: orders hosts=%d 300 in %.2f s (%.0f/s) cpu_ticks_per_300: %s',
+            $hosts, $secs, 300 / $secs, cpu_text($before, $after));
     }
     diag($_) for @line;
 }
