@@ -734,6 +734,27 @@ create_body(jt_tx *tx)
     return catalog_index_name(tx, c->id, c->name);
 }
 
+/* Shared with the admin tool (load-products): a product without options,
+ * inserted exactly as POST /api/v1/products inserts it (its INITIAL stock
+ * movement and its name's grams), inside the caller's transaction. */
+jt_tx_step
+catalog_insert_simple(jt_tx *tx, const char *name, int64_t price, int64_t stock, int64_t *id)
+{
+    void *caller = tx->data;
+    create_tx c;
+    jt_tx_step step;
+
+    memset(&c, 0, sizeof(c));
+    c.name = name;
+    c.price = price;
+    c.stock = stock;
+    tx->data = &c;
+    step = create_body(tx);
+    tx->data = caller;
+    *id = c.id;
+    return step;
+}
+
 /* The body of POST /api/v1/products, validated (no database involved). */
 static jt_err
 parse_create(jt_req *r, json_object *o, create_tx *c)

@@ -31,6 +31,10 @@ int    catalog_parse_if_match(const char *header, int64_t *version);
 /* Rewrites the search n-grams of one product inside a transaction. */
 jt_tx_step catalog_index_name(jt_tx *tx, int64_t product_id, const char *name);
 
+/* A product without options as POST /api/v1/products makes it (stock
+ * movement, search grams), inside the caller's transaction. */
+jt_tx_step catalog_insert_simple(jt_tx *tx, const char *name, int64_t price, int64_t stock, int64_t *id);
+
 /* Splits a name into distinct 1- and 2-character grams (lower-cased ASCII,
  * whitespace skipped). Returns the count; grams point into arena memory. */
 int catalog_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only);
