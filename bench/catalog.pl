@@ -13,6 +13,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
+use Jangteo::Bench qw(ab_run median);
 use Jangteo::Client qw(test_stack login);
 
 my ($n, $c, $rounds, $workers) = (30000, 50, 3, 4);
@@ -63,14 +64,11 @@ chmod 0777, "$dir/hello.sock";
 
 sub ab {
     my ($path, $conc, $count) = @_;
-    my $out = `ab -q -k -c $conc -n $count 'http://127.0.0.1:$port$path' 2>&1`;
-    my ($rps) = $out =~ /Requests per second:\s+([\d.]+)/ or die "ab failed on $path:\n$out";
-    my ($failed) = $out =~ /Failed requests:\s+(\d+)/;
-    my ($non2xx) = $out =~ /Non-2xx responses:\s+(\d+)/;
-    warn "$path: failed $failed, non-2xx $non2xx\n" if $failed || $non2xx;
-    return $rps;
+    my $r = ab_run(n => $count, c => $conc, keepalive => 1, url => "http://127.0.0.1:$port$path");
+    die "ab failed on $path:\n$r->{output}" unless $r->{rps};
+    warn "$path: failed $r->{failed}, non-2xx $r->{non2xx}\n" if $r->{failed} || $r->{non2xx};
+    return $r->{rps};
 }
-sub median { my @v = sort { $a <=> $b } @_; $v[$#v / 2] }
 
 my %paths = (fcgi => '/fcgi', detail => '/api/v1/products/1', list => '/api/v1/products?page=1&size=20',
              popular => '/api/v1/products/popular');

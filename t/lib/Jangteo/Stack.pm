@@ -779,13 +779,10 @@ sub ab_wait {
         sleep 0.05;
     }
     my $exit = $?;
-    my $text = _slurp($h->{out}->filename);
-    my %res = (exit => $exit >> 8, output => $text, complete => 0, failed => 0, non2xx => 0, rps => 0);
-    $res{complete} = $1 if $text =~ /^Complete requests:\s+(\d+)/m;
-    $res{failed}   = $1 if $text =~ /^Failed requests:\s+(\d+)/m;
-    $res{non2xx}   = $1 if $text =~ /^Non-2xx responses:\s+(\d+)/m;
-    $res{rps}      = $1 if $text =~ /^Requests per second:\s+([\d.]+)/m;
-    return \%res;
+    require Jangteo::Bench;
+    my $res = Jangteo::Bench::ab_parse(_slurp($h->{out}->filename));
+    $res->{exit} = $exit >> 8;
+    return $res;
 }
 
 sub ab {
