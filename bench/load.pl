@@ -21,12 +21,13 @@
 # Usage: scripts/jangteo bench [--rounds N] [--seconds S] [--concurrency C]
 #                              [--reads N] [--orders N] [--only NAME,...]
 # Env:   JANGTEO_HTTP_PORT (8080), JANGTEO_STATE_DIR (./state) of the running
-#        stack; JANGTEO_BENCH_DIR (bench/results); JANGTEO_LIMITS_DIR
+#        stack; JANGTEO_BENCH_DIR (./bench-results); JANGTEO_LIMITS_DIR
 #        (../shared/bench/limits)
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
+use Cwd qw(abs_path);
 use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path);
 use Getopt::Long;
@@ -46,7 +47,7 @@ die "--rounds 1..9, --seconds 1..120, --concurrency 1..256\n"
         && $opt{concurrency} >= 1 && $opt{concurrency} <= 256;
 my $C = $opt{concurrency};
 
-my $root   = "$FindBin::Bin/..";
+my $root   = abs_path("$FindBin::Bin/..");
 my $port   = $ENV{JANGTEO_HTTP_PORT} // 8080;
 my $state  = $ENV{JANGTEO_STATE_DIR} // "$root/state";
 my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
@@ -76,7 +77,7 @@ if (open my $ng, '<', "$state/nginx.conf") {
 }
 
 my $stamp = strftime('%Y%m%d-%H%M%S', gmtime);
-my $out = ($ENV{JANGTEO_BENCH_DIR} // "$root/bench/results") . "/$stamp";
+my $out = ($ENV{JANGTEO_BENCH_DIR} // "$root/bench-results") . "/$stamp";
 make_path($out);
 print "jangteo bench: results in $out\n";
 

@@ -58,6 +58,8 @@ subtest 'load-buyers refuses bad arguments and makes nothing' => sub {
         [ 2, [qw(load-products 0)] ],
         [ 2, [qw(load-products 3 --stock 10000001)] ],
         [ 2, [qw(load-products 3 --price -5)] ],
+        [ 2, [qw(audit --timeout 0)] ],
+        [ 2, [qw(audit --timeout 3601)] ],
     );
     for my $b (@bad) {
         my ($rc, $out) = $s->admin(@{ $b->[1] });
