@@ -135,6 +135,21 @@ print "set-up: 1,000 buyers with 100,000,000 points each, 1 product to read, 1 h
         . '{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}}');
 }
 
+# Waits (at most 30 s) until no order has been made for a second: requests
+# a client gave up on (wrk stops on the clock) may still be queued in the
+# workers, and must land in the run that sent them, not in the next one.
+sub settle {
+    my $deadline = time + 30;
+    my $last = sql1('SELECT COALESCE(MAX(id), 0) FROM orders');
+    while (time < $deadline) {
+        sleep 1;
+        my $now = sql1('SELECT COALESCE(MAX(id), 0) FROM orders');
+        return $now if $now == $last;
+        $last = $now;
+    }
+    return $last;
+}
+
 # The orders made since $since_id: count, by status, their sum, and units
 # per product range; for checking that every counted 201 is a real order.
 sub orders_since {
@@ -167,7 +182,7 @@ sub ab_orders_run {
         group => 'db', %a,
         run => sub {
             my ($ctx, $round) = @_;
-            my $max = sql1('SELECT COALESCE(MAX(id), 0) FROM orders');
+            my $max = settle();
             my $bal = sql1("SELECT balance FROM users WHERE id = $ctx->{buyer}");
             my $stock = sql1("SELECT stock FROM products WHERE id = $ctx->{hot}[0]");
             my $off = log_offset("$state/nginx-access.log");
@@ -205,11 +220,12 @@ sub wrk_orders_run {
         run => sub {
             my ($ctx, $round) = @_;
             my ($lo, $hi) = @{ $ctx->{ $a{products} } };
-            my $max = sql1('SELECT COALESCE(MAX(id), 0) FROM orders');
+            my $max = settle();
             my $w = wrk_run(c => $a{c}, secs => $a{secs}, script => "$root/bench/wrk/orders.lua",
                 url => "$ctx->{base}/api/v1/orders",
                 args => ["$ctx->{out}/tokens.txt", $lo == $hi ? $lo : "$lo-$hi"]);
             spew("$ctx->{out}/$a{name}-r$round.txt", $w->{output});
+            settle();
             my $o = orders_since($max);
             my $sockerr = $w->{err_connect} + $w->{err_read} + $w->{err_write} + $w->{err_timeout};
             # wrk stops on the clock and drops the requests in flight: up to one per connection
@@ -292,8 +308,8 @@ for my $round (1 .. $opt{rounds}) {
             my $m0 = $run->{metrics} ? metrics_get($port) : undef;
             my $r = $run->{run}->(\%ctx, $round);
             $r->{metrics} = metrics_delta($m0, metrics_get($port), $run->{metrics}) if $m0;
-            printf "    %.0f/s  p50 %s ms  p99 %s ms  statuses %s  %s\n", $r->{rps}, $r->{pct}{50} // '?',
-                $r->{pct}{99} // '?', status_line($r->{statuses}), $r->{valid} ? 'ok' : 'NOT AS EXPECTED';
+            printf "    %.0f/s  p50 %.1f ms  p99 %.1f ms  statuses %s  %s\n", $r->{rps}, $r->{pct}{50} // 0,
+                $r->{pct}{99} // 0, status_line($r->{statuses}), $r->{valid} ? 'ok' : "NOT AS EXPECTED: $r->{outcome}";
             push @{ $res{ $run->{name} } }, $r;
         }
     }
@@ -331,12 +347,13 @@ for my $run (@RUNS) {
     }
     my @non2xx = map { "$_=$st{$_}" } sort grep { !/^2/ } keys %st;
     $report .= "\n== $run->{name}: $run->{title}\n";
-    $report .= sprintf("   run     : %9.0f answers/s (rounds: %s)  p50 %s ms  p99 %s ms  %s\n", $rps,
-        join(' / ', map { sprintf '%.0f', $_->{rps} } @r), $pct{50} // '?', $pct{99} // '?',
+    $report .= sprintf("   run     : %9.0f answers/s (rounds: %s)  p50 %.1f ms  p99 %.1f ms  %s\n", $rps,
+        join(' / ', map { sprintf '%.0f', $_->{rps} } @r), $pct{50} // 0, $pct{99} // 0,
         $valid ? '' : 'NOT AS EXPECTED: see outcome');
     $report .= sprintf("   non-2xx : %s%s\n", @non2xx ? join(' ', @non2xx) : 'none',
         %codes ? ' (' . join(', ', map { "$_=$codes{$_}" } sort keys %codes) . ')' : '');
-    $report .= "   outcome : $_->{outcome}\n" for $last;
+    $report .= sprintf("   outcome : %s%s\n", @r > 1 ? "round $_: " : '', $r[ $_ - 1 ]{outcome})
+        for grep { !$r[ $_ - 1 ]{valid} || $_ == @r } 1 .. @r;
     $report .= "   note    : $last->{note}\n" if $last->{note};
     my @bars = (["jangteo\n$run->{name}", $valid ? $rps : 0, 1]);
     my @floor_lat;
