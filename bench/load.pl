@@ -361,12 +361,18 @@ for my $run (@RUNS) {
         my $v = $floor_rps->($f);
         my @rounds = map { $_ && $_->{valid} ? sprintf('%.0f', $_->{rps}) : 'INVALID' } @{ $floor{$f} || [] };
         if (defined $v) {
-            $report .= sprintf("   floor   : %-26s %9.0f /s (rounds: %s)  run = %5.1f %%\n", $f, $v,
-                join(' / ', @rounds), 100 * $rps / $v);
+            # the ratio of the medians, and each round's own ratio (the run beside the floor
+            # measured just before it): on a shared machine the latter shows the noise
+            my @per = map { 100 * $r[$_]{rps} / $floor{$f}[$_]{rps} } grep { $floor{$f}[$_] && $floor{$f}[$_]{rps} } 0 .. $#r;
+            $report .= sprintf("   floor   : %-26s %9.0f /s (rounds: %s)  run = %5.1f %% (per round: %s %%)\n", $f, $v,
+                join(' / ', @rounds), 100 * $rps / $v, join(' / ', map { sprintf '%.0f', $_ } @per));
+            $summary{ratios}{ $run->{name} }{$f} = { of_medians => 100 * $rps / $v, per_round => \@per };
             push @bars, [$f =~ /^db (\w+) (\w+) (\d+)$/ ? "floor: $1 $2\n$3 thread" . ($3 == 1 ? '' : 's')
                 : "floor:\n$f", $v, 0];
             my $p95 = median(map { $_->{p95_ms} } grep { $_->{p95_ms} } @{ $floor{$f} });
+            my $mean = median(map { $_->{mean_ms} } grep { $_->{mean_ms} } @{ $floor{$f} });
             push @floor_lat, ["floor $f, p95", $p95] if $p95 && $f eq $run->{floors}[0];
+            push @floor_lat, ["floor $f, mean", $mean] if $mean && $f eq $run->{floors}[0];
         } else {
             $report .= sprintf("   floor   : %-26s not measured or refused by limits.sh (%s): no ratio\n", $f,
                 join(' / ', @rounds) || 'missing');

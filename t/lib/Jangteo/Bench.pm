@@ -254,14 +254,14 @@ sub chart {
     my $lines = '';
     for my $f (@{ $o{floor_lat} || [] }) {
         $lines .= sprintf("set arrow from graph 0, first %s to graph 1, first %s nohead dt 2 lw 1.5 lc rgb '#78909c'\n"
-            . "set label %s at graph 0.98, first %s right offset 0,-0.7 font ',8' tc rgb '#455a64'\n",
+            . "set label %s at graph 0.98, first %s right offset 0,-0.7 font ',8' tc rgb '#455a64' noenhanced\n",
             $f->[1], $f->[1], _gp_str("$f->[0]: $f->[1] ms"), $f->[1]);
     }
     my $ptics = join(', ', map { _gp_str("p$p[$_]") . " $_" } 0 .. $#p);
     my $gp = <<"GP";
 set terminal pngcairo size 1200,500 font "DejaVu Sans,10"
 set output ${\ _gp_str("$dir/$name.png")}
-set multiplot layout 1,2 title ${\ _gp_str($o{title})} font ",12"
+set multiplot layout 1,2 title ${\ _gp_str($o{title})} font ",12" noenhanced
 set datafile separator "\\t"
 set style fill solid 0.85 border -1
 set boxwidth 0.6
