@@ -14,7 +14,6 @@ use warnings;
 use Carp qw(croak);
 use Exporter qw(import);
 use HTTP::Tiny;
-use IO::Socket::INET;
 use POSIX qw(_exit :sys_wait_h);
 use Time::HiRes qw(time sleep);
 
@@ -63,13 +62,7 @@ sub _run_bounded {
     return ($rc, $out);
 }
 
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
-        or croak "cannot bind 127.0.0.1:0: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
+sub free_port { require Jangteo::Stack; return Jangteo::Stack::free_port() }
 
 sub median {
     my @v = sort { $a <=> $b } grep { defined } @_;
