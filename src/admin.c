@@ -2,9 +2,9 @@
  * and demo data (more commands join as the domain grows). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,9 +18,10 @@
 #include "core/log.h"
 #include "core/pii.h"
 #include "domain/audit.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "domain/points.h"
+#include "domain/search.h"
 #include "store/tx.h"
 #include "store/db.h"
 
@@ -206,8 +207,8 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 goto out;
             }
             {
-                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL };
-                if (catalog_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
+                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL, NULL };
+                if (search_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
                     fprintf(stderr, "demo-data: %s\n", db.last_error);
                     jt_db_rollback(&db);
                     goto out;
@@ -242,28 +243,30 @@ out:
     return rc;
 }
 
-/* Creates one account through the same validation as the API. */
-static int
+/* Creates one account through the same validation as the API: JT_OK, or
+ * the reason (already reported on stderr, bar JT_E_EMAIL_TAKEN, which the
+ * caller words). */
+static jt_err
 create_user(const jt_conf *c, jt_arena *a, jt_db *db, jt_new_user *u, int64_t *id)
 {
     jt_req r;
-    int rc;
+    jt_err e;
 
     memset(&r, 0, sizeof(r));
     r.arena = a;
-    if (accounts_validate(&r, u) != JT_OK) {
+    if ((e = accounts_validate(&r, u)) != JT_OK) {
         fprintf(stderr, "invalid account: %s\n", r.problem_detail ? r.problem_detail : "?");
-        return -2;
+        return e;
     }
     if (strlen(u->password) < 8 || strlen(u->password) > 72) {
         fprintf(stderr, "invalid account: the password must be 8 to 72 characters long\n");
-        return -2;
+        return JT_E_INVALID_REQUEST;
     }
-    rc = accounts_insert(db, a, u, c->kdf_opslimit, c->kdf_memlimit_kib, id);
-    if (rc < 0) {
+    e = accounts_insert(db, a, u, c->kdf_opslimit, c->kdf_memlimit_kib, id);
+    if (e != JT_OK && e != JT_E_EMAIL_TAKEN) {
         fprintf(stderr, "cannot create %s: %s\n", u->email, db->last_error);
     }
-    return rc;
+    return e;
 }
 
 static const char SQL_DEMO_USERS[] = "SELECT COUNT(*) FROM users";
@@ -291,7 +294,7 @@ demo_users(const jt_conf *c, jt_arena *a)
         for (i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
             jt_new_user u = { demo[i].email, demo[i].password, demo[i].name, demo[i].phone, demo[i].role };
             int64_t id;
-            if (create_user(c, a, &db, &u, &id) != 0) {
+            if (create_user(c, a, &db, &u, &id) != JT_OK) {
                 goto out;
             }
         }
@@ -321,7 +324,8 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
     char password[256] = "";
     jt_db db;
     int64_t id;
-    int o, rc;
+    jt_err e;
+    int o;
 
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -352,13 +356,13 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
     }
     u.password = password;
     jt_db_init(&db, c, c->db_user, c->db_password);
-    rc = create_user(c, a, &db, &u, &id);
+    e = create_user(c, a, &db, &u, &id);
     jt_db_close(&db);
-    if (rc == 1) {
+    if (e == JT_E_EMAIL_TAKEN) {
         fprintf(stderr, "create-admin: %s is already registered\n", u.email);
         return 1;
     }
-    if (rc != 0) {
+    if (e != JT_OK) {
         return 1;
     }
     printf("create-admin: admin user %lld created\n", (long long) id);
@@ -370,8 +374,9 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
 #define LOAD_BATCH 100       /* rows per transaction: one durable commit each */
 #define LOAD_MAX   100000
 
-/* A whole decimal number in [lo, hi], or -1 with a message. */
-static int
+/* A whole decimal number in [lo, hi]: JT_OK, or JT_E_INVALID_REQUEST with
+ * a message on stderr. */
+static jt_err
 parse_count(const char *cmd, const char *what, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     char *end;
@@ -382,10 +387,10 @@ parse_count(const char *cmd, const char *what, const char *s, int64_t lo, int64_
     if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
         fprintf(stderr, "%s: %s must be a whole number from %lld to %lld\n", cmd, what, (long long) lo,
                 (long long) hi);
-        return -1;
+        return JT_E_INVALID_REQUEST;
     }
     *out = v;
-    return 0;
+    return JT_OK;
 }
 
 /* The first member of each load command's transaction data: which rows
@@ -572,8 +577,8 @@ cmd_load_buyers(const jt_conf *c, jt_arena *a, int argc, char **argv)
         fprintf(stderr, "usage: jangteo-admin load-buyers N [--balance B] --tokens FILE\n");
         return 2;
     }
-    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != 0
-        || parse_count(cmd, "--balance", balance_s, 0, JT_BALANCE_MAX, &t.balance) != 0) {
+    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != JT_OK
+        || parse_count(cmd, "--balance", balance_s, 0, JT_BALANCE_MAX, &t.balance) != JT_OK) {
         return 2;
     }
     /* before any row exists: a path we cannot write creates nothing */
@@ -678,9 +683,9 @@ cmd_load_products(const jt_conf *c, jt_arena *a, int argc, char **argv)
         fprintf(stderr, "usage: jangteo-admin load-products N [--price P] [--stock S]\n");
         return 2;
     }
-    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != 0
-        || parse_count(cmd, "--price", price_s, 0, JT_PRODUCT_PRICE_MAX, &t.price) != 0
-        || parse_count(cmd, "--stock", stock_s, 0, JT_PRODUCT_STOCK_MAX, &t.stock) != 0) {
+    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != JT_OK
+        || parse_count(cmd, "--price", price_s, 0, JT_PRODUCT_PRICE_MAX, &t.price) != JT_OK
+        || parse_count(cmd, "--stock", stock_s, 0, JT_PRODUCT_STOCK_MAX, &t.stock) != JT_OK) {
         return 2;
     }
     if (load_run(cmd, "products", c, a, n, load_products_body, &t.b, NULL, &res) != 0) {
@@ -751,7 +756,8 @@ cmd_audit(const jt_conf *c, jt_arena *a, int argc, char **argv)
         }
         timeout_s = optarg;
     }
-    if (optind != argc || parse_count("audit", "--timeout", timeout_s, 1, 3600, &ac.db_read_timeout) != 0) {
+    if (optind != argc
+        || parse_count("audit", "--timeout", timeout_s, 1, 3600, &ac.db_read_timeout) != JT_OK) {
         fprintf(stderr, "usage: jangteo-admin audit [--timeout SECONDS]\n");
         return 2;
     }
