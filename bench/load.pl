@@ -22,7 +22,7 @@
 #                              [--reads N] [--orders N] [--only NAME,...]
 # Env:   JANGTEO_HTTP_PORT (8080), JANGTEO_STATE_DIR (./state) of the running
 #        stack; JANGTEO_BENCH_DIR (./bench-results); JANGTEO_LIMITS_DIR
-#        (../shared/bench/limits)
+#        (shared/bench/limits beside the checkout or a folder above it)
 use strict;
 use warnings;
 use FindBin;
@@ -35,8 +35,8 @@ use HTTP::Tiny;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64);
 use POSIX qw(strftime);
-use Jangteo::Bench qw(ab_run wrk_run limits_run median log_offset log_statuses metrics_get metrics_delta
-    chart status_line);
+use Jangteo::Bench qw(ab_run wrk_run limits_dir limits_run median log_offset log_statuses metrics_get
+    metrics_delta chart status_line);
 
 my %opt = (rounds => 3, seconds => 10, concurrency => 16, reads => 20000, orders => 2000, only => '');
 GetOptions(\%opt, 'rounds=i', 'seconds=i', 'concurrency=i', 'reads=i', 'orders=i', 'only=s', 'help')
@@ -50,7 +50,6 @@ my $C = $opt{concurrency};
 my $root   = abs_path("$FindBin::Bin/..");
 my $port   = $ENV{JANGTEO_HTTP_PORT} // 8080;
 my $state  = $ENV{JANGTEO_STATE_DIR} // "$root/state";
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
 my $admin  = "$root/src/jangteo-admin";
 my $conf   = "$state/jangteod.conf";
 my $base   = "http://127.0.0.1:$port";
@@ -61,7 +60,7 @@ $| = 1;
 
 -x $admin or die "no $admin: build first (scripts/jangteo run builds)\n";
 -f $conf or die "no $conf: is the stack of JANGTEO_STATE_DIR=$state running? (scripts/jangteo run)\n";
--f "$limits/limits.sh" or die "no $limits/limits.sh (set JANGTEO_LIMITS_DIR)\n";
+my $limits = limits_dir($root);
 for my $tool (qw(ab wrk sysbench gnuplot mariadb)) {
     system("command -v $tool >/dev/null") == 0 or die "$tool is not installed (scripts/install-deps)\n";
 }

@@ -19,14 +19,13 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
-use Jangteo::Bench qw(ab_run wrk_run);
+use Jangteo::Bench qw(ab_run limits_dir wrk_run);
 use Jangteo::Client qw(test_stack);
 
 my ($c, $secs, $workers) = (16, 10, 8);
 GetOptions('c=i' => \$c, 'd=i' => \$secs, 'w=i' => \$workers) or die "bad options\n";
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
--f "$limits/order_tx.lua" or die "no $limits/order_tx.lua\n";
+my $limits = limits_dir($root, 'order_tx.lua');
 for my $tool (qw(ab wrk sysbench)) {
     system("command -v $tool >/dev/null") == 0 or die "$tool is not installed\n";
 }

@@ -12,7 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
-use Jangteo::Bench qw(ab_run median);
+use Jangteo::Bench qw(ab_run limits_dir median);
 use Jangteo::Client qw(test_stack);
 
 my ($n, $c, $rounds, $workers, $nocache) = (50000, 50, 3, 4, 0);
@@ -20,8 +20,7 @@ GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers, 'n
     or die "bad options\n";
 
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
--f "$limits/fcgi_hello.c" or die "no $limits/fcgi_hello.c\n";
+my $limits = limits_dir($root, 'fcgi_hello.c');
 
 my $s = test_stack(demo => 1, workers => $workers,
     conf => { server => { access_log => 'off', max_requests => 0 },

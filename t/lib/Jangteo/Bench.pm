@@ -12,13 +12,15 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Cwd qw(abs_path);
 use Exporter qw(import);
+use File::Basename qw(dirname);
 use HTTP::Tiny;
 use POSIX qw(_exit :sys_wait_h);
 use Time::HiRes qw(time sleep);
 
 our @EXPORT_OK = qw(
-    ab_parse ab_run wrk_run limits_run limits_floor median free_port
+    ab_parse ab_run wrk_run limits_dir limits_run limits_floor median free_port
     log_offset log_statuses metrics_get metrics_delta chart status_line
 );
 
@@ -131,6 +133,45 @@ sub wrk_run {
 }
 
 # ---------------------------------------------------------------- floors
+
+# The floors' directory (limits.sh, fcgi_hello.c, order_tx.lua: the
+# workplace's shared/bench/limits, "../shared/bench/limits" of the main
+# checkout) for the checkout at $root, holding the file $need
+# (limits.sh): $JANGTEO_LIMITS_DIR when set; else shared/bench/limits beside
+# the checkout or beside any folder above it, so a worktree in wt/NAME finds
+# the same one as the main checkout; else beside the main checkout of a git
+# worktree placed elsewhere. Nothing is assumed about where the workplace
+# is. Dies naming every place it looked and what to set.
+sub limits_dir {
+    my ($root, $need) = @_;
+    $need //= 'limits.sh';
+    my $env = $ENV{JANGTEO_LIMITS_DIR};
+    if (defined $env && length $env) {
+        return $env if -f "$env/$need";
+        die "JANGTEO_LIMITS_DIR=$env holds no $need: set it to the directory that holds limits.sh,\n"
+          . "fcgi_hello.c and order_tx.lua (the workplace's shared/bench/limits)\n";
+    }
+    my @from = (abs_path($root) // $root);
+    if (-e "$root/.git"
+        && open my $git, '-|', 'git', '-C', $root, 'rev-parse', '--path-format=absolute', '--git-common-dir') {
+        chomp(my $common = <$git> // '');
+        close $git;
+        push @from, dirname($common) if $? == 0 && $common =~ m{^/};
+    }
+    my (@tried, %seen);
+    for my $start (@from) {
+        for (my $d = $start; $d ne '/' && $d ne '.'; $d = dirname($d)) {
+            my $c = dirname($d) eq '/' ? '/shared/bench/limits' : dirname($d) . '/shared/bench/limits';
+            next if $seen{$c}++;
+            return $c if -f "$c/$need";
+            push @tried, $c;
+        }
+    }
+    die "no benchmark floors: $need is in none of\n" . join('', map { "  $_\n" } @tried)
+      . "(../shared/bench/limits beside this checkout or a folder above it). Set JANGTEO_LIMITS_DIR\n"
+      . "to the directory that holds limits.sh, e.g.\n"
+      . "  JANGTEO_LIMITS_DIR=/path/to/shared/bench/limits scripts/jangteo bench\n";
+}
 
 # Runs ../shared/bench/limits/limits.sh WHAT (http or db) as it is, in
 # $dir, on free ports. Returns { lines => [...], floors => { NAME => {rps,
