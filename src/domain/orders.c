@@ -4,6 +4,8 @@
  * lines, ledger, outbox, idempotency row) retried as a whole on conflict →
  * commit → cache the answer → unlock → answer. */
 #include "domain/orders.h"
+#include "domain/order_place.h"
+#include "domain/combine.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -22,13 +24,6 @@
 #include "store/db.h"
 
 /* pricing, outside any lock */
-/* the sale window, from the app's clock (clk.now: each statement that
- * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first), as a
- * sale_window value */
-enum sale_window { SALE_OPEN = 0, SALE_NOT_YET = 1, SALE_ENDED = 2 };
-#define WINDOW_EXPR                                                                 \
-    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 1"  \
-    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 2 ELSE 0 END"
 static const char SQL_PRICE_PRODUCT[] =
     "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
     " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
@@ -125,34 +120,6 @@ static const char SQL_ORDER_CANCEL[] =
 
 enum { O_ID, O_USER, O_STATUS, O_ITEMS_TOTAL, O_FEE, O_TOTAL, O_SHIP, O_CREATED, O_CANCELLED, O_VERSION };
 
-typedef struct {
-    int64_t     product_id;
-    int64_t     option_id;     /* 0: the product has no options */
-    int64_t     quantity;
-    const char *name;          /* snapshot */
-    int64_t     unit_price;    /* price (+ extra price) when priced */
-    int64_t     line_total;
-} order_line;
-
-typedef struct {
-    jt_req         *r;
-    int64_t         buyer;
-    order_line      lines[JT_ORDER_MAX_ITEMS];
-    int             n;
-    int64_t         items_total;
-    int64_t         shipping_fee;
-    int64_t         total;
-    int64_t         expected;      /* expectedTotal, when has_expected */
-    int             has_expected;
-    unsigned char  *ship_sealed;
-    size_t          ship_len;
-    jt_err          refusal;
-    /* results */
-    int64_t         order_id;
-    int64_t         balance;
-    const char     *created_at;
-    jt_buf          body;
-} order_tx;
 
 /* --- validation ---------------------------------------------------------- */
 
@@ -354,6 +321,22 @@ price_lines(jt_req *r, order_tx *t)
 
 /* --- the transaction ------------------------------------------------------- */
 
+jt_err
+order_totals(order_tx *t)
+{
+    int64_t items = 0;
+    int i;
+
+    for (i = 0; i < t->n; i++) {
+        if (__builtin_add_overflow(items, t->lines[i].line_total, &items)) {
+            return JT_E_INVALID_REQUEST;
+        }
+    }
+    t->items_total = items;
+    t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+    return __builtin_add_overflow(items, t->shipping_fee, &t->total) ? JT_E_INVALID_REQUEST : JT_OK;
+}
+
 static void
 write_items_json(jt_json *w, const order_line *lines, int n)
 {
@@ -378,6 +361,25 @@ write_items_json(jt_json *w, const order_line *lines, int n)
     jw_arr_close(w);
 }
 
+void
+order_answer_body(jt_arena *a, order_tx *t)
+{
+    jt_json w;
+
+    jt_buf_init(&t->body, a, 256 + (size_t) t->n * 160);
+    jw_init(&w, &t->body);
+    jw_obj_open(&w);
+    jw_kint(&w, "orderId", t->order_id);
+    jw_kstr(&w, "status", "PAID");
+    jw_kint(&w, "itemsTotal", t->items_total);
+    jw_kint(&w, "shippingFee", t->shipping_fee);
+    jw_kint(&w, "total", t->total);
+    write_items_json(&w, t->lines, t->n);
+    jw_kint(&w, "balance", t->balance);
+    jw_kstr(&w, "createdAt", t->created_at);
+    jw_obj_close(&w);
+}
+
 static jt_tx_step
 place_body(jt_tx *tx)
 {
@@ -390,7 +392,6 @@ place_body(jt_tx *tx)
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
-    jt_json w;
     int i, nshort = 0, repriced = 0;
 
     jt_buf_init(&shorts, tx->arena, 64);
@@ -456,16 +457,10 @@ place_body(jt_tx *tx)
         }
     }
     if (repriced) {
-        int64_t items = 0;
-        for (i = 0; i < t->n; i++) {
-            if (__builtin_add_overflow(items, t->lines[i].line_total, &items)) {
-                t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
-                return JT_TX_ABORT;
-            }
+        if (order_totals(t) != JT_OK) {
+            t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
+            return JT_TX_ABORT;
         }
-        t->items_total = items;
-        t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
-        t->total = items + t->shipping_fee;
         if (t->has_expected && t->expected != t->total) {
             jt_buf x;
             jt_buf_init(&x, tx->arena, 48);
@@ -563,17 +558,7 @@ place_body(jt_tx *tx)
     }
 
     /* 5. the answer and the outbox event */
-    jt_json_begin(t->r, &t->body, &w, 256 + (size_t) t->n * 160);
-    jw_obj_open(&w);
-    jw_kint(&w, "orderId", t->order_id);
-    jw_kstr(&w, "status", "PAID");
-    jw_kint(&w, "itemsTotal", t->items_total);
-    jw_kint(&w, "shippingFee", t->shipping_fee);
-    jw_kint(&w, "total", t->total);
-    write_items_json(&w, t->lines, t->n);
-    jw_kint(&w, "balance", t->balance);
-    jw_kstr(&w, "createdAt", t->created_at);
-    jw_obj_close(&w);
+    order_answer_body(tx->arena, t);
 
     p[0] = JT_VS("order.paid");
     p[1] = JT_VI(t->order_id);
@@ -647,7 +632,21 @@ orders_place(jt_req *r)
         return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
     }
 
-    /* 3. the locks on every stock row and the balance */
+    /* 3. a hot product's orders are combined: its lock holder commits the
+     * queued ones in one transaction (combine.c); an order that fits no
+     * batch runs on its own, as here */
+    if (combine_eligible(r, t)) {
+        switch (combine_place(r, wr, t, &e)) {
+        case COMBINE_DONE:
+            return e;
+        case COMBINE_ALONE_LOCKED:
+            goto locked;
+        case COMBINE_ALONE:
+            break;
+        }
+    }
+
+    /* 4. the locks on every stock row and the balance */
     keys = stock_lock_keys(r, t->lines, t->n, t->buyer, &nkeys);
     if (keys == NULL) {
         return JT_E_INTERNAL;
@@ -655,8 +654,9 @@ orders_place(jt_req *r)
     if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK) {
         return e;
     }
+locked:
 
-    /* 4. the transaction, retried as a whole on conflicts */
+    /* 5. the transaction, retried as a whole on conflicts */
     e = jt_write_run(r, wr, place_body, t, &t->refusal);
     if (e != JT_OK || wr->replayed) {
         if (e == JT_E_OUT_OF_STOCK) {
@@ -665,8 +665,11 @@ orders_place(jt_req *r)
         return e;
     }
 
-    /* 5. after COMMIT: cache, unlock, answer */
+    /* 6. after COMMIT: cache, unlock, answer */
     JT_METRIC_INC(orders_paid);
+    JT_METRIC_INC(order_commits);
+    JT_METRIC_INC(combine_batch[0]);
+    JT_METRIC_INC(combine_batch_sum);
     {
         char loc[64];
         snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
