@@ -7,7 +7,9 @@
 #  3. a waiter's deadline shorter than the leader's transaction: every 503
 #     left no order and no charge, every 201 is a real order;
 #  4. kill -9 of a worker while it leads a batch, every order keyed: every
-#     5xx, retried with its key, ends applied once or not at all.
+#     5xx, retried with its key, ends applied once or not at all;
+#  5. a product sold by options: batches take each option's stock exactly
+#     and keep each line's option, price and name.
 use strict;
 use warnings;
 use utf8;
@@ -19,7 +21,7 @@ use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
 
 use Jangteo::Client qw(test_stack bearer concurrent);
-use Jangteo::Orders qw(make_users set_balance add_product order_body place_order tally
+use Jangteo::Orders qw(make_users set_balance add_product add_option order_body place_order tally
     scalar_sql order_invariants_ok);
 
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -220,6 +222,34 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
     is(scalar_sql($s, "SELECT stock FROM products WHERE id = $p"), 0, '4: stock 0');
     order_invariants_ok($s);
     audit_clean($s, '4: audit clean');
+    $s->stop;
+}
+
+# ---------------------------------------------------------------- 5. options
+{
+    my $s = test_stack(workers => 16, conf => {%GENEROUS});
+    my $users = make_users($s, 90, tag => 'o42', balance => 1_000_000);
+    my $p = add_product($s, '옵션 세일 상품', 20_000, 0);
+    my @opt = map { add_option($s, $p, "색상 $_", 500 * $_, 30) } 1 .. 3;
+    $s->sql("INSERT INTO stock_movements (product_id, option_id, delta, kind) SELECT product_id, id, stock, 'INITIAL'"
+        . " FROM product_options WHERE product_id = $p");
+    my $res = concurrent($s, [ map {
+        my $o = $opt[ $_ % 3 ];
+        [ 'POST', '/api/v1/orders', bearer($users->[$_]{token}), order_body([ [ $p, 1, $o ] ]) ]
+    } 0 .. 89 ]);
+    my $t = tally($res);
+    is($t->{201} // 0, 90, '5: 90 buyers over 3 options of 30: all PAID') or diag(show($t));
+    for my $k (0 .. 2) {
+        is(scalar_sql($s, "SELECT stock FROM product_options WHERE id = $opt[$k]"), 0, "5: option " . ($k + 1) . ": stock 0");
+        is(scalar_sql($s, "SELECT COUNT(*) FROM order_items WHERE option_id = $opt[$k] AND unit_price = "
+            . (20_000 + 500 * ($k + 1)) . " AND name = '옵션 세일 상품 / 색상 " . ($k + 1) . "'"), 30,
+            "5: option " . ($k + 1) . ": 30 lines at its price, with its name");
+    }
+    my $bad = grep { $_->{status} == 201 && !(($_->{json}{items}[0]{optionId} // 0) > 0) } @$res;
+    is($bad, 0, '5: every answer names its option');
+    cmp_ok(batches_over_one($s), '>', 0, '5: option orders were combined');
+    order_invariants_ok($s);
+    audit_clean($s, '5: audit clean');
     $s->stop;
 }
 

@@ -35,18 +35,19 @@
     " COALESCE(IF(p.sale_ends_at > clk.now, TIMESTAMPDIFF(MICROSECOND, clk.now, p.sale_ends_at) DIV 1000, NULL), 1000))"
 #define STOCK_EXPR "COALESCE((SELECT SUM(o.stock) FROM product_options o WHERE o.product_id = p.id), p.stock)"
 
-/* one round trip: the product, and one row per option (NULLs when none).
- * The columns come back raw and the status, its next change and the ISO
+/* The product, and its options in a second round trip when it has some
+ * (has_options, sql/013; a join for every product costs more than a second
+ * query for the few with options). The columns come back raw and the status, its next change and the ISO
  * times are made here from the app's clock (the same rules as STATUS_EXPR
  * and NEXT_CHANGE_MS): the product detail is the catalog's hottest read,
  * and expressions cost MariaDB more than they cost a worker */
 static const char SQL_PRODUCT_GET[] =
-    "SELECT p.id, p.name, p.price, p.stock, p.version, p.description, p.seller_id,"
-    " p.sale_starts_at, p.sale_ends_at, o.id, o.name, o.extra_price, o.stock"
-    " FROM products p LEFT JOIN product_options o ON o.product_id = p.id"
-    " WHERE p.id = ? AND p.deleted_at IS NULL ORDER BY o.id";
-enum { PG_ID, PG_NAME, PG_PRICE, PG_STOCK, PG_VERSION, PG_DESC, PG_SELLER, PG_STARTS, PG_ENDS,
-       PG_OPT_ID, PG_OPT_NAME, PG_OPT_EXTRA, PG_OPT_STOCK };
+    "SELECT id, name, price, stock, version, description, seller_id, sale_starts_at, sale_ends_at, has_options"
+    " FROM products WHERE id = ? AND deleted_at IS NULL";
+static const char SQL_PRODUCT_OPTIONS[] =
+    "SELECT id, name, extra_price, stock FROM product_options WHERE product_id = ? ORDER BY id";
+enum { PG_ID, PG_NAME, PG_PRICE, PG_STOCK, PG_VERSION, PG_DESC, PG_SELLER, PG_STARTS, PG_ENDS, PG_HAS_OPTIONS };
+enum { PO_ID, PO_NAME, PO_EXTRA, PO_STOCK };
 
 /* A sale-window bound as epoch µs; 0 when NULL (or unreadable). */
 static int64_t
@@ -315,11 +316,11 @@ jt_err
 catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
 {
     jt_val p[1] = { JT_VI(id) };
-    jt_rows rows;
+    jt_rows rows, opts;
     jt_db_rc rc;
     jt_json w;
     int64_t stock;
-    int i, has_options;
+    int i;
 
     if ((rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_GET, p, 1, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
@@ -327,13 +328,17 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
     if (rows.nrows == 0) {
         return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) id);
     }
-    /* a product with options keeps its stock on them: show their sum */
-    has_options = jt_cell(&rows, 0, PG_OPT_ID)->type != JT_V_NULL;
-    stock = has_options ? 0 : jt_cell(&rows, 0, PG_STOCK)->i;
-    for (i = 0; has_options && i < rows.nrows; i++) {
-        stock += jt_cell(&rows, i, PG_OPT_STOCK)->i;
+    memset(&opts, 0, sizeof(opts));
+    if (jt_cell(&rows, 0, PG_HAS_OPTIONS)->i
+        && (rc = jt_db_exec(r->db, r->arena, SQL_PRODUCT_OPTIONS, p, 1, &opts)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
     }
-    jt_json_begin(r, b, &w, 256 + (size_t) rows.nrows * 96);
+    /* a product with options keeps its stock on them: show their sum */
+    stock = opts.nrows > 0 ? 0 : jt_cell(&rows, 0, PG_STOCK)->i;
+    for (i = 0; i < opts.nrows; i++) {
+        stock += jt_cell(&opts, i, PO_STOCK)->i;
+    }
+    jt_json_begin(r, b, &w, 256 + (size_t) opts.nrows * 96);
     jw_obj_open(&w);
     jw_kint(&w, "id", jt_cell(&rows, 0, PG_ID)->i);
     jw_kstr(&w, "name", jt_cell(&rows, 0, PG_NAME)->s);
@@ -350,12 +355,12 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
                  jt_clock_now_us(), next_change);
     jw_key(&w, "options");
     jw_arr_open(&w);
-    for (i = 0; has_options && i < rows.nrows; i++) {
+    for (i = 0; i < opts.nrows; i++) {
         jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, PG_OPT_ID)->i);
-        jw_kstr(&w, "name", jt_cell(&rows, i, PG_OPT_NAME)->s);
-        jw_kint(&w, "extraPrice", jt_cell(&rows, i, PG_OPT_EXTRA)->i);
-        jw_kint(&w, "stock", jt_cell(&rows, i, PG_OPT_STOCK)->i);
+        jw_kint(&w, "id", jt_cell(&opts, i, PO_ID)->i);
+        jw_kstr(&w, "name", jt_cell(&opts, i, PO_NAME)->s);
+        jw_kint(&w, "extraPrice", jt_cell(&opts, i, PO_EXTRA)->i);
+        jw_kint(&w, "stock", jt_cell(&opts, i, PO_STOCK)->i);
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
@@ -392,7 +397,26 @@ catalog_reply_etag(jt_req *r, const char *body, size_t len)
 jt_err
 catalog_get(jt_req *r)
 {
-    int64_t id = jt_req_param_id(r, "id"), next_change = 1000;
+    const char *data;
+    size_t len;
+    int warm;
+    jt_err e;
+
+    if ((e = catalog_product_json(r, jt_req_param_id(r, "id"), &data, &len, &warm)) != JT_OK) {
+        return e;
+    }
+    catalog_reply_etag(r, data, len);
+    if (warm) {
+        return answer_cached(r, data, len);
+    }
+    jt_reply_text(r, 200, "application/json", data, len);
+    return JT_OK;
+}
+
+jt_err
+catalog_product_json(jt_req *r, int64_t id, const char **data, size_t *len, int *warm)
+{
+    int64_t next_change = 1000;
     char guard[48], key[48];
     jt_cache_slot slot = { "", "", 0 };
     const char *cached;
@@ -404,16 +428,19 @@ catalog_get(jt_req *r)
     snprintf(key, sizeof(key), "pd:%lld", (long long) id);
     cached = cache_on(r) ? jt_cache_get(r->redis, r->arena, key, guard, &slot, &clen) : NULL;
     if (cached != NULL) {
-        catalog_reply_etag(r, cached, clen);
-        return answer_cached(r, cached, clen);
+        *data = cached;
+        *len = clen;
+        *warm = 1;
+        return JT_OK;
     }
     JT_METRIC_INC(cache_misses);
     if ((e = catalog_product_from_db(r, id, &b, &next_change)) != JT_OK) {
         return e;
     }
     jt_cache_put(r->redis, r->arena, &slot, b.data, b.len, cache_ttl(r, next_change));
-    catalog_reply_etag(r, b.data, b.len);
-    jt_reply_json(r, 200, &b);
+    *data = b.data;
+    *len = b.len;
+    *warm = 0;
     return JT_OK;
 }
 

@@ -169,7 +169,7 @@ typedef struct {
 /* --- the payload a waiter queues -------------------------------------------- */
 
 static const char *
-encode_payload(jt_arena *a, const order_tx *t, const jt_write *w)
+encode_payload(jt_arena *a, const order_tx *t, const jt_idem *idem, int internal)
 {
     jt_buf b;
     jt_json j;
@@ -201,14 +201,14 @@ encode_payload(jt_arena *a, const order_tx *t, const jt_write *w)
         jw_arr_close(&j);
     }
     jw_arr_close(&j);
-    if (w->has_key) {
+    if (idem != NULL) {
         char fphex[65];
-        sodium_bin2hex(fphex, sizeof(fphex), w->idem.fp, 32);
-        jw_kint(&j, "u", w->idem.user_id);
+        sodium_bin2hex(fphex, sizeof(fphex), idem->fp, 32);
+        jw_kint(&j, "u", idem->user_id);
         jw_key(&j, "k");
-        jw_strn(&j, w->idem.key, w->idem.key_len);
+        jw_strn(&j, idem->key, idem->key_len);
         jw_kstr(&j, "f", fphex);
-        if (w->internal_key) {
+        if (internal) {
             jw_kint(&j, "i", 1);
         }
     }
@@ -1065,10 +1065,12 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
     int64_t product = t->lines[0].product_id, deadline, wait;
     const char *pkey = jt_lockkey_product(a, product), *payload;
     const char *keys[2];
-    char queue[48], wake[64];
+    char queue[48], wake[64], token[33];
     jt_waitq_entry entry;
+    jt_idem internal;
     jt_lockset held;
     batch_order *own;
+    int try_now = 0;
 
     keys[0] = pkey;
     keys[1] = jt_lockkey_balance(a, t->buyer);
@@ -1077,29 +1079,16 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
     }
     snprintf(queue, sizeof(queue), "cq:%lld", (long long) product);
     snprintf(wake, sizeof(wake), "%s:wake", pkey);
-
-    /* 1. both locks free: lead with this order last, or alone when
-     * nobody is queued (then as an order always ran, holding them) */
-    switch (jt_lock_acquire_all(r->redis, a, &held, keys, 2, 0, c->lock_lease_ms)) {
-    case JT_LOCK_OK:
-        own->orig = *t;
-        own->own_idem = w->has_key ? &w->idem : NULL;
-        if (lead(r, w, own, product, queue, &held) < 0) {
-            jt_write_adopt_locks(r, w, &held);
-            return COMBINE_ALONE_LOCKED;
-        }
-        return own_outcome(r, w, own, t, e);
-    case JT_LOCK_DEGRADED:
+    wait = queue_wait_ms(c, w);
+    if (wait <= 0) {
         return COMBINE_ALONE;
-    default:
-        break;
     }
 
-    /* 2. busy: queue up, and lead whenever the lock is free. An order sent
-     * without a key gets one of the queue's own (the entry's id), so that,
-     * whatever becomes of the queue or of a leader, it can always be run on
-     * its own afterwards without running twice: its durable row is
-     * inserted with it, by whoever commits it */
+    /* An order sent without a key is queued with one of the queue's own
+     * (the entry's id), so that, whatever becomes of the queue or of a
+     * leader, it can always be run on its own afterwards without running
+     * twice: its durable row is inserted with it, by whoever commits it. */
+    memset(&entry, 0, sizeof(entry));
     if (!w->has_key) {
         unsigned char rnd[16], fp[32];
         char *key = jt_palloc(a, 3 + 2 * sizeof(rnd) + 1);
@@ -1110,26 +1099,51 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         sodium_bin2hex(entry.id, sizeof(entry.id), rnd, sizeof(rnd));
         snprintf(key, 3 + 2 * sizeof(rnd) + 1, "~q:%s", entry.id);
         crypto_hash_sha256(fp, (const unsigned char *) key, strlen(key));
-        jt_idem_identify(&w->idem, t->buyer, key, strlen(key), fp);
+        jt_idem_identify(&internal, t->buyer, key, strlen(key), fp);
+    }
+    if ((payload = encode_payload(a, t, w->has_key ? &w->idem : &internal, !w->has_key)) == NULL) {
+        return COMBINE_ALONE;
+    }
+
+    /* 1. in one round trip: both locks when they are free (then lead, with
+     * this order last, or run it alone as orders always ran when nobody is
+     * queued), or a place in the queue */
+    jt_lock_new_token(token);
+    switch (jt_waitq_join(r->redis, a, queue, &entry, payload, wait, wait + 2 * (c->tx_deadline_ms + c->lock_lease_ms),
+                          keys, 2, token, c->lock_lease_ms, &try_now)) {
+    case JT_WAITQ_JOIN_LOCKED:
+        if (jt_lock_adopt(a, &held, keys, 2, token) != 0) {
+            return COMBINE_ALONE;   /* the leases run out by themselves */
+        }
+        own->orig = *t;
+        own->own_idem = w->has_key ? &w->idem : NULL;
+        if (lead(r, w, own, product, queue, &held) < 0) {
+            jt_write_adopt_locks(r, w, &held);
+            return COMBINE_ALONE_LOCKED;
+        }
+        return own_outcome(r, w, own, t, e);
+    case JT_WAITQ_JOIN_DOWN:
+        return COMBINE_ALONE;
+    default:
+        break;
+    }
+    if (!w->has_key) {
+        w->idem = internal;
         w->has_key = 1;
         w->internal_key = 1;
         w->idem_ttl = COMBINE_KEY_TTL_S;
-    } else {
-        entry.id[0] = '\0';
     }
-    wait = queue_wait_ms(c, w);
-    if (wait <= 0 || (payload = encode_payload(a, t, w)) == NULL
-        || jt_waitq_enqueue(r->redis, a, queue, &entry, payload, wait,
-                            wait + 2 * (c->tx_deadline_ms + c->lock_lease_ms)) != JT_WAITQ_OK) {
-        return COMBINE_ALONE;
-    }
+
+    /* 2. queued: lead whenever the lock is free, else wait for the answer */
     deadline = jt_clock_mono_ms() + wait;
     for (;;) {
         const char *ans = NULL;
         int64_t left = deadline - jt_clock_mono_ms();
         jt_lockset lead_lock;
 
-        if (jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
+        /* after the join (when the product was free) and after every wake
+         * or quiet spell: the product's lock free means nobody leads */
+        if (try_now && jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
             int led = lead(r, w, NULL, product, queue, &lead_lock);
             if (led < 0) {
                 jt_lock_release_all(r->redis, a, &lead_lock);
@@ -1146,6 +1160,7 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         if (left <= 0) {
             break;
         }
+        try_now = 1;
         switch (jt_waitq_await(r->redis, a, &entry, wake, left < COMBINE_BLOCK_MS ? left : COMBINE_BLOCK_MS, &ans)) {
         case JT_WAITQ_ANSWERED:
             return take_answer(r, w, t, ans, e);

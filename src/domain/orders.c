@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "core/pii.h"
 #include "domain/accounts.h"
+#include "domain/catalog.h"
 #include "domain/common.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
@@ -23,12 +24,6 @@
 #include "http/json.h"
 #include "store/db.h"
 
-/* pricing, outside any lock */
-static const char SQL_PRICE_PRODUCT[] =
-    "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
-    " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
-static const char SQL_PRICE_OPTION[] =
-    "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
 /* inside the transaction: the rows an order takes stock from (live ones);
  * the first line's are read with the buyer's balance and its version, and
  * written back with it, fenced, in one statement (one round trip, not two,
@@ -250,60 +245,111 @@ orders_validate(jt_req *r, json_object *o)
     return parse_order(r, o, t, &expected, &has);
 }
 
-/* Prices every line from the database (never from the client). */
+/* The product's detail answer, parsed: its status, price and options are
+ * what a line is priced by (catalog_product_json: warm from the cache, or
+ * from MariaDB). Kept per request, so lines of one product parse it once. */
+typedef struct {
+    int64_t      id;
+    json_object *o;
+} priced_product;
+
+static jt_err
+product_for_pricing(jt_req *r, priced_product *seen, int *nseen, int64_t id, json_object **out)
+{
+    const char *data;
+    size_t len;
+    int i, warm;
+    jt_err e;
+
+    for (i = 0; i < *nseen; i++) {
+        if (seen[i].id == id) {
+            *out = seen[i].o;
+            return JT_OK;
+        }
+    }
+    if ((e = catalog_product_json(r, id, &data, &len, &warm)) != JT_OK) {
+        return e == JT_E_PRODUCT_NOT_FOUND ? jt_fail(r, e, "product %lld does not exist", (long long) id) : e;
+    }
+    if ((*out = jt_json_parse_in(r->arena, data, len)) == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "an unreadable product answer");
+    }
+    seen[*nseen].id = id;
+    seen[(*nseen)++].o = *out;
+    return JT_OK;
+}
+
+static int64_t
+member_int(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *
+member_str(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v) : "";
+}
+
+/* Prices every line by its product as the catalog answers it now (never by
+ * the client), before any lock is taken. The transaction prices again from
+ * the rows it locks: this is the early refusal, and the snapshot names. */
 static jt_err
 price_lines(jt_req *r, order_tx *t)
 {
-    int i;
+    priced_product seen[JT_ORDER_MAX_ITEMS];
+    int i, nseen = 0;
 
     t->items_total = 0;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
-        jt_sql_time_buf now;
-        jt_val p[2] = { jt_sql_now(&now), JT_VI(l->product_id) };
-        jt_rows rows;
-        jt_db_rc rc;
-        int has_options;
+        json_object *p, *opts = NULL;
+        const char *status;
+        size_t nopts;
+        jt_err e;
 
-        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 2, &rows)) != JT_DB_OK) {
-            return jt_db_fail(r, rc);
+        if ((e = product_for_pricing(r, seen, &nseen, l->product_id, &p)) != JT_OK) {
+            return e;
         }
-        if (rows.nrows == 0) {
-            return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) l->product_id);
-        }
-        l->name = jt_cell(&rows, 0, 0)->s;
-        l->unit_price = jt_cell(&rows, 0, 1)->i;
-        has_options = jt_cell(&rows, 0, 2)->i != 0;
-        if (jt_cell(&rows, 0, 3)->i == SALE_NOT_YET) {
+        l->name = member_str(p, "name");
+        l->unit_price = member_int(p, "price");
+        status = member_str(p, "status");
+        if (strcmp(status, "COMING_SOON") == 0) {
             return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
         }
-        if (jt_cell(&rows, 0, 3)->i == SALE_ENDED) {
+        if (strcmp(status, "ENDED") == 0) {
             return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
         }
-        if (has_options && l->option_id == 0) {
+        nopts = json_object_object_get_ex(p, "options", &opts) && json_object_is_type(opts, json_type_array)
+                    ? json_object_array_length(opts) : 0;
+        if (nopts > 0 && l->option_id == 0) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "product %lld is ordered by option: 'optionId' is required",
                            (long long) l->product_id);
         }
         if (l->option_id != 0) {
-            p[0] = JT_VI(l->option_id);
-            p[1] = JT_VI(l->product_id);
-            if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_OPTION, p, 2, &rows)) != JT_DB_OK) {
-                return jt_db_fail(r, rc);
+            json_object *op = NULL;
+            size_t k;
+            char *name;
+            size_t n;
+            for (k = 0; k < nopts && op == NULL; k++) {
+                json_object *c = json_object_array_get_idx(opts, k);
+                op = member_int(c, "id") == l->option_id ? c : NULL;
             }
-            if (rows.nrows == 0) {
+            if (op == NULL) {
                 return jt_fail(r, JT_E_OPTION_NOT_FOUND, "product %lld has no option %lld",
                                (long long) l->product_id, (long long) l->option_id);
             }
-            {
-                size_t n = strlen(l->name) + strlen(jt_cell(&rows, 0, 0)->s) + 4;
-                char *name = jt_palloc(r->arena, n);
-                if (name == NULL) {
-                    return JT_E_INTERNAL;
-                }
-                snprintf(name, n, "%s / %s", l->name, jt_cell(&rows, 0, 0)->s);
-                l->name = name;
+            n = strlen(l->name) + strlen(member_str(op, "name")) + 4;
+            if ((name = jt_palloc(r->arena, n)) == NULL) {
+                return JT_E_INTERNAL;
             }
-            if (__builtin_add_overflow(l->unit_price, jt_cell(&rows, 0, 1)->i, &l->unit_price)) {
+            snprintf(name, n, "%s / %s", l->name, member_str(op, "name"));
+            l->name = name;
+            if (__builtin_add_overflow(l->unit_price, member_int(op, "extraPrice"), &l->unit_price)) {
                 return jt_fail(r, JT_E_INVALID_REQUEST, "the price is out of range");
             }
         }

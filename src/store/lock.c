@@ -104,6 +104,42 @@ new_token(char out[33])
     sodium_bin2hex(out, 33, rnd, sizeof(rnd));
 }
 
+void
+jt_lock_new_token(char out[33])
+{
+    new_token(out);
+}
+
+int
+jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, const char *token)
+{
+    int i;
+
+    memset(ls, 0, sizeof(*ls));
+    if (n > JT_LOCK_MAX) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if ((ls->keys[i] = jt_pstrdup(a, keys[i])) == NULL) {
+            return -1;
+        }
+    }
+    ls->n = jt_lock_sort_keys(ls->keys, n);
+    for (i = 0; i < ls->n; i++) {
+        size_t len = strlen(ls->keys[i]) + sizeof(":wake");
+        char *w = jt_palloc(a, len);
+        if (w == NULL) {
+            return -1;
+        }
+        snprintf(w, len, "%s:wake", ls->keys[i]);
+        ls->wakes[i] = w;
+    }
+    snprintf(ls->token, sizeof(ls->token), "%s", token);
+    ls->held = 1;
+    JT_METRIC_ADD(lock_acquired, (uint64_t) ls->n);
+    return 0;
+}
+
 /* Waits for a wake token on the list of the key that was busy, or polls
  * near the deadline. A wait is at most JT_LOCK_WAKE_MAX_MS, so a lock
  * nobody will wake us for (a holder that died, a key deleted by hand) is

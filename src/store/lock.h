@@ -53,6 +53,13 @@ jt_lock_rc jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const c
 jt_lock_rc jt_lock_try_each(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n,
                             int64_t lease_ms, int *got);
 
+/* A fresh lock token (32 hex and a NUL). */
+void jt_lock_new_token(char out[33]);
+/* ls holds keys, all taken with token by a script of the caller's own
+ * (domain/combine.c takes them together with its queue entry), released
+ * like any set with jt_lock_release_all. -1 when out of memory. */
+int jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, const char *token);
+
 /* Releases every held lock (after COMMIT, never before). Returns how many
  * had already lost their lease. */
 int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);

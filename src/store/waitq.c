@@ -5,16 +5,25 @@
 
 #include <sodium.h>
 
-/* KEYS: queue, payload key; ARGV: id, payload, wait ms, ttl ms. The
- * deadline is Redis's clock plus wait ms. */
-static jt_redis_script enqueue_script = {
+
+/* KEYS: queue, payload key, then the lock keys; ARGV: id, payload, wait ms,
+ * ttl ms, token, lease ms. Answers {0} (every lock taken) or
+ * {1, element, first lock was free}; the entry's deadline is Redis's clock
+ * plus wait ms. */
+static jt_redis_script join_script = {
+    "local got = 0\n"
+    "for i = 3, #KEYS do\n"
+    "  if redis.call('set', KEYS[i], ARGV[5], 'NX', 'PX', ARGV[6]) then got = got + 1 else break end\n"
+    "end\n"
+    "if got == #KEYS - 2 then return {0} end\n"
+    "for i = 3, 2 + got do redis.call('del', KEYS[i]) end\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[4])\n"
     "local el = tostring(now + tonumber(ARGV[3])) .. '|' .. ARGV[1]\n"
     "redis.call('rpush', KEYS[1], el)\n"
     "redis.call('pexpire', KEYS[1], ARGV[4])\n"
-    "return el",
+    "return {1, el, got >= 1 and 1 or 0}",
     "", NULL
 };
 
@@ -81,15 +90,21 @@ keys_of(const char *id, char *reply, size_t rlen, char *payload, size_t plen)
     snprintf(payload, plen, "wq:p:%s", id);
 }
 
-jt_waitq_rc
-jt_waitq_enqueue(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, const char *payload,
-                 int64_t wait_ms, int64_t ttl_ms)
+
+jt_waitq_join_rc
+jt_waitq_join(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, const char *payload, int64_t wait_ms,
+              int64_t ttl_ms, const char *const *locks, int nlocks, const char *token, int64_t lease_ms,
+              int *first_free)
 {
     unsigned char rnd[16];
-    char wait[24], ttl[24];
-    const char *args[6];
+    char wait[24], ttl[24], lease[24];
+    const char *args[12];
     redisReply *rep;
+    int i;
 
+    if (nlocks < 1 || nlocks > 4) {
+        return JT_WAITQ_JOIN_DOWN;
+    }
     if (e->id[0] == '\0') {
         randombytes_buf(rnd, sizeof(rnd));
         sodium_bin2hex(e->id, sizeof(e->id), rnd, sizeof(rnd));
@@ -97,19 +112,34 @@ jt_waitq_enqueue(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e,
     keys_of(e->id, e->reply_key, sizeof(e->reply_key), e->payload_key, sizeof(e->payload_key));
     snprintf(wait, sizeof(wait), "%lld", (long long) wait_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_ms);
+    snprintf(lease, sizeof(lease), "%lld", (long long) lease_ms);
     args[0] = queue;
     args[1] = e->payload_key;
-    args[2] = e->id;
-    args[3] = payload;
-    args[4] = wait;
-    args[5] = ttl;
-    rep = jt_redis_eval(r, a, &enqueue_script, 2, 6, args);
-    if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(e->element)) {
-        return JT_WAITQ_DOWN;
+    for (i = 0; i < nlocks; i++) {
+        args[2 + i] = locks[i];
     }
-    memcpy(e->element, rep->str, rep->len);
-    e->element[rep->len] = '\0';
-    return JT_WAITQ_OK;
+    args[2 + nlocks] = e->id;
+    args[3 + nlocks] = payload;
+    args[4 + nlocks] = wait;
+    args[5 + nlocks] = ttl;
+    args[6 + nlocks] = token;
+    args[7 + nlocks] = lease;
+    rep = jt_redis_eval(r, a, &join_script, 2 + nlocks, 8 + nlocks, args);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1
+        || rep->element[0]->type != REDIS_REPLY_INTEGER) {
+        return JT_WAITQ_JOIN_DOWN;
+    }
+    if (rep->element[0]->integer == 0) {
+        return JT_WAITQ_JOIN_LOCKED;
+    }
+    if (rep->elements != 3 || rep->element[1]->type != REDIS_REPLY_STRING
+        || rep->element[1]->len >= sizeof(e->element)) {
+        return JT_WAITQ_JOIN_DOWN;
+    }
+    memcpy(e->element, rep->element[1]->str, rep->element[1]->len);
+    e->element[rep->element[1]->len] = '\0';
+    *first_free = rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 1;
+    return JT_WAITQ_JOIN_QUEUED;
 }
 
 int

@@ -53,11 +53,16 @@ typedef enum {
     JT_WAITQ_DOWN          /* Redis unreachable */
 } jt_waitq_rc;
 
-/* Queues e (with a fresh random id unless e->id is set) with payload, due
- * within wait_ms;
- * ttl_ms bounds how long its keys live. */
-jt_waitq_rc jt_waitq_enqueue(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, const char *payload,
-                             int64_t wait_ms, int64_t ttl_ms);
+/* Take the locks, or queue: in one round trip, every key of locks (at
+ * most 4, in order) is taken with token for lease_ms if all are free, and
+ * then nothing is queued (LOCKED); otherwise none is kept and e (with a
+ * fresh random id unless e->id is set) is queued with payload, due within
+ * wait_ms, its keys living ttl_ms (QUEUED); *first_free tells whether
+ * locks[0] alone was free (someone may lead at once). */
+typedef enum { JT_WAITQ_JOIN_LOCKED = 0, JT_WAITQ_JOIN_QUEUED, JT_WAITQ_JOIN_DOWN } jt_waitq_join_rc;
+jt_waitq_join_rc jt_waitq_join(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, const char *payload,
+                               int64_t wait_ms, int64_t ttl_ms, const char *const *locks, int nlocks,
+                               const char *token, int64_t lease_ms, int *first_free);
 
 /* 1: withdrawn (it will never run); 0: a leader took it; -1: Redis down. */
 int jt_waitq_withdraw(jt_redis *r, jt_arena *a, const char *queue, const jt_waitq_entry *e);
