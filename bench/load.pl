@@ -8,6 +8,13 @@
 #   buyer-orders  ab, one buyer's orders          vs the order transaction, hot, 1 and C threads
 #   crowd-hot     wrk + bench/wrk/orders.lua, 1,000 buyers, one product       vs hot, C threads
 #   crowd-spread  wrk + orders.lua, 1,000 buyers over 1,000 products         vs spread, C threads
+#   hot-5000      ab -c C: 5,000 one-unit orders of one buyer on one product (wall time, 0 errors)
+#   crowd-hot-64  wrk -c 64 on one product: the p99 a crowd of 64 sees
+#
+# Order runs also print how /metrics' order batch-size histogram and commit
+# counter moved (combining, src/domain/combine.c). For figures that mean
+# something, give the stack workers for its clients: JANGTEO_WORKERS=16 (or
+# 64 for crowd-hot-64) on `scripts/jangteo run`.
 #
 # Only answers with the expected status and bytes (reads) or shape (an
 # order: 201 with a PAID order, checked by orders.lua or against the orders
@@ -39,6 +46,7 @@ use Jangteo::Bench qw(ab_run wrk_run limits_dir limits_run median log_offset log
     metrics_delta chart status_line);
 
 my %opt = (rounds => 3, seconds => 10, concurrency => 16, reads => 20000, orders => 2000, only => '');
+my $BATCH = qr/^jangteo_order_(?:batch_size_(?:bucket|sum|count)|commits_total)/;
 GetOptions(\%opt, 'rounds=i', 'seconds=i', 'concurrency=i', 'reads=i', 'orders=i', 'only=s', 'help')
     or die "bad options (see --help)\n";
 if ($opt{help}) { system('sed', '-n', '2,27s/^# \{0,1\}//p', $0); exit 0 }
@@ -268,21 +276,27 @@ my @RUNS = (
             };
         },
     },
-    ab_orders_run(name => 'buyer-orders', n => $opt{orders}, c => $C,
+    ab_orders_run(name => 'buyer-orders', n => $opt{orders}, c => $C, metrics => $BATCH,
         title => "ab -c $C -n $opt{orders}: one buyer's one-unit orders on one product (expect all 201)",
         floors => ["db pessimistic hot $C", 'db pessimistic hot 1']),
-    wrk_orders_run(name => 'crowd-hot', c => $C, secs => $opt{seconds}, products => 'hot',
+    wrk_orders_run(name => 'crowd-hot', c => $C, secs => $opt{seconds}, products => 'hot', metrics => $BATCH,
         title => "wrk -c $C -d $opt{seconds}s orders.lua: 1,000 buyers on one product",
         floors => ["db pessimistic hot $C", "db atomic hot $C", 'db pessimistic hot 1']),
-    wrk_orders_run(name => 'crowd-spread', c => $C, secs => $opt{seconds}, products => 'spread',
+    wrk_orders_run(name => 'crowd-spread', c => $C, secs => $opt{seconds}, products => 'spread', metrics => $BATCH,
         title => "wrk -c $C -d $opt{seconds}s orders.lua: 1,000 buyers over 1,000 products",
         floors => ["db pessimistic spread $C", "db atomic spread $C"]),
+    ab_orders_run(name => 'hot-5000', n => 5000, c => $C, metrics => $BATCH,
+        title => "ab -c $C -n 5000: 5,000 one-unit orders on one product (goal: under 3 s, no error)",
+        floors => ["db pessimistic hot $C"]),
+    wrk_orders_run(name => 'crowd-hot-64', c => 64, secs => $opt{seconds}, products => 'hot', metrics => $BATCH,
+        title => "wrk -c 64 -d $opt{seconds}s orders.lua: 1,000 buyers on one product (goal: p99 under 50 ms)",
+        floors => ["db pessimistic hot 64"]),
 );
 
 if ($opt{only}) {
     my %want = map { $_ => 1 } split /,/, $opt{only};
     @RUNS = grep { $want{ $_->{name} } } @RUNS;
-    die "--only names none of: reads buyer-orders crowd-hot crowd-spread\n" unless @RUNS;
+    die "--only names none of: reads buyer-orders crowd-hot crowd-spread hot-5000 crowd-hot-64\n" unless @RUNS;
 }
 
 # ---------------------------------------------------------------- rounds
