@@ -438,6 +438,8 @@ sub _write_nginx_conf {
     my $locations = "$self->{src}/conf/nginx/jangteo-locations.conf";
     # rate_limits => 1: the shipped limits per client address (local stack)
     my $limit_key = $self->{rate_limits} ? '$binary_remote_addr' : '$jangteo_no_limit';
+    my $zones = join '', map { "    limit_req_zone $limit_key zone=$_->{zone}:$_->{size} rate=$_->{rate};\n" }
+        $self->limit_zones;
     # nginx_extra => "location ... { }" or sub { my ($dir) = @_; ... }: more
     # locations in the same server (benchmarks put their floors there)
     my $extra = ref $self->{nginx_extra} eq 'CODE' ? $self->{nginx_extra}->($d) : ($self->{nginx_extra} // '');
@@ -479,8 +481,15 @@ http {
         "~^[A-Za-z0-9._:\@=+/-]{1,128}\$" \$http_x_request_id;
     }
 
-    # \$uri, not \$request: no query string in the access log
-    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request_method \$uri \$server_protocol" \$status \$body_bytes_sent '
+    # the request line without its query string (as in
+    # conf/nginx/jangteo-site.conf.in, which says why not \$request_method
+    # \$uri: an error page's internal redirect turns those into
+    # "GET /_jangteo/error/NNN")
+    map \$request \$jangteo_log_request {
+        default                                          \$request;
+        "~^(?<jangteo_log_a>[^?]*)\\?\\S*(?<jangteo_log_b>.*)\$" "\$jangteo_log_a\$jangteo_log_b";
+    }
+    log_format jangteo '\$remote_addr [\$time_iso8601] "\$jangteo_log_request" \$status \$body_bytes_sent '
                        'rt=\$request_time urt=\$upstream_response_time rid=\$jangteo_request_id ua=\$upstream_addr';
     access_log $d/nginx-access.log jangteo;
 
@@ -488,9 +497,7 @@ http {
     # file may use limit_req the same way in production and here. Tests get
     # an empty key (nginx does not count those) unless they ask for limits.
     map \$host \$jangteo_no_limit { default ""; }
-    limit_req_zone $limit_key zone=jangteo_login:10m rate=5r/s;
-    limit_req_zone $limit_key zone=jangteo_orders:10m rate=20r/s;
-    limit_req_status 429;
+$zones    limit_req_status 429;
 
     # No keepalive to the app: each FastCGI connection is one request.
     upstream jangteo {
@@ -507,6 +514,36 @@ $extra    }
 EOF
     _spew("$d/nginx.conf", $text, 0644);
 }
+
+# The rate-limit zones as shipped (conf/nginx/jangteo-site.conf.in): each
+# {zone, size, rate}. The local stack and the tests use these same rates,
+# keyed per address only when asked (rate_limits => 1).
+sub limit_zones {
+    my ($self) = @_;
+    my $site = _slurp("$self->{src}/conf/nginx/jangteo-site.conf.in");
+    my @z;
+    while ($site =~ /^\s*limit_req_zone\s+\S+\s+zone=(\w+):(\w+)\s+rate=(\w+\/[sm])\s*;/mg) {
+        push @z, { zone => $1, size => $2, rate => $3 };
+    }
+    croak 'no limit_req_zone in conf/nginx/jangteo-site.conf.in' unless @z;
+    return @z;
+}
+
+# Which locations are limited, from conf/nginx/jangteo-locations.conf: each
+# {path, zone, rate, burst}, for the local stack's banner.
+sub rate_limits {
+    my ($self) = @_;
+    my %rate = map { $_->{zone} => $_->{rate} } $self->limit_zones;
+    my $loc = _slurp("$self->{src}/conf/nginx/jangteo-locations.conf");
+    my @l;
+    while ($loc =~ /^location\s+=?\s*(\S+)\s*\{([^}]*)\}/mg) {
+        my ($path, $body) = ($1, $2);
+        next unless $body =~ /limit_req\s+zone=(\w+)(?:\s+burst=(\d+))?/;
+        push @l, { path => $path, zone => $1, burst => $2 // 0, rate => $rate{$1} // '?' };
+    }
+    return @l;
+}
+sub rate_limited { $_[0]{rate_limits} ? 1 : 0 }
 
 # The server's root as `make install` lays it out (@pkgdatadir@/web): the
 # storefront's files, and api/ with the built docs and the spec, as links
@@ -817,13 +854,10 @@ sub ab_wait {
         sleep 0.05;
     }
     my $exit = $?;
-    my $text = _slurp($h->{out}->filename);
-    my %res = (exit => $exit >> 8, output => $text, complete => 0, failed => 0, non2xx => 0, rps => 0);
-    $res{complete} = $1 if $text =~ /^Complete requests:\s+(\d+)/m;
-    $res{failed}   = $1 if $text =~ /^Failed requests:\s+(\d+)/m;
-    $res{non2xx}   = $1 if $text =~ /^Non-2xx responses:\s+(\d+)/m;
-    $res{rps}      = $1 if $text =~ /^Requests per second:\s+([\d.]+)/m;
-    return \%res;
+    require Jangteo::Bench;
+    my $res = Jangteo::Bench::ab_parse(_slurp($h->{out}->filename));
+    $res->{exit} = $exit >> 8;
+    return $res;
 }
 
 sub ab {
