@@ -24,6 +24,8 @@ use Jangteo::Lifecycle qw(return_order history_of status_of wait_for events_quie
 use Jangteo::Load qw(audit_ok);
 
 my %CONF = (
+    server => { enable_test_routes => 'yes' },
+    testing => { tx_delay_ms => 0 },
     lifecycle => { ship_after => 2, deliver_after => 4, return_window => 60, return_complete_after => 2,
                    sweep_interval => 1, batch => 7 },
     events => { audit_grace => 0, lost_after => 2, claim_idle_ms => 1000 },
@@ -107,8 +109,23 @@ is(sql1($s, 'SELECT message FROM notifications n JOIN outbox x ON x.id = n.event
 }
 
 # ---------------------------------------------------------------- two schedulers
-my $second = second_daemon($s);
-ok(wait_for(sub { -s "$second/error.log" && `ps -o comm= --ppid $s->{pids}{jangteod2}` =~ /jangteod-sched/ }, 20),
+# The proof that the fence is what keeps a move single needs the two
+# schedulers' sweeps to overlap, not take turns: with moves of a few
+# milliseconds each sweep is over long before the other's next tick, and
+# which daemon makes the moves depends on the phase of their timers. So
+# during the Redis-down part every transaction of both daemons waits
+# [testing] tx_delay_ms (40) before its COMMIT: a sweep of 40 due orders
+# then lasts well over sweep_interval (1 s), the two read the same due rows
+# and race for each one (the loser's versioned UPDATE finds 0 rows).
+my $DELAY = 40;
+sub kid_pid {
+    my ($ppid, $comm) = @_;
+    my ($pid) = map { /^\s*(\d+)\s+\Q$comm\E/ ? $1 : () } split /\n/, `ps -o pid=,comm= --ppid $ppid`;
+    return $pid;
+}
+sub second_log { my ($d) = @_; -e "$d/error.log" ? do { local (@ARGV, $/) = ("$d/error.log"); <> } : '' }
+my $second = second_daemon($s, conf => { testing => { tx_delay_ms => $DELAY } });
+ok(wait_for(sub { -s "$second/error.log" && kid_pid($s->{pids}{jangteod2}, 'jangteod-sched') }, 20),
     'a second daemon (another host) runs its own scheduler on the same database');
 {
     my @ids = place_n(25);
@@ -116,14 +133,23 @@ ok(wait_for(sub { -s "$second/error.log" && `ps -o comm= --ppid $s->{pids}{jangt
     three_moves_each('two schedulers, Redis up', @ids);
 }
 {
+    my $old = kid_pid($s->master_pid, 'jangteod-sched');
+    $s->{conf}{testing}{tx_delay_ms} = $DELAY;
+    $s->_write_app_conf;
+    $s->signal_master('HUP');
+    ok(wait_for(sub { my $p = kid_pid($s->master_pid, 'jangteod-sched'); $p && $p != $old }, 20),
+        "the first daemon reloaded with tx_delay_ms = $DELAY");
+    my ($mine0, $theirs0) = (length($s->log_text('error')), length(second_log($second)));
     $s->stop_redis;
     my @ids = place_n(40);
     ok(all_delivered(@ids), 'two schedulers with Redis stopped (no sweep lock, no order lock): all delivered');
     three_moves_each('two schedulers, Redis down', @ids);
-    my $mine = () = $s->log_text('error') =~ /scheduler: sweep moved [1-9]/g;
-    my $theirs = () = do { local (@ARGV, $/) = ("$second/error.log"); <> } =~ /scheduler: sweep moved [1-9]/g;
-    ok($mine > 0 && $theirs > 0, "both schedulers made moves ($mine and $theirs sweeps)");
+    my $mine = () = substr($s->log_text('error'), $mine0) =~ /scheduler: sweep moved [1-9]/g;
+    my $theirs = () = substr(second_log($second), $theirs0) =~ /scheduler: sweep moved [1-9]/g;
+    ok($mine > 0 && $theirs > 0, "both schedulers made moves with Redis down ($mine and $theirs sweeps)")
+        or diag(substr(second_log($second), $theirs0));
     $s->start_redis;
+    $s->{conf}{testing}{tx_delay_ms} = 0;
 }
 my $dups = $s->sql('SELECT order_id, to_status FROM order_events GROUP BY order_id, to_status HAVING COUNT(*) > 1');
 is(scalar @$dups, 0, 'no order entered any status twice') or diag(explain $dups);
