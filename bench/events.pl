@@ -28,11 +28,12 @@ use Jangteo::Stack;
 use Jangteo::Client qw(test_stack login jreq);
 use Jangteo::Lifecycle qw(events_quiet sql1);
 use Jangteo::Orders qw(make_users);
+use Jangteo::Bench qw(limits_dir median);
 
 my ($c, $secs, $rounds, $workers) = (16, 10, 3, 8);
 GetOptions('c=i' => \$c, 'd=i' => \$secs, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
+my $limits = limits_dir($root, 'order_tx.lua');
 for my $tool (qw(wrk sysbench)) {
     system("command -v $tool >/dev/null") == 0 or die "$tool is not installed\n";
 }
@@ -174,7 +175,6 @@ for my $round (1 .. $rounds) {
     }
 }
 
-sub median { my @v = sort { $a <=> $b } @_; return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2 }
 my $off = median(map { $_->{rps} } @{ $runs{0} });
 my $on = median(map { $_->{rps} } @{ $runs{1} });
 my @ratios = map { $runs{1}[$_]{rps} / $runs{0}[$_]{rps} } 0 .. $rounds - 1;
