@@ -58,6 +58,10 @@ sub one_notification_each {
 subtest 'SIGKILL to the relay and the notifiers during 500 orders' => sub {
     my $first = (sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM orders') // 0) + 1;
     ok(scalar(kids('jangteod-relay')) == 1 && scalar(kids('jangteod-notify')) == 2, 'one relay, two notifiers running');
+    # The killer counts its kills in $kills; round k of the orders starts
+    # only after kill k, so the kills fall among the 500 orders however fast
+    # the machine places them (not on the clock: a bounded wait, then on).
+    my $kills = $s->dir . '/kills';
     pipe(my $rd, my $wr) or die "pipe: $!";
     my $killer = fork() // die "fork: $!";
     if ($killer == 0) {
@@ -67,9 +71,18 @@ subtest 'SIGKILL to the relay and the notifiers during 500 orders' => sub {
         my $end = time + 120;    # bounded: it stops by itself
         while (time < $end && getppid() != 1) {
             last if -e $s->dir . '/stop-killer';
-            my $kind = $i++ % 2 ? 'notify' : 'relay';
+            # relay, notifier, relay, ... (one that is restarting is tried again)
+            my $kind = $i % 2 ? 'notify' : 'relay';
             my @p = kids("jangteod-$kind");
-            if (@p) { kill 'KILL', $p[ int rand @p ]; $n{$kind}++ }
+            if (@p) {
+                kill 'KILL', $p[ int rand @p ];
+                $n{$kind}++;
+                $i++;
+                open my $f, '>', "$kills.tmp" or die;
+                print $f "$i\n";
+                close $f;
+                rename "$kills.tmp", $kills or die;
+            }
             sleep 1.2;    # under the master's crash guard (10 abnormal exits in 10 s)
         }
         print {$wr} "$n{relay} $n{notify}\n";
@@ -79,6 +92,7 @@ subtest 'SIGKILL to the relay and the notifiers during 500 orders' => sub {
     close $wr;
     my %t;
     for my $round (0 .. 9) {
+        wait_for(sub { (-e $kills ? do { open my $f, '<', $kills; <$f> // 0 } : 0) >= $round }, 30, 0.1);
         my $res = concurrent($s, order_reqs(50, $round * 50));
         $t{ $_->{status} }++ for @$res;
     }
