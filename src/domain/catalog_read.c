@@ -34,11 +34,13 @@
     " COALESCE(IF(p.sale_ends_at > clk.now, TIMESTAMPDIFF(MICROSECOND, clk.now, p.sale_ends_at) DIV 1000, NULL), 1000))"
 #define STOCK_EXPR "COALESCE((SELECT SUM(o.stock) FROM product_options o WHERE o.product_id = p.id), p.stock)"
 
-/* one round trip: the product, and one row per option (NULLs when none) */
+/* one round trip: the product, and one row per option (NULLs when none);
+ * last, how many buyers wish for it (any option) */
 static const char SQL_PRODUCT_GET[] =
     "SELECT p.id, p.name, p.price, p.stock, p.version, p.description, p.seller_id, " STATUS_EXPR ", "
     NEXT_CHANGE_MS ", DATE_FORMAT(p.sale_starts_at, " TS_FMT "), DATE_FORMAT(p.sale_ends_at, " TS_FMT "),"
-    " o.id, o.name, o.extra_price, o.stock"
+    " o.id, o.name, o.extra_price, o.stock,"
+    " (SELECT COUNT(DISTINCT w.user_id) FROM wishlist_items w WHERE w.product_id = p.id)"
     " FROM " JT_SQL_CLOCK ", products p LEFT JOIN product_options o ON o.product_id = p.id"
     " WHERE p.id = ? AND p.deleted_at IS NULL ORDER BY o.id";
 
@@ -318,6 +320,9 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
+    /* wishlist writes re-tag nothing: the count is as stale as the entry
+     * may be (cache_ttl_ms), like the stock orders sell */
+    jw_kint(&w, "wishCount", jt_val_int(jt_cell(&rows, 0, 15)));
     jw_obj_close(&w);
     return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }
