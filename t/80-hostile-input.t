@@ -132,6 +132,18 @@ sub bad_strs {
     return @v;
 }
 
+# The members every way of placing an order shares (POST /orders, a cart's
+# checkout, a wishlist's order): the order path validates them once.
+my %ORDER_FIELDS = (
+    expectedTotal        => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
+    shipping             => [ 'null', '[]', '"x"', '1', '{}', '[{}]' ],
+    'shipping.recipient' => [ bad_strs(1, 50) ],
+    'shipping.phone'     => [ bad_strs(10, 13, extra => ['"\' OR 1=1 --"']) ],
+    'shipping.zipCode'   => [ bad_strs(5, 5, extra => [ '"1234"', '"123456"' ]) ],
+    'shipping.address'   => [ bad_strs(1, 200) ],
+    'shipping.request'   => [ bad_strs(0, 200, optional => 1) ],
+);
+
 # Every endpoint that takes a body: how to reach it and its fields.
 my @ENDPOINTS = (
     {
@@ -170,13 +182,7 @@ my @ENDPOINTS = (
             'items.0.productId'   => [ bad_ints(1, 9223372036854775806), '99999999' ],
             'items.0.quantity'    => [ bad_ints(1, 999), '-999', '1000' ],
             'items.0.optionId'    => [ bad_ints(1, 9223372036854775806, optional => 1), '5' ],
-            expectedTotal         => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
-            shipping              => [ 'null', '[]', '"x"', '1', '{}', '[{}]' ],
-            'shipping.recipient'  => [ bad_strs(1, 50) ],
-            'shipping.phone'      => [ bad_strs(10, 13, extra => ['"\' OR 1=1 --"']) ],
-            'shipping.zipCode'    => [ bad_strs(5, 5, extra => [ '"1234"', '"123456"' ]) ],
-            'shipping.address'    => [ bad_strs(1, 200) ],
-            'shipping.request'    => [ bad_strs(0, 200, optional => 1) ],
+            %ORDER_FIELDS,
         },
     },
     {
@@ -194,14 +200,8 @@ my @ENDPOINTS = (
         unknown => [ '', 'shipping' ],
         base => { shipping => {%SHIP} },
         fields => {
-            expectedTotal        => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
-            shipping             => [ 'null', '[]', '"x"', '1', '{}', '[{}]' ],
-            'shipping.recipient' => [ bad_strs(1, 50) ],
-            'shipping.phone'     => [ bad_strs(10, 13, extra => ['"\' OR 1=1 --"']) ],
-            'shipping.zipCode'   => [ bad_strs(5, 5, extra => [ '"1234"', '"123456"' ]) ],
-            'shipping.address'   => [ bad_strs(1, 200) ],
-            'shipping.request'   => [ bad_strs(0, 200, optional => 1) ],
-            items                => [ '[{"productId":1,"quantity":1}]' ],
+            %ORDER_FIELDS,
+            items => [ '[{"productId":1,"quantity":1}]' ],
         },
     },
     {
@@ -219,11 +219,8 @@ my @ENDPOINTS = (
         unknown => [ '', 'shipping' ],
         base => { shipping => {%SHIP}, clear => JSON::PP::false },
         fields => {
-            clear                => [ '1', '0', '"yes"', '"true"', '[]', '{}', '[true]' ],
-            expectedTotal        => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
-            shipping             => [ 'null', '[]', '"x"', '1', '{}' ],
-            'shipping.zipCode'   => [ bad_strs(5, 5, extra => [ '"1234"' ]) ],
-            'shipping.recipient' => [ bad_strs(1, 50) ],
+            %ORDER_FIELDS,
+            clear => [ '1', '0', '"yes"', '"true"', '[]', '{}', '[true]' ],
         },
     },
     {
