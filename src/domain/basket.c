@@ -320,21 +320,42 @@ basket_write(jt_req *r, int64_t principal, json_object *o, basket_tx *t, jt_tx_b
     return JT_OK;
 }
 
+/* The PUT body: a product, its option when it has them, a quantity by
+ * the list's rule (the cart's 0 removes; the wishlist's defaults to 1). */
+static jt_err
+parse_line(jt_req *r, json_object *o, const basket_kind *k, basket_tx *t)
+{
+    static const char *const known[] = { "productId", "optionId", "quantity", NULL };
+    jt_err e;
+
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK
+        || (e = jt_json_int(r, o, "productId", JT_REQUIRED, 1, INT64_MAX - 1, &t->product_id, NULL)) != JT_OK
+        || (e = jt_json_int(r, o, "optionId", JT_OPTIONAL, 1, INT64_MAX - 1, &t->option_id, NULL)) != JT_OK
+        || (e = jt_json_int(r, o, "quantity", k->quantity_required, k->min_quantity, JT_ORDER_MAX_QTY, &t->quantity,
+                            NULL)) != JT_OK) {
+        return e;
+    }
+    return JT_OK;
+}
+
+jt_err
+basket_validate_line(jt_req *r, json_object *o, int wishlist)
+{
+    basket_tx t = { r, wishlist ? &WISHLIST : &CART, 0, 0, 0, 1, 0, 0, JT_OK };
+
+    return parse_line(r, o, t.k, &t);
+}
+
 static jt_err
 basket_put(jt_req *r, const basket_kind *k)
 {
-    static const char *const known[] = { "productId", "optionId", "quantity", NULL };
     basket_tx t = { r, k, jt_req_param_id(r, "userId"), 0, 0, 1, 0, 0, JT_OK };
     jt_principal who;
     json_object *o;
     jt_err e;
 
     if ((e = auth_require_owner(r, &who, t.uid, k->what)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_json_only(r, o, "", known)) != JT_OK
-        || (e = jt_json_int(r, o, "productId", JT_REQUIRED, 1, INT64_MAX - 1, &t.product_id, NULL)) != JT_OK
-        || (e = jt_json_int(r, o, "optionId", JT_OPTIONAL, 1, INT64_MAX - 1, &t.option_id, NULL)) != JT_OK
-        || (e = jt_json_int(r, o, "quantity", k->quantity_required, k->min_quantity, JT_ORDER_MAX_QTY, &t.quantity,
-                            NULL)) != JT_OK) {
+        || (e = parse_line(r, o, k, &t)) != JT_OK) {
         return e;
     }
     return basket_write(r, who.user_id, o, &t, put_body);

@@ -54,6 +54,7 @@
 #ifndef JT_BASKET_H
 #define JT_BASKET_H
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "http/request.h"
@@ -84,5 +85,9 @@ jt_err wishlist_get(jt_req *r);
 jt_err wishlist_put(jt_req *r);
 jt_err wishlist_remove(jt_req *r);
 jt_err wishlist_order(jt_req *r);
+
+/* A PUT .../items body of the cart (wishlist 0) or the wishlist, validated
+ * without the database (fuzzing). */
+jt_err basket_validate_line(jt_req *r, json_object *o, int wishlist);
 
 #endif
