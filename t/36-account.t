@@ -62,7 +62,7 @@ my $second = login($s, $u->{email}, $u->{password});   # another device
     is_deeply([ sort keys %{ $items[0] } ], [ qw(createdAt current expiresAt lastUsedAt tokenId) ],
         'each: tokenId, createdAt, lastUsedAt, expiresAt, current');
     like($items[1]{lastUsedAt} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'the caller\'s token was used: lastUsedAt');
-    ok(!defined $items[0]{lastUsedAt}, 'the other, never used yet: null');
+    is($items[0]{lastUsedAt}, $items[0]{createdAt}, 'the other, not used since its login: lastUsedAt is the login');
     unlike($r->{body}, qr/\Q$u->{token}\E|\Q$second\E/, 'no token in the answer');
     my $hashes = $s->sql("SELECT LOWER(HEX(token_hash)) FROM auth_tokens WHERE user_id = $u->{id}");
     unlike($r->{body}, qr/$_->[0]/i, 'nor a token hash') for @$hashes;

@@ -23,8 +23,10 @@ static const char SQL_USER_GET[] =
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE id = ?";
 static const char SQL_USER_BY_EMAIL[] =
     "SELECT id, password_hash FROM users WHERE email_index = ?";
+/* a login is the token's first use: its first requests need no stamp */
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO auth_tokens (token_hash, user_id, expires_at) VALUES (?, ?, NOW(6) + INTERVAL ? SECOND)";
+    "INSERT INTO auth_tokens (token_hash, user_id, expires_at, last_used_at)"
+    " VALUES (?, ?, NOW(6) + INTERVAL ? SECOND, NOW(6))";
 static const char SQL_TOKEN_EXPIRY[] =
     "SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM auth_tokens WHERE token_hash = ?";
 /* the third column says whether last_used_at is older than touch_interval

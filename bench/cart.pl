@@ -1,0 +1,191 @@
+#!/usr/bin/perl
+# Cart checkout beside POST /api/v1/orders for the same lines, in one run on
+# this machine. Every order has two lines, spread over 1,000 products (no
+# hot product: the lock does not decide); each buyer's cart holds exactly
+# the two lines its direct order names. wrk (a Lua script, each request its
+# own buyer, so every checkout finds a full cart) alternates the two
+# endpoints, RUNS times each, and counts only 201 answers that are a PAID
+# order; the ratio is of the medians (and of each pair, for the spread).
+# The goal (issue 15): checkout >= 90 % of the direct order rate.
+#
+# Not a test: numbers go to bench/RESULTS.md.
+#
+# Usage: perl bench/cart.pl [-c CONCURRENCY] [-d SECONDS] [-w WORKERS] [-r RUNS]
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use Digest::SHA qw(sha256);
+use Getopt::Long;
+use MIME::Base64 qw(encode_base64url);
+use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
+
+my ($c, $secs, $workers, $runs) = (16, 10, 8, 3);
+GetOptions('c=i' => \$c, 'd=i' => \$secs, 'w=i' => \$workers, 'r=i' => \$runs) or die "bad options\n";
+system('command -v wrk >/dev/null') == 0 or die "wrk is not installed\n";
+
+my $s = test_stack(demo => 1, workers => $workers,
+    conf => { server => { access_log => 'off', max_requests => 0 },
+              lock => { wait_ms => 10000 }, tx => { max_attempts => 50, deadline_ms => 8000 } });
+my $dir = $s->dir;
+$| = 1;
+
+# --- data: one pool of buyers per endpoint and run, 1,000 products, carts -------
+# A run needs at most one buyer per request: a pool of 2,000 per second of
+# run is more than this machine serves.
+my $per_run = 2000 * $secs;
+my $nbuyers = (2 * $runs + 1) * $per_run;    # the last pool warms up
+print "setting up $nbuyers buyers (tokens, balances, carts) and 1,000 products ...\n";
+my $base = $s->sql("SELECT MAX(id) FROM users")->[0][0];
+my $p0 = $s->sql("SELECT COALESCE(MAX(id), 0) + 1 FROM products")->[0][0];
+$s->sql("INSERT INTO products (id, name, price, stock) VALUES "
+      . join(',', map { "(" . ($p0 + $_) . ", 'bench cart $_', 1000, 10000000)" } 0 .. 999));
+$s->sql("INSERT INTO stock_movements (product_id, delta, kind) SELECT id, stock, 'INITIAL' FROM products WHERE id >= $p0");
+# buyer n's two lines: products p0 + n % 1000 and p0 + (n + 500) % 1000
+# token n is the SHA-256 of "bench-cart-token-n" (so SQL can store its
+# hash without a long statement); buyer n is user base + n
+my @tokens = map { encode_base64url(sha256("bench-cart-token-$_")) } 1 .. $nbuyers;
+for (my $from = 1; $from <= $nbuyers; $from += 10000) {
+    my $to = $from + 9999 > $nbuyers ? $nbuyers : $from + 9999;
+    my $q = "seq_${from}_to_${to}";
+    # clones of the demo buyer (its sealed personal data is as good as any),
+    # each with its CHARGE ledger row, a token and a cart of its two lines
+    $s->sql("INSERT INTO users (id, email_index, email_enc, name_enc, phone_enc, password_hash, role, balance)"
+          . " SELECT $base + q.seq, UNHEX(SHA2(CONCAT('bench-cart-', q.seq), 256)), u.email_enc, u.name_enc,"
+          . " u.phone_enc, u.password_hash, 'BUYER', 100000000 FROM $q q JOIN users u ON u.id = 1;"
+          . " INSERT INTO point_ledger (user_id, delta, balance_after, kind)"
+          . " SELECT $base + seq, 100000000, 100000000, 'CHARGE' FROM $q;"
+          . " INSERT INTO auth_tokens (token_hash, user_id, expires_at, last_used_at)"
+          . " SELECT UNHEX(SHA2(UNHEX(SHA2(CONCAT('bench-cart-token-', seq), 256)), 256)), $base + seq,"
+          . " NOW(6) + INTERVAL 1 DAY, NOW(6) FROM $q;"
+          . " INSERT INTO baskets (user_id, kind) SELECT $base + seq, 'CART' FROM $q;"
+          . " INSERT INTO cart_items (user_id, product_id, option_id, quantity)"
+          . " SELECT $base + seq, $p0 + seq % 1000, 0, 1 FROM $q UNION ALL SELECT $base + seq, $p0 + (seq + 500) % 1000, 0, 1 FROM $q");
+}
+
+my $ship = '"shipping":{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}';
+my $url = "http://127.0.0.1:" . $s->http_port;
+
+# --- one wrk run: $kind 'order' or 'cart', buyers $first .. $first + $per_run - 1
+sub wrk_run {
+    my ($kind, $first, $dur) = @_;
+    $dur //= $secs;
+    my $lua = "$dir/$kind-$first.lua";
+    open my $fh, '>:raw', $lua or die;
+    print $fh "local tokens = {" . join(',', map { "\"$_\"" } @tokens[ $first - 1 .. $first + $per_run - 2 ]) . "}\n";
+    my $t = 2;
+    print $fh "local kind, base, first, p0, NT = '$kind', $base, $first, $p0, $t\n";
+    print $fh "local ship = '$ship'\n";
+    print $fh <<'LUA';
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  thread:set("nthreads", NT)
+  table.insert(threads, thread)
+end
+function init(args)
+  n, ok, bad = 0, 0, 0
+end
+wrk.method = 'POST'
+wrk.headers['Content-Type'] = 'application/json'
+request = function()
+  -- thread t takes buyers t, t + T, t + 2T, ...: one request, one buyer
+  local i = tid + 1 + n * nthreads
+  n = n + 1
+  if i > #tokens then i = #tokens end
+  local b = first + i - 1
+  wrk.headers['Authorization'] = 'Bearer ' .. tokens[i]
+  if kind == 'cart' then
+    return wrk.format(nil, '/api/v1/users/' .. (base + b) .. '/cart/checkout', nil, '{' .. ship .. '}')
+  end
+  local a, c = p0 + b % 1000, p0 + (b + 500) % 1000
+  return wrk.format(nil, '/api/v1/orders', nil,
+    '{"items":[{"productId":' .. a .. ',"quantity":1},{"productId":' .. c .. ',"quantity":1}],' .. ship .. '}')
+end
+response = function(status, headers, body)
+  if status == 201 and string.find(body, '"status":"PAID"', 1, true) and string.find(body, '"total":5000', 1, true) then
+    ok = ok + 1
+  else
+    bad = bad + 1
+  end
+end
+done = function(summary, latency, requests)
+  local good, wrong = 0, 0
+  for _, t in ipairs(threads) do
+    good = good + t:get("ok")
+    wrong = wrong + t:get("bad")
+  end
+  io.write(string.format("WRK %d %d %d %.3f %.3f\n", good, wrong,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+    close $fh;
+    my $st0 = status();
+    my $out = `wrk -t$t -c$c -d${dur}s -s $lua $url 2>&1`;
+    my $st1 = status();
+    my ($good, $wrong, $sockerr, $p50, $p99) = $out =~ /^WRK (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$/m
+        or die "wrk output:\n$out";
+    my %per = map { $_ => ($st1->{$_} - ($st0->{$_} // 0)) / ($good || 1) } keys %$st1;
+    return { rps => $good / $dur, good => $good, wrong => $wrong, sockerr => $sockerr, p50 => $p50, p99 => $p99,
+             per => \%per };
+}
+
+# MariaDB's counters of statements and row work, to say what an order costs
+sub status {
+    my %v = map { @$_ } @{ $s->sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_select', 'Com_insert',"
+        . " 'Com_update', 'Com_delete', 'Com_delete_multi', 'Com_update_multi', 'Com_commit', 'Innodb_rows_read',"
+        . " 'Innodb_data_fsyncs', 'Handler_read_next', 'Handler_read_rnd_next', 'Handler_read_key')") };
+    return \%v;
+}
+
+# a short warm-up of both (prepared statements, InnoDB pages), on buyers
+# the runs do not use: the last pool
+print "warming up ...\n";
+wrk_run('order', $nbuyers - $per_run + 1, 2);
+wrk_run('cart', $nbuyers - $per_run + 1, 2);
+print "measuring (c=$c, ${secs}s each, $runs runs of each, alternating, $workers workers) ...\n";
+my (@order, @cart);
+for my $k (0 .. $runs - 1) {
+    push @order, wrk_run('order', 1 + (2 * $k) * $per_run);
+    push @cart, wrk_run('cart', 1 + (2 * $k + 1) * $per_run);
+    printf "  run %d: orders %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, other %d)   checkout %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, other %d)\n",
+        $k + 1, @{ $order[-1] }{qw(rps p50 p99 wrong)}, @{ $cart[-1] }{qw(rps p50 p99 wrong)};
+}
+sub median { my @v = sort { $a <=> $b } @_; return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2 }
+my ($mo, $mc) = (median(map { $_->{rps} } @order), median(map { $_->{rps} } @cart));
+
+printf "\n== cart checkout vs POST /api/v1/orders, the same two lines (%s, concurrency %d, %d s each, %d workers)\n",
+    scalar(gmtime), $c, $secs, $workers;
+printf "POST /api/v1/orders          : median %6.0f orders/s  p50 %5.1f ms  p99 %6.1f ms\n", $mo,
+    median(map { $_->{p50} } @order), median(map { $_->{p99} } @order);
+printf "POST .../cart/checkout       : median %6.0f orders/s  p50 %5.1f ms  p99 %6.1f ms\n", $mc,
+    median(map { $_->{p50} } @cart), median(map { $_->{p99} } @cart);
+printf "ratio of the medians         : %5.1f %%   (goal >= 90 %%)\n", 100 * $mc / $mo;
+printf "ratio per pair               : %s\n", join(', ', map { sprintf('%.1f %%', 100 * $cart[$_]{rps} / $order[$_]{rps}) } 0 .. $runs - 1);
+for my $pair ([ 'orders', \@order ], [ 'checkout', \@cart ]) {
+    my ($name, $r) = @$pair;
+    my %p = %{ $r->[-1]{per} };
+    printf "per %-8s (last run): %s\n", $name, join(', ', map { sprintf('%s %.2f', $_, $p{$_}) } sort keys %p);
+}
+printf "answers that were not a PAID order of 5,000: orders %d, checkouts %d; socket errors %d\n",
+    (eval { my $t = 0; $t += $_->{wrong} for @order; $t }), (eval { my $t = 0; $t += $_->{wrong} for @cart; $t }),
+    (eval { my $t = 0; $t += $_->{sockerr} for @order, @cart; $t });
+# every checkout emptied its cart, every other cart is whole
+my ($emptied, $whole) = (0, 0);
+for my $k (0 .. $runs - 1) {
+    my ($lo, $hi) = ($base + 1 + (2 * $k + 1) * $per_run, $base + (2 * $k + 2) * $per_run);
+    my $r = $s->sql("SELECT COUNT(*), COALESCE(SUM(o.id IS NULL AND n.nl = 2), 0), COALESCE(SUM(o.id IS NOT NULL AND n.nl = 0), 0)"
+        . " FROM (SELECT u.id, (SELECT COUNT(*) FROM cart_items c WHERE c.user_id = u.id) AS nl FROM users u"
+        . "  WHERE u.id BETWEEN $lo AND $hi) n LEFT JOIN orders o ON o.user_id = n.id")->[0];
+    $whole += $r->[1];
+    $emptied += $r->[2];
+}
+my $checkouts = 0;
+$checkouts += $_->{good} for @cart;
+printf "checkout pools: %d carts emptied by an order (%d checkouts counted: wrk drops the answers in flight when it stops), %d carts whole without one\n",
+    $emptied, $checkouts, $whole;
+my ($rc, $audit) = $s->admin('audit');
+print "audit after the run: ", ($rc == 0 ? "clean" : "VIOLATIONS\n$audit"), "\n";
+$s->stop;
