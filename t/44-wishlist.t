@@ -127,7 +127,8 @@ my $o4b = add_option($s, $p4, '빨강', 0, 30);
     is(snapshot($s), $before, 'no order, no stock or balance moved');
     is_deeply(rows_of($alice), $rows, 'the wishlist is unchanged');
 
-    $s->sql("UPDATE products SET sale_ends_at = NULL, version = version + 1 WHERE id = $p3");
+    my $fix = jreq($s, 'PATCH', "/api/v1/products/$p3", $admin->{token}, { saleEndsAt => undef });
+    is($fix->{status}, 200, 'the sale is reopened (PATCH saleEndsAt: null)') or diag($fix->{body});
     my $k = key();
     $r = order_all($alice, key => $k, expectedTotal => 33_500);
     is($r->{status}, 201, 'fixed: the wishlist is ordered: 201') or diag($r->{body});
