@@ -20,6 +20,8 @@ CREATE TABLE baskets (
     CONSTRAINT baskets_user_fk FOREIGN KEY (user_id) REFERENCES users (id)
 ) ENGINE=InnoDB;
 
+-- Clustered by (user, id): a list is one contiguous range, read in the
+-- order its lines were added without a sort, and taken by one range delete.
 CREATE TABLE cart_items (
     id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     user_id     BIGINT UNSIGNED NOT NULL,
@@ -28,7 +30,8 @@ CREATE TABLE cart_items (
     quantity    INT             NOT NULL,
     created_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    PRIMARY KEY (id),
+    PRIMARY KEY (user_id, id),
+    UNIQUE KEY cart_items_id (id),
     UNIQUE KEY cart_items_line (user_id, product_id, option_id),
     CONSTRAINT cart_items_quantity CHECK (quantity BETWEEN 1 AND 999)
 ) ENGINE=InnoDB;
@@ -43,7 +46,8 @@ CREATE TABLE wishlist_items (
     quantity    INT             NOT NULL DEFAULT 1,
     created_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    PRIMARY KEY (id),
+    PRIMARY KEY (user_id, id),
+    UNIQUE KEY wishlist_items_id (id),
     UNIQUE KEY wishlist_items_line (user_id, product_id, option_id),
     KEY wishlist_items_product (product_id, user_id),
     CONSTRAINT wishlist_items_quantity CHECK (quantity BETWEEN 1 AND 999)

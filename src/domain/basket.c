@@ -6,6 +6,7 @@
 #include "domain/basket.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain/accounts.h"
@@ -39,11 +40,13 @@
 #define SQL_HEAD(K)                                                                   \
     "INSERT INTO baskets (user_id, kind) VALUES (?, '" K "')"                         \
     " ON DUPLICATE KEY UPDATE version = version + 1"
-/* the head's version and the lines in one statement: one snapshot */
+/* the head's version and the lines in one statement: one snapshot (no
+ * ORDER BY: on the join's inner table it costs a temporary table and a
+ * sort; the lines are put in their order in C) */
 #define SQL_FOR_ORDER(T, K)                                                           \
-    "SELECT b.version, l.product_id, l.option_id, l.quantity FROM baskets b"          \
+    "SELECT b.version, l.product_id, l.option_id, l.quantity, l.id FROM baskets b"    \
     " LEFT JOIN " T " l ON l.user_id = b.user_id WHERE b.user_id = ? AND b.kind = '" K "'" \
-    " ORDER BY l.id LIMIT 101"
+    " LIMIT 101"
 #define SQL_COUNT(T)                                                                  \
     "SELECT COUNT(*), COALESCE(SUM(product_id = ? AND option_id = ?), 0) FROM " T " WHERE user_id = ?"
 #define SQL_SET(T)                                                                    \
@@ -429,12 +432,26 @@ order_hook(jt_tx *tx, void *data, jt_err *refusal)
     return JT_TX_ABORT;
 }
 
+typedef struct {
+    int64_t       id;
+    jt_order_item item;
+} basket_line;
+
+static int
+by_line_id(const void *a, const void *b)
+{
+    int64_t x = ((const basket_line *) a)->id, y = ((const basket_line *) b)->id;
+
+    return x < y ? -1 : x > y;
+}
+
 /* The head's version and the lines, outside any lock (one statement, one
- * snapshot); no head is an empty list. */
+ * snapshot), in the order they were added; no head is an empty list. */
 static jt_err
 read_for_order(jt_req *r, basket_hook *h, jt_order_item *items)
 {
     jt_val p[1] = { JT_VI(h->uid) };
+    basket_line lines[READ_MAX];
     jt_rows rows;
     jt_db_rc rc;
     int i;
@@ -448,10 +465,15 @@ read_for_order(jt_req *r, basket_hook *h, jt_order_item *items)
         if (jt_cell(&rows, i, 1)->type == JT_V_NULL) {
             continue;   /* the head without lines */
         }
-        items[h->n].product_id = jt_cell(&rows, i, 1)->i;
-        items[h->n].option_id = jt_cell(&rows, i, 2)->i;
-        items[h->n].quantity = jt_cell(&rows, i, 3)->i;
+        lines[h->n].item.product_id = jt_cell(&rows, i, 1)->i;
+        lines[h->n].item.option_id = jt_cell(&rows, i, 2)->i;
+        lines[h->n].item.quantity = jt_cell(&rows, i, 3)->i;
+        lines[h->n].id = jt_cell(&rows, i, 4)->i;
         h->n++;
+    }
+    qsort(lines, (size_t) h->n, sizeof(lines[0]), by_line_id);
+    for (i = 0; i < h->n; i++) {
+        items[i] = lines[i].item;
     }
     return JT_OK;
 }
