@@ -1,8 +1,10 @@
 #!/usr/bin/perl
 # Cart checkout beside POST /api/v1/orders for the same lines, in one run on
-# this machine. Every order has two lines, spread over 1,000 products (no
-# hot product: the lock does not decide); each buyer's cart holds exactly
-# the two lines its direct order names. wrk (a Lua script, each request its
+# this machine. Every order has two lines, spread over 10,000 products (no
+# hot product: the lock does not decide; and a product comes round again
+# seconds later, after its cached detail expired, so pricing costs both
+# endpoints the same at any rate); each buyer's cart holds exactly the two
+# lines its direct order names. wrk (a Lua script, each request its
 # own buyer, so every checkout finds a full cart) alternates the two
 # endpoints, RUNS times each, and counts only 201 answers that are a PAID
 # order; the ratio is of the medians (and of each pair, for the spread).
@@ -32,17 +34,19 @@ my $dir = $s->dir;
 $| = 1;
 
 # --- data: one pool of buyers per endpoint and run, 1,000 products, carts -------
-# A run needs at most one buyer per request: a pool of 2,000 per second of
-# run is more than this machine serves.
-my $per_run = 2000 * $secs;
+# A run needs one buyer per request: a pool of 1,200 per second of run is
+# more than this machine serves (a run that used them all would reuse the
+# last one, and its empty cart would show as answers that are not orders).
+my $per_run = 1200 * $secs;
 my $nbuyers = (2 * $runs + 1) * $per_run;    # the last pool warms up
-print "setting up $nbuyers buyers (tokens, balances, carts) and 1,000 products ...\n";
+my $NP = 10_000;
+print "setting up $nbuyers buyers (tokens, balances, carts) and $NP products ...\n";
 my $base = $s->sql("SELECT MAX(id) FROM users")->[0][0];
 my $p0 = $s->sql("SELECT COALESCE(MAX(id), 0) + 1 FROM products")->[0][0];
-$s->sql("INSERT INTO products (id, name, price, stock) VALUES "
-      . join(',', map { "(" . ($p0 + $_) . ", 'bench cart $_', 1000, 10000000)" } 0 .. 999));
+$s->sql("INSERT INTO products (id, name, price, stock) SELECT $p0 + seq, CONCAT('bench cart ', seq), 1000, 10000000"
+      . " FROM seq_0_to_" . ($NP - 1));
 $s->sql("INSERT INTO stock_movements (product_id, delta, kind) SELECT id, stock, 'INITIAL' FROM products WHERE id >= $p0");
-# buyer n's two lines: products p0 + n % 1000 and p0 + (n + 500) % 1000
+# buyer n's two lines: products p0 + n % NP and p0 + (n + NP / 2) % NP
 # token n is the SHA-256 of "bench-cart-token-n" (so SQL can store its
 # hash without a long statement); buyer n is user base + n
 my @tokens = map { encode_base64url(sha256("bench-cart-token-$_")) } 1 .. $nbuyers;
@@ -61,7 +65,7 @@ for (my $from = 1; $from <= $nbuyers; $from += 10000) {
           . " NOW(6) + INTERVAL 1 DAY, NOW(6) FROM $q;"
           . " INSERT INTO baskets (user_id, kind) SELECT $base + seq, 'CART' FROM $q;"
           . " INSERT INTO cart_items (user_id, product_id, option_id, quantity)"
-          . " SELECT $base + seq, $p0 + seq % 1000, 0, 1 FROM $q UNION ALL SELECT $base + seq, $p0 + (seq + 500) % 1000, 0, 1 FROM $q");
+          . " SELECT $base + seq, $p0 + seq % $NP, 0, 1 FROM $q UNION ALL SELECT $base + seq, $p0 + (seq + $NP / 2) % $NP, 0, 1 FROM $q");
 }
 
 my $ship = '"shipping":{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}';
@@ -75,7 +79,7 @@ sub wrk_run {
     open my $fh, '>:raw', $lua or die;
     print $fh "local tokens = {" . join(',', map { "\"$_\"" } @tokens[ $first - 1 .. $first + $per_run - 2 ]) . "}\n";
     my $t = 2;
-    print $fh "local kind, base, first, p0, NT = '$kind', $base, $first, $p0, $t\n";
+    print $fh "local kind, base, first, p0, NT, NP, HALF = '$kind', $base, $first, $p0, $t, $NP, " . ($NP / 2) . "\n";
     print $fh "local ship = '$ship'\n";
     print $fh <<'LUA';
 local threads = {}
@@ -99,7 +103,7 @@ request = function()
   if kind == 'cart' then
     return wrk.format(nil, '/api/v1/users/' .. (base + b) .. '/cart/checkout', nil, '{' .. ship .. '}')
   end
-  local a, c = p0 + b % 1000, p0 + (b + 500) % 1000
+  local a, c = p0 + b % NP, p0 + (b + HALF) % NP
   return wrk.format(nil, '/api/v1/orders', nil,
     '{"items":[{"productId":' .. a .. ',"quantity":1},{"productId":' .. c .. ',"quantity":1}],' .. ship .. '}')
 end
@@ -123,13 +127,51 @@ end
 LUA
     close $fh;
     my $st0 = status();
+    my $ticks0 = stack_ticks();
     my $out = `wrk -t$t -c$c -d${dur}s -s $lua $url 2>&1`;
+    my $ticks1 = stack_ticks();
     my $st1 = status();
+    my %ticks = map { $_ => 1000 * ($ticks1->{$_} - ($ticks0->{$_} // 0)) } keys %$ticks1;
     my ($good, $wrong, $sockerr, $p50, $p99) = $out =~ /^WRK (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$/m
         or die "wrk output:\n$out";
     my %per = map { $_ => ($st1->{$_} - ($st0->{$_} // 0)) / ($good || 1) } keys %$st1;
     return { rps => $good / $dur, good => $good, wrong => $wrong, sockerr => $sockerr, p50 => $p50, p99 => $p99,
+             cpu => $ticks{all} / ($good || 1), parts => { map { $_ => $ticks{$_} / ($good || 1) } keys %ticks },
              per => \%per };
+}
+
+# CPU ticks (user + system) of the stack's parts, MariaDB, Redis, nginx and
+# jangteod, each with its children. On a machine shared with other work
+# the rates swing; what an order costs in CPU does much less.
+sub stack_ticks {
+    my (%ppid, %ticks);
+    for my $st (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $st or next;
+        my $line = <$fh> // next;
+        my ($pid, $rest) = $line =~ /^(\d+) \(.*\) (.*)$/ or next;
+        my @f = split ' ', $rest;
+        $ppid{$pid} = $f[1];
+        $ticks{$pid} = $f[11] + $f[12];
+    }
+    my %of;    # pid => the part it belongs to
+    for my $name (keys %{ $s->{pids} }) {
+        $of{ $s->{pids}{$name} } = $name if defined $s->{pids}{$name};
+    }
+    my $grew = 1;
+    while ($grew) {
+        $grew = 0;
+        for my $pid (keys %ppid) {
+            next if $of{$pid} || !$of{ $ppid{$pid} };
+            $of{$pid} = $of{ $ppid{$pid} };
+            $grew = 1;
+        }
+    }
+    my %t = (all => 0);
+    for my $pid (keys %of) {
+        $t{ $of{$pid} } += $ticks{$pid} // 0;
+        $t{all} += $ticks{$pid} // 0;
+    }
+    return \%t;
 }
 
 # MariaDB's counters of statements and row work, to say what an order costs
@@ -150,8 +192,9 @@ my (@order, @cart);
 for my $k (0 .. $runs - 1) {
     push @order, wrk_run('order', 1 + (2 * $k) * $per_run);
     push @cart, wrk_run('cart', 1 + (2 * $k + 1) * $per_run);
-    printf "  run %d: orders %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, other %d)   checkout %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, other %d)\n",
-        $k + 1, @{ $order[-1] }{qw(rps p50 p99 wrong)}, @{ $cart[-1] }{qw(rps p50 p99 wrong)};
+    printf "  run %d: orders %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, %4.0f ticks/1,000, other %d)"
+        . "   checkout %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, %4.0f ticks/1,000, other %d)\n",
+        $k + 1, @{ $order[-1] }{qw(rps p50 p99 cpu wrong)}, @{ $cart[-1] }{qw(rps p50 p99 cpu wrong)};
 }
 sub median { my @v = sort { $a <=> $b } @_; return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2 }
 my ($mo, $mc) = (median(map { $_->{rps} } @order), median(map { $_->{rps} } @cart));
@@ -163,6 +206,14 @@ printf "POST /api/v1/orders          : median %6.0f orders/s  p50 %5.1f ms  p99 
 printf "POST .../cart/checkout       : median %6.0f orders/s  p50 %5.1f ms  p99 %6.1f ms\n", $mc,
     median(map { $_->{p50} } @cart), median(map { $_->{p99} } @cart);
 printf "ratio of the medians         : %5.1f %%   (goal >= 90 %%)\n", 100 * $mc / $mo;
+my ($co, $cc) = (median(map { $_->{cpu} } @order), median(map { $_->{cpu} } @cart));
+printf "CPU of the stack per 1,000   : orders %.0f ticks, checkouts %.0f ticks: a checkout costs %.1f %% of an order's CPU\n",
+    $co, $cc, 100 * $cc / $co;
+printf "  (on a saturated machine, checkout/s would be %.1f %% of orders/s)\n", 100 * $co / $cc;
+for my $part (sort grep { $_ ne 'all' } keys %{ $order[0]{parts} }) {
+    printf "  %-10s per 1,000: orders %5.1f, checkouts %5.1f ticks (medians)\n", $part,
+        median(map { $_->{parts}{$part} // 0 } @order), median(map { $_->{parts}{$part} // 0 } @cart);
+}
 printf "ratio per pair               : %s\n", join(', ', map { sprintf('%.1f %%', 100 * $cart[$_]{rps} / $order[$_]{rps}) } 0 .. $runs - 1);
 for my $pair ([ 'orders', \@order ], [ 'checkout', \@cart ]) {
     my ($name, $r) = @$pair;
