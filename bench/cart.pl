@@ -63,9 +63,10 @@ for (my $from = 1; $from <= $nbuyers; $from += 10000) {
           . " INSERT INTO auth_tokens (token_hash, user_id, expires_at, last_used_at)"
           . " SELECT UNHEX(SHA2(UNHEX(SHA2(CONCAT('bench-cart-token-', seq), 256)), 256)), $base + seq,"
           . " NOW(6) + INTERVAL 1 DAY, NOW(6) FROM $q;"
-          . " INSERT INTO baskets (user_id, kind) SELECT $base + seq, 'CART' FROM $q;"
-          . " INSERT INTO cart_items (user_id, product_id, option_id, quantity)"
-          . " SELECT $base + seq, $p0 + seq % $NP, 0, 1 FROM $q UNION ALL SELECT $base + seq, $p0 + (seq + $NP / 2) % $NP, 0, 1 FROM $q");
+          . " INSERT INTO baskets (user_id, kind, version) SELECT $base + seq, 'CART', 2 FROM $q;"
+          . " INSERT INTO cart_items (user_id, id, rev, product_id, option_id, quantity)"
+          . " SELECT $base + seq, 1, 1, $p0 + seq % $NP, 0, 1 FROM $q"
+          . " UNION ALL SELECT $base + seq, 2, 2, $p0 + (seq + $NP / 2) % $NP, 0, 1 FROM $q");
 }
 
 my $ship = '"shipping":{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}';

@@ -6,11 +6,13 @@
 -- option_id is 0 for a product without options, so (user, product,
 -- option) is one unique line.
 --
--- baskets holds one head row per user and list. Every change of a list
--- bumps its version in the same transaction (the head row is locked first,
--- so the writers of one list queue on it); an order made from a list reads
--- the version with the lines and deletes (or keeps) exactly those lines
--- only while the version is unchanged (src/domain/basket.h).
+-- baskets holds one head row per user and list, whose version counts the
+-- list's changes. Every write of a list locks it first (the writers of one
+-- list queue on it) and stamps what it writes with the new version: a
+-- line's id is the version that added it, its rev the version that last
+-- set it. Versions grow, so an order made from a list reads the lines and
+-- takes exactly those of rev <= the highest it read, and knows whether any
+-- changed since (src/domain/basket.h).
 CREATE TABLE baskets (
     user_id     BIGINT UNSIGNED NOT NULL,
     kind        ENUM('CART','WISHLIST') NOT NULL,
@@ -21,17 +23,17 @@ CREATE TABLE baskets (
 ) ENGINE=InnoDB;
 
 -- Clustered by (user, id): a list is one contiguous range, read in the
--- order its lines were added without a sort, and taken by one range delete.
+-- order its lines were added and taken by one range delete.
 CREATE TABLE cart_items (
-    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     user_id     BIGINT UNSIGNED NOT NULL,
+    id          BIGINT UNSIGNED NOT NULL,   -- the lineId: the head's version that added it
+    rev         BIGINT UNSIGNED NOT NULL,   -- the head's version that last set it
     product_id  BIGINT UNSIGNED NOT NULL,
     option_id   BIGINT UNSIGNED NOT NULL DEFAULT 0,
     quantity    INT             NOT NULL,
     created_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (user_id, id),
-    UNIQUE KEY cart_items_id (id),
     UNIQUE KEY cart_items_line (user_id, product_id, option_id),
     CONSTRAINT cart_items_quantity CHECK (quantity BETWEEN 1 AND 999)
 ) ENGINE=InnoDB;
@@ -39,15 +41,15 @@ CREATE TABLE cart_items (
 -- wishlist_items_product: GET /api/v1/products/{id}'s wishCount (the
 -- buyers who wish for the product, under any option).
 CREATE TABLE wishlist_items (
-    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     user_id     BIGINT UNSIGNED NOT NULL,
+    id          BIGINT UNSIGNED NOT NULL,
+    rev         BIGINT UNSIGNED NOT NULL,
     product_id  BIGINT UNSIGNED NOT NULL,
     option_id   BIGINT UNSIGNED NOT NULL DEFAULT 0,
     quantity    INT             NOT NULL DEFAULT 1,
     created_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at  DATETIME(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (user_id, id),
-    UNIQUE KEY wishlist_items_id (id),
     UNIQUE KEY wishlist_items_line (user_id, product_id, option_id),
     KEY wishlist_items_product (product_id, user_id),
     CONSTRAINT wishlist_items_quantity CHECK (quantity BETWEEN 1 AND 999)

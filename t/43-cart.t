@@ -262,6 +262,18 @@ ten_at_once('with the lock', 0);
     my $r = checkout($u);
     is($r->{status}, 201, 'a checkout now orders it') or diag($r->{body});
     is($r->{json}{items}[0]{quantity}, 3, 'with the quantity the buyer set last');
+
+    # a line added meanwhile is not part of the checkout: it stays
+    put_line($u, $p, 1);
+    is($s->redis('set', $lock, 'held-by-the-test', 'PX', 20000), 'OK', 'the lock is held again');
+    $res = concurrent($s, [ checkout_req($u, key()),
+        [ 'PUT', "/api/v1/users/$u->{id}/cart/items", bearer($u->{token}), { productId => 0 + $pfill, quantity => 2 } ] ],
+        stagger => 0.5, on_answer => sub { $s->redis('del', $lock) if $_[0] == 1 });
+    is($res->[1]{status}, 200, 'a line is added while the checkout waits') or diag($res->[1]{body});
+    is($res->[0]{status}, 201, 'the checkout orders the cart it read') or diag($res->[0]{body});
+    is_deeply([ map { [ $_->{productId}, $_->{quantity} ] } @{ $res->[0]{json}{items} || [] } ], [ [ $p, 1 ] ],
+        'one line, as read');
+    is_deeply(rows_of($u), [ [ $pfill, 0, 2 ] ], 'the line added meanwhile stays in the cart');
 }
 
 # ---------------------------------------------------------------- a crowd of carts

@@ -165,22 +165,36 @@ my $o4b = add_option($s, $p4, '빨강', 0, 30);
 }
 
 # ---------------------------------------------------------------- the wishlist changes between its read and the order
-{
-    my $u = $users->[5];
-    wish($u, $p2);
+# (the buyer's balance lock held from outside: the order reads the wishlist
+# and prices it, then waits; meanwhile a PUT commits, then the lock goes)
+sub while_it_waits {
+    my ($u, $change, $clear) = @_;
     my $lock = "lock:balance:$u->{id}";
-    is($s->redis('set', $lock, 'held-by-the-test', 'PX', 20000), 'OK', "the buyer's balance lock is held");
-    my $before = snapshot($s);
-    my $res = concurrent($s, [
-        [ 'POST', "/api/v1/users/$u->{id}/wishlist/order", bearer($u->{token}), { shipping => {%SHIP} } ],
-        [ 'PUT', "/api/v1/users/$u->{id}/wishlist/items", bearer($u->{token}), { productId => 0 + $p1 } ] ],
+    $s->redis('set', $lock, 'held-by-the-test', 'PX', 20000) eq 'OK' or BAIL_OUT('cannot hold the lock');
+    return concurrent($s, [
+        [ 'POST', "/api/v1/users/$u->{id}/wishlist/order", bearer($u->{token}), { shipping => {%SHIP}, clear => $clear } ],
+        [ 'PUT', "/api/v1/users/$u->{id}/wishlist/items", bearer($u->{token}), $change ] ],
         stagger => 0.5, on_answer => sub { $s->redis('del', $lock) if $_[0] == 1 });
-    is($res->[1]{status}, 200, 'an item is added while the order waits') or diag($res->[1]{body});
-    is_problem($res->[0], 409, 'WISHLIST_CHANGED', 'the order then finds the wishlist changed: 409 WISHLIST_CHANGED');
-    is(snapshot($s), $before, 'nothing moved');
-    my $r = order_all($u);
-    is($r->{status}, 201, 'ordered now') or diag($r->{body});
-    is(scalar @{ $r->{json}{items} }, 2, 'with both items');
+}
+for my $clear (JSON::PP::false, JSON::PP::true) {
+    my $how = $clear ? 'clearing' : 'keeping';
+    my $u = $users->[ $clear ? 6 : 5 ];
+    wish($u, $p2);
+    wish($u, $p3);
+    my $before = snapshot($s);
+    my $res = while_it_waits($u, { productId => 0 + $p2, quantity => 2 }, $clear);
+    is($res->[1]{status}, 200, "$how: an item's quantity is set while the order waits") or diag($res->[1]{body});
+    is_problem($res->[0], 409, 'WISHLIST_CHANGED', "$how: the order then finds the wishlist changed: 409 WISHLIST_CHANGED");
+    is(snapshot($s), $before, "$how: nothing moved");
+    is_deeply(rows_of($u), [ [ $p2, 0, 2 ], [ $p3, 0, 1 ] ], "$how: the wishlist is as the PUT left it");
+    $res = while_it_waits($u, { productId => 0 + $p1 }, $clear);
+    is($res->[1]{status}, 200, "$how: an item is added while the order waits") or diag($res->[1]{body});
+    is($res->[0]{status}, 201, "$how: the order goes on with the items it read") or diag($res->[0]{body});
+    is_deeply([ map { [ $_->{productId}, $_->{quantity} ] } @{ $res->[0]{json}{items} || [] } ], [ [ $p2, 2 ], [ $p3, 1 ] ],
+        "$how: exactly those, as they were set");
+    is_deeply(rows_of($u), $clear ? [ [ $p1, 0, 1 ] ] : [ [ $p2, 0, 2 ], [ $p3, 0, 1 ], [ $p1, 0, 1 ] ],
+        $clear ? 'clearing: the items ordered are gone, the one added meanwhile stays'
+               : 'keeping: all three are on the wishlist');
 }
 
 # ---------------------------------------------------------------- wishCount

@@ -1,6 +1,7 @@
 /* The cart and the wishlist: one mechanism over two tables. Read a write
  * top to bottom: owner → body → jt_write_begin → (product check) → one
- * transaction that locks the list's head row first (basket.h) → answer.
+ * transaction that locks the list's head row first and stamps what it
+ * writes with the head's new version (basket.h) → answer.
  * An order from a list hands its lines and a hook to orders_place_from,
  * the one order path. */
 #include "domain/basket.h"
@@ -36,31 +37,29 @@
     " FROM " JT_SQL_CLOCK ", " T " l JOIN products p ON p.id = l.product_id"          \
     " LEFT JOIN product_options o ON o.id = l.option_id AND o.product_id = l.product_id" \
     " WHERE l.user_id = ? ORDER BY l.id LIMIT 101"
-/* the head, created or bumped and locked to COMMIT (basket.h) */
+/* the head, created (at version 1) or bumped, and locked to COMMIT: the
+ * list's writers queue here (basket.h); then the version it now has */
 #define SQL_HEAD(K)                                                                   \
-    "INSERT INTO baskets (user_id, kind) VALUES (?, '" K "')"                         \
+    "INSERT INTO baskets (user_id, kind, version) VALUES (?, '" K "', 1)"             \
     " ON DUPLICATE KEY UPDATE version = version + 1"
-/* the head's version and the lines in one statement: one snapshot (no
- * ORDER BY: on the join's inner table it costs a temporary table and a
- * sort; the lines are put in their order in C) */
-#define SQL_FOR_ORDER(T, K)                                                           \
-    "SELECT b.version, l.product_id, l.option_id, l.quantity, l.id FROM baskets b"    \
-    " LEFT JOIN " T " l ON l.user_id = b.user_id WHERE b.user_id = ? AND b.kind = '" K "'" \
-    " LIMIT 101"
+#define SQL_HEAD_VERSION(K) "SELECT version FROM baskets WHERE user_id = ? AND kind = '" K "'"
+/* the lines an order is made of, with their revs (the primary key's range:
+ * in the order they were added) */
+#define SQL_FOR_ORDER(T) "SELECT id, rev, product_id, option_id, quantity FROM " T " WHERE user_id = ? LIMIT 101"
 #define SQL_COUNT(T)                                                                  \
     "SELECT COUNT(*), COALESCE(SUM(product_id = ? AND option_id = ?), 0) FROM " T " WHERE user_id = ?"
+/* a new line gets the version as its id and rev; a line set again keeps
+ * its id and takes the version as its rev */
 #define SQL_SET(T)                                                                    \
-    "INSERT INTO " T " (user_id, product_id, option_id, quantity) VALUES (?, ?, ?, ?)" \
-    " ON DUPLICATE KEY UPDATE quantity = VALUES(quantity)"
+    "INSERT INTO " T " (user_id, id, rev, product_id, option_id, quantity) VALUES (?, ?, ?, ?, ?, ?)" \
+    " ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), rev = VALUES(rev)"
 #define SQL_UNSET(T) "DELETE FROM " T " WHERE user_id = ? AND product_id = ? AND option_id = ?"
-#define SQL_UNSET_ID(T) "DELETE FROM " T " WHERE id = ? AND user_id = ?"
+#define SQL_UNSET_ID(T) "DELETE FROM " T " WHERE user_id = ? AND id = ?"
 #define SQL_CLEAR(T) "DELETE FROM " T " WHERE user_id = ?"
-/* an order takes exactly the lines it read, while the version is the one
- * it read (the join reads the head with a share lock) */
-#define SQL_TAKE(T, K)                                                                \
-    "DELETE l FROM " T " l JOIN baskets b ON b.user_id = l.user_id AND b.kind = '" K "'" \
-    " WHERE l.user_id = ? AND b.version = ?"
-#define SQL_FENCE(K) "SELECT version FROM baskets WHERE user_id = ? AND kind = '" K "' LOCK IN SHARE MODE"
+/* an order takes the lines it read (rev <= the highest rev it read), or
+ * share-locks them in place */
+#define SQL_TAKE(T) "DELETE FROM " T " WHERE user_id = ? AND rev <= ?"
+#define SQL_KEEP(T) "SELECT COUNT(*) FROM " T " WHERE user_id = ? AND rev <= ? LOCK IN SHARE MODE"
 #define SQL_LINES(T) "SELECT COUNT(*) FROM " T " WHERE user_id = ?"
 
 /* the product a line names: its option count, and whether the option given
@@ -84,16 +83,16 @@ typedef struct {
     jt_err              empty, changed, full, not_found;
     const char         *empty_detail;
     const char *const  *order_members;
-    const char *sql_view, *sql_head, *sql_for_order, *sql_count, *sql_set, *sql_unset, *sql_unset_id,
-               *sql_clear, *sql_take, *sql_fence, *sql_lines;
+    const char *sql_view, *sql_head, *sql_head_version, *sql_for_order, *sql_count, *sql_set, *sql_unset,
+               *sql_unset_id, *sql_clear, *sql_take, *sql_keep, *sql_lines;
 } basket_kind;
 
 static const char *const CART_ORDER_MEMBERS[] = { "shipping", "expectedTotal", NULL };
 static const char *const WISHLIST_ORDER_MEMBERS[] = { "shipping", "expectedTotal", "clear", NULL };
 
 #define BASKET_SQL(T, K)                                                              \
-    SQL_VIEW(T), SQL_HEAD(K), SQL_FOR_ORDER(T, K), SQL_COUNT(T), SQL_SET(T), SQL_UNSET(T), \
-    SQL_UNSET_ID(T), SQL_CLEAR(T), SQL_TAKE(T, K), SQL_FENCE(K), SQL_LINES(T)
+    SQL_VIEW(T), SQL_HEAD(K), SQL_HEAD_VERSION(K), SQL_FOR_ORDER(T), SQL_COUNT(T), SQL_SET(T), \
+    SQL_UNSET(T), SQL_UNSET_ID(T), SQL_CLEAR(T), SQL_TAKE(T), SQL_KEEP(T), SQL_LINES(T)
 
 static const basket_kind CART = {
     "cart", "lines", JT_CART_MAX_LINES, 0, 1, 0,
@@ -223,27 +222,42 @@ answer(jt_tx *tx, basket_tx *t, int status)
     return JT_TX_COMMIT;
 }
 
-/* PUT: the head first (the list's writers queue on it), then the line. */
+/* PUT: the head first (the list's writers queue on it), then the line,
+ * stamped with the head's new version. */
 static jt_tx_step
 put_body(jt_tx *tx)
 {
     basket_tx *t = tx->data;
     const basket_kind *k = t->k;
-    jt_val p[4] = { JT_VI(t->uid), JT_VI(t->product_id), JT_VI(t->option_id), JT_VI(t->quantity) };
+    jt_val p[3] = { JT_VI(t->uid), JT_VI(t->product_id), JT_VI(t->option_id) };
     jt_val c[3] = { JT_VI(t->product_id), JT_VI(t->option_id), JT_VI(t->uid) };
+    jt_val set[6];
     jt_rows rows;
+    int64_t version;
 
     JT_TX_EXEC(tx, k->sql_head, p, 1, &rows);
     if (t->quantity == 0) {
         JT_TX_EXEC(tx, k->sql_unset, p, 3, &rows);
         return answer(tx, t, 200);
     }
+    JT_TX_EXEC(tx, k->sql_head_version, p, 1, &rows);
+    if (rows.nrows != 1) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    version = jt_cell(&rows, 0, 0)->i;
     JT_TX_EXEC(tx, k->sql_count, c, 3, &rows);
     if (jt_val_int(jt_cell(&rows, 0, 1)) == 0 && jt_val_int(jt_cell(&rows, 0, 0)) >= k->max_lines) {
         t->refusal = jt_fail(t->r, k->full, "the %s holds %d lines; remove one first", k->what, k->max_lines);
         return JT_TX_ABORT;
     }
-    JT_TX_EXEC(tx, k->sql_set, p, 4, &rows);
+    set[0] = JT_VI(t->uid);
+    set[1] = JT_VI(version);
+    set[2] = JT_VI(version);
+    set[3] = JT_VI(t->product_id);
+    set[4] = JT_VI(t->option_id);
+    set[5] = JT_VI(t->quantity);
+    JT_TX_EXEC(tx, k->sql_set, set, 6, &rows);
     return answer(tx, t, 200);
 }
 
@@ -254,7 +268,7 @@ remove_body(jt_tx *tx)
     basket_tx *t = tx->data;
     const basket_kind *k = t->k;
     jt_val p[3] = { JT_VI(t->uid), JT_VI(t->product_id), JT_VI(t->option_id) };
-    jt_val byid[2] = { JT_VI(t->line_id), JT_VI(t->uid) };
+    jt_val byid[2] = { JT_VI(t->uid), JT_VI(t->line_id) };
     jt_rows rows;
 
     JT_TX_EXEC(tx, k->sql_head, p, 1, &rows);
@@ -391,21 +405,22 @@ typedef struct {
     jt_req             *r;
     const basket_kind  *k;
     int64_t             uid;
-    int64_t             version;   /* the head's, when the lines were read */
+    int64_t             max_rev;   /* the highest rev of the lines read */
     int                 n;
-    int                 take;      /* delete the lines (else: keep, fenced) */
+    int                 take;      /* delete the lines (else: keep them, share-locked) */
 } basket_hook;
 
 /* First in the order's transaction (orders.h): the lines the order was
- * priced from are taken (or share-locked in place) at the version they
- * were read at; otherwise the order is refused and nothing changes
- * (basket.h walks through the interleavings). */
+ * priced from are taken (or share-locked in place), exactly those: every
+ * line of rev <= max_rev is one that was read, so n of them means none
+ * changed or went since. Otherwise the order is refused and nothing
+ * changes (basket.h walks through the interleavings). */
 static jt_tx_step
 order_hook(jt_tx *tx, void *data, jt_err *refusal)
 {
     basket_hook *h = data;
     const basket_kind *k = h->k;
-    jt_val p[2] = { JT_VI(h->uid), JT_VI(h->version) };
+    jt_val p[2] = { JT_VI(h->uid), JT_VI(h->max_rev) };
     jt_rows rows;
 
     if (h->take) {
@@ -418,8 +433,8 @@ order_hook(jt_tx *tx, void *data, jt_err *refusal)
             return JT_TX_ABORT;
         }
     } else {
-        JT_TX_EXEC(tx, k->sql_fence, p, 1, &rows);
-        if (rows.nrows == 1 && jt_cell(&rows, 0, 0)->i == h->version) {
+        JT_TX_EXEC(tx, k->sql_keep, p, 2, &rows);
+        if (jt_val_int(jt_cell(&rows, 0, 0)) == h->n) {
             return JT_TX_COMMIT;
         }
     }
@@ -445,8 +460,8 @@ by_line_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The head's version and the lines, outside any lock (one statement, one
- * snapshot), in the order they were added; no head is an empty list. */
+/* The lines, outside any lock, in the order they were added, and the
+ * highest rev among them. */
 static jt_err
 read_for_order(jt_req *r, basket_hook *h, jt_order_item *items)
 {
@@ -460,15 +475,15 @@ read_for_order(jt_req *r, basket_hook *h, jt_order_item *items)
         return jt_db_fail(r, rc);
     }
     h->n = 0;
-    h->version = rows.nrows ? jt_cell(&rows, 0, 0)->i : 0;
+    h->max_rev = 0;
     for (i = 0; i < rows.nrows && i < READ_MAX; i++) {
-        if (jt_cell(&rows, i, 1)->type == JT_V_NULL) {
-            continue;   /* the head without lines */
+        lines[i].id = jt_cell(&rows, i, 0)->i;
+        if (jt_cell(&rows, i, 1)->i > h->max_rev) {
+            h->max_rev = jt_cell(&rows, i, 1)->i;
         }
-        lines[h->n].item.product_id = jt_cell(&rows, i, 1)->i;
-        lines[h->n].item.option_id = jt_cell(&rows, i, 2)->i;
-        lines[h->n].item.quantity = jt_cell(&rows, i, 3)->i;
-        lines[h->n].id = jt_cell(&rows, i, 4)->i;
+        lines[i].item.product_id = jt_cell(&rows, i, 2)->i;
+        lines[i].item.option_id = jt_cell(&rows, i, 3)->i;
+        lines[i].item.quantity = jt_cell(&rows, i, 4)->i;
         h->n++;
     }
     qsort(lines, (size_t) h->n, sizeof(lines[0]), by_line_id);

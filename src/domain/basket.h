@@ -12,43 +12,56 @@
  *
  * which creates or bumps the head and holds its exclusive row lock to
  * COMMIT: the writers of one list queue on that row, so a writer's count
- * of lines (the 50/100 cap) is never raced by another's insert. The bump
- * needs no version check of its own: a PUT sets a quantity whatever the
- * list held, and the lock orders it after whatever committed first.
+ * of lines (the 50/100 caps) is never raced by another's insert. A PUT
+ * stamps the line it writes with the head's new version: a new line's id
+ * (its lineId) and every line's rev, the version that last set it. The
+ * bump needs no version check of its own: a PUT sets a quantity whatever
+ * the list held, and the lock orders it after whatever committed first.
  *
- * An order from a list (cart checkout, wishlist order) reads the head's
- * version and the lines in one statement (one snapshot), prices and locks
- * like any order, and then, first in the order's transaction (the hook):
+ * Revs grow in commit order: a rev is handed out under the head's lock,
+ * which the next writer gets only after this one's COMMIT. So a line that
+ * was not yet committed when a reader read the list has a rev above every
+ * rev the reader saw.
+ *
+ * An order from a list (cart checkout, wishlist order) reads the lines and
+ * their highest rev R (one statement), prices and locks like any order,
+ * and then, first in the order's transaction (the hook):
  *
  *   take (cart; wishlist with "clear"):
- *     DELETE lines JOIN head WHERE user AND head.version = <read>
- *     and exactly the lines read must go (affected = n);
- *   keep (wishlist): SELECT version ... LOCK IN SHARE MODE = <read>.
+ *     DELETE lines WHERE user AND rev <= R, which must delete all n;
+ *   keep (wishlist): SELECT COUNT(*) ... WHERE rev <= R LOCK IN SHARE MODE
+ *     must be n.
+ *
+ * Every line of rev <= R was read (by the order above), so n of them is
+ * exactly the lines read, unchanged.
  *
  * Invariant: an order commits only together with the removal (or the
  * share-locked presence) of exactly the lines it was priced from, and a
  * refused order leaves the list as it was (the hook's rows roll back with
  * the order). Interleavings:
  *
- *   - a PUT commits between the read and the hook: the version moved, the
- *     DELETE matches nothing and the order is refused (CHANGED, or EMPTY if
- *     the list is now empty); nothing was ordered that the buyer did not
- *     have in the list when it was read.
- *   - a PUT comes after the hook: the DELETE's join read the head with a
- *     share lock (and the keeping fence takes one), so the PUT's bump waits
- *     for the order's COMMIT; it then sees the list the order left.
+ *   - a PUT set a line again, or a DELETE removed one, between the read and
+ *     the hook: that line's rev is now above R, or the line is gone; fewer
+ *     than n match and the order is refused (CHANGED, or EMPTY if the list
+ *     is now empty); nothing was ordered that the list did not hold as read.
+ *   - a PUT added a line after the read: its rev is above R; the order takes
+ *     the lines it read and the new one stays (it was not in what the buyer
+ *     checked out).
+ *   - a PUT is in flight when the hook runs: the hook waits for the rows it
+ *     locked (InnoDB rereads the committed row and finds its new rev); a PUT
+ *     that comes after the hook waits for the rows the hook holds (deleted:
+ *     it then adds the line to the emptied list; share-locked: it waits for
+ *     the order's COMMIT).
  *   - two checkouts of one cart (the Redis lock on the buyer's balance
  *     usually runs them one after the other; with Redis down they overlap):
- *     both read version v and n lines; the first's DELETE takes the lines'
- *     exclusive locks, the second's waits for them, and after the first
- *     commits it finds them gone: affected 0, the cart is empty, 409
- *     CART_EMPTY (or a replay, if both carried one Idempotency-Key). A
- *     checkout does not bump the version: the lines it deleted are the
- *     change, and no later reader can find them at v again. Exactly one
- *     order per read of a cart.
- *   - a checkout and a PUT lock the head and the lines in opposite orders
- *     (the DELETE may lock a line before the head): InnoDB may then report
- *     a deadlock, which store/tx.c retries like any conflict.
+ *     both read the same n lines; the first's DELETE takes their exclusive
+ *     locks, the second's waits for them and, after the first commits,
+ *     finds them gone: 0 deleted, the cart is empty, 409 CART_EMPTY (or a
+ *     replay, if both carried one Idempotency-Key). Exactly one order per
+ *     reading of a cart.
+ *
+ * An order never touches the head row: it costs the read and the hook's
+ * one statement, nothing more (bench/cart.pl).
  *
  * The version is the fence, as everywhere: no Redis lock guards a list. */
 #ifndef JT_BASKET_H
