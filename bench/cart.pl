@@ -21,6 +21,7 @@ use Digest::SHA qw(sha256);
 use Getopt::Long;
 use MIME::Base64 qw(encode_base64url);
 use Jangteo::Stack;
+use Jangteo::Bench qw(wrk_run median);
 use Jangteo::Client qw(test_stack);
 
 my ($c, $secs, $workers, $runs) = (16, 10, 8, 3);
@@ -69,74 +70,35 @@ for (my $from = 1; $from <= $nbuyers; $from += 10000) {
           . " UNION ALL SELECT $base + seq, 2, 2, $p0 + (seq + $NP / 2) % $NP, 0, 1 FROM $q");
 }
 
-my $ship = '"shipping":{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}';
-my $url = "http://127.0.0.1:" . $s->http_port;
-
 # --- one wrk run: $kind 'order' or 'cart', buyers $first .. $first + $per_run - 1
-sub wrk_run {
+my $url = "http://127.0.0.1:" . $s->http_port;
+sub bench_run {
     my ($kind, $first, $dur) = @_;
     $dur //= $secs;
-    my $lua = "$dir/$kind-$first.lua";
-    open my $fh, '>:raw', $lua or die;
-    print $fh "local tokens = {" . join(',', map { "\"$_\"" } @tokens[ $first - 1 .. $first + $per_run - 2 ]) . "}\n";
-    my $t = 2;
-    print $fh "local kind, base, first, p0, NT, NP, HALF = '$kind', $base, $first, $p0, $t, $NP, " . ($NP / 2) . "\n";
-    print $fh "local ship = '$ship'\n";
-    print $fh <<'LUA';
-local threads = {}
-function setup(thread)
-  thread:set("tid", #threads)
-  thread:set("nthreads", NT)
-  table.insert(threads, thread)
-end
-function init(args)
-  n, ok, bad = 0, 0, 0
-end
-wrk.method = 'POST'
-wrk.headers['Content-Type'] = 'application/json'
-request = function()
-  -- thread t takes buyers t, t + T, t + 2T, ...: one request, one buyer
-  local i = tid + 1 + n * nthreads
-  n = n + 1
-  if i > #tokens then i = #tokens end
-  local b = first + i - 1
-  wrk.headers['Authorization'] = 'Bearer ' .. tokens[i]
-  if kind == 'cart' then
-    return wrk.format(nil, '/api/v1/users/' .. (base + b) .. '/cart/checkout', nil, '{' .. ship .. '}')
-  end
-  local a, c = p0 + b % NP, p0 + (b + HALF) % NP
-  return wrk.format(nil, '/api/v1/orders', nil,
-    '{"items":[{"productId":' .. a .. ',"quantity":1},{"productId":' .. c .. ',"quantity":1}],' .. ship .. '}')
-end
-response = function(status, headers, body)
-  if status == 201 and string.find(body, '"status":"PAID"', 1, true) and string.find(body, '"total":5000', 1, true) then
-    ok = ok + 1
-  else
-    bad = bad + 1
-  end
-end
-done = function(summary, latency, requests)
-  local good, wrong = 0, 0
-  for _, t in ipairs(threads) do
-    good = good + t:get("ok")
-    wrong = wrong + t:get("bad")
-  end
-  io.write(string.format("WRK %d %d %d %.3f %.3f\n", good, wrong,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-LUA
-    close $fh;
+    my $file = "$dir/buyers-$first.txt";
+    if (!-e $file) {
+        open my $fh, '>', $file or die "$file: $!";
+        for my $n ($first .. $first + $per_run - 1) {
+            printf {$fh} "%d %s %d %d\n", $base + $n, $tokens[ $n - 1 ], $p0 + $n % $NP, $p0 + ($n + $NP / 2) % $NP;
+        }
+        close $fh;
+    }
     my $st0 = status();
     my $ticks0 = stack_ticks();
-    my $out = `wrk -t$t -c$c -d${dur}s -s $lua $url 2>&1`;
+    my $w = wrk_run(c => $c, secs => $dur, script => "$FindBin::Bin/wrk/cart.lua", url => $url,
+        args => [ $file, $kind, 2 ]);
     my $ticks1 = stack_ticks();
     my $st1 = status();
     my %ticks = map { $_ => 1000 * ($ticks1->{$_} - ($ticks0->{$_} // 0)) } keys %$ticks1;
-    my ($good, $wrong, $sockerr, $p50, $p99) = $out =~ /^WRK (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$/m
-        or die "wrk output:\n$out";
+    # a PAID order, and of the expected total: 2 x 1,000 + 3,000 shipping
+    my $wrong = ($w->{bad_shape} // 0) + ($w->{requests} // 0) - ($w->{s201} // 0);
+    my $paid = $s->sql("SELECT COUNT(*) FROM orders WHERE total <> 5000")->[0][0];
+    die "an order of another total than 5,000\n" if $paid;
+    my $good = $w->{good};
     my %per = map { $_ => ($st1->{$_} - ($st0->{$_} // 0)) / ($good || 1) } keys %$st1;
-    return { rps => $good / $dur, good => $good, wrong => $wrong, sockerr => $sockerr, p50 => $p50, p99 => $p99,
+    return { rps => $w->{rps}, good => $good, wrong => $wrong,
+             sockerr => $w->{err_connect} + $w->{err_read} + $w->{err_write} + $w->{err_timeout},
+             p50 => $w->{pct}{50}, p99 => $w->{pct}{99},
              cpu => $ticks{all} / ($good || 1), parts => { map { $_ => $ticks{$_} / ($good || 1) } keys %ticks },
              per => \%per };
 }
@@ -186,18 +148,17 @@ sub status {
 # a short warm-up of both (prepared statements, InnoDB pages), on buyers
 # the runs do not use: the last pool
 print "warming up ...\n";
-wrk_run('order', $nbuyers - $per_run + 1, 2);
-wrk_run('cart', $nbuyers - $per_run + 1, 2);
+bench_run('order', $nbuyers - $per_run + 1, 2);
+bench_run('cart', $nbuyers - $per_run + 1, 2);
 print "measuring (c=$c, ${secs}s each, $runs runs of each, alternating, $workers workers) ...\n";
 my (@order, @cart);
 for my $k (0 .. $runs - 1) {
-    push @order, wrk_run('order', 1 + (2 * $k) * $per_run);
-    push @cart, wrk_run('cart', 1 + (2 * $k + 1) * $per_run);
+    push @order, bench_run('order', 1 + (2 * $k) * $per_run);
+    push @cart, bench_run('cart', 1 + (2 * $k + 1) * $per_run);
     printf "  run %d: orders %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, %4.0f ticks/1,000, other %d)"
         . "   checkout %6.0f/s (p50 %5.1f ms, p99 %6.1f ms, %4.0f ticks/1,000, other %d)\n",
         $k + 1, @{ $order[-1] }{qw(rps p50 p99 cpu wrong)}, @{ $cart[-1] }{qw(rps p50 p99 cpu wrong)};
 }
-sub median { my @v = sort { $a <=> $b } @_; return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2 }
 my ($mo, $mc) = (median(map { $_->{rps} } @order), median(map { $_->{rps} } @cart));
 
 printf "\n== cart checkout vs POST /api/v1/orders, the same two lines (%s, concurrency %d, %d s each, %d workers)\n",
