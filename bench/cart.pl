@@ -8,11 +8,15 @@
 # own buyer, so every checkout finds a full cart) alternates the two
 # endpoints, RUNS times each, and counts only 201 answers that are a PAID
 # order; the ratio is of the medians (and of each pair, for the spread).
-# The goal (issue 15): checkout >= 90 % of the direct order rate.
+# The goal (issue 15): checkout >= 90 % of the direct order rate. After
+# the runs, the same invocation measures the database floor
+# (../shared/bench/limits/limits.sh db: sysbench's one-item point-paid
+# order on a MariaDB of its own, spread, at the same concurrency) and
+# quotes both rates against it (-f 0 skips it).
 #
 # Not a test: numbers go to bench/RESULTS.md.
 #
-# Usage: perl bench/cart.pl [-c CONCURRENCY] [-d SECONDS] [-w WORKERS] [-r RUNS]
+# Usage: perl bench/cart.pl [-c CONCURRENCY] [-d SECONDS] [-w WORKERS] [-r RUNS] [-f 0|1]
 use strict;
 use warnings;
 use FindBin;
@@ -21,11 +25,12 @@ use Digest::SHA qw(sha256);
 use Getopt::Long;
 use MIME::Base64 qw(encode_base64url);
 use Jangteo::Stack;
-use Jangteo::Bench qw(wrk_run median);
+use Jangteo::Bench qw(wrk_run median limits_dir limits_run);
 use Jangteo::Client qw(test_stack);
 
-my ($c, $secs, $workers, $runs) = (16, 10, 8, 3);
-GetOptions('c=i' => \$c, 'd=i' => \$secs, 'w=i' => \$workers, 'r=i' => \$runs) or die "bad options\n";
+my ($c, $secs, $workers, $runs, $floor) = (16, 10, 8, 3, 1);
+GetOptions('c=i' => \$c, 'd=i' => \$secs, 'w=i' => \$workers, 'r=i' => \$runs, 'f=i' => \$floor) or die "bad options\n";
+my $limits = $floor ? limits_dir("$FindBin::Bin/..", 'limits.sh') : undef;
 system('command -v wrk >/dev/null') == 0 or die "wrk is not installed\n";
 
 my $s = test_stack(demo => 1, workers => $workers,
@@ -181,6 +186,22 @@ for my $pair ([ 'orders', \@order ], [ 'checkout', \@cart ]) {
     my ($name, $r) = @$pair;
     my %p = %{ $r->[-1]{per} };
     printf "per %-8s (last run): %s\n", $name, join(', ', map { sprintf('%s %.2f', $_, $p{$_}) } sort keys %p);
+}
+if ($floor) {
+    # the floor while the stack idles: sysbench's order, spread over its
+    # products like these, at this run's concurrency
+    print "the database floor (limits.sh db, $c threads, ${secs}s each) ...\n";
+    my $l = limits_run(what => 'db', limits => $limits, dir => "$dir/limits", threads => [$c], secs => $secs);
+    warn "limits.sh db exited $l->{rc}:\n$l->{output}\n" if $l->{rc};
+    for my $mode (qw(atomic pessimistic)) {
+        my $f = $l->{floors}{"db $mode spread $c"};
+        if (!$f || !$f->{rps}) {
+            printf "floor db %-11s spread %d: not measured\n", $mode, $c;
+            next;
+        }
+        printf "floor db %-11s spread %d: %6.0f orders/s (p95 %s ms): orders %.1f %%, checkouts %.1f %% of it\n",
+            $mode, $c, $f->{rps}, $f->{p95_ms}, 100 * $mo / $f->{rps}, 100 * $mc / $f->{rps};
+    }
 }
 printf "answers that were not a PAID order of 5,000: orders %d, checkouts %d; socket errors %d\n",
     (eval { my $t = 0; $t += $_->{wrong} for @order; $t }), (eval { my $t = 0; $t += $_->{wrong} for @cart; $t }),

@@ -3,7 +3,9 @@
 # sealed at rest; a password change (403 for a wrong current password, 400
 # for a weak new one) that revokes every other session at once and keeps the
 # caller's; the sessions list (created, last used, expires, never the token)
-# and revoking one.
+# and revoking one. A token's last use costs no database write per request:
+# it is stamped at most once per [auth] touch_interval (60 s, the default
+# this stack runs with).
 use strict;
 use warnings;
 use utf8;
@@ -16,7 +18,7 @@ use JSON::PP;
 use Jangteo::Client qw(test_stack jreq new_user login is_problem);
 use Jangteo::Orders qw(make_admin scalar_sql);
 
-my $s = test_stack(workers => 2, conf => { auth => { touch_interval => 0 } });
+my $s = test_stack(workers => 2);
 my $u = new_user($s, tag => 'a36', name => '김계정', phone => '010-1111-2222');
 my $other = new_user($s, tag => 'a36o');
 my $admin = new_user($s, tag => 'a36a');
@@ -86,6 +88,29 @@ my $second = login($s, $u->{email}, $u->{password});   # another device
         'an unknown session: 404');
     is(scalar @{ jreq($s, 'GET', "/api/v1/users/$u->{id}/tokens", $u->{token})->{json}{items} }, 2,
         'the revoked session is no longer listed');
+}
+
+# ---------------------------------------------------------------- last use, coalesced
+# (the stamp is an UPDATE setting NOW(6): a value that did not move is a
+# write that did not happen)
+{
+    my $used = sub { scalar_sql($s, "SELECT DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f') FROM auth_tokens"
+        . " WHERE user_id = $other->{id} AND revoked_at IS NULL") };
+    my $login = $used->();
+    is($login, scalar_sql($s, "SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM auth_tokens"
+        . " WHERE user_id = $other->{id}"), 'a login stamps its token: lastUsedAt = createdAt');
+    my $ok = grep { jreq($s, 'GET', "/api/v1/users/$other->{id}", $other->{token})->{status} == 200 } 1 .. 20;
+    is($ok, 20, '20 requests with the token');
+    is($used->(), $login, 'within touch_interval (60 s) none of them wrote lastUsedAt');
+    $s->sql("UPDATE auth_tokens SET last_used_at = '2026-01-01 00:00:00.000000' WHERE user_id = $other->{id}");
+    is(jreq($s, 'GET', "/api/v1/users/$other->{id}", $other->{token})->{status}, 200, 'a request after the interval');
+    my $stamped = $used->();
+    cmp_ok($stamped, 'gt', '2026-01-01 00:00:00.000000', 'stamps it again');
+    $ok = grep { jreq($s, 'GET', "/api/v1/users/$other->{id}", $other->{token})->{status} == 200 } 1 .. 20;
+    is($ok, 20, '20 more requests');
+    is($used->(), $stamped, 'and none of those wrote it: one write in 21 requests');
+    my $r = jreq($s, 'GET', "/api/v1/users/$other->{id}/tokens", $other->{token});
+    is($r->{json}{items}[0]{lastUsedAt}, do { (my $x = $stamped) =~ s/ /T/; "${x}Z" }, 'the sessions list shows that stamp');
 }
 
 # ---------------------------------------------------------------- the password
