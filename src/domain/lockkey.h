@@ -33,8 +33,12 @@
  *                            popular-products answer (catalog_read.c), held
  *                            by the one request that runs the query.
  *
- * Kinds to come (cart, order lifecycle, payment) are rows of the kind table
- * in lockkey.c and a function here, named for the row they protect.
+ * A cart or a wishlist has no key: its head row in MariaDB is the lock its
+ * writers queue on and the fence of an order made from it (basket.h); that
+ * order takes the order's keys, like any other.
+ *
+ * Kinds to come (order lifecycle, payment) are rows of the kind table in
+ * lockkey.c and a function here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not
