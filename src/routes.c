@@ -4,12 +4,14 @@
 #include "domain/auctions.h"
 #include "domain/bids.h"
 #include "domain/accounts.h"
+#include "domain/basket.h"
 #include "domain/catalog.h"
 #include "domain/lifecycle.h"
 #include "domain/notifications.h"
 #include "domain/ops_health.h"
 #include "domain/orders.h"
 #include "domain/points.h"
+#include "domain/profile.h"
 #include "domain/receipts.h"
 #include "domain/testing.h"
 #include "domain/webhooks.h"
@@ -30,6 +32,23 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/api/v1/users/{userId}/points",     points_ledger,      0 },
     { JT_POST,   "/api/v1/auth/tokens",               auth_token_create,  0 },
     { JT_DELETE, "/api/v1/auth/tokens/current",       auth_token_revoke,  0 },
+
+    /* the buyer's own account */
+    { JT_PATCH,  "/api/v1/users/{userId}",            profile_patch,      0 },
+    { JT_POST,   "/api/v1/users/{userId}/password",   profile_password,   0 },
+    { JT_GET,    "/api/v1/users/{userId}/tokens",     profile_tokens,     0 },
+    { JT_DELETE, "/api/v1/users/{userId}/tokens/{tokenId}", profile_token_revoke, 0 },
+
+    /* cart and wishlist */
+    { JT_GET,    "/api/v1/users/{userId}/cart",       cart_get,           0 },
+    { JT_DELETE, "/api/v1/users/{userId}/cart",       cart_clear,         0 },
+    { JT_PUT,    "/api/v1/users/{userId}/cart/items", cart_put,           0 },
+    { JT_DELETE, "/api/v1/users/{userId}/cart/items/{lineId}", cart_remove, 0 },
+    { JT_POST,   "/api/v1/users/{userId}/cart/checkout", cart_checkout,   0 },
+    { JT_GET,    "/api/v1/users/{userId}/wishlist",   wishlist_get,       0 },
+    { JT_PUT,    "/api/v1/users/{userId}/wishlist/items", wishlist_put,   0 },
+    { JT_DELETE, "/api/v1/users/{userId}/wishlist/items/{productId}", wishlist_remove, 0 },
+    { JT_POST,   "/api/v1/users/{userId}/wishlist/order", wishlist_order, 0 },
 
     /* orders */
     { JT_POST,   "/api/v1/orders",                    orders_place,       0 },

@@ -38,8 +38,9 @@ my $p = $r->{json} || {};
 like($p->{id} // '', qr/^\d+$/, 'created product has an id');
 is($r->{headers}{location}, "/api/v1/products/$p->{id}", 'Location names the product');
 is_deeply([ sort keys %$p ],
-    [ sort qw(id name price stock version description sellerId status saleStartsAt saleEndsAt options) ],
+    [ sort qw(id name price stock version description sellerId status saleStartsAt saleEndsAt options wishCount) ],
     'detail carries exactly the documented fields');
+is($p->{wishCount}, 0, 'a new product: nobody wishes for it yet (wishCount 0)');
 is($p->{name}, '테스트 사과', 'name');
 is($p->{price}, 1500, 'price');
 is($p->{stock}, 10, 'stock');

@@ -24,6 +24,7 @@ my $s = test_stack(demo => 1, workers => 2);
 my $buyer  = login($s, 'buyer@jangteo.test', 'jangteo-buyer-1234');
 my $seller = login($s, 'seller@jangteo.test', 'jangteo-seller-1234');
 my $admin  = login($s, 'admin@jangteo.test', 'jangteo-admin-1234');
+my $buyer2 = login($s, 'buyer2@jangteo.test', 'jangteo-buyer-5678');   # user 2: "another user"
 my %tok = (buyer => $buyer, seller => $seller, admin => $admin);
 
 # ---------------------------------------------------------------- fixtures (before the snapshot)
@@ -48,8 +49,32 @@ $r = $s->post_json('/api/v1/auctions', {%AUCTION}, { Authorization => "Bearer $s
 is($r->{status}, 201, 'fixture: a waiting auction to aim bids at') or diag($r->{body});
 my $auction_id = $r->{json}{id} // 1;
 
+# carts and wishlists to aim at (the buyer's, and buyer2's as another
+# user's): a body wrongly accepted by a checkout would order them
+for my $f ([ $buyer, 1, 'cart/items', { productId => 1, quantity => 1 } ], [ $buyer, 1, 'wishlist/items', { productId => 2 } ],
+    [ $buyer2, 2, 'cart/items', { productId => 3, quantity => 1 } ], [ $buyer2, 2, 'wishlist/items', { productId => 3 } ]) {
+    my ($t, $uid, $what, $body) = @$f;
+    $r = $s->request('PUT', "/api/v1/users/$uid/$what", { Authorization => "Bearer $t", 'Content-Type' => 'application/json' },
+        $JSON->encode($body));
+    is($r->{status}, 200, "fixture: $what of user $uid") or diag($r->{body});
+}
+my $other_line = $s->sql('SELECT id FROM cart_items WHERE user_id = 2')->[0][0];
+my $other_token = $s->sql('SELECT MAX(id) FROM auth_tokens WHERE user_id = 2')->[0][0];
+BAIL_OUT('no line or session of user 2 to aim at') unless $other_line && $other_token;
+# what the table must not change besides money: the lists, their heads, the
+# users' rows (profiles, passwords) and sessions
+sub basket_snapshot {
+    return join(' ', map { join('|', @$_) } @{ $s->sql(
+        "SELECT 'c', COUNT(*), COALESCE(SUM(id * 7 + product_id * 3 + option_id + quantity), 0) FROM cart_items"
+        . " UNION ALL SELECT 'w', COUNT(*), COALESCE(SUM(id * 7 + product_id * 3 + option_id + quantity), 0) FROM wishlist_items"
+        . " UNION ALL SELECT 'b', COUNT(*), COALESCE(SUM(version), 0) FROM baskets"
+        . " UNION ALL SELECT 'u', COUNT(*), COALESCE(SUM(version), 0) + SUM(CRC32(CONCAT(HEX(name_enc), HEX(phone_enc), password_hash))) FROM users"
+        . " UNION ALL SELECT 't', COUNT(*), COUNT(revoked_at) FROM auth_tokens") });
+}
+
 my $before = money_snapshot($s);
-note("snapshot: $before");
+my $baskets_before = basket_snapshot();
+note("snapshot: $before; $baskets_before");
 
 # ---------------------------------------------------------------- the table
 my @cases;    # { name, method, path, headers => [[k,v],...], body, raw, want => [statuses], code => [codes] }
@@ -107,6 +132,18 @@ sub bad_strs {
     return @v;
 }
 
+# The members every way of placing an order shares (POST /orders, a cart's
+# checkout, a wishlist's order): the order path validates them once.
+my %ORDER_FIELDS = (
+    expectedTotal        => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
+    shipping             => [ 'null', '[]', '"x"', '1', '{}', '[{}]' ],
+    'shipping.recipient' => [ bad_strs(1, 50) ],
+    'shipping.phone'     => [ bad_strs(10, 13, extra => ['"\' OR 1=1 --"']) ],
+    'shipping.zipCode'   => [ bad_strs(5, 5, extra => [ '"1234"', '"123456"' ]) ],
+    'shipping.address'   => [ bad_strs(1, 200) ],
+    'shipping.request'   => [ bad_strs(0, 200, optional => 1) ],
+);
+
 # Every endpoint that takes a body: how to reach it and its fields.
 my @ENDPOINTS = (
     {
@@ -145,13 +182,64 @@ my @ENDPOINTS = (
             'items.0.productId'   => [ bad_ints(1, 9223372036854775806), '99999999' ],
             'items.0.quantity'    => [ bad_ints(1, 999), '-999', '1000' ],
             'items.0.optionId'    => [ bad_ints(1, 9223372036854775806, optional => 1), '5' ],
-            expectedTotal         => [ bad_ints(0, 9223372036854775806, optional => 1), '1' ],
-            shipping              => [ 'null', '[]', '"x"', '1', '{}', '[{}]' ],
-            'shipping.recipient'  => [ bad_strs(1, 50) ],
-            'shipping.phone'      => [ bad_strs(10, 13, extra => ['"\' OR 1=1 --"']) ],
-            'shipping.zipCode'    => [ bad_strs(5, 5, extra => [ '"1234"', '"123456"' ]) ],
-            'shipping.address'    => [ bad_strs(1, 200) ],
-            'shipping.request'    => [ bad_strs(0, 200, optional => 1) ],
+            %ORDER_FIELDS,
+        },
+    },
+    {
+        name => 'cart.put', method => 'PUT', path => '/api/v1/users/1/cart/items', token => 'buyer',
+        unknown => [''],
+        base => { productId => 1, quantity => 1 },
+        fields => {
+            productId => [ bad_ints(1, 9223372036854775806), '99999999' ],
+            quantity  => [ bad_ints(0, 999), '1000', '-999' ],
+            optionId  => [ bad_ints(1, 9223372036854775806, optional => 1), '5' ],
+        },
+    },
+    {
+        name => 'cart.checkout', method => 'POST', path => '/api/v1/users/1/cart/checkout', token => 'buyer',
+        unknown => [ '', 'shipping' ],
+        base => { shipping => {%SHIP} },
+        fields => {
+            %ORDER_FIELDS,
+            items => [ '[{"productId":1,"quantity":1}]' ],
+        },
+    },
+    {
+        name => 'wishlist.put', method => 'PUT', path => '/api/v1/users/1/wishlist/items', token => 'buyer',
+        unknown => [''],
+        base => { productId => 2 },
+        fields => {
+            productId => [ bad_ints(1, 9223372036854775806), '99999999' ],
+            quantity  => [ bad_ints(1, 999, optional => 1), '1000' ],
+            optionId  => [ bad_ints(1, 9223372036854775806, optional => 1), '5' ],
+        },
+    },
+    {
+        name => 'wishlist.order', method => 'POST', path => '/api/v1/users/1/wishlist/order', token => 'buyer',
+        unknown => [ '', 'shipping' ],
+        base => { shipping => {%SHIP}, clear => JSON::PP::false },
+        fields => {
+            %ORDER_FIELDS,
+            clear => [ '1', '0', '"yes"', '"true"', '[]', '{}', '[true]' ],
+        },
+    },
+    {
+        name => 'users.patch', method => 'PATCH', path => '/api/v1/users/1', token => 'buyer',
+        unknown => [''],
+        base => { name => '악성 이름', phone => '010-4444-5555' },
+        fields => {
+            name  => [ bad_strs(1, 50, optional => 1, extra => [ '"   "', '"\t"' ]) ],
+            phone => [ bad_strs(10, 13, optional => 1, extra => [ '"\' OR 1=1 --"', '"abcdefghijk"', '"02-123-4567"' ]) ],
+        },
+    },
+    {
+        name => 'users.password', method => 'POST', path => '/api/v1/users/1/password', token => 'buyer',
+        unknown => [''],
+        # a wrong current password: no mutation may ever change it
+        base => { currentPassword => 'not-the-buyer-password', newPassword => 'hostile-new-pass-1' },
+        fields => {
+            currentPassword => [ bad_strs(1, 4096, extra => [ '"\' OR \'1\'=\'1"', '"\ud800"' ]) ],
+            newPassword     => [ bad_strs(8, 72, extra => [ '"short"', '"1234567"' ]) ],
         },
     },
     {
@@ -356,6 +444,22 @@ my @ID_ROUTES = (
     [ POST => '/api/v1/auctions/ID/bids', 'buyer', '{"price":10000,"quantity":1}' ],
     [ GET => '/api/v1/receipts/ID', 'buyer', undef ],
     [ POST => '/api/v1/receipts/ID/refund', 'seller', undef ],
+    [ GET => '/api/v1/users/ID/cart', 'buyer', undef ],
+    [ DELETE => '/api/v1/users/ID/cart', 'buyer', undef ],
+    [ PUT => '/api/v1/users/ID/cart/items', 'buyer', '{"productId":1,"quantity":1}' ],
+    [ DELETE => '/api/v1/users/ID/cart/items/1', 'buyer', undef ],
+    [ DELETE => '/api/v1/users/1/cart/items/ID', 'buyer', undef ],
+    [ POST => '/api/v1/users/ID/cart/checkout', 'buyer', $JSON->encode({ shipping => {%SHIP} }) ],
+    [ GET => '/api/v1/users/ID/wishlist', 'buyer', undef ],
+    [ PUT => '/api/v1/users/ID/wishlist/items', 'buyer', '{"productId":1}' ],
+    [ DELETE => '/api/v1/users/ID/wishlist/items/2', 'buyer', undef ],
+    [ DELETE => '/api/v1/users/1/wishlist/items/ID', 'buyer', undef ],
+    [ POST => '/api/v1/users/ID/wishlist/order', 'buyer', $JSON->encode({ shipping => {%SHIP} }) ],
+    [ PATCH => '/api/v1/users/ID', 'buyer', '{"name":"남의 이름"}' ],
+    [ POST => '/api/v1/users/ID/password', 'buyer', '{"currentPassword":"jangteo-buyer-1234","newPassword":"taken-over-1"}' ],
+    [ GET => '/api/v1/users/ID/tokens', 'buyer', undef ],
+    [ DELETE => '/api/v1/users/ID/tokens/1', 'buyer', undef ],
+    [ DELETE => '/api/v1/users/1/tokens/ID', 'buyer', undef ],
 );
 for my $rt (@ID_ROUTES) {
     my ($m, $tpl, $who, $body, $needkey) = @$rt;
@@ -370,6 +474,37 @@ for my $rt (@ID_ROUTES) {
     }
 }
 
+# ---- other users' ids: buyer2's cart, wishlist, profile, password and
+# sessions, and buyer2's session id from the buyer's side (a lineId names a
+# line of the path's user: there is no other user's line to aim at)
+{
+    my $ship = $JSON->encode({ shipping => {%SHIP} });
+    for my $c (
+        [ GET => '/api/v1/users/2/cart', undef, 404, 'NOT_FOUND' ],
+        [ PUT => '/api/v1/users/2/cart/items', '{"productId":1,"quantity":5}', 404, 'NOT_FOUND' ],
+        [ DELETE => '/api/v1/users/2/cart', undef, 404, 'NOT_FOUND' ],
+        [ DELETE => "/api/v1/users/2/cart/items/$other_line", undef, 404, 'NOT_FOUND' ],
+        [ POST => '/api/v1/users/2/cart/checkout', $ship, 404, 'NOT_FOUND' ],
+        [ GET => '/api/v1/users/2/wishlist', undef, 404, 'NOT_FOUND' ],
+        [ PUT => '/api/v1/users/2/wishlist/items', '{"productId":1}', 404, 'NOT_FOUND' ],
+        [ DELETE => '/api/v1/users/2/wishlist/items/3', undef, 404, 'NOT_FOUND' ],
+        [ POST => '/api/v1/users/2/wishlist/order', $ship, 404, 'NOT_FOUND' ],
+        [ PATCH => '/api/v1/users/2', '{"name":"남의 이름"}', 403, 'FORBIDDEN' ],
+        [ POST => '/api/v1/users/2/password', '{"currentPassword":"jangteo-buyer-5678","newPassword":"taken-over-1"}', 403, 'FORBIDDEN' ],
+        [ GET => '/api/v1/users/2/tokens', undef, 403, 'FORBIDDEN' ],
+        [ DELETE => "/api/v1/users/2/tokens/$other_token", undef, 403, 'FORBIDDEN' ],
+        [ DELETE => "/api/v1/users/1/tokens/$other_token", undef, 404, 'TOKEN_NOT_FOUND' ],
+        # and the buyer's own item with an option id that is no id
+        map({ [ DELETE => "/api/v1/users/1/wishlist/items/2?optionId=$_", undef, 400, 'INVALID_REQUEST' ] }
+            '0', '-1', 'x', '1.5', "1%27%20OR%201=1", '99999999999999999999', '%00'),
+        ) {
+        my ($m, $path, $body, $st, $code) = @$c;
+        add_case(name => "another user's: $m $path", method => $m, path => $path,
+            headers => [ [ Authorization => "Bearer $buyer" ], (defined $body ? ([ 'Content-Type' => 'application/json' ]) : ()) ],
+            body => $body, want => [$st], code => $code, raw => 1);
+    }
+}
+
 # ---- list queries
 my @QUERIES = (
     map({ "/api/v1/products?$_" } 'page=0', 'page=-1', 'page=x', 'page=1.5', "page=$I64MAX", 'page=99999999999999999999',
@@ -381,6 +516,7 @@ my @QUERIES = (
     map({ "/api/v1/users/1/points?$_" } 'cursor=0', 'cursor=abc', 'limit=0', 'limit=101', 'limit=1e3'),
     map({ "/api/v1/users/1/receipts?$_" } 'role=admin', "role=buyer%27--", 'cursor=-5', 'limit=1000'),
     map({ "/api/v1/auctions?$_" } 'page=0', 'size=1000', 'status=NOPE', "status=RUNNING%27%20OR%201=1--"),
+    map({ "/api/v1/users/1/tokens?$_" } 'cursor=0', 'cursor=x', 'limit=0', 'limit=101', "limit=1%27--"),
 );
 for my $q (@QUERIES) {
     add_case(name => "GET $q" =~ s/(.{80}).+/$1.../r, method => 'GET', path => $q,
@@ -561,6 +697,7 @@ note('cases: ' . scalar(@cases) . '; answers by status: ' . join(' ', map { "$_=
 is($fivexx, 0, 'no 5xx (and no dropped connection) in the whole table');
 
 is(money_snapshot($s), $before, 'the table changed no balance, stock, order, ledger row, product, auction or user');
+is(basket_snapshot(), $baskets_before, 'nor any cart, wishlist, profile, password or session');
 my $acc = $s->sql("SELECT COUNT(*) FROM users WHERE role = 'ADMIN'")->[0][0];
 is($acc, 1, 'still exactly one admin');
 unlike($s->log_text('nginx'), qr/" 5\d\d \d+ /, 'no 5xx in the nginx access log');

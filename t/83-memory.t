@@ -48,18 +48,25 @@ sub mixed_ab {
 }
 sub sum { my $t = 0; $t += $_ for @_; $t }
 
-# Writes for the leak checks: charges, orders, a broken body, a history read.
+# Writes for the leak checks: charges, orders, a broken body, a history
+# read; a cart filled and checked out, a wishlist, the sessions.
 sub mixed_writes {
     my ($buyer, $count) = @_;
+    my $ship = { recipient => '검사', phone => '010-1212-3434', zipCode => '12345', address => '어딘가' };
     return load_run($s, clients => 2, count => int($count / 2), duration => 150, timeout => 60, next => sub {
         my ($c, $k) = @_;
         my %h = (Authorization => "Bearer $buyer->{token}", 'Idempotency-Key' => uniq_key("mem$c"));
-        my $m = $k % 4;
-        return [ 'POST', "/api/v1/users/$buyer->{id}/charge", \%h, '{"amount":1000}' ] if $m == 0;
+        my $me = "/api/v1/users/$buyer->{id}";
+        my $m = $k % 8;
+        return [ 'POST', "$me/charge", \%h, '{"amount":1000}' ] if $m == 0;
         return [ 'POST', '/api/v1/orders', \%h, $JSON->encode({ items => [ { productId => 1 + $k % 9, quantity => 1 } ],
-            shipping => { recipient => '검사', phone => '010-1212-3434', zipCode => '12345', address => '어딘가' } }) ] if $m == 1;
+            shipping => $ship }) ] if $m == 1;
         return [ 'POST', '/api/v1/orders', \%h, '{"items":' ] if $m == 2;                  # INVALID_JSON
-        return [ 'GET', "/api/v1/users/$buyer->{id}/orders?limit=5", \%h ];
+        return [ 'PUT', "$me/cart/items", \%h, $JSON->encode({ productId => 1 + $k % 9, quantity => 1 }) ] if $m == 3;
+        return [ 'POST', "$me/cart/checkout", \%h, $JSON->encode({ shipping => $ship }) ] if $m == 4;   # 201 or CART_EMPTY
+        return [ 'PUT', "$me/wishlist/items", \%h, $JSON->encode({ productId => 1 + $k % 9 }) ] if $m == 5;
+        return [ 'GET', "$me/tokens", \%h ] if $m == 6;
+        return [ 'GET', "$me/orders?limit=5", \%h ];
     });
 }
 

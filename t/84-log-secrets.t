@@ -107,6 +107,39 @@ for my $o (@orders[ grep { $_ % 3 == 0 } 0 .. $#orders ]) {
     my $r = req('POST', "/api/v1/orders/$id/cancel", { Authorization => "Bearer $u->{token}" });
     is($r->{status}, 200, "cancel order $id") or diag($r->{body});
 }
+# the buyer's own account, a cart's checkout and a wishlist's order: bodies
+# with names, phones, passwords and addresses, accepted and refused
+for my $k (2, 3) {
+    my $u = $users[$k];
+    my %auth = (Authorization => "Bearer $u->{token}");
+    my %new = (name => "새비밀이름 $tag$k", phone => sprintf('010-%04d-%04d', 6600 + $k, ($tag + 3) % 10000));
+    push @secrets, [ "new name $k", $new{name} ], [ "new phone $k", $new{phone} ];
+    is(req('PATCH', "/api/v1/users/$u->{id}", \%auth, {%new})->{status}, 200, "user $k: edits the profile");
+    is(req('PATCH', "/api/v1/users/$u->{id}", \%auth, { name => "$new{name} 2", phone => 'not-a-phone' })->{status}, 400,
+        "user $k: a PATCH with a bad phone is refused (the body holds the name)");
+    push @secrets, [ "refused name $k", "$new{name} 2" ];
+    my $fresh = "Nw7!pass-$tag-$k-changed";
+    push @secrets, [ "new password $k", $fresh ];
+    is(req('POST', "/api/v1/users/$u->{id}/password", \%auth, { currentPassword => "$u->{password}-wrong", newPassword => $fresh })->{status},
+        403, "user $k: a password change with a wrong current password is refused");
+    is(req('POST', "/api/v1/users/$u->{id}/password", \%auth, { currentPassword => $u->{password}, newPassword => 'short' })->{status},
+        400, "user $k: a weak new password is refused (the body holds the current one)");
+    is(req('POST', "/api/v1/users/$u->{id}/password", \%auth, { currentPassword => $u->{password}, newPassword => $fresh })->{status},
+        200, "user $k: changes the password");
+    is(req('GET', "/api/v1/users/$u->{id}/tokens", \%auth)->{status}, 200, "user $k: lists the sessions");
+    my %ship = (recipient => "장바구니수령 $tag$k", phone => sprintf('010-%04d-%04d', 5500 + $k, ($tag + 5) % 10000),
+        zipCode => '06236', address => "서울특별시 장바구니로 비밀 $tag-$k");
+    push @secrets, [ "cart recipient $k", $ship{recipient} ], [ "cart ship phone $k", $ship{phone} ], [ "cart address $k", $ship{address} ];
+    is(req('PUT', "/api/v1/users/$u->{id}/cart/items", \%auth, { productId => 2, quantity => 1 })->{status}, 200, "user $k: fills the cart");
+    is(req('POST', "/api/v1/users/$u->{id}/cart/checkout", \%auth, { shipping => { %ship, zipCode => '1' } })->{status}, 400,
+        "user $k: a checkout with a bad zip code is refused");
+    is(req('POST', "/api/v1/users/$u->{id}/cart/checkout", { %auth, 'Idempotency-Key' => uniq_key('lc') }, { shipping => {%ship} })->{status},
+        201, "user $k: checks the cart out");
+    is(req('PUT', "/api/v1/users/$u->{id}/wishlist/items", \%auth, { productId => 3 })->{status}, 200, "user $k: wishes for a product");
+    is(req('POST', "/api/v1/users/$u->{id}/wishlist/order", \%auth, { shipping => {%ship}, clear => JSON::PP::true })->{status}, 201,
+        "user $k: orders the wishlist");
+}
+
 # logging out; then the dead token is refused
 for my $u (@users[ 0, 1 ]) {
     is(req('DELETE', '/api/v1/auth/tokens/current', { Authorization => "Bearer $u->{token}" })->{status}, 204, "user $u->{id}: logs out");

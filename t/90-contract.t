@@ -14,6 +14,7 @@ use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use JSON::PP ();
 use File::Temp qw(tempdir);
 use Jangteo::Client qw(test_stack);
 use Jangteo::Auctions qw(clock_to clock_reset auction_body fund wall_ms wait_settled);
@@ -398,6 +399,105 @@ my @SCENARIOS = (
             json => { price => 5_000, quantity => 1 }, status => 201, name => 'a synchronous bid: bought');
         is($r->{json}{status}, 'PURCHASED', 'the receipt is PURCHASED at once');
         clock_reset($s);
+    } ],
+
+    [ 'cart, wishlist and their orders' => sub {
+        my ($x) = @_;
+        my ($uid, $t) = @{ $x->{buyer} }{qw(id token)};
+        my ($p, $shirt) = ($x->{product}, $x->{shirt});
+        my $cart = "/api/v1/users/$uid/cart";
+        call(GET => $cart, token => $t, status => 200, name => 'an empty cart');
+        call(PUT => "$cart/items", token => $t, json => { productId => $p->{id}, quantity => 1 }, status => 200,
+            name => 'a line in the cart');
+        my $r = call(PUT => "$cart/items", token => $t, json => { productId => $shirt->{id}, optionId => $shirt->{options}[0]{id},
+            quantity => 1 }, status => 200, name => 'a line by option');
+        is($r->{json}{total}, 31_000, 'the cart: 11,000 + 20,000, free shipping');
+        call(PUT => "$cart/items", token => $t, json => { productId => $shirt->{id}, quantity => 1 }, status => 400,
+            code => 'INVALID_REQUEST', name => 'a product sold by option, without one');
+        call(PUT => "$cart/items", token => $t, json => { productId => 999999999, quantity => 1 }, status => 404,
+            code => 'PRODUCT_NOT_FOUND', name => 'an unknown product');
+        call(PUT => "$cart/items", token => $t, json => { productId => $p->{id}, quantity => 1000 }, status => 400,
+            code => 'INVALID_REQUEST', breaks_request => 1, name => 'quantity 1,000');
+        call(GET => "/api/v1/users/$x->{buyer2}{id}/cart", token => $t, status => 404, code => 'NOT_FOUND',
+            name => "another buyer's cart");
+        $r = call(GET => $cart, token => $t, status => 200, name => 'the cart with two lines');
+        my $line = $r->{json}{lines}[1]{lineId};
+        call(DELETE => "$cart/items/$line", token => $t, status => 204, name => 'remove a line');
+        call(DELETE => "$cart/items/$line", token => $t, status => 404, code => 'CART_ITEM_NOT_FOUND', name => 'remove it again');
+        $r = call(POST => "$cart/checkout", token => $t, json => { shipping => {%SHIP}, expectedTotal => 1 }, status => 409,
+            code => 'PRICE_CHANGED', name => 'checkout at a total that is not the cart\'s');
+        is($r->{json}{currentTotal}, 14_000, 'currentTotal 11,000 + 3,000');
+        my $k = key();
+        my $had = call(GET => "/api/v1/users/$uid", token => $t, status => 200, name => 'the balance before')->{json}{balance};
+        $r = call(POST => "$cart/checkout", token => $t, headers => { 'Idempotency-Key' => $k },
+            json => { shipping => {%SHIP}, expectedTotal => 14_000 }, status => 201, name => 'checkout');
+        is($r->{json}{balance}, $had - 14_000, 'paid 14,000');
+        call(POST => "$cart/checkout", token => $t, headers => { 'Idempotency-Key' => $k },
+            json => { shipping => {%SHIP}, expectedTotal => 14_000 }, status => 201, name => 'the same checkout again: replayed');
+        call(POST => "$cart/checkout", token => $t, json => { shipping => {%SHIP} }, status => 409, code => 'CART_EMPTY',
+            name => 'checkout of the empty cart');
+        call(PUT => "$cart/items", token => $t, json => { productId => $p->{id}, quantity => 2 }, status => 200,
+            name => 'a line to throw away');
+        call(DELETE => $cart, token => $t, status => 204, name => 'empty the cart');
+
+        my $wl = "/api/v1/users/$uid/wishlist";
+        call(GET => $wl, token => $t, status => 200, name => 'an empty wishlist');
+        call(POST => "$wl/order", token => $t, json => { shipping => {%SHIP} }, status => 409, code => 'WISHLIST_EMPTY',
+            name => 'order an empty wishlist');
+        call(PUT => "$wl/items", token => $t, json => { productId => $p->{id} }, status => 200, name => 'wish for a product');
+        call(PUT => "$wl/items", token => $t, json => { productId => $shirt->{id}, optionId => $shirt->{options}[0]{id},
+            quantity => 1 }, status => 200, name => 'wish for a size');
+        call(PUT => "$wl/items", token => $t, json => { productId => $p->{id}, quantity => 0 }, status => 400,
+            code => 'INVALID_REQUEST', breaks_request => 1, name => 'a wish of quantity 0');
+        $r = call(POST => "$wl/order", token => $t, headers => { 'Idempotency-Key' => key() },
+            json => { shipping => {%SHIP}, clear => JSON::PP::true }, status => 201, name => 'order the whole wishlist and clear it');
+        is($r->{json}{total}, 31_000, 'both items, free shipping');
+        call(PUT => "$wl/items", token => $t, json => { productId => $shirt->{id}, optionId => $shirt->{options}[0]{id} },
+            status => 200, name => 'wish again');
+        call(DELETE => "$wl/items/$shirt->{id}", token => $t, status => 404, code => 'WISHLIST_ITEM_NOT_FOUND',
+            name => 'remove without its option');
+        call(DELETE => "$wl/items/$shirt->{id}?optionId=$shirt->{options}[0]{id}", token => $t, status => 204,
+            name => 'remove it by product and option');
+    } ],
+
+    [ 'the account: profile, password, sessions' => sub {
+        my ($x) = @_;
+        my $u = $x->{buyer2};
+        my $me = "/api/v1/users/$u->{id}";
+        my $r = call(PATCH => $me, token => $u->{token}, json => { name => '새 이름', phone => '010-9999-8888' }, status => 200,
+            name => 'edit the profile');
+        is($r->{json}{name}, '새 이름', 'the new name');
+        call(PATCH => $me, token => $u->{token}, json => {}, status => 400, code => 'INVALID_REQUEST', breaks_request => 1,
+            name => 'a PATCH of nothing');
+        call(PATCH => $me, token => $u->{token}, json => { phone => '02-123-4567' }, status => 400, code => 'INVALID_REQUEST',
+            breaks_request => 1, name => 'a phone sign-up refuses');
+        call(PATCH => "/api/v1/users/$x->{buyer}{id}", token => $u->{token}, json => { name => '남의 이름' }, status => 403,
+            code => 'FORBIDDEN', name => "another user's profile");
+        $r = call(POST => '/api/v1/auth/tokens', json => { email => $u->{email}, password => $u->{password} }, status => 201,
+            name => 'a second session');
+        my $second = $r->{json}{token};
+        $r = call(GET => "$me/tokens", token => $u->{token}, status => 200, name => 'the sessions');
+        ok(scalar @{ $r->{json}{items} } >= 2, 'at least two sessions');
+        call(GET => "$me/tokens?limit=1", token => $u->{token}, status => 200, name => 'the newest session');
+        call(GET => "$me/tokens?limit=101", token => $u->{token}, status => 400, code => 'INVALID_REQUEST', breaks_request => 1,
+            name => 'sessions, limit above 100');
+        call(POST => "$me/password", token => $u->{token}, json => { currentPassword => 'not-the-password', newPassword => 'contract-new-pw-1' },
+            status => 403, code => 'PASSWORD_WRONG', name => 'a wrong current password');
+        call(POST => "$me/password", token => $u->{token}, json => { currentPassword => $u->{password}, newPassword => 'short' },
+            status => 400, code => 'INVALID_REQUEST', breaks_request => 1, name => 'a weak new password');
+        $r = call(POST => "$me/password", token => $u->{token}, json => { currentPassword => $u->{password},
+            newPassword => 'contract-new-pw-1' }, status => 200, name => 'change the password');
+        ok($r->{json}{revokedSessions} >= 1, 'the other sessions are revoked');
+        $u->{password} = 'contract-new-pw-1';
+        call(GET => $me, token => $second, status => 401, code => 'UNAUTHORIZED', name => 'the second session is gone');
+        call(GET => $me, token => $u->{token}, status => 200, name => "the caller's session stays");
+        $r = call(POST => '/api/v1/auth/tokens', json => { email => $u->{email}, password => $u->{password} }, status => 201,
+            name => 'log in with the new password');
+        my $third = $r->{json}{token};
+        my $tid = call(GET => "$me/tokens?limit=1", token => $third, status => 200, name => 'the third session')->{json}{items}[0]{tokenId};
+        call(DELETE => "$me/tokens/$tid", token => $u->{token}, status => 204, name => 'revoke a session');
+        call(DELETE => "$me/tokens/999999999", token => $u->{token}, status => 404, code => 'TOKEN_NOT_FOUND',
+            name => 'revoke a session that does not exist');
     } ],
 
     [ 'admin audit' => sub {

@@ -36,6 +36,8 @@ my $shirt = product(name => "브라우저 티셔츠 $tag", price => 20_000,
 
 my @buyers = map { new_user($s, tag => "bbuyer$_", name => "구매자$_") } 1 .. 3;
 charge($s, $_->{id}, $_->{token}, 50_000, "fund-$_->{id}") for @buyers;
+my $cart_buyer = new_user($s, tag => 'bcart', name => '장바구');
+charge($s, $cart_buyer->{id}, $cart_buyer->{token}, 100_000, "fund-$cart_buyer->{id}");
 
 my $dir = tempdir(CLEANUP => 1);
 { open my $fh, '>', "$dir/pw" or die $!; print $fh "browser-admin-pw\n"; close $fh }
@@ -56,6 +58,8 @@ my %data = (
     buyerA => { map { $_ => $buyers[0]{$_} } qw(email password) },
     buyerB => { map { $_ => $buyers[1]{$_} } qw(email password) },
     retryBuyer => { map { $_ => $buyers[2]{$_} } qw(email password) },
+    cartBuyer => { email => $cart_buyer->{email}, password => $cart_buyer->{password}, balance => 100_000,
+        newName => '장바구니', newPassword => 'browser-new-pw-1' },
     seller => { map { $_ => $seller->{$_} } qw(email password) },
     admin => { email => $admin_email, password => 'browser-admin-pw' },
     auction => $ar->{json}{id},
@@ -92,6 +96,19 @@ is($s->sql("SELECT COUNT(*) FROM products WHERE name = '브라우저 시험 한�
     . " AND seller_id = $seller->{id}")->[0][0], 1, "the seller's product is stored as entered");
 is_deeply($s->sql("SELECT delta FROM point_ledger WHERE user_id = $buyers[2]{id} AND kind = 'CHARGE' ORDER BY id"),
     [ [50_000], [10_000] ], 'the charge retried through the outage was made once');
+# the cart, the wishlist and the account, as the database has them
+my $cb = $cart_buyer->{id};
+is_deeply($s->sql("SELECT total FROM orders WHERE user_id = $cb ORDER BY id"), [ [32_000], [11_000] ],
+    'the cart buyer: two orders, 2 x 12,000 + 8,000 (free shipping) and 8,000 + 3,000');
+is($s->sql("SELECT balance FROM users WHERE id = $cb")->[0][0], 100_000 - 43_000, 'and 57,000 left');
+is($s->sql("SELECT (SELECT COUNT(*) FROM cart_items WHERE user_id = $cb) + (SELECT COUNT(*) FROM wishlist_items WHERE user_id = $cb)")->[0][0],
+    0, 'the cart and the wishlist are empty');
+is($s->get("/api/v1/users/$cb", { Authorization => "Bearer $cart_buyer->{token}" })->{status}, 401,
+    "the test's own session was logged out by the password change");
+my $relog = $s->post_json('/api/v1/auth/tokens', { email => $cart_buyer->{email}, password => 'browser-new-pw-1' });
+is($relog->{status}, 201, 'the new password logs in');
+is($s->get("/api/v1/users/$cb", { Authorization => "Bearer $relog->{json}{token}" })->{json}{name}, '장바구니', 'under the new name');
+
 my $audit = $s->get('/api/v1/admin/audit', { Authorization => 'Bearer ' . Jangteo::Client::login($s, $admin_email, 'browser-admin-pw') });
 is($audit->{json}{violations}, 0, 'and every invariant holds');
 done_testing;

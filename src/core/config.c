@@ -116,6 +116,8 @@ static const setting settings[] = {
     I("auth", "kdf_opslimit", kdf_opslimit, "2", 1, 20, "argon2id passes for new password hashes"),
     I("auth", "kdf_memlimit_kib", kdf_memlimit_kib, "65536", 8, 4194304,
       "argon2id memory (KiB) for new password hashes"),
+    I("auth", "touch_interval", token_touch_interval, "60", 0, 86400,
+      "seconds: a token's lastUsedAt (GET /api/v1/users/{id}/tokens) is written at most this often"),
 
     I("catalog", "cache_ttl_ms", cache_ttl_ms, "1000", 0, 1000,
       "product detail/list cache lifetime; bounds how stale stock sold by orders may look (0 = off)"),

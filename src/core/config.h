@@ -95,6 +95,7 @@ typedef struct {
     int64_t token_ttl;            /* s */
     int64_t kdf_opslimit;
     int64_t kdf_memlimit_kib;
+    int64_t token_touch_interval; /* s */
 
     /* [catalog] */
     int64_t cache_ttl_ms;

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "core/pii.h"
 #include "domain/common.h"
 #include "http/json.h"
@@ -22,13 +23,20 @@ static const char SQL_USER_GET[] =
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE id = ?";
 static const char SQL_USER_BY_EMAIL[] =
     "SELECT id, password_hash FROM users WHERE email_index = ?";
+/* a login is the token's first use: its first requests need no stamp */
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO auth_tokens (token_hash, user_id, expires_at) VALUES (?, ?, NOW(6) + INTERVAL ? SECOND)";
+    "INSERT INTO auth_tokens (token_hash, user_id, expires_at, last_used_at)"
+    " VALUES (?, ?, NOW(6) + INTERVAL ? SECOND, NOW(6))";
 static const char SQL_TOKEN_EXPIRY[] =
     "SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM auth_tokens WHERE token_hash = ?";
+/* the third column says whether last_used_at is older than touch_interval
+ * (then the request writes it: at most once per interval, not per request) */
 static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT t.user_id, u.role FROM auth_tokens t JOIN users u ON u.id = t.user_id"
+    "SELECT t.user_id, u.role, t.last_used_at IS NULL OR t.last_used_at < NOW(6) - INTERVAL ? SECOND, t.id"
+    " FROM auth_tokens t JOIN users u ON u.id = t.user_id"
     " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > NOW(6)";
+static const char SQL_TOKEN_TOUCH[] =
+    "UPDATE auth_tokens SET last_used_at = NOW(6) WHERE token_hash = ?";
 static const char SQL_TOKEN_REVOKE[] =
     "UPDATE auth_tokens SET revoked_at = NOW(6) WHERE token_hash = ? AND revoked_at IS NULL";
 
@@ -49,7 +57,7 @@ auth_require(jt_req *r, jt_principal *p)
     const char *h = r->authorization, *tok;
     unsigned char raw[TOKEN_BYTES];
     size_t raw_len;
-    jt_val v[1];
+    jt_val v[2];
     jt_rows rows;
     jt_db_rc rc;
 
@@ -68,8 +76,9 @@ auth_require(jt_req *r, jt_principal *p)
         return jt_fail(r, JT_E_UNAUTHORIZED, "the token is invalid or expired");
     }
     crypto_hash_sha256(p->token_hash, raw, sizeof(raw));
-    v[0] = JT_VB(p->token_hash, 32);
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_LOOKUP, v, 1, &rows)) != JT_DB_OK) {
+    v[0] = JT_VI(conf_of(r)->token_touch_interval);
+    v[1] = JT_VB(p->token_hash, 32);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_LOOKUP, v, 2, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     if (rows.nrows == 0) {
@@ -78,11 +87,21 @@ auth_require(jt_req *r, jt_principal *p)
     p->user_id = jt_cell(&rows, 0, 0)->i;
     p->role = jt_cell(&rows, 0, 1)->s;
     p->is_admin = !strcmp(p->role, "ADMIN");
+    p->token_id = jt_cell(&rows, 0, 3)->i;
+    if (jt_val_int(jt_cell(&rows, 0, 2)) != 0 && !r->db->in_tx) {
+        /* bookkeeping, on its own (autocommit): a request is not refused
+         * because the stamp of its token could not be written */
+        if (jt_db_exec(r->db, r->arena, SQL_TOKEN_TOUCH, &v[1], 1, &rows) != JT_DB_OK) {
+            jt_log_warn("auth: could not stamp a token's last use");
+        }
+    }
     return JT_OK;
 }
 
-jt_err
-auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
+/* Owner or admin; anyone else gets `other` (403, or 404 where a user's
+ * rows must not even be seen to exist). */
+static jt_err
+require_owner(jt_req *r, jt_principal *p, int64_t user_id, jt_err other, const char *what)
 {
     jt_err e = auth_require(r, p);
 
@@ -90,7 +109,9 @@ auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
         return e;
     }
     if (p->user_id != user_id && !p->is_admin) {
-        return jt_fail(r, JT_E_FORBIDDEN, "this token may not act on user %lld", (long long) user_id);
+        return other == JT_E_FORBIDDEN
+                   ? jt_fail(r, other, "this token may not act on user %lld", (long long) user_id)
+                   : jt_fail(r, other, "no such %s", what);
     }
     if (p->user_id != user_id) {
         /* an admin acting on someone else: that someone must exist */
@@ -105,6 +126,18 @@ auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
         }
     }
     return JT_OK;
+}
+
+jt_err
+auth_require_user(jt_req *r, jt_principal *p, int64_t user_id)
+{
+    return require_owner(r, p, user_id, JT_E_FORBIDDEN, NULL);
+}
+
+jt_err
+auth_require_owner(jt_req *r, jt_principal *p, int64_t user_id, const char *what)
+{
+    return require_owner(r, p, user_id, JT_E_NOT_FOUND, what);
 }
 
 /* --- validation -------------------------------------------------------- */
@@ -158,21 +191,37 @@ accounts_valid_phone(const char *s)
     return s[i] == '\0' && (d == 7 || d == 8);
 }
 
+static jt_err
+check_name(jt_req *r, const char *name)
+{
+    if (strspn(name, " \t\r\n") == strlen(name)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'name' must not be blank");
+    }
+    return JT_OK;
+}
+
+static jt_err
+check_phone(jt_req *r, const char *phone)
+{
+    if (!accounts_valid_phone(phone)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'phone' must look like 010-1234-5678");
+    }
+    return JT_OK;
+}
+
 jt_err
 accounts_validate(jt_req *r, jt_new_user *u)
 {
     char *email;
+    jt_err e;
 
     email = jt_pstrdup(r->arena, u->email);
     if (email == NULL || !valid_email(email)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'email' is not a valid address");
     }
     u->email = email;
-    if (u->name != NULL && strspn(u->name, " \t\r\n") == strlen(u->name)) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'name' must not be blank");
-    }
-    if (!accounts_valid_phone(u->phone)) {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "'phone' must look like 010-1234-5678");
+    if ((u->name != NULL && (e = check_name(r, u->name)) != JT_OK) || (e = check_phone(r, u->phone)) != JT_OK) {
+        return e;
     }
     if (u->role == NULL) {
         u->role = "BUYER";
@@ -237,6 +286,31 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
     return JT_OK;
 }
 
+/* The sign-up's rule for each personal field, also the profile's PATCH
+ * and the password change's: one rule, so an account can never be edited
+ * into a state sign-up would refuse. */
+jt_err
+accounts_field_password(jt_req *r, json_object *o, const char *key, const char **out)
+{
+    return jt_json_str(r, o, key, JT_REQUIRED, 8, 72, out);
+}
+
+jt_err
+accounts_field_name(jt_req *r, json_object *o, int required, const char **out)
+{
+    jt_err e = jt_json_str(r, o, "name", required, 1, 50, out);
+
+    return e == JT_OK && *out != NULL ? check_name(r, *out) : e;
+}
+
+jt_err
+accounts_field_phone(jt_req *r, json_object *o, int required, const char **out)
+{
+    jt_err e = jt_json_str(r, o, "phone", required, 10, 13, out);
+
+    return e == JT_OK && *out != NULL ? check_phone(r, *out) : e;
+}
+
 /* A new bearer token for uid, as the token table keeps it: 256 bits from
  * the CSPRNG, only their SHA-256 stored (th), expiring after ttl seconds.
  * token receives the base64url text the client sends. */
@@ -268,9 +342,9 @@ accounts_parse(jt_req *r, json_object *o, jt_new_user *u)
 
     memset(u, 0, sizeof(*u));
     if ((e = jt_json_str(r, o, "email", JT_REQUIRED, 3, 254, &u->email)) != JT_OK
-        || (e = jt_json_str(r, o, "password", JT_REQUIRED, 8, 72, &u->password)) != JT_OK
-        || (e = jt_json_str(r, o, "name", JT_REQUIRED, 1, 50, &u->name)) != JT_OK
-        || (e = jt_json_str(r, o, "phone", JT_REQUIRED, 10, 13, &u->phone)) != JT_OK
+        || (e = accounts_field_password(r, o, "password", &u->password)) != JT_OK
+        || (e = accounts_field_name(r, o, JT_REQUIRED, &u->name)) != JT_OK
+        || (e = accounts_field_phone(r, o, JT_REQUIRED, &u->phone)) != JT_OK
         || (e = jt_json_str(r, o, "role", JT_OPTIONAL, 1, 16, &u->role)) != JT_OK
         || (e = accounts_validate(r, u)) != JT_OK) {
         return e;
@@ -322,23 +396,18 @@ accounts_create(jt_req *r)
     return JT_OK;
 }
 
-/* GET /api/v1/users/{userId} */
+/* The profile of uid as GET /api/v1/users/{userId} answers it, personal
+ * fields opened, into b (also the answer of PATCH, read inside its
+ * transaction). */
 jt_err
-accounts_get(jt_req *r)
+accounts_profile(jt_req *r, int64_t uid, jt_buf *b)
 {
-    int64_t uid = jt_req_param_id(r, "userId");
-    jt_principal p;
     jt_val v[1] = { JT_VI(uid) };
     jt_rows rows;
     jt_db_rc rc;
-    jt_buf b;
     jt_json w;
-    jt_err e;
     const char *email, *name, *phone;
 
-    if ((e = auth_require_user(r, &p, uid)) != JT_OK) {
-        return e;
-    }
     if ((rc = jt_db_exec(r->db, r->arena, SQL_USER_GET, v, 1, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
@@ -354,7 +423,7 @@ accounts_get(jt_req *r)
     if (email == NULL || name == NULL || phone == NULL) {
         return jt_fail(r, JT_E_INTERNAL, "personal data cannot be opened with the configured keys");
     }
-    jt_json_begin(r, &b, &w, 256);
+    jt_json_begin(r, b, &w, 256);
     jw_obj_open(&w);
     jw_kint(&w, "userId", uid);
     jw_kstr(&w, "name", name);
@@ -364,6 +433,21 @@ accounts_get(jt_req *r)
     jw_kint(&w, "balance", jt_cell(&rows, 0, 5)->i);
     jw_kstr(&w, "updatedAt", jt_cell(&rows, 0, 6)->s);
     jw_obj_close(&w);
+    return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
+}
+
+/* GET /api/v1/users/{userId} */
+jt_err
+accounts_get(jt_req *r)
+{
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_principal p;
+    jt_buf b;
+    jt_err e;
+
+    if ((e = auth_require_user(r, &p, uid)) != JT_OK || (e = accounts_profile(r, uid, &b)) != JT_OK) {
+        return e;
+    }
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }

@@ -14,15 +14,23 @@ typedef struct {
     int           is_admin;
     const char   *role;
     unsigned char token_hash[32];
+    int64_t       token_id;       /* the session's public id */
 } jt_principal;
 
-/* 401 without a valid, unexpired, unrevoked token. */
+/* 401 without a valid, unexpired, unrevoked token. Stamps the token's
+ * last use at most once per [auth] touch_interval. */
 jt_err auth_require(jt_req *r, jt_principal *p);
 /* auth_require, then 403 unless the principal is user_id or an admin. */
 jt_err auth_require_user(jt_req *r, jt_principal *p, int64_t user_id);
+/* The same, but anyone else gets 404 NOT_FOUND ("no such <what>"): for a
+ * user's rows whose existence is nobody else's business (a cart). */
+jt_err auth_require_owner(jt_req *r, jt_principal *p, int64_t user_id, const char *what);
 
 jt_err accounts_create(jt_req *r);
 jt_err accounts_get(jt_req *r);
+/* The answer of GET /api/v1/users/{userId} for uid, into b: JT_OK, or
+ * USER_NOT_FOUND or the database's failure. */
+jt_err accounts_profile(jt_req *r, int64_t uid, jt_buf *b);
 jt_err auth_token_create(jt_req *r);
 jt_err auth_token_revoke(jt_req *r);
 
@@ -40,6 +48,13 @@ jt_err accounts_validate(jt_req *r, jt_new_user *u);
 /* The registration body, validated without touching the database. */
 jt_err accounts_parse(jt_req *r, json_object *o, jt_new_user *u);
 int    accounts_valid_phone(const char *s);
+/* The sign-up's rule for one field of body o (a 400 naming it otherwise):
+ * a password of 8 to 72 characters under `key`; a name of 1 to 50 that is
+ * not blank; a phone like 010-1234-5678. Optional fields may be absent
+ * (*out NULL). */
+jt_err accounts_field_password(jt_req *r, json_object *o, const char *key, const char **out);
+jt_err accounts_field_name(jt_req *r, json_object *o, int required, const char **out);
+jt_err accounts_field_phone(jt_req *r, json_object *o, int required, const char **out);
 /* Hashes the password, seals the personal fields and inserts the row.
  * JT_OK with *id set, JT_E_EMAIL_TAKEN, JT_E_DATABASE_UNAVAILABLE or
  * JT_E_INTERNAL; no detail is set (the caller may not be a request). */

@@ -41,13 +41,16 @@
  * query for the few with options). The columns come back raw and the status, its next change and the ISO
  * times are made here from the app's clock (the same rules as STATUS_EXPR
  * and NEXT_CHANGE_MS): the product detail is the catalog's hottest read,
- * and expressions cost MariaDB more than they cost a worker */
+ * and expressions cost MariaDB more than they cost a worker. Last, how many
+ * buyers wish for it (under any option): one dive into
+ * wishlist_items_product. */
 static const char SQL_PRODUCT_GET[] =
-    "SELECT id, name, price, stock, version, description, seller_id, sale_starts_at, sale_ends_at, has_options"
+    "SELECT id, name, price, stock, version, description, seller_id, sale_starts_at, sale_ends_at, has_options,"
+    " (SELECT COUNT(DISTINCT w.user_id) FROM wishlist_items w WHERE w.product_id = products.id)"
     " FROM products WHERE id = ? AND deleted_at IS NULL";
 static const char SQL_PRODUCT_OPTIONS[] =
     "SELECT id, name, extra_price, stock FROM product_options WHERE product_id = ? ORDER BY id";
-enum { PG_ID, PG_NAME, PG_PRICE, PG_STOCK, PG_VERSION, PG_DESC, PG_SELLER, PG_STARTS, PG_ENDS, PG_HAS_OPTIONS };
+enum { PG_ID, PG_NAME, PG_PRICE, PG_STOCK, PG_VERSION, PG_DESC, PG_SELLER, PG_STARTS, PG_ENDS, PG_HAS_OPTIONS, PG_WISHES };
 enum { PO_ID, PO_NAME, PO_EXTRA, PO_STOCK };
 
 /* A sale-window bound as epoch µs; 0 when NULL (or unreadable). */
@@ -367,6 +370,9 @@ catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change)
         jw_obj_close(&w);
     }
     jw_arr_close(&w);
+    /* wishlist writes re-tag nothing: the count is as stale as the entry
+     * may be (cache_ttl_ms), like the stock orders sell */
+    jw_kint(&w, "wishCount", jt_val_int(jt_cell(&rows, 0, PG_WISHES)));
     jw_obj_close(&w);
     return b->oom ? jt_fail(r, JT_E_INTERNAL, "out of memory") : JT_OK;
 }

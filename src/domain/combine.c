@@ -1036,6 +1036,11 @@ combine_eligible(jt_req *r, const order_tx *t)
     if (c->combine_max < 2 || t->n < 1 || jt_redis_ready(r->redis) != 0) {
         return 0;
     }
+    /* an order from a cart or a wishlist changes the buyer's rows in its
+     * own transaction (orders.h: the hook), which a batch does not run */
+    if (t->hook != NULL) {
+        return 0;
+    }
     for (i = 1; i < t->n; i++) {
         if (t->lines[i].product_id != t->lines[0].product_id) {
             return 0;

@@ -1,6 +1,7 @@
 /* Cursor (keyset) pagination, newest first, for every list of rows with a
- * growing id: a user's orders, points ledger and receipts today, and the
- * cart, notification and order-event lists to come.
+ * growing id: a user's orders, points ledger, receipts and sessions today,
+ * and the notification and order-event lists to come (a cart, 50 lines at
+ * most, is one answer).
  *
  *   ?cursor=  an id: the page holds the rows with id < cursor (absent: from
  *             the newest); 1..INT64_MAX, else 400 naming the parameter.

@@ -44,8 +44,12 @@
  *                            every host (server/scheduler.c); only saves
  *                            work, each move is fenced by the order's row.
  *
- * Kinds to come (cart, payment) are rows of the kind table in lockkey.c
- * and a function here, named for the row they protect.
+ * A cart or a wishlist has no key: its head row in MariaDB is the lock its
+ * writers queue on and the fence of an order made from it (basket.h); that
+ * order takes the order's keys, like any other.
+ *
+ * Kinds to come (payment) are rows of the kind table in
+ * lockkey.c and a function here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not

@@ -44,6 +44,9 @@ typedef struct {
     unsigned char  *ship_sealed;
     size_t          ship_len;
     jt_err          refusal;
+    /* the source's step inside the transaction (orders.h), or NULL */
+    jt_order_hook   hook;
+    void           *hook_data;
     /* results */
     int64_t         order_id;
     int64_t         balance;

@@ -217,33 +217,63 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
     return JT_OK;
 }
 
+/* The lines a source gives (a cart's, a wishlist's) take the place of
+ * the body's "items", under the same bounds; they are unique by the
+ * source's own key (user, product, option). */
 static jt_err
-parse_order(jt_req *r, json_object *o, order_tx *t, int64_t *expected, int *has_expected)
+source_items(jt_req *r, const jt_order_source *src, order_tx *t)
 {
-    static const char *const known[] = { "items", "shipping", "expectedTotal", NULL };
+    int i;
+
+    if (src->n == 0) {
+        return jt_fail(r, src->empty, "%s", src->empty_detail);
+    }
+    if (src->n < 0 || src->n > JT_ORDER_MAX_ITEMS) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "an order has 1 to %d items; this one would have %d",
+                       JT_ORDER_MAX_ITEMS, src->n);
+    }
+    for (i = 0; i < src->n; i++) {
+        t->lines[i].product_id = src->items[i].product_id;
+        t->lines[i].option_id = src->items[i].option_id;
+        t->lines[i].quantity = src->items[i].quantity;
+    }
+    t->n = src->n;
+    return JT_OK;
+}
+
+/* The body of an order from any source: its members, the lines (the
+ * body's, or the source's once the body is known to be good), the
+ * expected total and the shipping block, sealed. */
+static jt_err
+parse_order(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
+{
     jt_err e;
 
-    if ((e = jt_json_only(r, o, "", known)) != JT_OK || (e = parse_items(r, o, t)) != JT_OK
-        || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, expected, has_expected))
-               != JT_OK) {
+    if ((e = jt_json_only(r, o, "", src->known)) != JT_OK
+        || (src->items == NULL && (e = parse_items(r, o, t)) != JT_OK)
+        || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, &t->expected, &t->has_expected))
+               != JT_OK
+        || (e = seal_shipping(r, o, t)) != JT_OK) {
         return e;
     }
-    return seal_shipping(r, o, t);
+    return src->items == NULL ? JT_OK : source_items(r, src, t);
 }
+
+/* POST /api/v1/orders's own source: the lines are the body's. */
+static const char *const ORDER_MEMBERS[] = { "items", "shipping", "expectedTotal", NULL };
 
 /* The order body, validated without touching the database (fuzzing). */
 jt_err
 orders_validate(jt_req *r, json_object *o)
 {
+    jt_order_source src = { ORDER_MEMBERS, NULL, 0, JT_OK, "", 0, NULL, NULL };
     order_tx *t = jt_pcalloc(r->arena, sizeof(*t));
-    int64_t expected;
-    int has;
 
     if (t == NULL) {
         return JT_E_INTERNAL;
     }
     t->r = r;
-    return parse_order(r, o, t, &expected, &has);
+    return parse_order(r, o, &src, t);
 }
 
 /* The product's detail answer, parsed: its status, price and options are
@@ -359,7 +389,7 @@ price_lines(jt_req *r, order_tx *t)
             return jt_fail(r, JT_E_INVALID_REQUEST, "the order total is out of range");
         }
     }
-    t->shipping_fee = t->items_total >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+    t->shipping_fee = orders_shipping_fee(t->items_total);
     if (__builtin_add_overflow(t->items_total, t->shipping_fee, &t->total)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "the order total is out of range");
     }
@@ -380,7 +410,7 @@ order_totals(order_tx *t)
         }
     }
     t->items_total = items;
-    t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+    t->shipping_fee = orders_shipping_fee(items);
     return __builtin_add_overflow(items, t->shipping_fee, &t->total) ? JT_E_INVALID_REQUEST : JT_OK;
 }
 
@@ -442,6 +472,12 @@ place_body(jt_tx *tx)
     int i, nshort = 0, repriced = 0;
 
     jt_buf_init(&shorts, tx->arena, 64);
+
+    /* 0. the source's rows first (a cart's lines are deleted here): they
+     * commit or roll back with the order */
+    if (t->hook != NULL && (step = t->hook(tx, t->hook_data, &t->refusal)) != JT_TX_COMMIT) {
+        return step;
+    }
 
     /* 1. read every stock row with its version (the first with the buyer's
      * balance); check prices, stock and the balance */
@@ -645,10 +681,6 @@ orders_place(jt_req *r)
 {
     jt_principal who;
     json_object *o;
-    order_tx *t;
-    int64_t expected;
-    int has_expected, nkeys;
-    const char **keys;
     jt_write *wr;
     jt_err e;
 
@@ -658,20 +690,37 @@ orders_place(jt_req *r)
         || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
         return e;
     }
+    {
+        jt_order_source src = { ORDER_MEMBERS, NULL, 0, JT_OK, "", who.user_id, NULL, NULL };
+        return orders_place_from(r, wr, o, &src);
+    }
+}
+
+/* Steps 2 to 5 of placing an order, whichever source its lines come from
+ * (orders.h): POST /api/v1/orders, a cart's checkout and a wishlist's
+ * order all run exactly this. */
+jt_err
+orders_place_from(jt_req *r, jt_write *wr, json_object *o, const jt_order_source *src)
+{
+    order_tx *t;
+    int nkeys;
+    const char **keys;
+    jt_err e;
+
     t = jt_pcalloc(r->arena, sizeof(*t));
     if (t == NULL) {
         return JT_E_INTERNAL;
     }
     t->r = r;
-    t->buyer = who.user_id;
+    t->buyer = src->buyer;
+    t->hook = src->hook;
+    t->hook_data = src->hook_data;
 
     /* 2. validate and price, outside any lock */
-    if ((e = parse_order(r, o, t, &expected, &has_expected)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+    if ((e = parse_order(r, o, src, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
         return e;
     }
-    t->expected = expected;
-    t->has_expected = has_expected;
-    if (has_expected && expected != t->total) {
+    if (t->has_expected && t->expected != t->total) {
         jt_buf x;
         jt_buf_init(&x, r->arena, 64);
         jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);

@@ -18,8 +18,9 @@
  * Redis must not evict keys (Debian's default: no maxmemory).
  *
  * Entries also carry a short TTL, which bounds how stale values that
- * writers do not re-tag (stock sold by orders) can be; callers count it from
- * before their MariaDB read, not from the fill.
+ * writers do not re-tag (stock sold by orders, a product's wishCount moved
+ * by wishlists) can be; callers count it from before their MariaDB read,
+ * not from the fill.
  *
  * Every call degrades to a miss / no-op when Redis is down. */
 #ifndef JT_CACHE_H

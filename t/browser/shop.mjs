@@ -9,6 +9,11 @@
 //   seller-search  a seller creates a product; a buyer finds it by search
 //   retry-503      a charge while MariaDB is down: the page counts down to
 //                  the server's Retry-After and retries with the same key
+//   cart-wishlist  a buyer fills the cart from product pages, changes a
+//                  quantity (free shipping at 30,000), pays the cart in one
+//                  step and sees it empty; wishes for a product and orders
+//                  the wishlist, clearing it; renames themself and changes
+//                  the password (the other session is logged out)
 //   every-page     every page, in Korean and English: labelled controls,
 //                  the keyboard, the first product page's size
 //
@@ -174,6 +179,73 @@ const SCENARIOS = {
     await shot(page, 'retry-done');
   },
 
+  async 'cart-wishlist'() {
+    const page = await newPage('cart');
+    const u = DATA.cartBuyer;
+    const [p1, p2] = DATA.products;
+    await login(page, u);
+    const start = await headerBalance(page, u.balance);
+    ok(start === u.balance, `the buyer starts with ${u.balance}`);
+    for (const p of [p1, p2]) {
+      await page.goto(`${BASE}/product.html?id=${p.id}`);
+      await page.getByRole('button', { name: '장바구니에 담기' }).click();
+      await page.locator('.msg.info').waitFor();
+    }
+    ok((await page.locator('.msg.info p').textContent()) === '장바구니에 1개를 담았습니다.', 'the product page says it is in the cart');
+    await page.goto(`${BASE}/cart.html`);
+    await page.locator('#lines tbody tr[data-product]').nth(1).waitFor();
+    const below = p1.price + p2.price;
+    ok(digits(await page.locator('#total').textContent()) === below + 3000, `the cart: ${below} + 3,000 shipping`);
+    await shot(page, 'cart');
+    const qty = page.locator(`#lines tbody tr[data-product="${p1.id}"] input`);
+    await qty.fill('2');
+    await qty.press('Tab');
+    const total = 2 * p1.price + p2.price;
+    await page.waitForFunction((w) => document.querySelector('#total')?.dataset.total === String(w), total);
+    ok(digits(await page.locator('#fee').textContent()) === 0, `2 of the first: ${total}, free shipping (the server's figures)`);
+    await shipping(page);
+    await page.getByRole('button', { name: '장바구니 결제하기' }).click();
+    await page.locator('.msg.info').waitFor();
+    const order = Number(await page.locator('#messages').getAttribute('data-order'));
+    ok(order > 0, `the cart is paid: order ${order}`);
+    ok(await headerBalance(page, start - total) === start - total, `the balance dropped by exactly ${total}`);
+    await page.locator('#lines tbody td[colspan]').waitFor();
+    ok((await page.locator('#lines tbody').textContent()) === '장바구니가 비어 있습니다.', 'and the cart is empty');
+    await shot(page, 'cart-paid');
+
+    await page.goto(`${BASE}/product.html?id=${p2.id}`);
+    await page.getByRole('button', { name: '찜하기' }).click();
+    await page.locator('.msg.info').waitFor();
+    await page.goto(`${BASE}/wishlist.html`);
+    await page.locator('#lines tbody tr[data-product]').waitFor();
+    ok(digits(await page.locator('#total').textContent()) === p2.price + 3000, 'the wishlist: one item, with shipping');
+    await shipping(page);
+    await page.getByLabel('주문한 뒤 찜 목록 비우기').check();
+    await page.getByRole('button', { name: '찜 목록 전체 주문하기' }).click();
+    await page.locator('.msg.info').waitFor();
+    const after = start - total - p2.price - 3000;
+    ok(await headerBalance(page, after) === after, 'the wishlist is ordered');
+    await page.locator('#lines tbody td[colspan]').waitFor();
+    ok((await page.locator('#lines tbody').textContent()) === '찜한 상품이 없습니다.', 'and cleared');
+
+    await page.goto(`${BASE}/account.html`);
+    await page.locator('#sessions tbody tr').first().waitFor();
+    ok(await page.locator('#sessions tbody tr').count() === 2, 'two sessions: the test\'s and this browser\'s');
+    await page.getByLabel('이름', { exact: true }).fill(u.newName);
+    await page.getByRole('button', { name: '프로필 저장하기' }).click();
+    await page.locator('.msg.info').waitFor();
+    ok((await page.locator('#who').textContent()) === u.newName, 'renamed: the header says the new name');
+    await page.getByLabel('현재 비밀번호').fill(u.password);
+    await page.getByLabel('새 비밀번호 (8~72자)').fill(u.newPassword);
+    await page.getByRole('button', { name: '비밀번호 바꾸기' }).click();
+    await page.locator('.msg.info').waitFor();
+    ok((await page.locator('.msg.info p').textContent()) === '비밀번호를 바꿨습니다. 다른 세션 1개를 로그아웃시켰습니다.',
+      'the password is changed and the other session logged out');
+    await page.waitForFunction(() => document.querySelectorAll('#sessions tbody tr').length === 1);
+    ok(true, 'one session left: this one');
+    await shot(page, 'account');
+  },
+
   async 'every-page'() {
     const page = await newPage('visitor');
     // the first product list page, as a new visitor gets it (gzip on)
@@ -210,8 +282,8 @@ const SCENARIOS = {
     await page.waitForURL(HOME);
 
     const pages = ['/', `/product.html?id=${DATA.products[0].id}`, `/product.html?id=${DATA.optionProduct}`, '/points.html',
-      '/checkout.html', '/orders.html', '/auctions.html', `/auction.html?id=${DATA.auction}`, '/receipts.html',
-      '/seller.html', '/admin.html'];
+      '/checkout.html', '/cart.html', '/wishlist.html', '/orders.html', '/auctions.html', `/auction.html?id=${DATA.auction}`,
+      '/receipts.html', '/account.html', '/seller.html', '/admin.html'];
     for (const p of pages) {
       await page.goto(BASE + p);
       await page.locator('#site-header nav').waitFor();

@@ -179,10 +179,13 @@ const PAGES = [
   ['/', 'nav.products'],
   ['/auctions.html', 'nav.auctions'],
   ['/checkout.html', 'nav.checkout'],
+  ['/cart.html', 'nav.cart', 'user'],
+  ['/wishlist.html', 'nav.wishlist', 'user'],
   ['/orders.html', 'nav.orders', 'user'],
   ['/points.html', 'nav.points', 'user'],
   ['/receipts.html', 'nav.receipts', 'user'],
   ['/notifications.html', 'nav.notifications', 'user'],
+  ['/account.html', 'nav.account', 'user'],
   ['/seller.html', 'nav.seller', 'seller'],
   ['/admin.html', 'nav.admin', 'admin'],
   ['/api/docs', 'nav.docs'],
@@ -224,6 +227,62 @@ async function logout() {
   }
   session.clear();
   location.href = '/';
+}
+
+// --- placing an order (checkout, cart, wishlist) ---------------------------------
+
+// Fills form with an order's shipping fields, then `extra` controls and
+// the submit button (#pay) labelled t(payKey).
+export function shippingForm(form, payKey, extra = []) {
+  const field = (id, name, key, attrs) => el('div', {}, el('label', { for: id }, t(key)), el('input', { id, name, ...attrs }));
+  form.replaceChildren(
+    el('h2', {}, t('checkout.shipping')),
+    el('div', { class: 'row' },
+      field('recipient', 'recipient', 'checkout.recipient', { required: true, maxlength: 50, autocomplete: 'name' }),
+      field('ship-phone', 'phone', 'checkout.phone', { type: 'tel', required: true, pattern: '01[016789]-?[0-9]{3,4}-?[0-9]{4}',
+        placeholder: '010-1234-5678', autocomplete: 'tel' }),
+      field('zip', 'zipCode', 'checkout.zip', { required: true, pattern: '[0-9]{5}', inputmode: 'numeric', maxlength: 5,
+        autocomplete: 'postal-code' })),
+    el('label', { for: 'address' }, t('checkout.address')),
+    el('input', { id: 'address', name: 'address', required: true, maxlength: 200, size: 60, autocomplete: 'street-address' }),
+    el('label', { for: 'request' }, t('checkout.request')),
+    el('input', { id: 'request', name: 'request', maxlength: 200, size: 60 }),
+    ...extra,
+    el('p', {}, el('button', { type: 'submit', id: 'pay' }, t(payKey))));
+}
+
+// The shipping block of an order body, from a shippingForm.
+export function readShipping(form) {
+  const f = new FormData(form);
+  const shipping = { recipient: f.get('recipient').trim(), phone: f.get('phone').trim(), zipCode: f.get('zipCode').trim(),
+    address: f.get('address').trim() };
+  if (f.get('request').trim()) shipping.request = f.get('request').trim();
+  return shipping;
+}
+
+// An order's answer: its number, what it cost and what is left, a link to
+// the orders, and the balance in the header.
+export function showPaid(order) {
+  showInfo(`${t('checkout.paid', { id: order.orderId })} ${t('checkout.paidDetail', { total: krw(order.total),
+    balance: krw(order.balance) })}`, [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
+  $('#messages').dataset.order = String(order.orderId);
+  refreshBalance();
+}
+
+// The next steps an order's refusal offers: drop the short lines
+// (removeShort(productIds)), pay the new total (payAt(event, total): the
+// buyer agreed to a new amount, so a new action and a new key), or charge
+// points.
+export function orderSteps(err, { removeShort, payAt }) {
+  if (err.code === 'OUT_OF_STOCK' && Array.isArray(err.problem.productIds) && removeShort) {
+    return [{ label: t('checkout.removeShort'), onClick: () => removeShort(err.problem.productIds) }];
+  }
+  if (err.code === 'PRICE_CHANGED') {
+    const now = err.problem.currentTotal;
+    return [{ label: t('checkout.payNew', { total: krw(now) }), onClick: (ev) => payAt(ev, now) }];
+  }
+  if (err.code === 'INSUFFICIENT_BALANCE') return [{ label: t('checkout.toPoints'), href: '/points.html' }];
+  return [];
 }
 
 // --- the checkout list -------------------------------------------------------

@@ -5,7 +5,9 @@
 // lines, INSUFFICIENT_BALANCE leads to the points page.
 import { api, get } from '../api.js';
 import { t } from '../i18n.js';
-import { $, act, checkoutList, el, krw, onSubmit, refreshBalance, requireLogin, showInfo, showProblem, startPage } from '../ui.js';
+import {
+  $, act, checkoutList, el, krw, onSubmit, orderSteps, readShipping, requireLogin, shippingForm, showPaid, showProblem, startPage,
+} from '../ui.js';
 
 const FREE_FROM = 30000;   // the server's rule (src/domain/orders.h); the server's total wins
 const FEE = 3000;
@@ -58,45 +60,31 @@ function render() {
 }
 
 async function pay({ key, onWait }, expectedTotal) {
-  const f = new FormData($('#order'));
-  const shipping = { recipient: f.get('recipient').trim(), phone: f.get('phone').trim(), zipCode: f.get('zipCode').trim(),
-    address: f.get('address').trim() };
-  if (f.get('request').trim()) shipping.request = f.get('request').trim();
   const body = {
     items: lines.map((l) => (l.optionId ? { productId: l.productId, optionId: l.optionId, quantity: l.quantity }
       : { productId: l.productId, quantity: l.quantity })),
-    shipping,
+    shipping: readShipping($('#order')),
     expectedTotal,
   };
   const { data } = await api('POST', '/api/v1/orders', { body, key, onWait });
   lines = [];
   checkoutList.set([]);
   render();
-  showInfo(`${t('checkout.paid', { id: data.orderId })} ${t('checkout.paidDetail', { total: krw(data.total), balance: krw(data.balance) })}`,
-    [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
-  $('#messages').dataset.order = String(data.orderId);
-  refreshBalance();
+  showPaid(data);
 }
 
 function nextSteps(err) {
-  if (err.code === 'OUT_OF_STOCK' && Array.isArray(err.problem.productIds)) {
-    return [{ label: t('checkout.removeShort'), onClick: () => {
-      lines = lines.filter((l) => !err.problem.productIds.includes(l.productId));
+  return orderSteps(err, {
+    removeShort: (ids) => {
+      lines = lines.filter((l) => !ids.includes(l.productId));
       save();
       price();
-    } }];
-  }
-  if (err.code === 'PRICE_CHANGED') {
-    const now = err.problem.currentTotal;
-    return [{ label: t('checkout.payNew', { total: krw(now) }), onClick: (ev) => {
-      // the buyer agreed to a new amount: a new action, a new key
-      act(ev.target, (a) => pay(a, now), { problemActions: nextSteps, after: render });
-    } }];
-  }
-  if (err.code === 'INSUFFICIENT_BALANCE') return [{ label: t('checkout.toPoints'), href: '/points.html' }];
-  return [];
+    },
+    payAt: (ev, now) => act(ev.target, (a) => pay(a, now), { problemActions: nextSteps, after: render }),
+  });
 }
 
 startPage();
+shippingForm($('#order'), 'checkout.pay');
 price().catch((e) => showProblem(e));
 onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps, after: render });

@@ -1,8 +1,23 @@
 // One product: options with their extra prices, quantity, and "add to the
-// order" / "order now" (the checkout list is kept in this tab).
-import { get } from '../api.js';
+// order" / "order now" (the checkout list is kept in this tab), "add to
+// cart" and "wish for it" (kept on the server, for a logged-in buyer).
+import { api, get, session } from '../api.js';
 import { t } from '../i18n.js';
-import { $, badge, checkoutList, el, krw, param, showInfo, showProblem, startPage } from '../ui.js';
+import { $, act, badge, checkoutList, el, krw, param, showInfo, showProblem, startPage } from '../ui.js';
+
+// PUT a line into the buyer's cart or wishlist (a person who is not logged
+// in is sent to log in first, and back).
+function keep(button, list, body, done) {
+  const s = session.get();
+  if (!s) {
+    location.href = `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`;
+    return;
+  }
+  act(button, async ({ onWait }) => {
+    await api('PUT', `/api/v1/users/${s.userId}/${list}/items`, { body, onWait });
+    done();
+  });
+}
 
 async function load() {
   const box = $('#product');
@@ -45,7 +60,19 @@ async function load() {
         const c = choose();
         checkoutList.add(p.id, c.optionId, c.quantity);
         location.href = '/checkout.html';
-      } }, t('product.buy'))));
+      } }, t('product.buy'))),
+    el('p', { class: 'row' },
+      el('button', { type: 'button', id: 'add-cart', class: 'secondary', onclick: (ev) => {
+        if (!form.reportValidity() || (p.options.length && !choose().optionId)) return;
+        const c = choose();
+        keep(ev.target, 'cart', { productId: p.id, optionId: c.optionId, quantity: c.quantity },
+          () => showInfo(t('product.addedCart', { n: c.quantity }), [{ label: t('product.goCart'), href: '/cart.html' }]));
+      } }, t('product.addCart')),
+      el('button', { type: 'button', id: 'wish', class: 'secondary', onclick: (ev) => {
+        if (p.options.length && !choose().optionId) return;
+        keep(ev.target, 'wishlist', { productId: p.id, optionId: choose().optionId },
+          () => showInfo(t('product.wished'), [{ label: t('product.goWishlist'), href: '/wishlist.html' }]));
+      } }, t('product.wish'))));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (p.options.length && !choose().optionId) return;
@@ -55,7 +82,8 @@ async function load() {
   });
   box.replaceChildren(
     el('h2', { id: 'product-name' }, p.name), price,
-    el('p', {}, badge(p.status), ' ', el('span', { id: 'stock' }, t('product.stockLeft', { stock: p.stock }))),
+    el('p', {}, badge(p.status), ' ', el('span', { id: 'stock' }, t('product.stockLeft', { stock: p.stock })), ' ',
+      el('span', { id: 'wish-count', class: 'muted' }, t('product.wishCount', { n: p.wishCount }))),
     el('p', {}, p.description || t('product.noDescription')),
     form);
   box.removeAttribute('aria-busy');
