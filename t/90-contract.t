@@ -406,6 +406,9 @@ my @SCENARIOS = (
         my ($uid, $t) = @{ $x->{buyer} }{qw(id token)};
         my ($p, $shirt) = ($x->{product}, $x->{shirt});
         my $cart = "/api/v1/users/$uid/cart";
+        # the slices before spent part of the buyer's balance (the lifecycle's delivered orders keep theirs)
+        call(POST => "/api/v1/users/$uid/charge", token => $t, headers => { 'Idempotency-Key' => key() },
+            json => { amount => 50_000 }, status => 200, name => 'charge for the cart and the wishlist');
         call(GET => $cart, token => $t, status => 200, name => 'an empty cart');
         call(PUT => "$cart/items", token => $t, json => { productId => $p->{id}, quantity => 1 }, status => 200,
             name => 'a line in the cart');
