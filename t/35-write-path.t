@@ -8,7 +8,10 @@
 #     knew, even when the database goes away right after COMMIT;
 #  6. past the prepared-statement cache, statements are closed, not leaked;
 #  7. a money- or stock-moving body with a member this version does not
-#     know is refused whole (400 naming it), never half-understood.
+#     know is refused whole (400 naming it), never half-understood;
+#  8. a keyed request refused for a business reason whose look-up for a
+#     same-key commit fails answers 503 (retry with the key), never the
+#     refusal: a same-key transaction (a combined batch) may be committing.
 use strict;
 use warnings;
 use utf8;
@@ -219,6 +222,51 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
     is($r->{status}, 201, '7: the order without it -> 201') or diag($r->{body});
     $r = jreq($s, 'POST', "/api/v1/users/$u->{id}/charge", $u->{token}, { amount => 5_000 }, 'Idempotency-Key' => "u35-ok-$$");
     is($r->{status}, 200, '7: the charge without it -> 200') or diag($r->{body});
+    $s->stop;
+}
+
+# ---------------------------------------------------------------- 8. the settle look-up fails
+# A same-key transaction holds its idempotency row uncommitted (as a batch
+# that took the order does while it commits); the request is refused as sold
+# out; its look-up for a committed answer waits on that row, and is killed.
+# Whether the other committed is then unknown: 503, and the retry with the
+# key, once the other has rolled back, gets the true answer.
+{
+    my $s = test_stack(workers => 2);
+    my ($u) = @{ make_users($s, 1, tag => 'k35', balance => 100_000) };
+    my $p = add_product($s, '매진 상품', 1_000, 0);
+    my $key = "settle35-$$";
+    open(my $holder, '|-', $s->_mariadb_cmd, 'jangteo') or die "mariadb: $!";
+    $holder->autoflush(1);
+    print $holder "BEGIN; INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, status, body, ref_kind, ref_id,"
+        . " expires_at) VALUES ($u->{id}, '$key', UNHEX(REPEAT('00', 32)), 201, '{}', 'ORDER', 0, NOW(6) + INTERVAL 1 DAY);\n";
+    sleep 0.5;
+    my $out = "${\ $s->dir}/settle35.answer";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my $r = jreq($s, 'POST', '/api/v1/orders', $u->{token}, order_body([ [ $p, 1 ] ]), 'Idempotency-Key' => $key);
+        open(my $f, '>', $out) or _exit(1);
+        print $f "$r->{status} " . ($r->{json}{code} // '') . "\n";
+        close $f;
+        _exit(0);
+    }
+    my $killed = 0;
+    for (1 .. 100) {   # at most 10 s for the look-up to start waiting
+        my $rows = $s->sql("SELECT id FROM information_schema.processlist WHERE info LIKE '%idempotency_keys%LOCK IN SHARE MODE%'"
+            . " AND info NOT LIKE '%processlist%'");
+        if (@$rows) { $s->sql("KILL QUERY $rows->[0][0]"); $killed = 1; last }
+        sleep 0.1;
+    }
+    ok($killed, '8: the refused request looks for a same-key commit, and waits on the uncommitted row');
+    waitpid($pid, 0);
+    open(my $f, '<', $out) or die "no answer: $!";
+    chomp(my $ans = <$f> // '');
+    is($ans, '503 DATABASE_UNAVAILABLE', '8: with the look-up killed: 503, not 409 OUT_OF_STOCK');
+    print $holder "ROLLBACK;\n";
+    close $holder;
+    my $r = jreq($s, 'POST', '/api/v1/orders', $u->{token}, order_body([ [ $p, 1 ] ]), 'Idempotency-Key' => $key);
+    is_problem($r, 409, 'OUT_OF_STOCK', '8: the retry with the key, nothing committed under it: 409 OUT_OF_STOCK');
+    is(scalar_sql($s, "SELECT balance FROM users WHERE id = $u->{id}"), 100_000, '8: the balance is untouched');
     $s->stop;
 }
 

@@ -67,8 +67,15 @@ write_failed(jt_req *r, jt_err e, void *data)
         return jt_fail(r, JT_E_IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different request");
     case JT_IDEM_IN_FLIGHT:
         return jt_fail(r, JT_E_IDEMPOTENCY_IN_FLIGHT, "a request with this Idempotency-Key is in flight");
+    case JT_IDEM_PROCEED:
+        return e;   /* nothing committed under the key: the error is the answer */
     default:
-        return e;
+        /* The lookup failed (the database went away, or its answer did not
+         * come in time): whether a same-key transaction committed is
+         * unknown, so the business error may be a lie (an order committed
+         * by a batch, then refused here as sold out). Retry with the key. */
+        return jt_fail(r, JT_E_DATABASE_UNAVAILABLE,
+                       "could not tell whether a request with this Idempotency-Key committed; retry with the same key");
     }
 }
 
