@@ -4,6 +4,7 @@
 #ifndef JT_METRICS_H
 #define JT_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define JT_METRICS_ROUTES 64            /* route slots; the last one is "unmatched" */
@@ -52,9 +53,15 @@ typedef struct {
     uint64_t bids_failed;
     uint64_t cache_hits;
     uint64_t cache_misses;
+    uint64_t pg_retries;             /* gateway attempts after a failed one */
+    uint64_t pg_token_fetches;       /* getToken requests */
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 
+/* A zeroed anonymous shared mapping: every child forked after this call
+ * shares it (metrics, the circuit breaker, the gateway token). NULL on
+ * failure. */
+void       *jt_shared_zalloc(size_t n);
 int         jt_metrics_init_shared(void);
 jt_metrics *jt_metrics_get(void);
 

@@ -12,6 +12,7 @@
 
 struct jt_db;
 struct jt_redis;
+struct jt_pg;
 struct jt_conf_s;
 
 enum { JT_GET = 1, JT_POST = 2, JT_PUT = 4, JT_PATCH = 8, JT_DELETE = 16, JT_HEAD = 32 };
@@ -48,6 +49,7 @@ typedef struct jt_req {
     /* the worker's connections and settings */
     struct jt_db    *db;
     struct jt_redis *redis;
+    struct jt_pg    *pg;            /* the payment gateway client */
     const void      *conf;          /* const jt_conf * */
 
     /* answer */

@@ -12,11 +12,13 @@
 
 struct jt_db;
 struct jt_redis;
+struct jt_pg;
 
 typedef struct {
     const jt_conf   *conf;
     struct jt_db    *db;
     struct jt_redis *redis;
+    struct jt_pg    *pg;
     jt_arena        *arena;
 } jt_http_ctx;
 

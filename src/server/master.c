@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/breaker.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -21,6 +22,7 @@
 #include "server/listen.h"
 #include "server/scoreboard.h"
 #include "server/worker.h"
+#include "store/pg.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -322,6 +324,9 @@ reload(void)
         return;
     }
     conf = next;
+    if (jt_pg_init_shared(&conf) != 0) {
+        jt_log_error("master: reload: cannot set up the payment gateway client");
+    }
     if (jt_log_open(conf.error_log, conf.access_log, conf.log_level) != 0) {
         jt_log_error("master: reload: cannot open log files");
     }
@@ -384,7 +389,8 @@ jt_master_run(const char *path)
         return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL || jt_metrics_init_shared() != 0) {
+    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_breaker_init_shared() != 0
+        || jt_pg_init_shared(&conf) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }
