@@ -59,6 +59,7 @@ const jt_route jt_routes[] = {
     { JT_POST,   "/test/echo",                        testing_echo,       JT_ROUTE_TEST },
     { JT_POST,   "/test/leak",                        testing_leak,       JT_ROUTE_TEST },
     { JT_POST,   "/test/clock",                       testing_clock,      JT_ROUTE_TEST },
+    { JT_POST,   "/test/pg",                          testing_pg,         JT_ROUTE_TEST },
 };
 
 const size_t jt_nroutes = sizeof(jt_routes) / sizeof(jt_routes[0]);

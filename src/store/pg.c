@@ -270,6 +270,8 @@ envelope(int http, const char *body, size_t len, json_object **root, json_object
         return JT_CALL_FAILED;
     }
     if (len > 0 && len <= JT_PG_ANSWER_MAX && (tok = json_tokener_new_ex(16)) != NULL) {
+        /* strict JSON in valid UTF-8: the gateway's words reach our answers */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         o = json_tokener_parse_ex(tok, body, (int) len);
         if (json_tokener_get_error(tok) != json_tokener_success) {
             json_object_put(o);
