@@ -34,12 +34,13 @@ static jt_breaker local_breaker;
 static jt_breaker *breaker = &local_breaker;
 
 int
-jt_breaker_init_shared(void)
+jt_breaker_init_shared(int64_t now_ms)
 {
     jt_breaker *p = jt_shared_zalloc(sizeof(jt_breaker));
     if (p == NULL) {
         return -1;
     }
+    p->since = S_TAG(0) | ((uint64_t) now_ms & S_MS_MASK);
     breaker = p;
     return 0;
 }
@@ -277,7 +278,8 @@ jt_breaker_inspect(jt_breaker *b, const jt_breaker_conf *c, jt_breaker_view *v)
     uint64_t s = __atomic_load_n(&b->since, __ATOMIC_ACQUIRE);
 
     v->state = W_STATE(w);
-    v->since_ms = (s & ~S_MS_MASK) == S_TAG(W_EPOCH(w)) ? (int64_t) (s & S_MS_MASK) : -1;
+    /* 0: never stamped (a process-local breaker no call has moved) */
+    v->since_ms = s != 0 && (s & ~S_MS_MASK) == S_TAG(W_EPOCH(w)) ? (int64_t) (s & S_MS_MASK) : -1;
     if (v->state == JT_BREAKER_CLOSED) {
         scan(b, c, W_EPOCH(w), &v->calls, &v->failed, &v->slow);
     } else if (v->state == JT_BREAKER_HALF_OPEN) {

@@ -113,7 +113,7 @@ typedef struct {
 
 /* The process's breaker: shared once jt_breaker_init_shared ran (master,
  * before forking), process-local otherwise. */
-int         jt_breaker_init_shared(void);
+int         jt_breaker_init_shared(int64_t now_ms);
 jt_breaker *jt_breaker_get(void);
 void        jt_breaker_reset(jt_breaker *b);
 

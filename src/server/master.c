@@ -389,7 +389,7 @@ jt_master_run(const char *path)
         return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_breaker_init_shared() != 0
+    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_breaker_init_shared(now_ms()) != 0
         || jt_pg_init_shared(&conf) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;

@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <json-c/json.h>
@@ -857,6 +858,39 @@ jt_pg_cancel(jt_pg *pg, const char *imp_uid, int64_t amount, int64_t checksum, c
         return res->rc;
     }
     return pg_call(pg, &q, parse_payment_cb, out, deadline, res);
+}
+
+static int
+parse_addr(const char *s, unsigned char out[16], int *family)
+{
+    if (inet_pton(AF_INET, s, out) == 1) {
+        *family = AF_INET;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, s, out) == 1) {
+        *family = AF_INET6;
+        return 1;
+    }
+    return 0;
+}
+
+int
+jt_pg_webhook_allowed(const jt_conf *c, const char *addr)
+{
+    char list[sizeof(c->webhook_allow)], *tok, *save = NULL;
+    unsigned char want[16], have[16];
+    int fw, fh;
+
+    if (addr == NULL || !parse_addr(addr, have, &fh)) {
+        return 0;
+    }
+    memcpy(list, c->webhook_allow, sizeof(list));
+    for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        if (parse_addr(tok, want, &fw) && fw == fh && !memcmp(want, have, fw == AF_INET ? 4 : 16)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 const char *

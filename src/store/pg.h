@@ -117,6 +117,11 @@ jt_call_outcome jt_pg_parse_token(int http_status, const char *body, size_t len,
 jt_call_outcome jt_pg_parse_prepare(int http_status, const char *body, size_t len, char *merchant_uid,
                                     int64_t *amount, jt_pg_result *res);
 
+/* Is addr (REMOTE_ADDR, as nginx passes it) one of [payments]
+ * webhook_allow? Addresses are compared as addresses, not as text
+ * ("::1" is "0:0::1"); anything that does not parse is refused. */
+int jt_pg_webhook_allowed(const jt_conf *c, const char *addr);
+
 const char *jt_pg_rc_name(jt_pg_rc rc);
 const char *jt_pg_status_name(jt_pg_status s);
 

@@ -150,6 +150,23 @@ main(void)
                             &amount, &r);
     ok(o == JT_CALL_REFUSED && r.rc == JT_PG_REFUSED && amount == 0, "prepare again: refused with the reason");
 
+    /* --- webhook source addresses */
+    {
+        jt_conf c;
+        jt_conf_defaults(&c);
+        ok(jt_pg_webhook_allowed(&c, "127.0.0.1"), "the default allows 127.0.0.1 (the local simulator)");
+        ok(!jt_pg_webhook_allowed(&c, "127.0.0.2"), "and nothing else");
+        strcpy(c.webhook_allow, "52.78.100.19, 52.78.48.223,::1");
+        ok(jt_pg_webhook_allowed(&c, "52.78.48.223"), "a listed address");
+        ok(jt_pg_webhook_allowed(&c, "0:0::1"), "an IPv6 address compared as an address");
+        ok(!jt_pg_webhook_allowed(&c, "52.78.100.1"), "a prefix of a listed one is not it");
+        ok(!jt_pg_webhook_allowed(&c, "127.0.0.1"), "127.0.0.1 once the list no longer has it");
+        ok(!jt_pg_webhook_allowed(&c, "52.78.100.19 "), "a malformed address: refused");
+        ok(!jt_pg_webhook_allowed(&c, NULL), "no address: refused");
+        c.webhook_allow[0] = '\0';
+        ok(!jt_pg_webhook_allowed(&c, "127.0.0.1"), "an empty list allows nobody");
+    }
+
     is_str(jt_pg_rc_name(JT_PG_NOT_FOUND), "not_found", "rc names");
     is_str(jt_pg_status_name(JT_PG_PAID), "paid", "status names");
     return done_testing();
