@@ -24,12 +24,14 @@
  * even, unchanged `seq`, else it takes the cache as empty and fetches a
  * token itself (the gateway hands the same one back while it is valid, so
  * two workers fetching at once is harmless). Writers exclude each other
- * through the CAS; one that finds `seq` odd for over a second takes the
- * writer's place (a worker killed between its two stores must not disable
- * the cache for good). All fields are read and written with atomics. */
+ * through the CAS: one that finds `seq` odd leaves the cache alone (the
+ * writer inside has a token as good as its own). All fields are read and
+ * written with atomics, so a reader never acts on a torn token. A writer
+ * killed between its two stores would leave `seq` odd for good: then the
+ * cache stays empty and each worker keeps the token it fetched itself
+ * (jt_pg.token_until), which costs getToken calls, never correctness. */
 typedef struct {
     uint64_t seq;
-    int64_t  writer_since;   /* wall s, when seq was made odd */
     int64_t  fresh_until;    /* wall s: use the token until then */
     uint64_t words[16];      /* the token, NUL-padded */
 } pg_token_cache;
@@ -65,18 +67,13 @@ token_read(char out[128])
 static void
 token_write(const char *token, int64_t fresh_until)
 {
-    uint64_t s = __atomic_load_n(&token_cache->seq, __ATOMIC_ACQUIRE), mine, w[16];
-    int64_t now = (int64_t) time(NULL);
+    uint64_t s = __atomic_load_n(&token_cache->seq, __ATOMIC_ACQUIRE), w[16];
     int i;
 
-    if ((s & 1) && now - __atomic_load_n(&token_cache->writer_since, __ATOMIC_RELAXED) <= 1) {
-        return;      /* another writer is inside: it has a token as good as ours */
+    if ((s & 1) || !__atomic_compare_exchange_n(&token_cache->seq, &s, s + 1, 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_RELAXED)) {
+        return;      /* another writer is inside */
     }
-    mine = (s & 1) ? s + 2 : s + 1;
-    if (!__atomic_compare_exchange_n(&token_cache->seq, &s, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-        return;
-    }
-    __atomic_store_n(&token_cache->writer_since, now, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     memset(w, 0, sizeof(w));
     memcpy(w, token, strnlen(token, 127));
@@ -84,7 +81,7 @@ token_write(const char *token, int64_t fresh_until)
         __atomic_store_n(&token_cache->words[i], w[i], __ATOMIC_RELAXED);
     }
     __atomic_store_n(&token_cache->fresh_until, fresh_until, __ATOMIC_RELAXED);
-    __atomic_store_n(&token_cache->seq, mine + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&token_cache->seq, s + 2, __ATOMIC_RELEASE);
     sodium_memzero(w, sizeof(w));
 }
 
@@ -598,6 +595,7 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
         if (!q->is_token && http == 401 && !reauthed) {
             /* the token expired early or the gateway forgot it: one more try */
             token_drop(pg->token);
+            pg->token_until = 0;
             reauthed = 1;
             attempt--;
             continue;
@@ -664,7 +662,7 @@ fetch_token(jt_pg *pg, int64_t deadline, jt_pg_result *res)
     jt_buf b;
     jt_pg_rc rc;
 
-    if (token_read(pg->token)) {
+    if (token_read(pg->token) || (pg->token[0] != '\0' && pg->token_until > (int64_t) time(NULL))) {
         return JT_PG_OK;
     }
     jt_buf_init(&b, &pg->arena, 64 + 2 * (strlen(c->imp_key) + strlen(c->imp_secret)));
@@ -687,7 +685,8 @@ fetch_token(jt_pg *pg, int64_t deadline, jt_pg_result *res)
         return rc;
     }
     snprintf(pg->token, sizeof(pg->token), "%s", t.token);
-    token_write(t.token, (int64_t) time(NULL) + (t.expired_at - t.now) - 60);
+    pg->token_until = (int64_t) time(NULL) + (t.expired_at - t.now) - 60;
+    token_write(t.token, pg->token_until);
     sodium_memzero(&t, sizeof(t));
     return JT_PG_OK;
 }

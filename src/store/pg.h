@@ -83,7 +83,8 @@ typedef struct jt_pg {
     char            *answer;   /* JT_PG_ANSWER_MAX + 1 bytes */
     size_t           answer_len;
     int              answer_overflow;
-    char             token[128];
+    char             token[128];   /* the token in use */
+    int64_t          token_until;  /* wall s: our own copy is good until then */
 } jt_pg;
 
 /* Master (before it forks, and on reload): the shared token cache, and
