@@ -7,7 +7,7 @@
 # token or a call the breaker held back is seen from both ends.
 #
 # The breaker runs with a small window here (20 calls, opens from 10 at
-# 20 % failures, 1.5 s open, 3 trials) so that a test can walk it through
+# 20 % failures, 3 s open, 3 trials) so that a test can walk it through
 # every state; its state machine at Bootakhae's figures is t/unit/test_breaker.
 use strict;
 use warnings;
@@ -29,9 +29,9 @@ my $s = test_stack(
         server => { enable_test_routes => 'yes' },
         auctions => { consumers => 0 },
         payments => {
-            connect_timeout_ms => 500, timeout_ms => 1500, deadline_ms => 6000, retry_interval_ms => 100,
+            connect_timeout_ms => 500, timeout_ms => 2000, deadline_ms => 8000, retry_interval_ms => 100,
             breaker_window => 20, breaker_min_calls => 10, breaker_failure_rate => 20, breaker_slow_rate => 100,
-            breaker_slow_ms => 1000, breaker_open_ms => 1500, breaker_half_open_calls => 3,
+            breaker_slow_ms => 1000, breaker_open_ms => 3000, breaker_half_open_calls => 3,
         },
     },
 );
@@ -175,29 +175,32 @@ subtest 'a slow gateway: the call ends at its timeout' => sub {
     my $c0 = counts();
     my $r = pg(op => 'lookup', impUid => 'imp_nothing');
     # answered in full the lookup would be not_found; unavailable with a
-    # timeout means every attempt was cut at timeout_ms (1.5 s)
+    # timeout means every attempt was cut at timeout_ms (2 s)
     is($r->{rc}, 'unavailable', 'answers 4 s late: unavailable');
     like($r->{message}, qr/timed out|timeout/i, 'because the attempt timed out');
     is($r->{attempts}, 3, 'each of the 3 attempts timed out');
     is(delta($c0, 'lookup'), 3, 'the simulator saw 3');
     clear();
 
-    # a call slower than breaker_slow_ms (1 s) but inside the timeout
+    # a call slower than breaker_slow_ms (1 s) but inside the timeout (2 s)
     flush_window();
     my $slow = metric('jangteo_pg_slow_calls_total');
-    fault(endpoint => 'lookup', slow_ms => 1200, times => 1);
+    fault(endpoint => 'lookup', slow_ms => 1100, times => 1);
     $r = pg(op => 'lookup', impUid => 'imp_nothing');
-    is($r->{rc}, 'not_found', 'answered after 1.2 s: the answer');
+    is($r->{rc}, 'not_found', 'answered after 1.1 s: the answer');
     is(metric('jangteo_pg_slow_calls_total') - $slow, 1, 'counted as 1 slow call');
 
     # the simulator answers others while it holds one back
-    fault(endpoint => 'prepared', slow_ms => 3000, times => 1);
+    fault(endpoint => 'prepared', slow_ms => 5000, times => 1);
+    my $c1 = counts();
     my $pid = fork() // die;
     if ($pid == 0) { $s->pgsim('GET', '/payments/prepare/x'); POSIX::_exit(0) }
-    sleep 0.3;
-    my $h = sim('GET', '/_sim/health');
-    is($h->{_status}, 200, 'the simulator answers while another request waits out its 3 s');
-    ok(kill(0, $pid) && waitpid($pid, POSIX::WNOHANG()) == 0, 'and that one is indeed still waiting');
+    my $until = time + 4;
+    sleep 0.02 while delta($c1, 'prepared') < 1 && time < $until;
+    is(delta($c1, 'prepared'), 1, 'a request held back 5 s has arrived');
+    my $h = sim('GET', '/payments/imp_nothing');
+    is($h->{_status}, 401, 'meanwhile the simulator answers another (401: no token)');
+    ok(waitpid($pid, POSIX::WNOHANG()) == 0, 'while the first is still waiting');
     waitpid($pid, 0);
     clear();
 };
@@ -342,7 +345,7 @@ subtest 'the circuit breaker opens, refuses without calling, half-opens and clos
     my @r = map { pg(op => 'lookup', impUid => 'imp_nothing') } 1 .. 8;
     is(scalar(grep { $_->{rc} eq 'unavailable' && $_->{rejected} && $_->{attempts} == 0 } @r), 8,
         '8 calls while open: all unavailable at once, none sent');
-    ok((grep { $_->{retryAfterMs} > 0 && $_->{retryAfterMs} <= 1500 } @r) == 8, 'each told when to come back (<= 1.5 s)');
+    ok((grep { $_->{retryAfterMs} > 0 && $_->{retryAfterMs} <= 3000 } @r) == 8, 'each told when to come back (<= 3 s)');
     is(counts()->{total} - $c1->{total}, 0, 'the simulator saw no request at all meanwhile');
     is(metric('jangteo_pg_calls_total{outcome="rejected"}') - $rej, 8, '/metrics: 8 rejected');
 
@@ -410,7 +413,7 @@ subtest 'the simulator keeps its state across a restart, even a kill -9' => sub 
     delete @{$after}{qw(_status webhooks)};
     is_deeply($after, $before, 'after a restart: the same payments and prepared amounts');
 
-    kill 'KILL', $s->{pids}{pgsim};
+    kill 'KILL', $s->pgsim_pid;
     sleep 0.05 while $s->_alive('pgsim');
     $s->start_pgsim;
     $after = sim('GET', '/_sim/payments');

@@ -263,6 +263,8 @@ sub stop_pgsim {
     $self->_stop_child('pgsim', 'TERM', 10);
 }
 
+sub pgsim_pid { $_[0]{pids}{pgsim} }
+
 sub pgsim_url { my ($self, $path) = @_; "http://127.0.0.1:$self->{pgsim_port}" . ($path // '') }
 
 # A request to the simulator (its control API, or the gateway itself):
