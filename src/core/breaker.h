@@ -14,9 +14,10 @@
  *   HALF_OPEN  `half_open_calls` trial calls go through, the rest are
  *              refused. When all trials are recorded, the same two rates
  *              over the trials decide: reached -> OPEN, else -> CLOSED
- *              (with an empty ring). A trial round whose verdict has not
- *              come `trial_timeout_ms` after it began (a worker holding a
- *              trial was killed) is restarted by the next call.
+ *              (with an empty ring). A round whose trials are all out
+ *              but whose verdict has not come `trial_timeout_ms` after it
+ *              began (a worker holding a trial was killed) is started
+ *              again by the next call, which becomes its first trial.
  *
  * A failure is a call the gateway did not answer properly: no connection,
  * a reset, a timeout, a 5xx, an answer that is not PortOne's JSON. A 4xx or
@@ -48,8 +49,10 @@
  *    finds a stamp of an older epoch (the winner has not got there yet, or
  *    was killed in between) stamps it with its own clock. Both stamp with a
  *    CAS from the old value, so the first stamp stays and none is later
- *    overwritten. A stamp is never earlier than the caller saw the state,
- *    so OPEN cannot half-open early, and it cannot stay open for ever.
+ *    overwritten. Every stamp is a clock reading taken just around the
+ *    transition by a caller that saw it, and an age below zero (another
+ *    worker's later reading) counts as zero: OPEN lasts open_ms, never
+ *    half-opens early, and cannot stay open for ever.
  *  - A SIGKILL between two steps loses at most one ring slot (one call not
  *    judged) or one trial record; a trial round that lost one restarts
  *    after trial_timeout_ms.
