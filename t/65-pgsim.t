@@ -77,6 +77,9 @@ subtest 'the simulator speaks PortOne V1' => sub {
     is($r->{_status}, 401, 'getToken with a wrong secret: 401');
     ok(!defined $r->{response}, 'no token');
 
+    my $big = $s->_http->request('POST', $s->pgsim_url('/payments/prepare'),
+        { headers => { 'Content-Type' => 'application/json' }, content => '{"x":"' . ('a' x 70000) . '"}' });
+    is($big->{status}, 413, 'a body over 64 KiB: 413');
     my $page = $s->_http->get($s->pgsim_url('/pay/no-such-order'));
     is($page->{status}, 404, 'the pay page of an order never prepared: 404');
     is(pay('no-such-order')->{_status}, 404, 'paying it: 404');
