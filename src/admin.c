@@ -15,8 +15,9 @@
 #include "core/log.h"
 #include "core/pii.h"
 #include "domain/audit.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/search.h"
 #include "store/tx.h"
 #include "store/db.h"
 
@@ -202,8 +203,8 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 goto out;
             }
             {
-                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL };
-                if (catalog_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
+                jt_tx tx = { &db, a, JT_DB_OK, 1, NULL, NULL };
+                if (search_index_name(&tx, (int64_t) rows.insert_id, name) != JT_TX_COMMIT) {
                     fprintf(stderr, "demo-data: %s\n", db.last_error);
                     jt_db_rollback(&db);
                     goto out;
@@ -238,28 +239,30 @@ out:
     return rc;
 }
 
-/* Creates one account through the same validation as the API. */
-static int
+/* Creates one account through the same validation as the API: JT_OK, or
+ * the reason (already reported on stderr, bar JT_E_EMAIL_TAKEN, which the
+ * caller words). */
+static jt_err
 create_user(const jt_conf *c, jt_arena *a, jt_db *db, jt_new_user *u, int64_t *id)
 {
     jt_req r;
-    int rc;
+    jt_err e;
 
     memset(&r, 0, sizeof(r));
     r.arena = a;
-    if (accounts_validate(&r, u) != JT_OK) {
+    if ((e = accounts_validate(&r, u)) != JT_OK) {
         fprintf(stderr, "invalid account: %s\n", r.problem_detail ? r.problem_detail : "?");
-        return -2;
+        return e;
     }
     if (strlen(u->password) < 8 || strlen(u->password) > 72) {
         fprintf(stderr, "invalid account: the password must be 8 to 72 characters long\n");
-        return -2;
+        return JT_E_INVALID_REQUEST;
     }
-    rc = accounts_insert(db, a, u, c->kdf_opslimit, c->kdf_memlimit_kib, id);
-    if (rc < 0) {
+    e = accounts_insert(db, a, u, c->kdf_opslimit, c->kdf_memlimit_kib, id);
+    if (e != JT_OK && e != JT_E_EMAIL_TAKEN) {
         fprintf(stderr, "cannot create %s: %s\n", u->email, db->last_error);
     }
-    return rc;
+    return e;
 }
 
 static const char SQL_DEMO_USERS[] = "SELECT COUNT(*) FROM users";
@@ -287,7 +290,7 @@ demo_users(const jt_conf *c, jt_arena *a)
         for (i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
             jt_new_user u = { demo[i].email, demo[i].password, demo[i].name, demo[i].phone, demo[i].role };
             int64_t id;
-            if (create_user(c, a, &db, &u, &id) != 0) {
+            if (create_user(c, a, &db, &u, &id) != JT_OK) {
                 goto out;
             }
         }
@@ -317,7 +320,8 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
     char password[256] = "";
     jt_db db;
     int64_t id;
-    int o, rc;
+    jt_err e;
+    int o;
 
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -348,13 +352,13 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
     }
     u.password = password;
     jt_db_init(&db, c, c->db_user, c->db_password);
-    rc = create_user(c, a, &db, &u, &id);
+    e = create_user(c, a, &db, &u, &id);
     jt_db_close(&db);
-    if (rc == 1) {
+    if (e == JT_E_EMAIL_TAKEN) {
         fprintf(stderr, "create-admin: %s is already registered\n", u.email);
         return 1;
     }
-    if (rc != 0) {
+    if (e != JT_OK) {
         return 1;
     }
     printf("create-admin: admin user %lld created\n", (long long) id);

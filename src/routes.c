@@ -2,14 +2,16 @@
 
 #include "domain/audit.h"
 #include "domain/auctions.h"
-#include "domain/auth.h"
+#include "domain/bids.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
-#include "domain/health.h"
+#include "domain/ops_health.h"
 #include "domain/orders.h"
 #include "domain/points.h"
+#include "domain/receipts.h"
 #include "domain/testing.h"
-#include "server/metrics_page.h"
-#include "server/status.h"
+#include "domain/ops_metrics.h"
+#include "domain/ops_status.h"
 
 const jt_route jt_routes[] = {
     /* operations */
@@ -46,7 +48,7 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/api/v1/auctions",                  auctions_list,      0 },
     { JT_GET,    "/api/v1/auctions/{id}",             auctions_get,       0 },
     { JT_DELETE, "/api/v1/auctions/{id}",             auctions_delete,    0 },
-    { JT_POST,   "/api/v1/auctions/{id}/bids",        auctions_bid,       0 },
+    { JT_POST,   "/api/v1/auctions/{id}/bids",        bids_place,         0 },
     { JT_GET,    "/api/v1/receipts/{receiptId:str}",  receipts_get,       0 },
     { JT_POST,   "/api/v1/receipts/{receiptId:str}/refund", receipts_refund, 0 },
     { JT_GET,    "/api/v1/users/{userId}/receipts",   receipts_list,      0 },

@@ -4,9 +4,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
 
-my $s = Jangteo::Stack->new(
+my $s = test_stack(
     demo => 1,
     conf => { server => { enable_test_routes => 'yes', body_max => 1024 } },
 );
@@ -36,7 +36,12 @@ for my $q ('size=0', 'size=101', 'size=-1', 'size=x', 'page=0', 'page=-1', 'page
 
 # ---- routing
 is_problem($s->get('/api/v1/nope'), 404, 'NOT_FOUND', 'unknown API path -> 404');
-is_problem($s->get('/'), 404, 'NOT_FOUND', '/ -> 404 from the app');
+{
+    my $home = $s->get('/');
+    is($home->{status}, 200, '/ is the storefront');
+    like($home->{headers}{'content-type'} // '', qr{^text/html}, '/ is HTML');
+}
+is_problem($s->get('/nope.html'), 404, 'NOT_FOUND', 'an unknown static path -> 404 problem+json (nginx)');
 
 my $r = $s->request('POST', '/api/v1/products/1', { 'Content-Type' => 'application/json' }, '{}');
 is_problem($r, 405, 'METHOD_NOT_ALLOWED', 'POST /api/v1/products/1 -> 405');

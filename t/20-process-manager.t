@@ -9,7 +9,7 @@ use Test::More;
 use JSON::PP;
 use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
-use Jangteo::Stack;
+use Jangteo::Client qw(test_stack);
 
 my $WORKERS = 4;
 my $PRODUCT = '/api/v1/products/1';
@@ -43,7 +43,7 @@ sub status_json {
     return $r->{status} == 200 ? $r->{json} : undef;
 }
 
-my $s = Jangteo::Stack->new(
+my $s = test_stack(
     demo => 1, workers => $WORKERS,
     conf => { server => { enable_test_routes => 'yes' } },
 );
@@ -58,7 +58,7 @@ subtest 'status page' => sub {
     ok($st, 'GET /status?json answers 200 JSON') or return;
     cmp_ok($st->{accepted_conn} // -1, '>=', $made, "accepted_conn >= $made requests made");
     is(($st->{active_processes} // 0) + ($st->{idle_processes} // 0), $WORKERS, 'active + idle = workers');
-    is($st->{total_processes}, $WORKERS, 'total_processes') if exists $st->{total_processes};
+    is($st->{total_processes}, $WORKERS, 'total_processes');
     my $procs = ref $st->{processes} eq 'ARRAY' ? $st->{processes} : [];
     is(scalar @$procs, $WORKERS, 'one entry per worker');
     is_deeply([ grep { !(exists $_->{pid} && exists $_->{state} && exists $_->{requests}) } @$procs ], [],
@@ -111,7 +111,7 @@ subtest 'SIGHUP twice under load' => sub {
 
 # ---- d. max_requests recycles workers without dropping requests
 subtest 'max_requests' => sub {
-    my $m = Jangteo::Stack->new(
+    my $m = test_stack(
         demo => 1, workers => $WORKERS,
         conf => { server => { max_requests => 50 } },
     );
@@ -127,7 +127,7 @@ subtest 'max_requests' => sub {
 
 # ---- e. request_timeout kills a stuck worker
 subtest 'request_timeout' => sub {
-    my $m = Jangteo::Stack->new(
+    my $m = test_stack(
         demo => 1, workers => $WORKERS,
         conf => { server => { request_timeout => 2, enable_test_routes => 'yes' } },
     );

@@ -13,12 +13,13 @@ use JSON::PP;
 use POSIX ();
 use Time::HiRes ();
 
+use Jangteo::Client qw(test_stack bearer is_problem);
 use Jangteo::Orders qw(
-    order_stack make_users make_admin set_balance add_product add_option
-    order_body place_order bearer problem_ok snapshot order_invariants_ok scalar_sql
+    make_users make_admin set_balance add_product add_option
+    order_body place_order snapshot order_invariants_ok scalar_sql
 );
 
-my $s = order_stack(workers => 4);
+my $s = test_stack(workers => 4);
 my $JSON = JSON::PP->new->utf8->canonical;
 
 my ($alice, $bob, $carol, $admin) = @{ make_users($s, 4, tag => 'o40') };
@@ -101,7 +102,7 @@ my $first;
     is($r->{json}{status}, 'PAID', 'GET: status');
     is_deeply($r->{json}{items}, $j->{items}, 'GET: the same items as the 201');
     $r = $s->get("/api/v1/orders/$first", bearer($bob->{token}));
-    problem_ok($r, 404, 'ORDER_NOT_FOUND', 'GET by another user: 404 ORDER_NOT_FOUND');
+    is_problem($r, 404, 'ORDER_NOT_FOUND', 'GET by another user: 404 ORDER_NOT_FOUND');
     ok(!defined $r->{json}{shipping} && $r->{body} !~ /테헤란로/, 'GET by another user leaks nothing');
     $r = $s->get("/api/v1/orders/$first", bearer($admin->{token}));
     is($r->{status}, 200, 'GET by an admin: 200');
@@ -109,7 +110,7 @@ my $first;
     $r = $s->get("/api/v1/orders/$first");
     is($r->{status}, 401, 'GET without token: 401');
     $r = $s->get('/api/v1/orders/99999999', bearer($alice->{token}));
-    problem_ok($r, 404, 'ORDER_NOT_FOUND', 'GET of an unknown order: 404');
+    is_problem($r, 404, 'ORDER_NOT_FOUND', 'GET of an unknown order: 404');
 }
 
 # ---------------------------------------------------------------- 7. shipping fee and expectedTotal
@@ -133,7 +134,7 @@ my $first;
 
     my $before = snapshot($s);
     $r = place_order($s, $alice->{token}, order_body([ [ $p_29999, 1 ] ], expectedTotal => 29_999));
-    problem_ok($r, 409, 'PRICE_CHANGED', 'expectedTotal 29,999 (fee forgotten): 409 PRICE_CHANGED');
+    is_problem($r, 409, 'PRICE_CHANGED', 'expectedTotal 29,999 (fee forgotten): 409 PRICE_CHANGED');
     is($r->{json}{currentTotal}, 32_999, 'PRICE_CHANGED carries currentTotal 32,999');
     is(snapshot($s), $before, 'PRICE_CHANGED changed nothing');
 
@@ -147,7 +148,7 @@ my $first;
     $s->sql("UPDATE products SET price = 31000, version = version + 1 WHERE id = $p_29999");
     $before = snapshot($s);
     $r = place_order($s, $alice->{token}, order_body([ [ $p_29999, 1 ] ], expectedTotal => 32_999));
-    problem_ok($r, 409, 'PRICE_CHANGED', 'price raised to 31,000 after the client looked: 409');
+    is_problem($r, 409, 'PRICE_CHANGED', 'price raised to 31,000 after the client looked: 409');
     is($r->{json}{currentTotal}, 31_000, 'currentTotal 31,000 (no fee any more)');
     is(snapshot($s), $before, 'nothing changed');
 
@@ -209,26 +210,26 @@ my $first;
 
     my $before = snapshot($s);
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt2, 2, $o_cap ] ]));
-    problem_ok($r, 409, 'OUT_OF_STOCK', 'option stock 1 < 2: OUT_OF_STOCK');
+    is_problem($r, 409, 'OUT_OF_STOCK', 'option stock 1 < 2: OUT_OF_STOCK');
     is_deeply($r->{json}{productIds}, [ 0 + $p_opt2 ], 'productIds names the product');
     is(snapshot($s), $before, 'nothing changed');
 
     # two options of one product, both short: the product is named once
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt, 9, $o_red ], [ $p_opt, 9, $o_blue ] ]));
-    problem_ok($r, 409, 'OUT_OF_STOCK', 'two short options of one product: OUT_OF_STOCK');
+    is_problem($r, 409, 'OUT_OF_STOCK', 'two short options of one product: OUT_OF_STOCK');
     is_deeply($r->{json}{productIds}, [ 0 + $p_opt ], 'productIds names the product once');
     is(snapshot($s), $before, 'nothing changed');
 
     # a product that has options cannot be ordered without one
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt, 1 ] ]));
-    problem_ok($r, 400, 'INVALID_REQUEST', 'product with options, no optionId: 400');
+    is_problem($r, 400, 'INVALID_REQUEST', 'product with options, no optionId: 400');
     # an option of another product, an unknown option
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt, 1, $o_cap ] ]));
-    problem_ok($r, 404, 'OPTION_NOT_FOUND', 'the option of another product: 404 OPTION_NOT_FOUND');
+    is_problem($r, 404, 'OPTION_NOT_FOUND', 'the option of another product: 404 OPTION_NOT_FOUND');
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt, 1, 987654 ] ]));
-    problem_ok($r, 404, 'OPTION_NOT_FOUND', 'an unknown option: 404 OPTION_NOT_FOUND');
+    is_problem($r, 404, 'OPTION_NOT_FOUND', 'an unknown option: 404 OPTION_NOT_FOUND');
     $r = place_order($s, $alice->{token}, order_body([ [ $p_basic, 1, $o_red ] ]));
-    problem_ok($r, 404, 'OPTION_NOT_FOUND', 'an option on a product without options: 404 OPTION_NOT_FOUND');
+    is_problem($r, 404, 'OPTION_NOT_FOUND', 'an option on a product without options: 404 OPTION_NOT_FOUND');
     # two different options of one product are two lines
     $r = place_order($s, $alice->{token}, order_body([ [ $p_opt, 1, $o_red ], [ $p_opt, 1, $o_blue ] ]));
     is($r->{status}, 201, 'two options of one product: 201') or diag($r->{body});
@@ -241,7 +242,7 @@ my $first;
     my $before = snapshot($s);
     my ($sb, $ss, $bal, $n) = (stock($p_basic), stock($p_short), bal($alice->{id}), norders());
     my $r = place_order($s, $alice->{token}, order_body([ [ $p_basic, 3 ], [ $p_short, 2 ] ]));
-    problem_ok($r, 409, 'OUT_OF_STOCK', 'second line short (stock 1, wants 2): 409 OUT_OF_STOCK');
+    is_problem($r, 409, 'OUT_OF_STOCK', 'second line short (stock 1, wants 2): 409 OUT_OF_STOCK');
     is_deeply($r->{json}{productIds}, [ 0 + $p_short ], 'productIds = [the short product] only');
     is(stock($p_basic), $sb, "first line's stock unchanged ($sb)");
     is(stock($p_short), $ss, 'second line stock unchanged (1)');
@@ -251,7 +252,7 @@ my $first;
 
     # both short: both named
     $r = place_order($s, $alice->{token}, order_body([ [ $p_short, 5 ], [ $p_other, 500 ] ]));
-    problem_ok($r, 409, 'OUT_OF_STOCK', 'both lines short: 409');
+    is_problem($r, 409, 'OUT_OF_STOCK', 'both lines short: 409');
     is_deeply([ sort { $a <=> $b } @{ $r->{json}{productIds} || [] } ], [ sort { $a <=> $b } 0 + $p_short, 0 + $p_other ],
         'productIds names both');
     is(snapshot($s), $before, 'nothing changed');
@@ -262,7 +263,7 @@ my $first;
     set_balance($s, $carol->{id}, 12_999);
     my $before = snapshot($s);
     my $r = place_order($s, $carol->{token}, order_body([ [ $p_basic, 1 ] ]));
-    problem_ok($r, 409, 'INSUFFICIENT_BALANCE', 'balance 12,999 < 13,000: 409 INSUFFICIENT_BALANCE');
+    is_problem($r, 409, 'INSUFFICIENT_BALANCE', 'balance 12,999 < 13,000: 409 INSUFFICIENT_BALANCE');
     is(snapshot($s), $before, 'nothing changed');
     set_balance($s, $carol->{id}, 13_000);
     $r = place_order($s, $carol->{token}, order_body([ [ $p_basic, 1 ] ]));
@@ -358,7 +359,7 @@ my $first;
         my $raw = ref $body eq 'SCALAR' ? $$body : $JSON->encode($body);
         my $r = $s->request('POST', '/api/v1/orders',
             { 'Content-Type' => 'application/json', %{ bearer($alice->{token}) } }, $raw);
-        problem_ok($r, 400, $code // 'INVALID_REQUEST', "validation: $name -> 400 " . ($code // 'INVALID_REQUEST'));
+        is_problem($r, 400, $code // 'INVALID_REQUEST', "validation: $name -> 400 " . ($code // 'INVALID_REQUEST'));
     }
     is(snapshot($s), $before, 'the whole validation table changed nothing');
 }
@@ -367,9 +368,9 @@ my $first;
 {
     my $before = snapshot($s);
     my $r = place_order($s, $alice->{token}, order_body([ [ 987654, 1 ] ]));
-    problem_ok($r, 404, 'PRODUCT_NOT_FOUND', 'unknown product: 404 PRODUCT_NOT_FOUND');
+    is_problem($r, 404, 'PRODUCT_NOT_FOUND', 'unknown product: 404 PRODUCT_NOT_FOUND');
     $r = place_order($s, $alice->{token}, order_body([ [ $p_basic, 1 ], [ 987654, 1 ] ]));
-    problem_ok($r, 404, 'PRODUCT_NOT_FOUND', 'a known then an unknown product: 404');
+    is_problem($r, 404, 'PRODUCT_NOT_FOUND', 'a known then an unknown product: 404');
     is(snapshot($s), $before, 'the 404s changed nothing');
 }
 
@@ -425,7 +426,7 @@ my $first;
     my ($sb, $so, $bal) = (stock($p_basic), ostock($o_blue), bal($alice->{id}));
 
     $r = $s->post_json("/api/v1/orders/$id/cancel", {}, bearer($bob->{token}));
-    problem_ok($r, 404, 'ORDER_NOT_FOUND', "bob cancelling alice's order: 404");
+    is_problem($r, 404, 'ORDER_NOT_FOUND', "bob cancelling alice's order: 404");
     $r = $s->post_json("/api/v1/orders/$id/cancel", {});
     is($r->{status}, 401, 'cancel without token: 401');
 
@@ -442,12 +443,12 @@ my $first;
 
     my $before = snapshot($s);
     $r = $s->post_json("/api/v1/orders/$id/cancel", {}, bearer($alice->{token}));
-    problem_ok($r, 409, 'ORDER_NOT_CANCELLABLE', 'second cancel: 409 ORDER_NOT_CANCELLABLE');
+    is_problem($r, 409, 'ORDER_NOT_CANCELLABLE', 'second cancel: 409 ORDER_NOT_CANCELLABLE');
     is(snapshot($s), $before, 'second cancel changed nothing');
     $r = $s->get("/api/v1/orders/$id", bearer($alice->{token}));
     is($r->{json}{status}, 'CANCELLED', 'GET shows CANCELLED');
     $r = $s->post_json('/api/v1/orders/99999999/cancel', {}, bearer($alice->{token}));
-    problem_ok($r, 404, 'ORDER_NOT_FOUND', 'cancel of an unknown order: 404');
+    is_problem($r, 404, 'ORDER_NOT_FOUND', 'cancel of an unknown order: 404');
 }
 
 order_invariants_ok($s);

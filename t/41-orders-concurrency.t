@@ -11,9 +11,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 
+use Jangteo::Client qw(test_stack bearer concurrent);
 use Jangteo::Orders qw(
-    order_stack make_users set_balance add_product add_option
-    order_body place_order bearer fire tally snapshot order_invariants_ok scalar_sql
+    make_users set_balance add_product add_option
+    order_body place_order tally snapshot order_invariants_ok scalar_sql
 );
 
 my %GENEROUS = (
@@ -21,7 +22,7 @@ my %GENEROUS = (
     tx   => { max_attempts => 100, deadline_ms => 20000 },
 );
 
-my $s = order_stack(workers => 8, conf => {%GENEROUS});
+my $s = test_stack(workers => 8, conf => {%GENEROUS});
 my $users = make_users($s, 200, tag => 'o41', balance => 1_000_000);
 
 sub stock  { scalar_sql($s, "SELECT stock FROM products WHERE id = $_[0]") }
@@ -42,7 +43,7 @@ sub ledger_ok {
 {
     my $p = add_product($s, '동시 주문 A', 1_000, 100);
     my @b = @{$users}[0 .. 99];
-    my $res = fire($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @b ]);
+    my $res = concurrent($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @b ]);
     my $t = tally($res);
     is($t->{201} // 0, 100, '1: 100 concurrent orders on stock 100: 100 PAID') or diag(show($t));
     is(stock($p), 0, '1: stock 0');
@@ -55,7 +56,7 @@ sub ledger_ok {
 # ---------------------------------------------------------------- 2. 200 buyers, stock 100
 {
     my $p = add_product($s, '동시 주문 B', 1_000, 100);
-    my $res = fire($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @$users ]);
+    my $res = concurrent($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @$users ]);
     my $t = tally($res);
     is($t->{201} // 0, 100, '2: 200 buyers on stock 100: exactly 100 PAID') or diag(show($t));
     is($t->{'409 OUT_OF_STOCK'} // 0, 100, '2: exactly 100 OUT_OF_STOCK') or diag(show($t));
@@ -85,7 +86,7 @@ sub ledger_ok {
     my @b = @{$users}[100 .. 109];
     # half of them list the lines the other way round: locks must not deadlock
     my $i = 0;
-    my $res = fire($s, [ map { order_req($_, order_body($i++ % 2 ? [ [ $p1, 2 ], [ $p2, 2 ] ] : [ [ $p2, 2 ], [ $p1, 2 ] ])) } @b ]);
+    my $res = concurrent($s, [ map { order_req($_, order_body($i++ % 2 ? [ [ $p1, 2 ], [ $p2, 2 ] ] : [ [ $p2, 2 ], [ $p1, 2 ] ])) } @b ]);
     my $t = tally($res);
     is($t->{201} // 0, 10, '3: 10 buyers x (2 of A + 2 of B): 10 PAID') or diag(show($t));
     is(stock($p1), 30, '3: A 50 -> 30');
@@ -98,7 +99,7 @@ sub ledger_ok {
     my $p = add_product($s, '잔액 경쟁', 10_000, 1_000);
     my $u = $users->[110];
     set_balance($s, $u->{id}, 3 * 13_000 + 500);
-    my $res = fire($s, [ map { order_req($u, order_body([ [ $p, 1 ] ])) } 1 .. 10 ]);
+    my $res = concurrent($s, [ map { order_req($u, order_body([ [ $p, 1 ] ])) } 1 .. 10 ]);
     my $t = tally($res);
     is($t->{201} // 0, 3, '4: exactly 3 orders succeed') or diag(show($t));
     is($t->{'409 INSUFFICIENT_BALANCE'} // 0, 7, '4: exactly 7 INSUFFICIENT_BALANCE') or diag(show($t));
@@ -121,7 +122,7 @@ sub ledger_ok {
     my $total = $r->{json}{total};
     my $bal = scalar_sql($s, "SELECT balance FROM users WHERE id = $u->{id}");
     is(stock($p), 7, '8: stock 10 -> 7');
-    my $res = fire($s, [ map { [ 'POST', "/api/v1/orders/$id/cancel", bearer($u->{token}), {} ] } 1 .. 10 ]);
+    my $res = concurrent($s, [ map { [ 'POST', "/api/v1/orders/$id/cancel", bearer($u->{token}), {} ] } 1 .. 10 ]);
     my $t = tally($res);
     is($t->{200} // 0, 1, '8: exactly one cancel 200') or diag(show($t));
     is($t->{'409 ORDER_NOT_CANCELLABLE'} // 0, 9, '8: nine 409 ORDER_NOT_CANCELLABLE') or diag(show($t));
@@ -139,7 +140,7 @@ sub ledger_ok {
     my $key = 'order-' . $$ . '-' . int(rand(1e9));
     my $body = order_body([ [ $p, 2 ] ]);
     my $before_orders = scalar_sql($s, "SELECT COUNT(*) FROM orders WHERE user_id = $u->{id}");
-    my $res = fire($s, [ map { order_req($u, $body, 'Idempotency-Key' => $key) } 1 .. 20 ]);
+    my $res = concurrent($s, [ map { order_req($u, $body, 'Idempotency-Key' => $key) } 1 .. 20 ]);
     my $t = tally($res);
     my @ok = grep { $_->{status} == 201 } @$res;
     my $inflight = grep { $_->{status} == 409 && ($_->{code} // '') eq 'IDEMPOTENCY_IN_FLIGHT' } @$res;
@@ -166,7 +167,7 @@ sub ledger_ok {
     my $p = add_product($s, 'Redis 정지', 1_000, 40);
     my @b = @{$users}[120 .. 179];
     my $stopped = 0;
-    my $res = fire($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @b ],
+    my $res = concurrent($s, [ map { order_req($_, order_body([ [ $p, 1 ] ])) } @b ],
         on_answer => sub { if ($_[0] >= 10 && !$stopped) { $stopped = 1; $s->stop_redis } });
     ok($stopped, '10: Redis was stopped while orders ran');
     like($s->log_text('error'), qr/Redis unavailable; relying on the version fence/, '10: some orders ran without the lock');
@@ -188,7 +189,7 @@ $s->stop;
 
 # ---------------------------------------------------------------- 9. tiny lease, delay inside the tx: the version fence
 {
-    my $s9 = order_stack(workers => 8, conf => {
+    my $s9 = test_stack(workers => 8, conf => {
         lock    => { lease_ms => 5, wait_ms => 30000 },
         tx      => { max_attempts => 100, deadline_ms => 60000 },
         testing => { tx_delay_ms => 30 },
@@ -196,7 +197,7 @@ $s->stop;
     });
     my $u9 = make_users($s9, 100, tag => 'o41f', balance => 100_000);
     my $p = add_product($s9, '펜스 시험', 1_000, 50);
-    my $res = fire($s9, [ map { [ 'POST', '/api/v1/orders', bearer($_->{token}), order_body([ [ $p, 1 ] ]) ] } @$u9 ]);
+    my $res = concurrent($s9, [ map { [ 'POST', '/api/v1/orders', bearer($_->{token}), order_body([ [ $p, 1 ] ]) ] } @$u9 ]);
     my $t = tally($res);
     is($t->{201} // 0, 50, '9: lease 5 ms, 30 ms in the tx: exactly 50 PAID') or diag(Jangteo::Orders::tally_text($t));
     is($t->{'409 OUT_OF_STOCK'} // 0, 50, '9: exactly 50 OUT_OF_STOCK') or diag(Jangteo::Orders::tally_text($t));

@@ -8,8 +8,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
-use Jangteo::Client qw(test_stack new_user login invariant_ok is_problem concurrent bearer);
-use Jangteo::Catalog qw(jreq make_product product order_for rich_buyer iso_utc demo_tokens list_path wait_until shipping audit_ok);
+use Jangteo::Client qw(test_stack new_user login invariant_ok is_problem concurrent bearer jreq);
+use Jangteo::Catalog qw(make_product product order_for rich_buyer iso_utc demo_tokens list_path wait_until shipping audit_ok);
 use JSON::PP ();
 
 # Redis over TCP here (the other tests reach it through its unix socket)

@@ -11,8 +11,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use Jangteo::Client qw(test_stack invariant_ok is_problem);
-use Jangteo::Catalog qw(jreq make_product product order_for cancel_order rich_buyer iso_utc demo_tokens list_path audit_ok);
+use Jangteo::Client qw(test_stack invariant_ok is_problem jreq);
+use Jangteo::Catalog qw(make_product product order_for cancel_order rich_buyer iso_utc demo_tokens list_path audit_ok);
 
 my $TTL = 1000;
 my $s   = test_stack(demo => 1, workers => 4, conf => { catalog => { cache_ttl_ms => $TTL } });

@@ -10,8 +10,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
-use Jangteo::Client qw(test_stack invariant_ok concurrent);
-use Jangteo::Catalog qw(jreq make_product order_for cancel_order rich_buyer demo_tokens metric audit_ok);
+use Jangteo::Client qw(test_stack invariant_ok concurrent jreq);
+use Jangteo::Catalog qw(make_product order_for cancel_order rich_buyer demo_tokens metric audit_ok);
 
 my $URL = '/api/v1/products/popular';
 

@@ -10,8 +10,8 @@ use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Jangteo::Client qw(test_stack);
-use Jangteo::Catalog qw(jreq make_product list_path demo_tokens);
+use Jangteo::Client qw(test_stack jreq);
+use Jangteo::Catalog qw(make_product list_path demo_tokens);
 
 my $s   = test_stack(demo => 1, workers => 2, conf => { catalog => { cache_ttl_ms => 0 } });
 my $tok = demo_tokens($s);

@@ -66,8 +66,8 @@ for my $name (qw(jangteo_http_requests_in_flight jangteo_lock_acquisitions_total
     is($a, $b, 'worker_starts_total is one shared figure, not a per-worker one');
 }
 
-SKIP: {
-    skip 'promtool not installed (Debian package prometheus)', 1 unless have('promtool');
+{
+    ok(have('promtool'), 'promtool is installed (scripts/install-deps installs it)') or last;
     open my $fh, '>', "$tmp/metrics.txt" or die;
     print $fh $text;
     close $fh;
@@ -75,8 +75,8 @@ SKIP: {
     is($?, 0, 'promtool check metrics passes') or diag($out);
 }
 
-SKIP: {
-    skip 'prometheus not installed', 2 unless have('prometheus');
+{
+    ok(have('prometheus'), 'prometheus is installed (scripts/install-deps installs it)') or last;
     my $port = Jangteo::Stack::free_port();
     my $target = '127.0.0.1:' . $s->http_port;
     open my $fh, '>', "$tmp/prometheus.yml" or die;
@@ -109,8 +109,8 @@ SKIP: {
 }
 
 # --- systemd units -------------------------------------------------------------
-SKIP: {
-    skip 'systemd-analyze not available', 3 unless have('systemd-analyze');
+{
+    ok(have('systemd-analyze'), 'systemd-analyze is installed (scripts/install-deps installs it)') or last;
     for my $u (qw(jangteod.service jangteod.socket)) {
         my $in = slurp("$src/conf/systemd/$u.in");
         $in =~ s/\@sbindir\@/$build\/src/g;
@@ -131,8 +131,8 @@ SKIP: {
 }
 
 # --- nginx: the shipped site with a generated wrapper -----------------------------
-SKIP: {
-    skip 'nginx not installed', 1 unless have('nginx');
+{
+    ok(have('nginx'), 'nginx is installed (scripts/install-deps installs it)') or last;
     my $site = slurp("$src/conf/nginx/jangteo-site.conf.in");
     $site =~ s/\@pkgdatadir\@\/nginx/$src\/conf\/nginx/g;
     $site =~ s{/var/log/nginx/}{$tmp/}g;

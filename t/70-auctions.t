@@ -9,10 +9,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use JSON::PP;
-use Jangteo::Client qw(test_stack login bearer new_user concurrent invariant_ok balance_of is_problem);
+use Jangteo::Client qw(test_stack login bearer new_user concurrent invariant_ok balance_of is_problem jreq);
 use Jangteo::Auctions qw(
     wall_ms iso clock_to clock_reset next_window auction_body create_auction make_users fund bid bid_req
-    wait_settled receipt_counts jreq
+    wait_settled receipt_counts
 );
 
 my $s = test_stack(

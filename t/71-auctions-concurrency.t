@@ -13,7 +13,7 @@ use Time::HiRes qw(time sleep);
 use Jangteo::Client qw(test_stack login bearer new_user concurrent invariant_ok balance_of is_problem);
 use Jangteo::Auctions qw(
     clock_to clock_reset create_auction make_users fund bid bid_req wait_settled receipt_counts
-    consumer_pids concurrent_at
+    consumer_pids
 );
 
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -156,8 +156,8 @@ sub scenarios {
         my @b = @pool[0 .. 199];
         my %before = map { @$_ } @{ $s->sql('SELECT id, balance FROM users WHERE id IN (' . join(',', map { $_->{id} } @b) . ')') };
         my $drop = $a->{startsMs} + 60_000;
-        my $res = concurrent_at($s, [ map { bid_req($a->{id}, $_->{token}, 9000, 1) } @b ],
-            sub { clock_to($s, $drop + 5) });
+        my $res = concurrent($s, [ map { bid_req($a->{id}, $_->{token}, 9000, 1) } @b ],
+            just_before => sub { clock_to($s, $drop + 5) });
         my $mismatch = grep { $_->{status} == 409 && (($_->{json} || {})->{code} // '') eq 'PRICE_MISMATCH' } @$res;
         is($mismatch, 0, 'no bid at the new price was refused as PRICE_MISMATCH');
         my $o = outcome($s, $mode, $a->{id}, $res);

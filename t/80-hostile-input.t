@@ -130,11 +130,13 @@ my @ENDPOINTS = (
     },
     {
         name => 'points.charge', method => 'POST', path => '/api/v1/users/1/charge', token => 'buyer', key => 1,
+        unknown => [''],
         base => { amount => 1000 },
         fields => { amount => [ bad_ints(1000, 1_000_000) ] },
     },
     {
         name => 'orders.place', method => 'POST', path => '/api/v1/orders', token => 'buyer',
+        unknown => [ '', 'items.0', 'shipping' ],
         base => { items => [ { productId => 1, quantity => 1 } ], shipping => {%SHIP} },
         fields => {
             items                 => [ 'null', '[]', '{}', '"x"', '1', '[null]', '[1]', '["x"]', '[[]]',
@@ -154,6 +156,7 @@ my @ENDPOINTS = (
     },
     {
         name => 'products.create', method => 'POST', path => '/api/v1/products', token => 'admin',
+        unknown => [''],
         base => { name => '악성 상품', price => 1000, stock => 10 },
         fields => {
             name         => [ bad_strs(1, 100, extra => ['"   "']) ],
@@ -169,6 +172,7 @@ my @ENDPOINTS = (
     },
     {
         name => 'products.patch', method => 'PATCH', path => '/api/v1/products/2', token => 'admin',
+        unknown => [''],
         base => { name => '바뀐 이름', price => 12345 },
         fields => {
             name  => [ bad_strs(1, 100, extra => ['"   "']) ],
@@ -178,6 +182,7 @@ my @ENDPOINTS = (
     },
     {
         name => 'products.stock', method => 'POST', path => '/api/v1/products/3/stock', token => 'admin',
+        unknown => [''],
         base => { delta => 5 },
         fields => {
             delta    => [ grep { $_ ne '-1' } bad_ints(-10_000_000, 10_000_000), '0', '10000001', '-10000001' ],
@@ -186,6 +191,7 @@ my @ENDPOINTS = (
     },
     {
         name => 'auctions.create', method => 'POST', path => '/api/v1/auctions', token => 'seller',
+        unknown => [ '', 'pricePolicy' ],
         base => {%AUCTION},
         fields => {
             productName      => [ bad_strs(1, 100) ],
@@ -204,6 +210,7 @@ my @ENDPOINTS = (
     },
     {
         name => 'auctions.bid', method => 'POST', path => "/api/v1/auctions/$auction_id/bids", token => 'buyer',
+        unknown => [''],
         base => { price => 10_000, quantity => 1 }, base_ok => 409,
         fields => {
             price    => [ bad_ints(1, 1_000_000_000) ],
@@ -281,6 +288,15 @@ for my $ep (@ENDPOINTS) {
     add_case(name => "$ep->{name}: 1,000 unknown keys", method => $ep->{method}, path => $ep->{path},
         headers => [ @auth, $key->(), $ct ],
         body => encode_utf8('{' . join(',', map { qq("k$_":$_) } 1 .. 1000) . '}'), want => '4xx');
+    # a body that moves money or stock takes no member it does not know, at
+    # any depth (a misspelt or newer field is never silently dropped)
+    for my $at (@{ $ep->{unknown} || [] }) {
+        my $name = length $at ? "$at.zzUnknown" : 'zzUnknown';
+        (my $shown = $name) =~ s/\.(\d+)\./[$1]./g;
+        add_case(name => "$ep->{name}: unknown member $shown", method => $ep->{method}, path => $ep->{path},
+            headers => [ @auth, $key->(), $ct ], body => encode_utf8(mutate($ep->{base}, $name, '1')),
+            want => [400], code => 'INVALID_REQUEST', detail => qr/\Q$shown\E/);
+    }
 }
 
 # ---- ids in paths
@@ -457,6 +473,7 @@ for my $c (@cases) {
         push @why, "problem lacks '$_'" for grep { !exists $j->{$_} } qw(type title status detail code);
         push @why, "problem status $j->{status} != $st" if defined $j->{status} && $j->{status} != $st;
     }
+    push @why, 'detail does not name ' . $c->{detail} if $c->{detail} && ($j->{detail} // '') !~ $c->{detail};
     if (my $code = $c->{code}) {
         my @ok = ref $code ? @$code : ($code);
         push @why, 'code ' . ($j->{code} // 'none') . " not in (@ok)" unless grep { ($j->{code} // '') eq $_ } @ok;

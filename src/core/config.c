@@ -64,6 +64,8 @@ static const setting settings[] = {
     I("mariadb", "connect_timeout", db_connect_timeout, "3", 1, 60, "seconds"),
     I("mariadb", "read_timeout", db_read_timeout, "10", 1, 3600, "seconds per read"),
     I("mariadb", "write_timeout", db_write_timeout, "10", 1, 3600, "seconds per write"),
+    I("mariadb", "statement_cache", db_stmt_cache, "160", 1, 160,
+      "prepared statements kept per connection; a statement beyond them is prepared, run and closed"),
 
     S("migrate", "user", mig_user, "", "account used by `jangteo-admin migrate` (DDL rights)"),
     S("migrate", "password", mig_password, "", "password (prefer password_file)"),
@@ -157,6 +159,8 @@ static const setting test_settings[] = {
       "test-only routes (/test/...): never in production"),
     I("testing", "tx_delay_ms", test_tx_delay_ms, "0", 0, 60000,
       "sleep inside every write transaction (lease-expiry tests)"),
+    B("testing", "fail_after_commit", test_fail_after_commit, "no",
+      "the first statement after a COMMIT within one request fails as if the database went away"),
 };
 
 typedef struct {

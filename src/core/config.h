@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define JT_PATH_MAX 512
 #define JT_SECRET_MAX 256
@@ -40,6 +41,7 @@ typedef struct {
     int64_t db_connect_timeout;   /* s */
     int64_t db_read_timeout;      /* s */
     int64_t db_write_timeout;     /* s */
+    int64_t db_stmt_cache;        /* prepared statements kept per connection */
 
     /* [migrate] */
     char    mig_user[64];
@@ -109,6 +111,7 @@ typedef struct {
 
     /* [testing] — test-only, never in the shipped configuration */
     int64_t test_tx_delay_ms;
+    int     test_fail_after_commit;   /* the first statement after a COMMIT in a request fails */
 } jt_conf;
 
 /* Fills defaults, then reads path (if not NULL). On error returns -1 and
@@ -116,7 +119,6 @@ typedef struct {
 int  jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen);
 void jt_conf_defaults(jt_conf *c);
 /* Writes a commented config with every setting at its default. */
-#include <stdio.h>
 void jt_conf_print_defaults(FILE *out);
 
 #endif

@@ -5,9 +5,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/clock.h"
 
 static char error_path[512];
 static char access_path[512];
@@ -91,14 +92,14 @@ jt_log_set_request_id(const char *id)
 static size_t
 stamp(char *out, size_t len)
 {
-    struct timeval tv;
+    int64_t us = jt_clock_wall_us();
+    time_t secs = (time_t) (us / 1000000);
     struct tm tm;
     size_t n;
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
+    gmtime_r(&secs, &tm);
     n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t) snprintf(out + n, len - n, ".%06ldZ", (long) tv.tv_usec);
+    n += (size_t) snprintf(out + n, len - n, ".%06ldZ", (long) (us % 1000000));
     return n;
 }
 

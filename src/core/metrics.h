@@ -25,7 +25,6 @@ typedef struct {
 } jt_route_metrics;
 
 typedef struct {
-    int64_t  test_clock_offset_ms;        /* test-only: shifts the auction clock */
     uint64_t in_flight;
     uint64_t db_errors;
     uint64_t db_reconnects;

@@ -1,6 +1,6 @@
 /* Accounts and bearer tokens. Email, name and phone are sealed at rest
  * (core/pii.c); passwords are argon2id hashes (libsodium). */
-#include "domain/auth.h"
+#include "domain/accounts.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -183,7 +183,7 @@ accounts_validate(jt_req *r, jt_new_user *u)
     return JT_OK;
 }
 
-int
+jt_err
 accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, int64_t memlimit_kib,
                 int64_t *id)
 {
@@ -196,14 +196,14 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
 
     if (crypto_pwhash_str(hash, u->password, strlen(u->password), (unsigned long long) opslimit,
                           (size_t) memlimit_kib * 1024) != 0) {
-        return -2;
+        return JT_E_INTERNAL;
     }
     jt_pii_index(u->email, strlen(u->email), idx);
     se = jt_pii_seal(a, "users.email", u->email, strlen(u->email), &le);
     sn = jt_pii_seal(a, "users.name", u->name, strlen(u->name), &ln);
     sp = jt_pii_seal(a, "users.phone", u->phone, strlen(u->phone), &lp);
     if (se == NULL || sn == NULL || sp == NULL) {
-        return -2;
+        return JT_E_INTERNAL;
     }
     v[0] = JT_VB(idx, sizeof(idx));
     v[1] = JT_VB(se, le);
@@ -214,13 +214,13 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
     rc = jt_db_exec(db, a, SQL_USER_INSERT, v, 6, &rows);
     sodium_memzero(hash, sizeof(hash));
     if (rc == JT_DB_DUPLICATE) {
-        return 1;
+        return JT_E_EMAIL_TAKEN;
     }
     if (rc != JT_DB_OK) {
-        return rc == JT_DB_DOWN ? -1 : -2;
+        return rc == JT_DB_DOWN ? JT_E_DATABASE_UNAVAILABLE : JT_E_INTERNAL;
     }
     *id = (int64_t) rows.insert_id;
-    return 0;
+    return JT_OK;
 }
 
 /* --- handlers ---------------------------------------------------------- */
@@ -258,17 +258,19 @@ accounts_create(jt_req *r)
     jt_json w;
     jt_err e;
     char loc[64];
-    int rc;
 
     if ((e = jt_json_body(r, &o)) != JT_OK || (e = accounts_parse(r, o, &u)) != JT_OK) {
         return e;
     }
-    rc = accounts_insert(r->db, r->arena, &u, c->kdf_opslimit, c->kdf_memlimit_kib, &id);
-    if (rc == 1) {
-        return jt_fail(r, JT_E_EMAIL_TAKEN, "this email is already registered");
-    }
-    if (rc != 0) {
-        return jt_db_fail(r, rc == -1 ? JT_DB_DOWN : JT_DB_ERROR);
+    switch (e = accounts_insert(r->db, r->arena, &u, c->kdf_opslimit, c->kdf_memlimit_kib, &id)) {
+    case JT_OK:
+        break;
+    case JT_E_EMAIL_TAKEN:
+        return jt_fail(r, e, "this email is already registered");
+    case JT_E_DATABASE_UNAVAILABLE:
+        return jt_db_fail(r, JT_DB_DOWN);
+    default:
+        return jt_db_fail(r, JT_DB_ERROR);
     }
     jt_json_begin(r, &b, &w, 256);
     jw_obj_open(&w);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
 
 /* Each check is two statements: how many rows it looked at, and the

@@ -1,6 +1,9 @@
+/* The catalog: reads (catalog_read.c, cached) and management
+ * (catalog_write.c, the owning seller or an admin). */
 #ifndef JT_CATALOG_H
 #define JT_CATALOG_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,17 +25,22 @@ jt_err catalog_patch(jt_req *r);
 jt_err catalog_restock(jt_req *r);
 jt_err catalog_delete(jt_req *r);
 
-#include <json-c/json.h>
-
 /* Validation without the database (fuzzing). */
 jt_err catalog_validate_create(jt_req *r, json_object *o);
-int    catalog_parse_if_match(const char *header, int64_t *version);
 
-/* Rewrites the search n-grams of one product inside a transaction. */
-jt_tx_step catalog_index_name(jt_tx *tx, int64_t product_id, const char *name);
+/* Shared by catalog_read.c and catalog_write.c. */
 
-/* Splits a name into distinct 1- and 2-character grams (lower-cased ASCII,
- * whitespace skipped). Returns the count; grams point into arena memory. */
-int catalog_grams(jt_arena *a, const char *name, const char **grams, int max, int bigrams_only);
+/* The guard of every list page (and of popular): any catalog write may
+ * change any page. */
+#define JT_CATALOG_LIST_GUARD "plg"
+
+/* The guard of one product's detail entry ("pg:<id>"), into out. */
+void catalog_product_guard(char *out, size_t len, int64_t id);
+
+/* Builds the detail answer of one product from MariaDB into b: JT_OK, or
+ * the answer to give (PRODUCT_NOT_FOUND, or the database's failure). */
+jt_err catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change);
+/* ETag: W/"<version>" for a product answer (its "version" member). */
+void   catalog_reply_etag(jt_req *r, const char *body, size_t len);
 
 #endif

@@ -12,45 +12,63 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/pii.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
+#include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
 #include "store/db.h"
 
 /* pricing, outside any lock */
-/* the sale window, from the clock: 0 open, 1 not yet, 2 ended */
+/* the sale window, from the app's clock (clk.now: each statement that
+ * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first), as a
+ * sale_window value */
+enum sale_window { SALE_OPEN = 0, SALE_NOT_YET = 1, SALE_ENDED = 2 };
 #define WINDOW_EXPR                                                                 \
-    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > NOW(6) THEN 1"  \
-    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= NOW(6) THEN 2 ELSE 0 END"
+    "CASE WHEN p.sale_starts_at IS NOT NULL AND p.sale_starts_at > clk.now THEN 1"  \
+    " WHEN p.sale_ends_at IS NOT NULL AND p.sale_ends_at <= clk.now THEN 2 ELSE 0 END"
 static const char SQL_PRICE_PRODUCT[] =
     "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
-    " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_PRICE_OPTION[] =
     "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
 /* inside the transaction: the rows an order takes stock from (live ones);
  * the first line's are read with the buyer's balance and its version, and
  * written back with it, fenced, in one statement (one round trip, not two,
- * while the locks are held; the rules and the ledger row stay in points) */
+ * while the locks are held; the rules and the ledger row stay in points).
+ *
+ * An option line is priced by its product (price + extra) but writes only
+ * the option's row, so its UPDATE also joins the product row and matches
+ * the product version it was priced at: a PATCH or DELETE that committed
+ * since is a conflict (re-read, re-price), and because a multi-table UPDATE
+ * reads the joined row with a share lock held to COMMIT, one that comes
+ * after waits for this order. Either way an option is never sold at a price
+ * or on a product that is no longer so when the order commits. */
 static const char SQL_ORDER_STOCK_PRODUCT[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM products p WHERE p.id = ? AND p.deleted_at IS NULL";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR " FROM " JT_SQL_CLOCK ", products p"
+    " WHERE p.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_OPTION[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR " FROM product_options o"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", p.version FROM " JT_SQL_CLOCK ", product_options o"
     " JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_STOCK_PRODUCT_BALANCE[] =
-    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM products p JOIN users u"
-    " WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
+    "SELECT p.price, p.stock, p.version, " WINDOW_EXPR ", u.balance, u.version FROM " JT_SQL_CLOCK ", products p"
+    " JOIN users u WHERE p.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_ORDER_STOCK_OPTION_BALANCE[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version"
-    " FROM product_options o JOIN products p ON p.id = o.product_id JOIN users u"
+    "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", u.balance, u.version, p.version"
+    " FROM " JT_SQL_CLOCK ", product_options o JOIN products p ON p.id = o.product_id JOIN users u"
     " WHERE o.id = ? AND p.deleted_at IS NULL AND u.id = ?";
 static const char SQL_STOCK_PRODUCT_BALANCE_WRITE[] =
     "UPDATE products s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
     " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
 static const char SQL_STOCK_OPTION_BALANCE_WRITE[] =
-    "UPDATE product_options s JOIN users u SET s.stock = ?, s.version = s.version + 1,"
-    " u.balance = ?, u.version = u.version + 1 WHERE s.id = ? AND s.version = ? AND u.id = ? AND u.version = ?";
+    "UPDATE product_options s JOIN products p ON p.id = s.product_id JOIN users u SET s.stock = ?,"
+    " s.version = s.version + 1, u.balance = ?, u.version = u.version + 1"
+    " WHERE s.id = ? AND s.version = ? AND p.version = ? AND u.id = ? AND u.version = ?";
+static const char SQL_ORDER_OPTION_WRITE[] =
+    "UPDATE product_options s JOIN products p ON p.id = s.product_id SET s.stock = ?, s.version = s.version + 1"
+    " WHERE s.id = ? AND s.version = ? AND p.version = ?";
 /* ... and the rows a cancel gives it back to (deleted or not) */
 static const char SQL_STOCK_PRODUCT[] =
     "SELECT price, stock, version FROM products WHERE id = ?";
@@ -128,8 +146,6 @@ typedef struct {
     int             has_expected;
     unsigned char  *ship_sealed;
     size_t          ship_len;
-    jt_idem        *idem;
-    int64_t         ttl;
     jt_err          refusal;
     /* results */
     int64_t         order_id;
@@ -159,8 +175,15 @@ parse_items(jt_req *r, json_object *o, order_tx *t)
         order_line *l = &t->lines[i];
         jt_err e;
 
+        static const char *const known[] = { "productId", "optionId", "quantity", NULL };
+        char where[32];
+
         if (it == NULL || !json_object_is_type(it, json_type_object)) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "items[%zu] must be an object", i);
+        }
+        snprintf(where, sizeof(where), "items[%zu]", i);
+        if ((e = jt_json_only(r, it, where, known)) != JT_OK) {
+            return e;
         }
         if ((e = jt_json_int(r, it, "productId", JT_REQUIRED, 1, INT64_MAX - 1, &l->product_id, NULL)) != JT_OK
             || (e = jt_json_int(r, it, "quantity", JT_REQUIRED, 1, JT_ORDER_MAX_QTY, &l->quantity, NULL))
@@ -194,11 +217,14 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
     jt_err e;
     int i;
 
+    static const char *const known[] = { "recipient", "phone", "zipCode", "address", "request", NULL };
+
     if (!json_object_object_get_ex(o, "shipping", &s) || s == NULL
         || !json_object_is_type(s, json_type_object)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'shipping' must be an object");
     }
-    if ((e = jt_json_str(r, s, "recipient", JT_REQUIRED, 1, 50, &recipient)) != JT_OK
+    if ((e = jt_json_only(r, s, "shipping", known)) != JT_OK
+        || (e = jt_json_str(r, s, "recipient", JT_REQUIRED, 1, 50, &recipient)) != JT_OK
         || (e = jt_json_str(r, s, "phone", JT_REQUIRED, 10, 13, &phone)) != JT_OK
         || (e = jt_json_str(r, s, "zipCode", JT_REQUIRED, 5, 5, &zip)) != JT_OK
         || (e = jt_json_str(r, s, "address", JT_REQUIRED, 1, 200, &address)) != JT_OK
@@ -231,9 +257,10 @@ seal_shipping(jt_req *r, json_object *o, order_tx *t)
 static jt_err
 parse_order(jt_req *r, json_object *o, order_tx *t, int64_t *expected, int *has_expected)
 {
+    static const char *const known[] = { "items", "shipping", "expectedTotal", NULL };
     jt_err e;
 
-    if ((e = parse_items(r, o, t)) != JT_OK
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK || (e = parse_items(r, o, t)) != JT_OK
         || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, expected, has_expected))
                != JT_OK) {
         return e;
@@ -265,12 +292,13 @@ price_lines(jt_req *r, order_tx *t)
     t->items_total = 0;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
-        jt_val p[2] = { JT_VI(l->product_id), JT_VI(0) };
+        jt_sql_time_buf now;
+        jt_val p[2] = { jt_sql_now(&now), JT_VI(l->product_id) };
         jt_rows rows;
         jt_db_rc rc;
         int has_options;
 
-        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 1, &rows)) != JT_DB_OK) {
+        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 2, &rows)) != JT_DB_OK) {
             return jt_db_fail(r, rc);
         }
         if (rows.nrows == 0) {
@@ -279,10 +307,10 @@ price_lines(jt_req *r, order_tx *t)
         l->name = jt_cell(&rows, 0, 0)->s;
         l->unit_price = jt_cell(&rows, 0, 1)->i;
         has_options = jt_cell(&rows, 0, 2)->i != 0;
-        if (jt_cell(&rows, 0, 3)->i == 1) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_NOT_YET) {
             return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
         }
-        if (jt_cell(&rows, 0, 3)->i == 2) {
+        if (jt_cell(&rows, 0, 3)->i == SALE_ENDED) {
             return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
         }
         if (has_options && l->option_id == 0) {
@@ -354,9 +382,11 @@ static jt_tx_step
 place_body(jt_tx *tx)
 {
     order_tx *t = tx->data;
-    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], balance = 0, balance_version = 0;
+    int64_t stock[JT_ORDER_MAX_ITEMS], version[JT_ORDER_MAX_ITEMS], pversion[JT_ORDER_MAX_ITEMS];
+    int64_t balance = 0, balance_version = 0;
     jt_tx_step step;
     jt_err why;
+    jt_sql_time_buf now;
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
@@ -370,16 +400,17 @@ place_body(jt_tx *tx)
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
         const char *plain = l->option_id ? SQL_ORDER_STOCK_OPTION : SQL_ORDER_STOCK_PRODUCT;
-        p[0] = JT_VI(l->option_id ? l->option_id : l->product_id);
-        p[1] = JT_VI(t->buyer);
+        p[0] = jt_sql_now(&now);
+        p[1] = JT_VI(l->option_id ? l->option_id : l->product_id);
+        p[2] = JT_VI(t->buyer);
         if (i > 0) {
-            JT_TX_EXEC(tx, plain, p, 1, &rows);
+            JT_TX_EXEC(tx, plain, p, 2, &rows);
         } else {
-            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 2,
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_STOCK_OPTION_BALANCE : SQL_ORDER_STOCK_PRODUCT_BALANCE, p, 3,
                        &rows);
             if (rows.nrows == 0) {
                 /* the product is gone, or (hardly ever) the buyer: which? */
-                JT_TX_EXEC(tx, plain, p, 1, &rows);
+                JT_TX_EXEC(tx, plain, p, 2, &rows);
                 if (rows.nrows != 0) {
                     t->refusal = jt_fail(t->r, JT_E_USER_NOT_FOUND, "the buyer does not exist");
                     return JT_TX_ABORT;
@@ -389,14 +420,16 @@ place_body(jt_tx *tx)
                 balance_version = jt_cell(&rows, 0, 5)->i;
             }
         }
+        /* the option's product version: column 4 alone, 6 beside the balance */
+        pversion[i] = l->option_id && rows.nrows ? jt_cell(&rows, 0, rows.ncols - 1)->i : 0;
         if (rows.nrows == 0) {
             t->refusal = jt_fail(t->r, l->option_id ? JT_E_OPTION_NOT_FOUND : JT_E_PRODUCT_NOT_FOUND,
                                  "product %lld is gone", (long long) l->product_id);
             return JT_TX_ABORT;
         }
         /* the window is checked again at commit time: exact to the second */
-        if (jt_cell(&rows, 0, 3)->i != 0) {
-            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == 1 ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
+        if (jt_cell(&rows, 0, 3)->i != SALE_OPEN) {
+            t->refusal = jt_fail(t->r, jt_cell(&rows, 0, 3)->i == SALE_NOT_YET ? JT_E_NOT_ON_SALE_YET : JT_E_SALE_ENDED,
                                  "product %lld is not on sale now", (long long) l->product_id);
             return JT_TX_ABORT;
         }
@@ -469,15 +502,24 @@ place_body(jt_tx *tx)
         if (i > 0) {
             p[1] = JT_VI(id);
             p[2] = JT_VI(version[i]);
-            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
+            p[3] = JT_VI(pversion[i]);
+            JT_TX_EXEC(tx, l->option_id ? SQL_ORDER_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p,
+                       l->option_id ? 4 : 3, &rows);
+        } else if (l->option_id) {
+            p[1] = JT_VI(t->balance);
+            p[2] = JT_VI(id);
+            p[3] = JT_VI(version[i]);
+            p[4] = JT_VI(pversion[i]);
+            p[5] = JT_VI(t->buyer);
+            p[6] = JT_VI(balance_version);
+            JT_TX_EXEC(tx, SQL_STOCK_OPTION_BALANCE_WRITE, p, 7, &rows);
         } else {
             p[1] = JT_VI(t->balance);
             p[2] = JT_VI(id);
             p[3] = JT_VI(version[i]);
             p[4] = JT_VI(t->buyer);
             p[5] = JT_VI(balance_version);
-            JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_BALANCE_WRITE : SQL_STOCK_PRODUCT_BALANCE_WRITE, p, 6,
-                       &rows);
+            JT_TX_EXEC(tx, SQL_STOCK_PRODUCT_BALANCE_WRITE, p, 6, &rows);
         }
         if (rows.affected != (i > 0 ? 1u : 2u)) {
             return JT_TX_CONFLICT;
@@ -538,9 +580,7 @@ place_body(jt_tx *tx)
     p[2] = JT_VB(t->body.data, t->body.len);
     JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
 
-    if (t->idem != NULL) {
-        return jt_idem_record(tx, t->idem, 201, t->body.data, t->body.len, "ORDER", t->order_id, t->ttl);
-    }
+    jt_write_answer(tx, 201, &t->body, "ORDER", t->order_id);
     return JT_TX_COMMIT;
 }
 
@@ -554,18 +594,14 @@ stock_lock_keys(jt_req *r, const order_line *lines, int n, int64_t buyer, int *n
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        char tmp[64];
-        if (lines[i].option_id) {
-            snprintf(tmp, sizeof(tmp), "lock:stock:o:%lld", (long long) lines[i].option_id);
-        } else {
-            snprintf(tmp, sizeof(tmp), "lock:stock:p:%lld", (long long) lines[i].product_id);
+        keys[i] = jt_lockkey_stock(r->arena, lines[i].product_id, lines[i].option_id);
+        if (keys[i] == NULL) {
+            return NULL;
         }
-        keys[i] = jt_pstrdup(r->arena, tmp);
     }
-    {
-        char tmp[64];
-        snprintf(tmp, sizeof(tmp), "lock:balance:%lld", (long long) buyer);
-        keys[n] = jt_pstrdup(r->arena, tmp);
+    keys[n] = jt_lockkey_balance(r->arena, buyer);
+    if (keys[n] == NULL) {
+        return NULL;
     }
     *nkeys = n + 1;
     return keys;
@@ -575,17 +611,19 @@ stock_lock_keys(jt_req *r, const order_line *lines, int n, int64_t buyer, int *n
 jt_err
 orders_place(jt_req *r)
 {
-    const jt_conf *conf = r->conf;
     jt_principal who;
     json_object *o;
     order_tx *t;
     int64_t expected;
     int has_expected, nkeys;
     const char **keys;
-    jt_write wr;
+    jt_write *wr;
     jt_err e;
 
-    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+    /* 1. authenticate, parse, and the key: a committed order replays its
+     * answer whatever has changed since (price, window, stock, deletion) */
+    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
         return e;
     }
     t = jt_pcalloc(r->arena, sizeof(*t));
@@ -594,9 +632,8 @@ orders_place(jt_req *r)
     }
     t->r = r;
     t->buyer = who.user_id;
-    t->ttl = conf->idem_ttl;
 
-    /* 1. validate and price, outside any lock */
+    /* 2. validate and price, outside any lock */
     if ((e = parse_order(r, o, t, &expected, &has_expected)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
         return e;
     }
@@ -610,36 +647,32 @@ orders_place(jt_req *r)
         return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
     }
 
-    /* 2. idempotency, then the locks on every stock row and the balance */
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr.replayed) {
-        return e;
-    }
-    t->idem = wr.has_key ? &wr.idem : NULL;
+    /* 3. the locks on every stock row and the balance */
     keys = stock_lock_keys(r, t->lines, t->n, t->buyer, &nkeys);
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
+    if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK) {
         return e;
     }
 
-    /* 3. the transaction, retried as a whole on conflicts */
-    e = jt_write_run(r, &wr, place_body, t, &t->refusal);
-    if (e != JT_OK || wr.replayed) {
+    /* 4. the transaction, retried as a whole on conflicts */
+    e = jt_write_run(r, wr, place_body, t, &t->refusal);
+    if (e != JT_OK || wr->replayed) {
         if (e == JT_E_OUT_OF_STOCK) {
             JT_METRIC_INC(orders_out_of_stock);
         }
         return e;
     }
 
-    /* 4. after COMMIT: cache, unlock, answer */
+    /* 5. after COMMIT: cache, unlock, answer */
     JT_METRIC_INC(orders_paid);
     {
         char loc[64];
         snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
         jt_reply_header(r, "Location", loc);
     }
-    jt_write_finish(r, &wr, 201, &t->body);
+    jt_write_finish(r, wr);
     return JT_OK;
 }
 
@@ -742,49 +775,7 @@ orders_get(jt_req *r)
 jt_err
 orders_list(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
-    jt_principal who;
-    jt_val p[3];
-    jt_rows o;
-    jt_db_rc rc;
-    jt_buf b;
-    jt_json w;
-    jt_err e;
-    int i, more;
-
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 50, &limit)) != JT_OK) {
-        return e;
-    }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_PAGE, p, 3, &o)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
-    jt_json_begin(r, &b, &w, 256 + (size_t) o.nrows * 512);
-    jw_obj_open(&w);
-    more = o.nrows > limit;
-    if (more) {
-        o.nrows = (int) limit;
-    }
-    jw_key(&w, "items");
-    jw_arr_open(&w);
-    for (i = 0; i < o.nrows; i++) {
-        if ((e = write_order(r, &w, &o, i)) != JT_OK) {
-            return e;
-        }
-    }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&o, o.nrows - 1, O_ID)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
-    jt_reply_json(r, 200, &b);
-    return JT_OK;
+    return jt_cursor_user_list(r, 50, SQL_ORDER_PAGE, O_ID, 512, write_order);
 }
 
 /* --- cancelling ---------------------------------------------------------- */
@@ -797,6 +788,7 @@ typedef struct {
     int         n;
     jt_err      refusal;
     int64_t     balance;
+    jt_buf      body;
 } cancel_tx;
 
 static jt_tx_step
@@ -862,6 +854,23 @@ cancel_body(jt_tx *tx)
         p[2] = JT_VS(jt_pstrdup(tx->arena, payload));
     }
     JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
+
+    /* the answer: the order as this transaction leaves it, read inside it
+     * (a read after COMMIT may fail, and a cancel that is done must not
+     * answer 5xx: the client's retry would then meet a 409) */
+    {
+        jt_json w;
+        jt_err e = JT_OK;
+
+        p[0] = JT_VI(c->order_id);
+        JT_TX_EXEC(tx, SQL_ORDER_GET, p, 1, &rows);
+        jt_json_begin(c->r, &c->body, &w, 1024);
+        if (rows.nrows != 1 || (e = write_order(c->r, &w, &rows, 0)) != JT_OK) {
+            tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+    }
+    jt_write_answer(tx, 200, &c->body, "ORDER", c->order_id);
     return JT_TX_COMMIT;
 }
 
@@ -873,12 +882,10 @@ orders_cancel(jt_req *r)
     jt_principal who;
     jt_rows o, items;
     cancel_tx *c;
-    jt_write wr;
+    jt_write *wr;
     const char **keys;
     jt_val p[1];
     jt_db_rc rc;
-    jt_buf b;
-    jt_json w;
     jt_err e;
     int i, nkeys;
 
@@ -915,25 +922,11 @@ orders_cancel(jt_req *r)
     if (keys == NULL) {
         return JT_E_INTERNAL;
     }
-    if ((e = jt_write_lock(r, &wr, keys, nkeys)) != JT_OK) {
-        return e;
-    }
-    e = jt_write_run(r, &wr, cancel_body, c, &c->refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK
+        || (e = jt_write_run(r, wr, cancel_body, c, &c->refusal)) != JT_OK) {
         return e;
     }
     JT_METRIC_INC(orders_cancelled);
-
-    /* the answer: the order as it now stands */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_GET, p, 1, &o)) != JT_DB_OK || o.nrows == 0) {
-        jt_lock_release_all(r->redis, r->arena, &wr.locks);
-        return jt_db_fail(r, rc == JT_DB_OK ? JT_DB_ERROR : rc);
-    }
-    jt_json_begin(r, &b, &w, 1024);
-    if ((e = write_order(r, &w, &o, 0)) != JT_OK) {
-        jt_lock_release_all(r->redis, r->arena, &wr.locks);
-        return e;
-    }
-    jt_write_finish(r, &wr, 200, &b);
+    jt_write_finish(r, wr);
     return JT_OK;
 }

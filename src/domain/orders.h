@@ -1,5 +1,9 @@
+/* Orders paid with points (orders.c): placing, reading, listing and
+ * cancelling them. */
 #ifndef JT_ORDERS_H
 #define JT_ORDERS_H
+
+#include <json-c/json.h>
 
 #include "http/request.h"
 
@@ -7,8 +11,6 @@
 #define JT_ORDER_MAX_QTY 999
 #define JT_FREE_SHIPPING_FROM 30000
 #define JT_SHIPPING_FEE 3000
-
-#include <json-c/json.h>
 
 jt_err orders_validate(jt_req *r, json_object *o);
 jt_err orders_place(jt_req *r);

@@ -9,8 +9,10 @@
 
 #include "core/config.h"
 #include "core/metrics.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/common.h"
+#include "domain/cursor.h"
+#include "domain/lockkey.h"
 #include "domain/write.h"
 #include "http/json.h"
 #include "store/db.h"
@@ -31,8 +33,6 @@ static const char SQL_LEDGER_PAGE[] =
 typedef struct {
     int64_t     user_id;
     int64_t     amount;
-    jt_idem    *idem;          /* NULL without a key (never for charge) */
-    int64_t     ttl;
     jt_err      refusal;       /* on JT_TX_ABORT */
     /* results */
     int64_t     balance;
@@ -128,10 +128,7 @@ charge_body(jt_tx *tx)
     jw_kint(&w, "charged", c->amount);
     jw_kint(&w, "ledgerId", c->ledger_id);
     jw_obj_close(&w);
-
-    if (c->idem != NULL) {
-        return jt_idem_record(tx, c->idem, 200, c->body.data, c->body.len, "CHARGE", c->ledger_id, c->ttl);
-    }
+    jt_write_answer(tx, 200, &c->body, "CHARGE", c->ledger_id);
     return JT_TX_COMMIT;
 }
 
@@ -139,8 +136,13 @@ charge_body(jt_tx *tx)
 jt_err
 points_parse_amount(jt_req *r, json_object *o, int64_t *amount)
 {
+    static const char *const known[] = { "amount", NULL };
     json_object *v;
+    jt_err e;
 
+    if ((e = jt_json_only(r, o, "", known)) != JT_OK) {
+        return e;
+    }
     if (!json_object_object_get_ex(o, "amount", &v) || v == NULL || !json_object_is_type(v, json_type_int)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'amount' must be an integer number of KRW");
     }
@@ -158,49 +160,58 @@ points_parse_amount(jt_req *r, json_object *o, int64_t *amount)
 jt_err
 points_charge(jt_req *r)
 {
-    const jt_conf *conf = r->conf;
     int64_t uid = jt_req_param_id(r, "userId");
     jt_principal who;
     json_object *o;
-    jt_write wr;
-    charge_tx c;
+    jt_write *wr;
+    charge_tx *c;
+    const char *keys[1];
     jt_err e;
 
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK) {
+    /* authenticate, parse; then the key (a committed charge replays
+     * whatever has changed since); then validate */
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_REQUIRED)) != JT_OK || wr->replayed) {
         return e;
     }
-    if ((e = jt_json_body(r, &o)) != JT_OK) {
+    if ((c = jt_pcalloc(r->arena, sizeof(*c))) == NULL) {
+        return JT_E_INTERNAL;
+    }
+    if ((e = points_parse_amount(r, o, &c->amount)) != JT_OK) {
         return e;
     }
-    memset(&c, 0, sizeof(c));
-    if ((e = points_parse_amount(r, o, &c.amount)) != JT_OK) {
-        return e;
+    c->user_id = uid;
+    c->r = r;
+    if ((keys[0] = jt_lockkey_balance(r->arena, uid)) == NULL) {
+        return JT_E_INTERNAL;
     }
-    c.user_id = uid;
-    c.ttl = conf->idem_ttl;
-    c.r = r;
-
-    e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_REQUIRED);
-    if (e != JT_OK || wr.replayed) {
-        return e;
-    }
-    c.idem = wr.has_key ? &wr.idem : NULL;
-    {
-        char key[64];
-        const char *keys[1] = { key };
-        snprintf(key, sizeof(key), "lock:balance:%lld", (long long) uid);
-        e = jt_write_lock(r, &wr, keys, 1);
-        if (e != JT_OK) {
-            return e;
-        }
-    }
-    e = jt_write_run(r, &wr, charge_body, &c, &c.refusal);
-    if (e != JT_OK || wr.replayed) {
+    if ((e = jt_write_lock(r, wr, keys, 1)) != JT_OK
+        || (e = jt_write_run(r, wr, charge_body, c, &c->refusal)) != JT_OK || wr->replayed) {
         return e;
     }
     JT_METRIC_INC(charges);
-    JT_METRIC_ADD(points_charged, c.amount);
-    jt_write_finish(r, &wr, 200, &c.body);
+    JT_METRIC_ADD(points_charged, c->amount);
+    jt_write_finish(r, wr);
+    return JT_OK;
+}
+
+/* One ledger row as the API shows it. */
+static jt_err
+write_ledger_row(jt_req *r, jt_json *w, const jt_rows *rows, int i)
+{
+    (void) r;
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kint(w, "delta", jt_cell(rows, i, 1)->i);
+    jw_kint(w, "balanceAfter", jt_cell(rows, i, 2)->i);
+    jw_kstr(w, "kind", jt_cell(rows, i, 3)->s);
+    if (jt_cell(rows, i, 4)->type == JT_V_NULL) {
+        jw_knull(w, "refId");
+    } else {
+        jw_kint(w, "refId", jt_cell(rows, i, 4)->i);
+    }
+    jw_kstr(w, "createdAt", jt_cell(rows, i, 5)->s);
+    jw_obj_close(w);
     return JT_OK;
 }
 
@@ -208,56 +219,5 @@ points_charge(jt_req *r)
 jt_err
 points_ledger(jt_req *r)
 {
-    int64_t uid = jt_req_param_id(r, "userId"), cursor, limit;
-    jt_principal who;
-    jt_val p[3];
-    jt_rows rows;
-    jt_db_rc rc;
-    jt_buf b;
-    jt_json w;
-    jt_err e;
-    int i, more;
-
-    if ((e = auth_require_user(r, &who, uid)) != JT_OK
-        || (e = jt_req_query_int(r, "cursor", INT64_MAX, 1, INT64_MAX, &cursor)) != JT_OK
-        || (e = jt_req_query_int(r, "limit", 20, 1, 100, &limit)) != JT_OK) {
-        return e;
-    }
-    p[0] = JT_VI(uid);
-    p[1] = JT_VI(cursor);
-    p[2] = JT_VI(limit + 1);   /* one more row tells whether a next page exists */
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_LEDGER_PAGE, p, 3, &rows)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
-    jt_json_begin(r, &b, &w, 64 + (size_t) rows.nrows * 160);
-    jw_obj_open(&w);
-    jw_key(&w, "items");
-    jw_arr_open(&w);
-    more = rows.nrows > limit;
-    if (more) {
-        rows.nrows = (int) limit;
-    }
-    for (i = 0; i < rows.nrows; i++) {
-        jw_obj_open(&w);
-        jw_kint(&w, "id", jt_cell(&rows, i, 0)->i);
-        jw_kint(&w, "delta", jt_cell(&rows, i, 1)->i);
-        jw_kint(&w, "balanceAfter", jt_cell(&rows, i, 2)->i);
-        jw_kstr(&w, "kind", jt_cell(&rows, i, 3)->s);
-        if (jt_cell(&rows, i, 4)->type == JT_V_NULL) {
-            jw_knull(&w, "refId");
-        } else {
-            jw_kint(&w, "refId", jt_cell(&rows, i, 4)->i);
-        }
-        jw_kstr(&w, "createdAt", jt_cell(&rows, i, 5)->s);
-        jw_obj_close(&w);
-    }
-    jw_arr_close(&w);
-    if (more) {
-        jw_kint(&w, "nextCursor", jt_cell(&rows, rows.nrows - 1, 0)->i);
-    } else {
-        jw_knull(&w, "nextCursor");
-    }
-    jw_obj_close(&w);
-    jt_reply_json(r, 200, &b);
-    return JT_OK;
+    return jt_cursor_user_list(r, 100, SQL_LEDGER_PAGE, 0, 160, write_ledger_row);
 }

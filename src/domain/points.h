@@ -1,16 +1,17 @@
+/* Points (points.c): charging a balance, reading its ledger, and the one
+ * place any balance changes (points_apply, points_bound + points_record). */
 #ifndef JT_POINTS_H
 #define JT_POINTS_H
-
-#include "http/request.h"
-
-#define JT_BALANCE_MAX 100000000LL
-#define JT_CHARGE_MIN 1000
-#define JT_CHARGE_MAX 1000000
 
 #include <json-c/json.h>
 #include <stdint.h>
 
+#include "http/request.h"
 #include "store/tx.h"
+
+#define JT_BALANCE_MAX 100000000LL
+#define JT_CHARGE_MIN 1000
+#define JT_CHARGE_MAX 1000000
 
 jt_err points_parse_amount(jt_req *r, json_object *o, int64_t *amount);
 

@@ -3,8 +3,8 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "domain/common.h"
 #include "http/json.h"
 #include "store/pg.h"
@@ -14,7 +14,6 @@ jt_err
 testing_sleep(jt_req *r)
 {
     int64_t ms;
-    struct timespec ts;
     jt_buf b;
     jt_json w;
     jt_err e;
@@ -22,10 +21,7 @@ testing_sleep(jt_req *r)
     if ((e = jt_req_query_int(r, "ms", 0, 0, 600000, &ms)) != JT_OK) {
         return e;
     }
-    ts.tv_sec = (time_t) (ms / 1000);
-    ts.tv_nsec = (long) (ms % 1000) * 1000000;
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+    jt_clock_sleep_ms(ms);
     jt_json_begin(r, &b, &w, 32);
     jw_obj_open(&w);
     jw_kint(&w, "slept", ms);
@@ -51,6 +47,32 @@ testing_echo(jt_req *r)
     jw_key(&w, "echo");
     jw_raw(&w, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
            strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)));
+    jw_obj_close(&w);
+    jt_reply_json(r, 200, &b);
+    return JT_OK;
+}
+
+/* POST /test/clock {"offsetMs": N}: moves business time (core/clock.h) of
+ * every worker and consumer by N ms from the wall clock; 0 puts it back. */
+jt_err
+testing_clock(jt_req *r)
+{
+    json_object *o;
+    int64_t off;
+    jt_buf b;
+    jt_json w;
+    jt_err e;
+
+    if ((e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_json_int(r, o, "offsetMs", JT_REQUIRED, -86400000LL * 365, 86400000LL * 365, &off, NULL))
+               != JT_OK) {
+        return e;
+    }
+    jt_clock_set_test_offset_ms(off);
+    jt_json_begin(r, &b, &w, 64);
+    jw_obj_open(&w);
+    jw_kint(&w, "offsetMs", off);
+    jw_kint(&w, "nowMs", jt_clock_now_ms());
     jw_obj_close(&w);
     jt_reply_json(r, 200, &b);
     return JT_OK;

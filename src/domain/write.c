@@ -2,11 +2,17 @@
 
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/json.h"
 #include "store/db.h"
 #include "store/redis.h"
+
+/* How far ahead of the marker's expiry a transaction must be when it
+ * inserts its idempotency row: the insert is one statement, and after it
+ * a same-key newcomer waits for (or replays) this transaction. */
+#define JT_WRITE_MARKER_MARGIN_MS 1000
 
 static void
 reply_replay(jt_req *r, jt_write *w)
@@ -18,13 +24,14 @@ reply_replay(jt_req *r, jt_write *w)
     jt_reply_json(r, w->idem.replay_status, &b);
     jt_reply_header(r, "Idempotent-Replayed", "true");
     w->replayed = 1;
+    r->on_error = NULL;
 }
 
 static void
 release_all(jt_req *r, jt_write *w)
 {
     if (r->db->in_tx) {
-        jt_db_rollback(r->db);   /* opened by jt_write_lock, never used */
+        jt_db_rollback(r->db);   /* opened by jt_write_lock, or left by a failed run */
     }
     jt_lock_release_all(r->redis, r->arena, &w->locks);
     if (w->has_key) {
@@ -32,27 +39,65 @@ release_all(jt_req *r, jt_write *w)
     }
 }
 
+/* Every error a handler returns after jt_write_begin comes here before it
+ * is answered (the dispatcher calls jt_req.on_error). Whatever the request
+ * held is released. A keyed request then looks for a committed answer under
+ * its key, waiting for a same-key transaction still in flight (write.h says
+ * why that makes overlapping requests end with one committed answer); only
+ * when there is none is the error answered. */
+static jt_err
+write_failed(jt_req *r, jt_err e, void *data)
+{
+    jt_write *w = data;
+    int keyed = w->has_key;
+
+    r->on_error = NULL;
+    release_all(r, w);
+    w->has_key = 0;
+    if (!keyed || e == JT_E_DATABASE_UNAVAILABLE) {
+        return e;
+    }
+    switch (jt_idem_settle(&w->idem, r->db, r->arena)) {
+    case JT_IDEM_REPLAY:
+        reply_replay(r, w);
+        return JT_OK;
+    case JT_IDEM_MISMATCH:
+        return jt_fail(r, JT_E_IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different request");
+    case JT_IDEM_IN_FLIGHT:
+        return jt_fail(r, JT_E_IDEMPOTENCY_IN_FLIGHT, "a request with this Idempotency-Key is in flight");
+    default:
+        return e;
+    }
+}
+
 jt_err
-jt_write_begin(jt_req *r, jt_write *w, int64_t principal, json_object *body, int key_mode)
+jt_write_begin(jt_req *r, jt_write **out, int64_t principal, json_object *body, jt_write_key_mode mode)
 {
     const jt_conf *c = r->conf;
     const char *key;
     size_t key_len;
     unsigned char fp[32];
+    int64_t marker_ms, started;
     jt_buf canon;
+    jt_write *w;
 
-    memset(w, 0, sizeof(*w));
+    if ((w = *out = jt_pcalloc(r->arena, sizeof(*w))) == NULL) {
+        return JT_E_INTERNAL;
+    }
     w->policy.max_attempts = c->tx_max_attempts;
     w->policy.deadline_ms = c->tx_deadline_ms;
     w->policy.backoff_base_ms = c->tx_backoff_base_ms;
     w->policy.backoff_max_ms = c->tx_backoff_max_ms;
     w->policy.test_delay_ms = c->enable_test_routes ? c->test_tx_delay_ms : 0;
+    w->idem_ttl = c->idem_ttl;
+    r->on_error = write_failed;
+    r->on_error_data = w;
 
-    if (key_mode == JT_WRITE_KEY_IGNORED) {
+    if (mode == JT_WRITE_KEY_IGNORED) {
         return JT_OK;
     }
     if (r->idempotency_key == NULL) {
-        if (key_mode == JT_WRITE_KEY_REQUIRED) {
+        if (mode == JT_WRITE_KEY_REQUIRED) {
             return jt_fail(r, JT_E_IDEMPOTENCY_KEY_MISSING, "this request needs an Idempotency-Key header");
         }
         return JT_OK;
@@ -69,27 +114,29 @@ jt_write_begin(jt_req *r, jt_write *w, int64_t principal, json_object *body, int
     /* the path, not the route template: an admin reusing a key on another
      * user's resource is a different request, not a replay */
     jt_idem_fingerprint(r->method_name, r->path, canon.data, canon.len, fp);
-    w->has_key = 1;
 
-    switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp,
-                          c->lock_wait_ms + c->tx_deadline_ms + c->lock_lease_ms)) {
+    /* The marker covers the request's whole life: its checks, the lock
+     * wait, every attempt, and the margin before the row insert; the body
+     * wrapper stops a transaction that would insert later than that. */
+    marker_ms = c->lock_wait_ms + c->tx_deadline_ms + c->lock_lease_ms + 2 * JT_WRITE_MARKER_MARGIN_MS
+                + w->policy.test_delay_ms;
+    started = jt_clock_mono_ms();
+    switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp, marker_ms)) {
     case JT_IDEM_PROCEED:
+        w->has_key = 1;
+        w->marker_until_ms = started + marker_ms - JT_WRITE_MARKER_MARGIN_MS;
         return JT_OK;
     case JT_IDEM_REPLAY:
         reply_replay(r, w);
         return JT_OK;
     case JT_IDEM_IN_FLIGHT:
-        w->has_key = 0;
         return jt_fail(r, JT_E_IDEMPOTENCY_IN_FLIGHT, "a request with this Idempotency-Key is in flight");
     case JT_IDEM_MISMATCH:
-        w->has_key = 0;
         return jt_fail(r, JT_E_IDEMPOTENCY_KEY_REUSED,
                        "this Idempotency-Key was used with a different request");
     case JT_IDEM_DB_DOWN:
-        w->has_key = 0;
         return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");
     default:
-        w->has_key = 0;
         return jt_fail(r, JT_E_INTERNAL, "idempotency lookup failed");
     }
 }
@@ -110,43 +157,85 @@ jt_write_lock(jt_req *r, jt_write *w, const char *const *keys, int n)
         jt_log_warn("write: Redis unavailable; relying on the version fence");
         return JT_OK;
     default:
-        release_all(r, w);
         return jt_fail(r, JT_E_LOCK_TIMEOUT, "too busy: could not get the lock in %lld ms",
                        (long long) c->lock_wait_ms);
     }
 }
 
+void
+jt_write_answer(jt_tx *tx, int status, const jt_buf *answer, const char *ref_kind, int64_t ref_id)
+{
+    jt_write *w = tx->write;
+
+    if (w == NULL) {
+        return;
+    }
+    w->status = status;
+    w->answer = *answer;
+    w->ref_kind = ref_kind;
+    w->ref_id = ref_id;
+}
+
+/* One attempt of the handler's body inside the write path. Every attempt
+ * starts from nothing: the answer of a rolled-back attempt is forgotten.
+ * A body that decides to commit must have named its answer; then, for a
+ * keyed request, the durable idempotency row goes in with it, unless the
+ * marker may have lapsed, in which case nothing commits (503). */
+static jt_tx_step
+write_body(jt_tx *tx)
+{
+    jt_write *w = tx->write;
+    jt_tx_step step;
+
+    w->status = 0;
+    w->ref_kind = NULL;
+    w->ref_id = 0;
+    jt_buf_init(&w->answer, tx->arena, 0);
+    step = w->body(tx);
+    if (step != JT_TX_COMMIT) {
+        return step;
+    }
+    if (w->status == 0) {
+        jt_log_error("write: a transaction decided to commit without an answer (a bug); rolled back");
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    if (!w->has_key) {
+        return JT_TX_COMMIT;
+    }
+    if (w->idem.marker_held && jt_clock_mono_ms() >= w->marker_until_ms) {
+        w->late = 1;
+        return JT_TX_ABORT;
+    }
+    return jt_idem_record(tx, &w->idem, w->status, w->answer.data, w->answer.len,
+                          w->ref_kind ? w->ref_kind : "", w->ref_id, w->idem_ttl);
+}
+
 jt_err
 jt_write_run(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *refusal)
 {
-    jt_tx_rc rc = jt_tx_run(r->db, r->arena, &w->policy, body, data);
+    jt_tx_rc rc;
 
-    if (rc == JT_TX_OK) {
-        return JT_OK;
-    }
-    release_all(r, w);
+    w->body = body;
+    w->data = data;
+    rc = jt_tx_run_for(r->db, r->arena, &w->policy, write_body, data, w);
     switch (rc) {
+    case JT_TX_OK:
+        return JT_OK;
     case JT_TX_ABORTED:
+        if (w->late) {
+            return jt_fail(r, JT_E_CONFLICT_RETRY_EXHAUSTED, "too busy: the request ran out of time; retry");
+        }
         return *refusal;
     case JT_TX_EXHAUSTED:
         return jt_fail(r, JT_E_CONFLICT_RETRY_EXHAUSTED, "too busy: concurrent updates kept conflicting");
     case JT_TX_DB_DOWN:
         return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");
     case JT_TX_DUPLICATE:
-        /* another request with the same key committed first: answer as it did */
+        /* another request with the same key committed first: write_failed
+         * finds its row and answers as it did */
         if (w->has_key) {
-            switch (jt_idem_lookup(&w->idem, r->db, r->arena)) {
-            case JT_IDEM_REPLAY:
-                reply_replay(r, w);
-                return JT_OK;
-            case JT_IDEM_MISMATCH:
-                return jt_fail(r, JT_E_IDEMPOTENCY_KEY_REUSED,
-                               "this Idempotency-Key was used with a different request");
-            case JT_IDEM_DB_DOWN:
-                return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");
-            default:
-                break;
-            }
+            return jt_fail(r, JT_E_IDEMPOTENCY_IN_FLIGHT, "a request with this Idempotency-Key committed first");
         }
         return jt_fail(r, JT_E_INTERNAL, "unexpected duplicate row");
     default:
@@ -155,13 +244,18 @@ jt_write_run(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *
 }
 
 void
-jt_write_finish(jt_req *r, jt_write *w, int status, const jt_buf *answer)
+jt_write_finish(jt_req *r, jt_write *w)
 {
     const jt_conf *c = r->conf;
 
+    r->on_error = NULL;
     if (w->has_key) {
-        jt_idem_finish(&w->idem, r->redis, r->arena, status, answer->data, answer->len, c->idem_ttl);
+        jt_idem_finish(&w->idem, r->redis, r->arena, w->status, w->answer.data, w->answer.len, c->idem_ttl);
     }
     jt_lock_release_all(r->redis, r->arena, &w->locks);
-    jt_reply_json(r, status, answer);
+    if (w->status == 204) {
+        jt_reply_text(r, 204, "application/json", "", 0);
+    } else {
+        jt_reply_json(r, w->status, &w->answer);
+    }
 }

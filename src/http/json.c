@@ -595,3 +595,35 @@ jt_json_canonical(jt_buf *b, json_object *o)
         return;
     }
 }
+
+jt_err
+jt_json_only(jt_req *r, json_object *o, const char *where, const char *const *known)
+{
+    struct json_object_iterator it, end;
+
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        return JT_OK;   /* the typed getters refuse a non-object */
+    }
+    it = json_object_iter_begin(o);
+    end = json_object_iter_end(o);
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        const char *name = json_object_iter_peek_name(&it);
+        const char *const *k;
+
+        for (k = known; *k != NULL && strcmp(*k, name) != 0; k++) {
+        }
+        if (*k == NULL) {
+            /* at most 64 bytes of the name, cut between UTF-8 characters */
+            int n = (int) strlen(name);
+            if (n > 64) {
+                n = 64;
+                while (n > 0 && ((unsigned char) name[n] & 0xc0) == 0x80) {
+                    n--;
+                }
+            }
+            return jt_fail(r, JT_E_INVALID_REQUEST, "'%s%s%.*s' is not a member this API knows", where,
+                           *where ? "." : "", n, name);
+        }
+    }
+    return JT_OK;
+}

@@ -43,6 +43,13 @@ jt_err jt_json_str(jt_req *r, json_object *o, const char *key, int required, siz
                    size_t maxlen, const char **out);
 jt_err jt_json_bool(jt_req *r, json_object *o, const char *key, int required, int *out, int *present);
 
+/* 400 INVALID_REQUEST naming the first member of object o that is not in
+ * the NULL-terminated list `known`; `where` names o in the detail ("" for
+ * the body itself, or e.g. "items[0]"). A body that moves money or stock
+ * takes nothing it does not understand: a misspelt or newer field is
+ * refused, never silently dropped. */
+jt_err jt_json_only(jt_req *r, json_object *o, const char *where, const char *const *known);
+
 
 
 /* Canonical form of a JSON value: object keys sorted bytewise, no

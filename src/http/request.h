@@ -13,7 +13,7 @@
 struct jt_db;
 struct jt_redis;
 struct jt_pg;
-struct jt_conf_s;
+struct jt_route;
 
 enum { JT_GET = 1, JT_POST = 2, JT_PUT = 4, JT_PATCH = 8, JT_DELETE = 16, JT_HEAD = 32 };
 
@@ -41,16 +41,18 @@ typedef struct jt_req {
     const char     *remote_addr;
     char           *body;           /* NUL-terminated copy, body_len bytes */
     size_t          body_len;
-    int64_t         start_us;       /* monotonic */
+    int64_t         start_us;       /* jt_clock_mono_us() */
     const char     *route;          /* matched route template, for logs/metrics */
     jt_path_param   params[JT_MAX_PARAMS];
     int             nparams;
 
-    /* the worker's connections and settings */
+    /* the worker's connections, settings and route table */
     struct jt_db    *db;
     struct jt_redis *redis;
     struct jt_pg    *pg;            /* the payment gateway client */
     const void      *conf;          /* const jt_conf * */
+    const struct jt_route *routes;  /* the table this request was routed by */
+    size_t          nroutes;
 
     /* answer */
     int             status;
@@ -60,6 +62,13 @@ typedef struct jt_req {
     const char     *problem_detail; /* detail for an error answer */
     const char     *problem_extra;  /* extra members: `"a":1,"b":2` */
     int             answered;
+
+    /* Called by the dispatcher with the error a handler returns, before it
+     * is answered (nginx's cleanup-handler idea): the write path releases
+     * what it holds there, and may answer with a committed replay instead
+     * (returning JT_OK). */
+    jt_err        (*on_error)(struct jt_req *r, jt_err e, void *data);
+    void           *on_error_data;
 } jt_req;
 
 /* Request id: a client or nginx value if it is sane, else a fresh one. */
@@ -94,8 +103,5 @@ jt_err jt_fail(jt_req *r, jt_err e, const char *fmt, ...) __attribute__((format(
 
 /* The full response (FastCGI "Status:" header block + body) as bytes. */
 void jt_reply_serialize(jt_req *r, jt_buf *out);
-
-int64_t jt_now_us(void);       /* monotonic */
-int64_t jt_wall_ms(void);      /* realtime */
 
 #endif

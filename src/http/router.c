@@ -15,25 +15,47 @@ jt_method_from_name(const char *m)
     return 0;
 }
 
+const char *
+jt_method_name(int m)
+{
+    switch (m) {
+    case JT_GET:    return "GET";
+    case JT_POST:   return "POST";
+    case JT_PUT:    return "PUT";
+    case JT_PATCH:  return "PATCH";
+    case JT_DELETE: return "DELETE";
+    case JT_HEAD:   return "HEAD";
+    default:        return NULL;
+    }
+}
+
+/* Steps pattern and path past their next '/' together and finds where
+ * the segment each now starts ends (*pe, *se: the next '/' or the end).
+ * 0 when either has no '/' left: the walk is over. */
+static int
+next_segments(const char **pat, const char **path, const char **pe, const char **se)
+{
+    if (**pat != '/' || **path != '/') {
+        return 0;
+    }
+    (*pat)++;
+    (*path)++;
+    *pe = strchr(*pat, '/');
+    *se = strchr(*path, '/');
+    if (*pe == NULL) *pe = *pat + strlen(*pat);
+    if (*se == NULL) *se = *path + strlen(*path);
+    return 1;
+}
+
 /* Matches path against pattern without touching r. Returns the number of
  * literal segments matched, or -1. */
 static int
 match(const char *pat, const char *path)
 {
     int literals = 0;
+    const char *pe, *se;
 
-    for (;;) {
-        const char *pe, *se;
-
-        if (*pat != '/' || *path != '/') {
-            return (*pat == '\0' && *path == '\0') ? literals : -1;
-        }
-        pat++;
-        path++;
-        pe = strchr(pat, '/');
-        se = strchr(path, '/');
-        if (pe == NULL) pe = pat + strlen(pat);
-        if (se == NULL) se = path + strlen(path);
+    while (next_segments(&pat, &path, &pe, &se)) {
         if (*pat == '{') {
             if (se == path) {
                 return -1;
@@ -47,21 +69,17 @@ match(const char *pat, const char *path)
         pat = pe;
         path = se;
     }
+    return (*pat == '\0' && *path == '\0') ? literals : -1;
 }
 
 /* Extracts {params} of a matched pattern into r. */
 static jt_err
 bind_params(jt_req *r, const char *pat, const char *path)
 {
+    const char *pe, *se;
+
     r->nparams = 0;
-    while (*pat == '/' && *path == '/') {
-        const char *pe, *se;
-        pat++;
-        path++;
-        pe = strchr(pat, '/');
-        se = strchr(path, '/');
-        if (pe == NULL) pe = pat + strlen(pat);
-        if (se == NULL) se = path + strlen(path);
+    while (next_segments(&pat, &path, &pe, &se)) {
         if (*pat == '{' && r->nparams < JT_MAX_PARAMS) {
             jt_path_param *p = &r->params[r->nparams++];
             const char *colon = memchr(pat, ':', (size_t) (pe - pat));

@@ -14,7 +14,7 @@ typedef jt_err (*jt_handler)(jt_req *r);
 
 #define JT_ROUTE_TEST 1   /* exists only when [server] enable_test_routes */
 
-typedef struct {
+typedef struct jt_route {
     int         method;
     const char *pattern;
     jt_handler  handler;
@@ -27,5 +27,7 @@ typedef struct {
 const jt_route *jt_route_find(const jt_route *routes, size_t n, int with_test, jt_req *r, jt_err *err);
 
 int jt_method_from_name(const char *name);
+/* The name of one JT_* method; NULL for anything else. */
+const char *jt_method_name(int m);
 
 #endif

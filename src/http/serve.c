@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/request.h"
 #include "http/router.h"
-#include "routes.h"
 
 static const char *
 param(FCGX_Request *f, const char *name)
@@ -109,7 +109,9 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     r->redis = ctx->redis;
     r->pg = ctx->pg;
     r->conf = ctx->conf;
-    r->start_us = jt_now_us();
+    r->routes = ctx->routes;
+    r->nroutes = ctx->nroutes;
+    r->start_us = jt_clock_mono_us();
 
     r->request_id = jt_req_sanitize_id(r->arena, param(f, "REQUEST_ID") ? param(f, "REQUEST_ID")
                                                                          : param(f, "HTTP_X_REQUEST_ID"));
@@ -134,11 +136,14 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
         e = jt_fail(r, JT_E_INVALID_REQUEST, "the %s header was sent more than once", twice);
     } else {
         /* an unknown method (0) matches no route: 405 with Allow, or 404 */
-        route = jt_route_find(jt_routes, jt_nroutes, ctx->conf->enable_test_routes, r, &e);
+        route = jt_route_find(ctx->routes, ctx->nroutes, ctx->conf->enable_test_routes, r, &e);
         if (route != NULL) {
             e = read_body(r, f, ctx->conf);
             if (e == JT_OK) {
                 e = route->handler(r);
+            }
+            if (e != JT_OK && r->on_error != NULL) {
+                e = r->on_error(r, e, r->on_error_data);
             }
         }
     }
@@ -158,9 +163,9 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     if (!out.oom) {
         FCGX_PutStr(out.data, (int) out.len, f->out);
     }
-    us = jt_now_us() - r->start_us;
+    us = jt_clock_mono_us() - r->start_us;
     jt_log_access(r->method_name, r->path ? r->path : "-", r->status, us);
-    jt_metrics_request(route ? (int) (route - jt_routes) : -1, r->status, us);
+    jt_metrics_request(route ? (int) (route - ctx->routes) : -1, r->status, us);
     __atomic_fetch_sub(&jt_metrics_get()->in_flight, 1, __ATOMIC_RELAXED);
     jt_log_set_request_id(NULL);
 }

@@ -9,17 +9,22 @@
 
 #include "core/arena.h"
 #include "core/config.h"
+#include "http/router.h"
 
 struct jt_db;
 struct jt_redis;
 struct jt_pg;
 
+/* What a worker hands the protocol layer: its settings, connections and
+ * arena, and the route table (routes.c), so http/ links no handler. */
 typedef struct {
     const jt_conf   *conf;
     struct jt_db    *db;
     struct jt_redis *redis;
     struct jt_pg    *pg;
     jt_arena        *arena;
+    const jt_route  *routes;
+    size_t           nroutes;
 } jt_http_ctx;
 
 /* req_id_out receives the request id (for the scoreboard). */

@@ -3,13 +3,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/log.h"
-#include "domain/auctions.h"
-#include "server/scoreboard.h"
+#include "domain/bids.h"
+#include "core/scoreboard.h"
 #include "server/worker.h"
 #include "store/db.h"
 #include "store/redis.h"
@@ -21,14 +21,6 @@ on_quit(int sig)
 {
     (void) sig;
     quit_requested = 1;
-}
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Applies every entry of an XREADGROUP / XAUTOCLAIM entry list; acks the
@@ -58,7 +50,7 @@ handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply
                 uuid = fields->element[k + 1]->str;
             }
         }
-        if (uuid == NULL || auctions_apply_queued(c, db, r, a, uuid) == 0) {
+        if (uuid == NULL || bids_apply_queued(c, db, r, a, uuid) == JT_BID_SETTLED) {
             (void) jt_redis_cmd(r, a, "XACK " JT_BID_STREAM " " JT_BID_GROUP " %s", e->element[0]->str);
         }
     }
@@ -101,17 +93,17 @@ jt_consumer_run(const jt_conf *c, int slot)
     }
     jt_db_init(&db, &rc, rc.db_user, rc.db_password);
     jt_redis_init(&redis, &rc);
-    sb->slots[slot].started_at = (int64_t) time(NULL);
+    sb->slots[slot].started_at = jt_clock_wall_ms() / 1000;
     snprintf(sb->slots[slot].method, sizeof(sb->slots[slot].method), "BIDS");
     __atomic_store_n(&sb->slots[slot].state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
 
     while (!quit_requested) {
         redisReply *rep;
-        int64_t now = mono_ms();
+        int64_t now = jt_clock_mono_ms();
 
         jt_arena_reset(&arena);
         if (jt_redis_ready(&redis) != 0) {
-            usleep(200000);
+            jt_clock_sleep_ms(200);
         } else {
             rep = jt_redis_cmd(&redis, &arena, "XGROUP CREATE " JT_BID_STREAM " " JT_BID_GROUP " 0 MKSTREAM");
             (void) rep;   /* BUSYGROUP once it exists */
@@ -133,9 +125,9 @@ jt_consumer_run(const jt_conf *c, int slot)
         }
         if (now >= next_sweep) {
             const char *uuids[32];
-            int n = auctions_stale_pending(&rc, &db, &arena, uuids, 32), i;
+            int n = bids_stale_pending(&rc, &db, &arena, uuids, 32), i;
             for (i = 0; i < n && !quit_requested; i++) {
-                (void) auctions_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
+                (void) bids_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
             }
             next_sweep = now + 1000;
         }

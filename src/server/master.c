@@ -14,13 +14,14 @@
 
 #include "config.h"
 #include "core/breaker.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pii.h"
 #include "server/consumer.h"
 #include "server/listen.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 #include "server/worker.h"
 #include "store/pg.h"
 
@@ -67,22 +68,6 @@ static void on_signal(int sig)
     case SIGUSR1: sig_usr1 = 1; break;
     case SIGCHLD: sig_chld = 1; break;
     }
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -188,7 +173,7 @@ count_current(int kind)
 static void
 note_abnormal_exit(void)
 {
-    int64_t t = now_ms(), window = conf.crash_guard_interval * 1000;
+    int64_t t = jt_clock_mono_ms(), window = conf.crash_guard_interval * 1000;
     int i, recent = 0, cap = (int) (sizeof(crash_times) / sizeof(crash_times[0]));
 
     crash_times[crash_count++ % cap] = t;
@@ -264,7 +249,7 @@ static void
 check_timeouts(void)
 {
     jt_scoreboard *sb = jt_scoreboard_get();
-    int64_t limit = conf.request_timeout * 1000000, t = now_us();
+    int64_t limit = conf.request_timeout * 1000000, t = jt_clock_mono_us();
     int i;
 
     if (limit <= 0) {
@@ -331,6 +316,7 @@ reload(void)
         jt_log_error("master: reload: cannot open log files");
     }
     jt_scoreboard_get()->configured_workers = (int) conf.workers;
+    jt_clock_use_test_offset(conf.enable_test_routes);
     /* New generation first, then the old one finishes what it holds and
      * leaves: the listening socket is shared, so no request is dropped. */
     generation++;
@@ -389,12 +375,13 @@ jt_master_run(const char *path)
         return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_breaker_init_shared(now_ms()) != 0
-        || jt_pg_init_shared(&conf) != 0) {
+    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0
+        || jt_breaker_init_shared(jt_clock_mono_ms()) != 0 || jt_pg_init_shared(&conf) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }
     sb->configured_workers = (int) conf.workers;
+    jt_clock_use_test_offset(conf.enable_test_routes);
     setup_signals(&wait_mask);
     write_pid_file();
     jt_log_info("master: started, listen=%s workers=%lld", conf.listen, (long long) conf.workers);
@@ -407,7 +394,7 @@ jt_master_run(const char *path)
         int64_t t;
 
         ppoll(NULL, 0, &tick, &wait_mask);
-        t = now_ms();
+        t = jt_clock_mono_ms();
 
         if (sig_chld) {
             sig_chld = 0;

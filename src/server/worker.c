@@ -8,13 +8,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/serve.h"
-#include "server/scoreboard.h"
+#include "routes.h"
+#include "core/scoreboard.h"
 #include "store/db.h"
 #include "store/pg.h"
 #include "store/redis.h"
@@ -81,14 +82,6 @@ set_io_timeouts(int fd, int seconds)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
 {
@@ -97,9 +90,11 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
     int64_t busy;
 
     snprintf(s->method, sizeof(s->method), "%s", m ? m : "-");
-    snprintf(s->uri, sizeof(s->uri), "%s", u ? u : "-");
+    /* the path only: the scoreboard feeds /status and the master's
+     * request_timeout log line, and a query string may carry anything */
+    snprintf(s->uri, sizeof(s->uri), "%.*s", u ? (int) strcspn(u, "?") : 1, u ? u : "-");
     s->request_id[0] = '\0';
-    __atomic_store_n(&s->req_start_us, mono_us(), __ATOMIC_RELEASE);
+    __atomic_store_n(&s->req_start_us, jt_clock_mono_us(), __ATOMIC_RELEASE);
     __atomic_store_n(&s->state, JT_SLOT_BUSY, __ATOMIC_RELEASE);
     JT_SB_INC(sb->accepted);
 
@@ -116,7 +111,7 @@ slot_begin(jt_scoreboard *sb, jt_slot *s, FCGX_Request *f)
 static void
 slot_end(jt_scoreboard *sb, jt_slot *s, const jt_conf *c)
 {
-    int64_t d = mono_us() - s->req_start_us;
+    int64_t d = jt_clock_mono_us() - s->req_start_us;
 
     s->last_duration_us = d;
     s->requests++;
@@ -177,12 +172,14 @@ jt_worker_run(const jt_worker_args *a)
     hctx.redis = &redis;
     hctx.pg = &pg;
     hctx.arena = &arena;
+    hctx.routes = jt_routes;
+    hctx.nroutes = jt_nroutes;
 
     io_timeout = c->request_timeout > 0 ? (int) c->request_timeout : 60;
     pfd.fd = a->listen_fd;
     pfd.events = POLLIN;
 
-    slot->started_at = (int64_t) time(NULL);
+    slot->started_at = jt_clock_wall_ms() / 1000;
     __atomic_store_n(&slot->state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
 
     for (;;) {
@@ -222,6 +219,7 @@ jt_worker_run(const jt_worker_args *a)
         set_io_timeouts(freq.ipcFd, io_timeout);
 
         slot_begin(sb, slot, &freq);
+        db.fail_next = 0;
         jt_http_serve(&hctx, &freq, slot->request_id, sizeof(slot->request_id));
         FCGX_Finish_r(&freq);
         if (db.in_tx) {

@@ -4,18 +4,20 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
-static int64_t
-wall_ms(void)
+int64_t
+jt_val_int(const jt_val *v)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (v->type == JT_V_INT) {
+        return v->i;
+    }
+    return v->type == JT_V_STR && v->s != NULL ? strtoll(v->s, NULL, 10) : 0;
 }
 
 void
@@ -101,7 +103,7 @@ jt_db_ready(jt_db *db)
     if (db->conn != NULL) {
         return JT_DB_OK;
     }
-    now = wall_ms();
+    now = jt_clock_mono_ms();
     if (now < db->retry_at_ms) {
         return JT_DB_DOWN;
     }
@@ -146,15 +148,21 @@ jt_db_ready(jt_db *db)
     return JT_DB_OK;
 }
 
+/* The prepared statement for sql: from the connection's cache, or prepared
+ * now. *cached says whether the cache keeps it; when it is full the caller
+ * closes the statement after one use, or the server would keep one
+ * statement per call until max_prepared_stmt_count refuses every prepare. */
 static MYSQL_STMT *
-get_stmt(jt_db *db, const char *sql, jt_db_rc *rc)
+get_stmt(jt_db *db, const char *sql, jt_db_rc *rc, int *cached)
 {
     MYSQL_STMT *st;
     my_bool yes = 1;
     int i;
 
+    *cached = 0;
     for (i = 0; i < db->nstmts; i++) {
         if (db->stmts[i].sql == sql) {
+            *cached = 1;
             return db->stmts[i].stmt;
         }
     }
@@ -172,10 +180,11 @@ get_stmt(jt_db *db, const char *sql, jt_db_rc *rc)
         return NULL;
     }
     mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &yes);
-    if (db->nstmts < JT_DB_MAX_STMTS) {
+    if (db->nstmts < JT_DB_MAX_STMTS && db->nstmts < db->conf->db_stmt_cache) {
         db->stmts[db->nstmts].sql = sql;
         db->stmts[db->nstmts].stmt = st;
         db->nstmts++;
+        *cached = 1;
     }
     return st;
 }
@@ -196,10 +205,49 @@ stmt_fail(jt_db *db, MYSQL_STMT *st)
     return classify(db, e, msg);
 }
 
+static jt_db_rc run_stmt(jt_db *db, jt_arena *a, MYSQL_STMT *st, const jt_val *params, int nparams,
+                         jt_rows *out);
+
+/* Test-only ([testing] fail_after_commit): the first statement after a
+ * COMMIT within one request behaves as if the database went away, so a
+ * test can prove that no committed write depends on a later read. */
+static int
+fails_after_commit(jt_db *db)
+{
+    if (!db->fail_next) {
+        return 0;
+    }
+    db->fail_next = 0;
+    jt_log_warn("mariadb: test: failing the statement after COMMIT");
+    jt_db_close(db);
+    return 1;
+}
+
 jt_db_rc
 jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int nparams, jt_rows *out)
 {
     MYSQL_STMT *st;
+    jt_db_rc rc = JT_DB_ERROR;
+    int cached;
+
+    memset(out, 0, sizeof(*out));
+    if (fails_after_commit(db) || jt_db_ready(db) != JT_DB_OK) {
+        return JT_DB_DOWN;
+    }
+    st = get_stmt(db, sql, &rc, &cached);
+    if (st == NULL) {
+        return rc;
+    }
+    rc = run_stmt(db, a, st, params, nparams, out);
+    if (!cached) {
+        mysql_stmt_close(st);   /* detached, not freed, when the connection was lost */
+    }
+    return rc;
+}
+
+static jt_db_rc
+run_stmt(jt_db *db, jt_arena *a, MYSQL_STMT *st, const jt_val *params, int nparams, jt_rows *out)
+{
     MYSQL_BIND small_pb[24], *pb = small_pb, *rb = NULL;
     MYSQL_RES *meta;
     my_bool *nulls = NULL;
@@ -208,20 +256,12 @@ jt_db_exec(jt_db *db, jt_arena *a, const char *sql, const jt_val *params, int np
     jt_db_rc rc = JT_DB_ERROR;
     int row;
 
-    memset(out, 0, sizeof(*out));
     if (nparams > 24) {
         /* a multi-row insert */
         pb = jt_palloc(a, sizeof(MYSQL_BIND) * (size_t) nparams);
         if (pb == NULL) {
             return JT_DB_ERROR;
         }
-    }
-    if (jt_db_ready(db) != JT_DB_OK) {
-        return JT_DB_DOWN;
-    }
-    st = get_stmt(db, sql, &rc);
-    if (st == NULL) {
-        return rc;
     }
 
     memset(pb, 0, sizeof(MYSQL_BIND) * (size_t) (nparams ? nparams : 1));
@@ -338,7 +378,7 @@ done:
 static jt_db_rc
 simple(jt_db *db, const char *q)
 {
-    if (jt_db_ready(db) != JT_DB_OK) {
+    if (fails_after_commit(db) || jt_db_ready(db) != JT_DB_OK) {
         return JT_DB_DOWN;
     }
     if (mysql_real_query(db->conn, q, strlen(q)) != 0) {
@@ -363,6 +403,7 @@ jt_db_commit(jt_db *db)
 
     if (rc == JT_DB_OK) {
         db->in_tx = 0;
+        db->fail_next = db->conf->enable_test_routes && db->conf->test_fail_after_commit;
     }
     return rc;
 }

@@ -39,6 +39,11 @@ jt_cell(const jt_rows *rs, int row, int col)
     return &rs->cells[row * rs->ncols + col];
 }
 
+/* An integer cell whatever type MariaDB gave it: a BIGINT as is, a DECIMAL
+ * (what SUM, and COALESCE or LEAST over one, return) from its text, NULL
+ * as 0. */
+int64_t jt_val_int(const jt_val *v);
+
 /* Outcomes of a statement. */
 typedef enum {
     JT_DB_OK = 0,
@@ -62,8 +67,9 @@ typedef struct jt_db {
     const char        *password;
     struct jt_db_stmt  stmts[JT_DB_MAX_STMTS];
     int                nstmts;
-    int64_t            retry_at_ms;  /* no reconnect attempt before this */
+    int64_t            retry_at_ms;  /* no reconnect before this (jt_clock_mono_ms) */
     int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
+    int                fail_next;    /* test-only, see [testing] fail_after_commit */
     unsigned           last_errno;
     char               last_error[256];
     uint64_t           reconnects;

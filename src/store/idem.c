@@ -12,6 +12,9 @@
 static const char SQL_IDEM_GET[] =
     "SELECT fingerprint, status, body FROM idempotency_keys"
     " WHERE user_id = ? AND idem_key = ? AND expires_at > NOW(6)";
+static const char SQL_IDEM_GET_LOCKING[] =
+    "SELECT fingerprint, status, body FROM idempotency_keys"
+    " WHERE user_id = ? AND idem_key = ? AND expires_at > NOW(6) LOCK IN SHARE MODE";
 static const char SQL_IDEM_PURGE_ONE[] =
     "DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND expires_at <= NOW(6)";
 static const char SQL_IDEM_PUT[] =
@@ -79,7 +82,7 @@ jt_idem_parse_key(jt_arena *a, const char *h, const char **key, size_t *len)
 }
 
 void
-jt_idem_fingerprint(const char *method, const char *route, const char *canonical, size_t len,
+jt_idem_fingerprint(const char *method, const char *path, const char *canonical, size_t len,
                     unsigned char out[32])
 {
     crypto_hash_sha256_state st;
@@ -87,7 +90,7 @@ jt_idem_fingerprint(const char *method, const char *route, const char *canonical
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const unsigned char *) method, strlen(method));
     crypto_hash_sha256_update(&st, (const unsigned char *) " ", 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *) route, strlen(route));
+    crypto_hash_sha256_update(&st, (const unsigned char *) path, strlen(path));
     crypto_hash_sha256_update(&st, (const unsigned char *) "\n", 1);
     crypto_hash_sha256_update(&st, (const unsigned char *) canonical, len);
     crypto_hash_sha256_final(&st, out);
@@ -114,16 +117,16 @@ from_cached(jt_idem *id, const char *v, size_t n)
     return JT_IDEM_REPLAY;
 }
 
-jt_idem_rc
-jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a)
+static jt_idem_rc
+lookup(jt_idem *id, jt_db *db, jt_arena *a, const char *sql)
 {
     jt_val p[2] = { JT_VI(id->user_id), JT_VB(id->key, id->key_len) };
     jt_rows rows;
-    jt_db_rc rc = jt_db_exec(db, a, SQL_IDEM_GET, p, 2, &rows);
+    jt_db_rc rc = jt_db_exec(db, a, sql, p, 2, &rows);
     jt_val *fp;
 
     if (rc != JT_DB_OK) {
-        return rc == JT_DB_DOWN ? JT_IDEM_DB_DOWN : JT_IDEM_ERROR;
+        return rc == JT_DB_DOWN ? JT_IDEM_DB_DOWN : rc == JT_DB_RETRY ? JT_IDEM_IN_FLIGHT : JT_IDEM_ERROR;
     }
     if (rows.nrows == 0) {
         return JT_IDEM_PROCEED;
@@ -136,6 +139,19 @@ jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a)
     id->replay_body = jt_cell(&rows, 0, 2)->s;
     id->replay_len = jt_cell(&rows, 0, 2)->len;
     return JT_IDEM_REPLAY;
+}
+
+jt_idem_rc
+jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a)
+{
+    return lookup(id, db, a, SQL_IDEM_GET);
+}
+
+jt_idem_rc
+jt_idem_settle(jt_idem *id, jt_db *db, jt_arena *a)
+{
+    /* autocommit: the shared lock lasts for this one statement */
+    return db->in_tx ? JT_IDEM_ERROR : lookup(id, db, a, SQL_IDEM_GET_LOCKING);
 }
 
 jt_idem_rc

@@ -1,6 +1,7 @@
 /* Idempotency-Key (IETF httpapi draft semantics, stricter where it is
  * silent). Scope is (user, key); the fingerprint is SHA-256 over method,
- * route template and the canonical JSON body.
+ * request path (not the route template: the same key on another user's
+ * resource is another request) and the canonical JSON body.
  *
  *   begin    replay from Redis, else replay from MariaDB (the durable row),
  *            else take the in-flight marker (SET NX) or answer 409.
@@ -48,7 +49,7 @@ typedef struct {
  * escapes) or a bare token, 1..255 visible ASCII. 0 or -1. */
 int jt_idem_parse_key(jt_arena *a, const char *header, const char **key, size_t *len);
 
-void jt_idem_fingerprint(const char *method, const char *route, const char *canonical, size_t len,
+void jt_idem_fingerprint(const char *method, const char *path, const char *canonical, size_t len,
                          unsigned char out[32]);
 
 jt_idem_rc jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id,
@@ -62,6 +63,11 @@ jt_tx_step jt_idem_record(jt_tx *tx, jt_idem *id, int status, const char *body, 
 
 /* The durable row, if any: REPLAY, MISMATCH, PROCEED (none) or DB_DOWN. */
 jt_idem_rc jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a);
+
+/* The same as a locking read, outside any transaction: it waits for a
+ * transaction that has inserted this key's row and not yet committed, and
+ * then sees what it did. IN_FLIGHT when that wait timed out. */
+jt_idem_rc jt_idem_settle(jt_idem *id, jt_db *db, jt_arena *a);
 
 void jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
                     int64_t ttl_s);

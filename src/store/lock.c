@@ -2,10 +2,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -76,27 +76,13 @@ jt_lock_sort_keys(const char **keys, int n)
     return m;
 }
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 jt_sleep_jitter_ms(int64_t cap_ms)
 {
-    struct timespec ts;
-    uint32_t us;
-
     if (cap_ms <= 0) {
         return;
     }
-    us = randombytes_uniform((uint32_t) (cap_ms * 1000 + 1));
-    ts.tv_sec = us / 1000000;
-    ts.tv_nsec = (long) (us % 1000000) * 1000;
-    nanosleep(&ts, NULL);
+    jt_clock_sleep_us(randombytes_uniform((uint32_t) (cap_ms * 1000 + 1)));
 }
 
 static void
@@ -134,7 +120,7 @@ jt_lock_rc
 jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n,
                     int64_t wait_ms, int64_t lease_ms)
 {
-    int64_t start = mono_ms(), deadline = start + wait_ms, sleep_cap = 2, left;
+    int64_t start = jt_clock_mono_ms(), deadline = start + wait_ms, sleep_cap = 2, left;
     const char *args[JT_LOCK_MAX + 2];
     char lease[24];
     redisReply *rep;
@@ -179,7 +165,7 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
         if (rep->integer == 0) {
             break;
         }
-        left = deadline - mono_ms();
+        left = deadline - jt_clock_mono_ms();
         if (left <= 0 || rep->integer < 1 || rep->integer > ls->n) {
             JT_METRIC_INC(lock_wait_timeouts);
             return JT_LOCK_TIMEOUT;
@@ -188,20 +174,20 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
     }
     ls->held = 1;
     JT_METRIC_INC(lock_acquired);
-    jt_histogram_observe(&jt_metrics_get()->lock_wait, (mono_ms() - start) * 1000);
+    jt_histogram_observe(&jt_metrics_get()->lock_wait, (jt_clock_mono_ms() - start) * 1000);
     return JT_LOCK_OK;
 }
 
-int
+jt_unlock_rc
 jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token)
 {
     const char *args[2] = { key, token };
     redisReply *rep = jt_redis_eval(r, a, &release_script, 1, 2, args);
 
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        return -1;
+        return JT_UNLOCK_UNREACHABLE;
     }
-    return rep->integer == 1;
+    return rep->integer == 1 ? JT_UNLOCK_RELEASED : JT_UNLOCK_NOT_OURS;
 }
 
 int

@@ -47,9 +47,14 @@ jt_lock_rc jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const c
  * had already lost their lease. */
 int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);
 
-/* Compare-and-delete of one key held with token: 1 deleted, 0 it was no
- * longer ours (expired, taken over), -1 Redis unreachable. */
-int jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token);
+typedef enum {
+    JT_UNLOCK_RELEASED = 0,   /* it was ours, and is deleted */
+    JT_UNLOCK_NOT_OURS,       /* expired or taken over: left alone */
+    JT_UNLOCK_UNREACHABLE     /* Redis did not answer: the lease runs out */
+} jt_unlock_rc;
+
+/* Compare-and-delete of one key held with token. */
+jt_unlock_rc jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token);
 
 /* Sorts and de-duplicates keys in place; returns the new count. */
 int jt_lock_sort_keys(const char **keys, int n);

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -56,7 +56,7 @@ token_read(char out[128])
     fresh = __atomic_load_n(&token_cache->fresh_until, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     s2 = __atomic_load_n(&token_cache->seq, __ATOMIC_RELAXED);
-    if (s1 != s2 || fresh <= (int64_t) time(NULL)) {
+    if (s1 != s2 || fresh <= jt_clock_wall_ms() / 1000) {
         return 0;
     }
     memcpy(out, w, 128);
@@ -136,22 +136,6 @@ jt_pg_breaker_conf(const jt_conf *c, jt_breaker_conf *out)
 }
 
 /* ---------------------------------------------------------------- small helpers */
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-pause_ms(int64_t ms)
-{
-    struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 /* Copies at most outlen - 1 bytes of s, cut at a UTF-8 character boundary. */
 static void
@@ -372,7 +356,7 @@ jt_pg_parse_token(int http_status, const char *body, size_t len, char *token, si
             say(res, JT_PG_UNAVAILABLE, "the token in the answer is malformed");
             o = JT_CALL_FAILED;
         } else if (*now == 0) {
-            *now = (int64_t) time(NULL);
+            *now = jt_clock_wall_ms() / 1000;
         }
     }
     json_object_put(root);
@@ -560,12 +544,12 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
         if (!q->is_token && fetch_token(pg, deadline, res) != JT_PG_OK) {
             return res->rc;
         }
-        left = deadline - mono_ms();
+        left = deadline - jt_clock_mono_ms();
         if (left <= 0) {
             say(res, JT_PG_UNAVAILABLE, "no time left for the call (deadline_ms %lld)", (long long) c->pg_deadline_ms);
             return res->rc;
         }
-        t0 = mono_ms();
+        t0 = jt_clock_mono_ms();
         permit = jt_breaker_acquire(b, &pg->breaker, t0);
         if (!permit.allowed) {
             res->rejected = 1;
@@ -581,7 +565,7 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
         }
         crc = perform(pg, q, q->is_token ? NULL : pg->token, left < c->pg_timeout_ms ? left : c->pg_timeout_ms,
                       &http, err, sizeof(err));
-        took = mono_ms() - t0;
+        took = jt_clock_mono_ms() - t0;
         if (crc != CURLE_OK) {
             res->http_status = 0;
             res->code = 0;
@@ -590,7 +574,7 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
         } else {
             o = parse(pg, (int) http, out, res);
         }
-        jt_breaker_record(b, &pg->breaker, &permit, o, took, mono_ms());
+        jt_breaker_record(b, &pg->breaker, &permit, o, took, jt_clock_mono_ms());
 
         if (!q->is_token && http == 401 && !reauthed) {
             /* the token expired early or the gateway forgot it: one more try */
@@ -612,10 +596,10 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
         pause = c->pg_retry_interval_ms / 2 + (c->pg_retry_interval_ms > 0
                                                    ? (int64_t) randombytes_uniform((uint32_t) c->pg_retry_interval_ms + 1)
                                                    : 0);
-        if (mono_ms() + pause >= deadline) {
+        if (jt_clock_mono_ms() + pause >= deadline) {
             return res->rc;
         }
-        pause_ms(pause);
+        jt_clock_sleep_ms(pause);
         JT_METRIC_INC(pg_retries);
     }
 }
@@ -662,7 +646,7 @@ fetch_token(jt_pg *pg, int64_t deadline, jt_pg_result *res)
     jt_buf b;
     jt_pg_rc rc;
 
-    if (token_read(pg->token) || (pg->token[0] != '\0' && pg->token_until > (int64_t) time(NULL))) {
+    if (token_read(pg->token) || (pg->token[0] != '\0' && pg->token_until > jt_clock_wall_ms() / 1000)) {
         return JT_PG_OK;
     }
     jt_buf_init(&b, &pg->arena, 64 + 2 * (strlen(c->imp_key) + strlen(c->imp_secret)));
@@ -685,7 +669,7 @@ fetch_token(jt_pg *pg, int64_t deadline, jt_pg_result *res)
         return rc;
     }
     snprintf(pg->token, sizeof(pg->token), "%s", t.token);
-    pg->token_until = (int64_t) time(NULL) + (t.expired_at - t.now) - 60;
+    pg->token_until = jt_clock_wall_ms() / 1000 + (t.expired_at - t.now) - 60;
     token_write(t.token, pg->token_until);
     sodium_memzero(&t, sizeof(t));
     return JT_PG_OK;
@@ -750,7 +734,7 @@ begin(jt_pg *pg, jt_pg_result *res, int64_t *deadline, const char *uid, const ch
         return 0;
     }
     jt_arena_reset(&pg->arena);
-    *deadline = mono_ms() + pg->conf->pg_deadline_ms;
+    *deadline = jt_clock_mono_ms() + pg->conf->pg_deadline_ms;
     if (path != NULL) {
         jt_buf_init(&p, &pg->arena, strlen(prefix) + strlen(uid) + 1);
         jt_buf_adds(&p, prefix);

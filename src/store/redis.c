@@ -6,16 +6,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct timeval
 ms_tv(int64_t ms)
@@ -47,7 +40,7 @@ redis_failed(jt_redis *r, const char *why)
     JT_METRIC_INC(redis_errors);
     jt_log_warn("redis: %s; degraded for %lld ms", why, (long long) r->conf->redis_retry_interval_ms);
     jt_redis_close(r);
-    r->retry_at_ms = wall_ms() + r->conf->redis_retry_interval_ms;
+    r->retry_at_ms = jt_clock_mono_ms() + r->conf->redis_retry_interval_ms;
 }
 
 int
@@ -58,7 +51,7 @@ jt_redis_ready(jt_redis *r)
     if (r->ctx != NULL) {
         return 0;
     }
-    if (wall_ms() < r->retry_at_ms) {
+    if (jt_clock_mono_ms() < r->retry_at_ms) {
         return -1;
     }
     if (r->conf->redis_socket[0]) {

@@ -17,7 +17,7 @@
 typedef struct jt_redis {
     redisContext  *ctx;
     const jt_conf *conf;
-    int64_t        retry_at_ms;
+    int64_t        retry_at_ms;   /* no reconnect before this (jt_clock_mono_ms) */
     uint64_t       errors;
     uint64_t       reconnects;
 } jt_redis;

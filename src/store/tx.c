@@ -1,24 +1,21 @@
 #include "store/tx.h"
 
-#include <time.h>
-
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/lock.h"
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 jt_tx_rc
 jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data)
 {
-    int64_t deadline = mono_ms() + p->deadline_ms, backoff = p->backoff_base_ms;
-    jt_tx tx = { db, a, JT_DB_OK, 0, data };
+    return jt_tx_run_for(db, a, p, body, data, NULL);
+}
+
+jt_tx_rc
+jt_tx_run_for(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data, void *write)
+{
+    int64_t deadline = jt_clock_mono_ms() + p->deadline_ms, backoff = p->backoff_base_ms;
+    jt_tx tx = { db, a, JT_DB_OK, 0, data, write };
 
     for (;;) {
         jt_tx_step step;
@@ -35,9 +32,7 @@ jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *
         step = body(&tx);
         if (step == JT_TX_COMMIT && p->test_delay_ms > 0) {
             /* test-only: hold the transaction open past a tiny lease */
-            struct timespec ts = { (time_t) (p->test_delay_ms / 1000),
-                                   (long) (p->test_delay_ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
+            jt_clock_sleep_ms(p->test_delay_ms);
         }
         if (step == JT_TX_COMMIT) {
             rc = jt_db_commit(db);
@@ -65,7 +60,7 @@ jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *
         }
         /* a conflict: somebody else's write won; start again from a fresh read */
         JT_METRIC_INC(tx_conflicts);
-        if (tx.attempt >= p->max_attempts || mono_ms() + backoff >= deadline) {
+        if (tx.attempt >= p->max_attempts || jt_clock_mono_ms() + backoff >= deadline) {
             JT_METRIC_INC(tx_exhausted);
             jt_log_warn("tx: giving up after %d attempts", tx.attempt);
             return JT_TX_EXHAUSTED;

@@ -40,12 +40,15 @@ typedef struct jt_tx {
     jt_arena *arena;
     jt_db_rc  db_rc;         /* set by the body on JT_TX_DBERR */
     int       attempt;       /* 1-based */
-    void     *data;
+    void     *data;          /* the body's own state */
+    void     *write;         /* the write path running it (domain/write.c), or NULL */
 } jt_tx;
 
 typedef jt_tx_step (*jt_tx_body)(jt_tx *tx);
 
 jt_tx_rc jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data);
+/* The same, with tx->write set to `write` for the body. */
+jt_tx_rc jt_tx_run_for(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data, void *write);
 
 /* Helper for bodies: run a statement, turning failure into a step. */
 #define JT_TX_EXEC(tx, sql, params, n, rows)                                         \

@@ -4,7 +4,7 @@
 #include "fuzz_common.h"
 
 #include "domain/auctions.h"
-#include "domain/auth.h"
+#include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "domain/orders.h"
 #include "domain/points.h"

@@ -2,7 +2,7 @@
  * id sanitising, and a key's fingerprint. */
 #include "fuzz_common.h"
 
-#include "domain/catalog.h"
+#include "http/conditional.h"
 #include "store/idem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         jt_idem_fingerprint("POST", "/x", key, len, fp);
     }
-    if (catalog_parse_if_match(h, &v) == 1 && v < 0) {
+    if (jt_http_parse_if_match(h, &v) == JT_IF_MATCH_VERSION && v < 0) {
         __builtin_trap();
     }
     id = jt_req_sanitize_id(&fuzz_arena, h);

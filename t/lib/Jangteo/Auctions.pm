@@ -14,15 +14,12 @@ use Exporter qw(import);
 use JSON::PP;
 use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
-use File::Temp qw(tempdir);
-use POSIX qw(_exit);
-use Storable qw(nstore retrieve);
 use Jangteo::Client qw(login bearer concurrent);
 
 our @EXPORT_OK = qw(
     wall_ms iso clock_to clock_reset next_window auction_body create_auction
     make_users fund bid bid_req receipt_of wait_settled receipt_counts
-    consumer_pids jreq concurrent_at
+    consumer_pids
 );
 
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -161,18 +158,6 @@ sub bid {
     return $s->request(@{ bid_req(@a) });
 }
 
-# Any method with a JSON body and an optional token.
-sub jreq {
-    my ($s, $method, $path, $token, $body, %h) = @_;
-    my %hdr = (%{ bearer($token) }, %h);
-    my $text;
-    if (defined $body) {
-        $hdr{'Content-Type'} = 'application/json';
-        $text = ref $body ? $JSON->encode($body) : $body;
-    }
-    return $s->request($method, $path, \%hdr, $text);
-}
-
 sub receipt_of {
     my ($s, $uuid, $token) = @_;
     my $r = $s->get("/api/v1/receipts/$uuid", bearer($token));
@@ -220,52 +205,6 @@ sub consumer_pids {
     my %worker = map { $_->{pid} => 1 } @{ $st->{json}{processes} || [] };
     my @children = grep { /^\d+$/ } map { s/\s+//gr } split /\n/, scalar(`ps -o pid= --ppid $m`);
     return sort { $a <=> $b } grep { !$worker{$_} } @children;
-}
-
-# Like Jangteo::Client::concurrent, but calls $just_before after every child
-# is forked and waiting, right before letting them go: a clock set there is
-# a few ms old when the requests arrive, however long forking took.
-sub concurrent_at {
-    my ($s, $reqs, $just_before) = @_;
-    my $dir = tempdir('jangteo-conc-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    pipe(my $gate_r, my $gate_w) or croak "pipe: $!";
-    pipe(my $ready_r, my $ready_w) or croak "pipe: $!";
-    my @pids;
-    for my $i (0 .. $#$reqs) {
-        my $pid = fork() // croak "fork: $!";
-        if ($pid == 0) {
-            close $gate_w;
-            close $ready_r;
-            syswrite($ready_w, 'r');
-            close $ready_w;
-            my $x = <$gate_r>;
-            my $res = eval { $s->request(@{ $reqs->[$i] }) } || { status => 599, body => "client: $@", headers => {} };
-            delete $res->{json};
-            nstore($res, "$dir/$i");
-            _exit(0);
-        }
-        push @pids, $pid;
-    }
-    close $gate_r;
-    close $ready_w;
-    my $got = 0;
-    while ($got < @$reqs) {
-        my $n = sysread($ready_r, my $buf, 4096);
-        last unless $n;
-        $got += $n;
-    }
-    close $ready_r;
-    $just_before->() if $just_before;
-    close $gate_w;
-    waitpid($_, 0) for @pids;
-    my @out;
-    for my $i (0 .. $#$reqs) {
-        my $res = -e "$dir/$i" ? retrieve("$dir/$i") : { status => 598, body => 'child died', headers => {} };
-        my $ct = $res->{headers}{'content-type'} // '';
-        $res->{json} = eval { $JSON->decode($res->{body}) } if $ct =~ /json/;
-        push @out, $res;
-    }
-    return \@out;
 }
 
 1;

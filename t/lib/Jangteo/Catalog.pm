@@ -1,8 +1,8 @@
 package Jangteo::Catalog;
 
-# Helpers the catalog tests (t/5x) share: JSON requests with any method,
-# products made through the API, a buyer with points, orders, and UTC times.
-# Core Perl only; built on Jangteo::Client.
+# Helpers the catalog tests (t/5x) share: products made through the API, a
+# buyer with points, orders, and UTC times. Core Perl only; built on
+# Jangteo::Client (which has jreq).
 
 use strict;
 use warnings;
@@ -13,28 +13,15 @@ use JSON::PP;
 use POSIX qw(strftime);
 use Test::More ();
 use Time::HiRes qw(time sleep);
-use Jangteo::Client qw(login bearer charge new_user);
+use Jangteo::Client qw(login bearer charge new_user jreq);
 
 our @EXPORT_OK = qw(
-    jreq make_product product order_for cancel_order rich_buyer iso_utc
+    make_product product order_for cancel_order rich_buyer iso_utc
     demo_tokens shipping metric wait_until list_path audit_ok
 );
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $SEQ  = 0;
-
-# Any method with a JSON body (a ref is encoded, a string sent as is) and
-# an optional token; extra headers merged in.
-sub jreq {
-    my ($s, $method, $path, $token, $body, %h) = @_;
-    my %hdr = (%{ bearer($token) }, %h);
-    my $text;
-    if (defined $body) {
-        $text = ref $body ? $JSON->encode($body) : $body;
-        $hdr{'Content-Type'} //= 'application/json';
-    }
-    return $s->request($method, $path, \%hdr, $text);
-}
 
 # POST /api/v1/products; croaks unless 201. Returns the detail body.
 sub make_product {

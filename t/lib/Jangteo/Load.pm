@@ -13,15 +13,15 @@ use warnings;
 use Carp qw(croak);
 use Exporter qw(import);
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(_exit :sys_wait_h);
 use Time::HiRes qw(time sleep);
+use Jangteo::Client qw(http_client do_request);
 
 our @EXPORT_OK = qw(
-    load_start load_wait load_run load_stop load_running tally tally_line http_client do_request
+    load_start load_wait load_run load_stop load_running tally tally_line
     make_buyers make_product money_snapshot audit_ok slow_clients_open slow_clients_step slow_clients_close
     half_body_client rss_kib uniq_key
 );
@@ -34,40 +34,6 @@ sub uniq_key {
     my ($tag) = @_;
     $SEQ++;
     return sprintf('%s-%d-%d-%d-%d', $tag // 'k', $$, int(time * 1000), $SEQ, int(rand(1e9)));
-}
-
-sub http_client {
-    my (%o) = @_;
-    return HTTP::Tiny->new(
-        timeout => $o{timeout} // 30, proxy => undef, http_proxy => undef, https_proxy => undef,
-        no_proxy => ['127.0.0.1', 'localhost'], agent => 'jangteo-load/1',
-        keep_alive => 0, max_redirect => 0,
-    );
-}
-
-# One request; a flat hash: status, code (problem+json), body, headers we
-# care about, elapsed seconds. HTTP::Tiny reports its own failures
-# (connection refused, timeout) as 599.
-sub do_request {
-    my ($http, $s, $method, $path, $headers, $body) = @_;
-    local $SIG{PIPE} = 'IGNORE';
-    my %o = (headers => { %{ $headers || {} } });
-    if (defined $body) {
-        $o{content} = ref $body ? $JSON->encode($body) : $body;
-        $o{headers}{'Content-Type'} //= 'application/json';
-    }
-    my $t0 = time;
-    my $r = $http->request($method, $s->url($path), \%o);
-    my %h = map { lc($_) => (ref $r->{headers}{$_} ? join(',', @{ $r->{headers}{$_} }) : $r->{headers}{$_}) }
-        grep { /^(?:content-type|retry-after|location|idempotent-replayed|x-request-id)$/i }
-        keys %{ $r->{headers} || {} };
-    my $res = { status => $r->{status}, body => $r->{content} // '', headers => \%h, elapsed => time - $t0 };
-    if (($h{'content-type'} // '') =~ /json/) {
-        my $j = eval { $JSON->decode($res->{body}) };
-        $res->{json} = $j;
-        $res->{code} = $j->{code} if ref $j eq 'HASH';
-    }
-    return $res;
 }
 
 # Starts $opt{clients} forked clients. Client $c calls $opt{next}->($c, $n)

@@ -1,9 +1,9 @@
 package Jangteo::Orders;
 
-# Helpers for the order tests (t/40, t/41): a stack with a cheap password
-# hash, users made in parallel, products and options made with SQL, order
-# requests, requests fired at the same moment from forked children, and the
-# money/stock invariants. Core Perl only.
+# Helpers for the order tests (t/40, t/41): users made in parallel,
+# products and options made with SQL, order requests and their tally, and
+# the money/stock invariants. Requests, the stack and concurrency come from
+# Jangteo::Client. Core Perl only.
 
 use strict;
 use warnings;
@@ -11,121 +11,19 @@ use utf8;
 
 use Carp qw(croak);
 use Exporter qw(import);
-use HTTP::Tiny;
 use IO::Select;
 use JSON::PP;
-use POSIX qw(_exit :sys_wait_h);
+use POSIX qw(_exit);
 use Test::More ();
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
+use Jangteo::Client qw(bearer http_client do_request);
 
 our @EXPORT_OK = qw(
-    order_stack make_users make_admin set_balance add_product add_option
-    order_body place_order bearer fire tally problem_ok
-    snapshot order_invariants_ok scalar_sql
+    make_users make_admin set_balance add_product add_option
+    order_body place_order tally snapshot order_invariants_ok scalar_sql
 );
 
 my $JSON = JSON::PP->new->utf8->canonical;
-
-# Jangteo::Stack->new with a fast KDF merged into `conf` (Stack writes the
-# [pii] key itself).
-sub order_stack {
-    my (%opt) = @_;
-    require Jangteo::Stack;
-    my %conf = %{ $opt{conf} || {} };
-    $conf{auth} = { kdf_memlimit_kib => 8192, kdf_opslimit => 1, %{ $conf{auth} || {} } };
-    return Jangteo::Stack->new(demo => 0, %opt, conf => \%conf);
-}
-
-sub bearer { return defined $_[0] ? { Authorization => "Bearer $_[0]" } : {} }
-
-sub _client {
-    return HTTP::Tiny->new(
-        timeout => 120, proxy => undef, http_proxy => undef, https_proxy => undef,
-        no_proxy => ['127.0.0.1', 'localhost'], agent => 'jangteo-orders-test/1',
-        keep_alive => 0, max_redirect => 0,
-    );
-}
-
-# One request from a child: a plain hash (status, body bytes, lowercased
-# headers we care about, the problem code if any).
-sub _do_request {
-    my ($http, $s, $method, $path, $headers, $body) = @_;
-    local $SIG{PIPE} = 'IGNORE';
-    my %o = (headers => { %{ $headers || {} } });
-    if (defined $body) {
-        $o{content} = ref $body ? $JSON->encode($body) : $body;
-        $o{headers}{'Content-Type'} //= 'application/json';
-    }
-    my $r = $http->request($method, $s->url($path), \%o);
-    my %h = map { lc($_) => (ref $r->{headers}{$_} ? join(',', @{ $r->{headers}{$_} }) : $r->{headers}{$_}) }
-        keys %{ $r->{headers} || {} };
-    return { status => $r->{status}, body => $r->{content} // '', headers => \%h };
-}
-
-sub _decorate {
-    my ($res) = @_;
-    $res->{json} = eval { $JSON->decode($res->{body}) } if ($res->{headers}{'content-type'} // '') =~ /json/;
-    $res->{code} = ref $res->{json} eq 'HASH' ? $res->{json}{code} : undef;
-    return $res;
-}
-
-# Runs every request of @$reqs ([method, path, \%headers, $body]) in its own
-# forked child; all are released at once. Results come back through one pipe
-# per child, in request order. $opt{on_answer}->($count) is called in the
-# parent each time an answer arrives (to act mid-run). Children still running
-# after $opt{timeout} seconds are killed and reported as status 597.
-sub fire {
-    my ($s, $reqs, %opt) = @_;
-    my $timeout = $opt{timeout} // 150;
-    pipe(my $gate_r, my $gate_w) or croak "pipe: $!";
-    my (@pids, %fh_of, @out);
-    my $sel = IO::Select->new;
-    for my $i (0 .. $#$reqs) {
-        pipe(my $rd, my $wr) or croak "pipe: $!";
-        my $pid = fork() // croak "fork: $!";
-        if ($pid == 0) {
-            close $gate_w;
-            close $rd;
-            my $x = <$gate_r>;    # EOF when the parent lets go
-            my $res = eval { _do_request(_client(), $s, @{ $reqs->[$i] }) }
-                || { status => 599, body => "client: $@", headers => {} };
-            print {$wr} $JSON->encode($res);
-            close $wr;
-            _exit(0);
-        }
-        close $wr;
-        push @pids, $pid;
-        $fh_of{ fileno $rd } = [ $i, $rd, '' ];
-        $sel->add($rd);
-    }
-    close $gate_r;
-    close $gate_w;    # go
-    my $deadline = time + $timeout;
-    my $answered = 0;
-    while ($sel->count && time < $deadline) {
-        for my $fh ($sel->can_read(0.5)) {
-            my $slot = $fh_of{ fileno $fh };
-            my $n = sysread($fh, my $buf, 65536);
-            if ($n) { $slot->[2] .= $buf; next }
-            next if !defined $n && $!{EINTR};
-            $sel->remove($fh);
-            close $fh;
-            $out[ $slot->[0] ] = length $slot->[2]
-                ? eval { $JSON->decode($slot->[2]) } || { status => 598, body => 'bad child output', headers => {} }
-                : { status => 598, body => 'child died', headers => {} };
-            $answered++;
-            $opt{on_answer}->($answered) if $opt{on_answer};
-        }
-    }
-    for my $fh ($sel->handles) {
-        my $slot = $fh_of{ fileno $fh };
-        $out[ $slot->[0] ] = { status => 597, body => 'no answer in time', headers => {} };
-        close $fh;
-    }
-    kill 'KILL', grep { waitpid($_, WNOHANG) == 0 } @pids if $sel->count;
-    waitpid($_, 0) for @pids;
-    return [ map { _decorate($_) } @out ];
-}
 
 # "201" / "409 OUT_OF_STOCK" / ... => count
 sub tally {
@@ -154,7 +52,7 @@ sub make_users {
         my $pid = fork() // croak "fork: $!";
         if ($pid == 0) {
             close $rd;
-            my $http = _client();
+            my $http = http_client(timeout => 120);
             my @made;
             my $ok = eval {
             for my $k (@$chunk) {
@@ -163,10 +61,10 @@ sub make_users {
                     password => "pw-$k-" . int(rand(1e9)) . '-secret',
                     name => "구매자 $k", phone => '010-1234-5678',
                 );
-                my $r = _do_request($http, $s, 'POST', '/api/v1/users', {}, \%u);
+                my $r = do_request($http, $s, 'POST', '/api/v1/users', {}, \%u);
                 if ($r->{status} != 201) { print {$wr} $JSON->encode({ error => "register: $r->{status} $r->{body}" }); _exit(1) }
                 $u{id} = $JSON->decode($r->{body})->{userId};
-                $r = _do_request($http, $s, 'POST', '/api/v1/auth/tokens', {}, { email => $u{email}, password => $u{password} });
+                $r = do_request($http, $s, 'POST', '/api/v1/auth/tokens', {}, { email => $u{email}, password => $u{password} });
                 if ($r->{status} != 201) { print {$wr} $JSON->encode({ error => "login: $r->{status} $r->{body}" }); _exit(1) }
                 $u{token} = $JSON->decode($r->{body})->{token};
                 push @made, { %u, k => $k };
@@ -257,18 +155,6 @@ sub order_body {
 sub place_order {
     my ($s, $token, $body, %h) = @_;
     return $s->post_json('/api/v1/orders', $body, { %{ bearer($token) }, %h });
-}
-
-# A problem+json answer with this status and code.
-sub problem_ok {
-    my ($r, $status, $code, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
-    my $ok = ($r->{status} // 0) == $status
-        && ($r->{headers}{'content-type'} // '') =~ m{^application/problem\+json\b}
-        && ($j->{code} // '') eq $code;
-    Test::More::ok($ok, $name) or Test::More::diag("want $status $code, got $r->{status}: $r->{body}");
-    return $ok;
 }
 
 # Everything an order may change, to compare before/after a refusal.

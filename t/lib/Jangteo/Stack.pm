@@ -483,6 +483,7 @@ sub _write_nginx_conf {
         _spew("$d/$f", _slurp($sys), 0644) if -r $sys;
     }
     make_path(map { "$d/nginx-tmp/$_" } qw(client_body proxy fastcgi uwsgi scgi));
+    $self->_link_web_root;
     my $user = $> == 0 ? "user root;\n" : '';
     my $locations = "$self->{src}/conf/nginx/jangteo-locations.conf";
     # rate_limits => 1: the shipped limits per client address (local stack)
@@ -523,7 +524,8 @@ http {
         "~^[A-Za-z0-9._:\@=+/-]{1,128}\$" \$http_x_request_id;
     }
 
-    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request" \$status \$body_bytes_sent '
+    # \$uri, not \$request: no query string in the access log
+    log_format jangteo '\$remote_addr [\$time_iso8601] "\$request_method \$uri \$server_protocol" \$status \$body_bytes_sent '
                        'rt=\$request_time urt=\$upstream_response_time rid=\$jangteo_request_id';
     access_log $d/nginx-access.log jangteo;
 
@@ -543,11 +545,30 @@ http {
     server {
         listen 127.0.0.1:$self->{http_port} backlog=4096;
         server_name localhost;
+        root $d/www;
         include $locations;
 $extra    }
 }
 EOF
     _spew("$d/nginx.conf", $text, 0644);
+}
+
+# The server's root as `make install` lays it out (@pkgdatadir@/web): the
+# storefront's files, and api/ with the built docs and the spec, as links
+# into the checkout and the build, so an edited page is served at once.
+sub _link_web_root {
+    my ($self) = @_;
+    my $www = "$self->{dir}/www";
+    remove_tree($www) if -e $www;
+    make_path("$www/api");
+    opendir(my $dh, "$self->{src}/web") or croak "$self->{src}/web: $!";
+    for my $e (grep { !/^\./ } readdir $dh) {
+        symlink("$self->{src}/web/$e", "$www/$e") or croak "symlink $www/$e: $!";
+    }
+    closedir $dh;
+    symlink("$self->{src}/openapi/jangteo.yaml", "$www/api/jangteo.yaml") or croak "symlink: $!";
+    # built by make (redocly build-docs); absent, /api/docs is a 404
+    symlink("$self->{build}/openapi/jangteo.html", "$www/api/jangteo.html") or croak "symlink: $!";
 }
 
 # ---------------------------------------------------------------- processes
@@ -702,27 +723,43 @@ sub signal_master {
 
 # ---------------------------------------------------------------- helpers for tests
 
-sub _http {
-    my ($self) = @_;
-    $self->{http} ||= HTTP::Tiny->new(
-        timeout => 30, proxy => undef, http_proxy => undef, https_proxy => undef,
+# An HTTP client for 127.0.0.1: no proxy, no keep-alive (so a forked child
+# may share it), no redirects; timeout => seconds (30).
+sub http_client {
+    my (%o) = @_;
+    return HTTP::Tiny->new(
+        timeout => $o{timeout} // 30, proxy => undef, http_proxy => undef, https_proxy => undef,
         no_proxy => ['127.0.0.1', 'localhost'], agent => 'jangteo-test/1',
         keep_alive => 0, max_redirect => 0,
     );
 }
 
+sub _http {
+    my ($self) = @_;
+    $self->{http} ||= http_client();
+}
+
+# The one HTTP request of the test library (Jangteo::Client builds on it):
+# $body is sent as given. The answer is a plain hash: status, reason,
+# headers (names lower-cased, a repeated header's values joined with ","),
+# body, json (when the answer is JSON), code (a problem's), elapsed
+# (seconds). `http => $client` sends it through another HTTP::Tiny (a forked
+# child's own, or one with a longer timeout). HTTP::Tiny reports its own
+# failures (refused, timed out) as status 599.
 sub request {
-    my ($self, $method, $path, $headers, $body) = @_;
+    my ($self, $method, $path, $headers, $body, %opt) = @_;
     local $SIG{PIPE} = 'IGNORE';    # a server may answer (413) and close before we finish sending
     my %o = (headers => { %{ $headers || {} } });
     $o{content} = $body if defined $body;
-    my $r = $self->_http->request($method, $self->url($path), \%o);
-    my %h = map { lc($_) => $r->{headers}{$_} } keys %{ $r->{headers} || {} };
-    my $res = { status => $r->{status}, reason => $r->{reason}, headers => \%h, body => $r->{content} // '' };
-    my $ct = $h{'content-type'} // '';
-    $ct = $ct->[0] if ref $ct;
-    if ($ct =~ m{^application/(?:[\w.+-]+\+)?json\b}i) {
+    my $t0 = time;
+    my $r = ($opt{http} || $self->_http)->request($method, $self->url($path), \%o);
+    my %h = map { lc($_) => (ref $r->{headers}{$_} ? join(',', @{ $r->{headers}{$_} }) : $r->{headers}{$_}) }
+        keys %{ $r->{headers} || {} };
+    my $res = { status => $r->{status}, reason => $r->{reason}, headers => \%h, body => $r->{content} // '',
+                elapsed => time - $t0 };
+    if (($h{'content-type'} // '') =~ m{^application/(?:[\w.+-]+\+)?json\b}i) {
         $res->{json} = eval { $JSON->decode($res->{body}) };
+        $res->{code} = $res->{json}{code} if ref $res->{json} eq 'HASH';
     }
     return $res;
 }

@@ -1,7 +1,9 @@
-/* Bearer tokens: who is asking, and may they act on this user. */
-#ifndef JT_AUTH_H
-#define JT_AUTH_H
+/* Accounts and bearer tokens: registering a user, who is asking, and may
+ * they act on this user (accounts.c). */
+#ifndef JT_ACCOUNTS_H
+#define JT_ACCOUNTS_H
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "http/request.h"
@@ -35,11 +37,12 @@ typedef struct {
 struct jt_db;
 jt_err accounts_validate(jt_req *r, jt_new_user *u);
 /* The registration body, validated without touching the database. */
-#include <json-c/json.h>
 jt_err accounts_parse(jt_req *r, json_object *o, jt_new_user *u);
 int    accounts_valid_phone(const char *s);
-/* 0 ok (*id set), 1 email taken, -1 database down, -2 other error. */
-int    accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
+/* Hashes the password, seals the personal fields and inserts the row.
+ * JT_OK with *id set, JT_E_EMAIL_TAKEN, JT_E_DATABASE_UNAVAILABLE or
+ * JT_E_INTERNAL; no detail is set (the caller may not be a request). */
+jt_err accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
                        int64_t memlimit_kib, int64_t *id);
 
 #endif

@@ -1,5 +1,6 @@
-#ifndef JT_STATUS_H
-#define JT_STATUS_H
+/* Operations: the PHP-FPM-style status page (ops_status.c). */
+#ifndef JT_OPS_STATUS_H
+#define JT_OPS_STATUS_H
 
 #include "http/request.h"
 

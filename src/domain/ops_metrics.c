@@ -1,12 +1,12 @@
-#include "server/metrics_page.h"
+#include "domain/ops_metrics.h"
 
 #include <stdio.h>
 
 #include "core/breaker.h"
 #include "core/config.h"
 #include "core/metrics.h"
-#include "routes.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
+#include "http/router.h"
 #include "store/pg.h"
 
 static uint64_t
@@ -47,25 +47,13 @@ histogram(jt_buf *b, const char *name, const char *labels, const jt_histogram *h
                 (unsigned long long) get(&h->count));
 }
 
-static const char *
-method_name(int m)
-{
-    switch (m) {
-    case JT_GET: return "GET";
-    case JT_POST: return "POST";
-    case JT_PUT: return "PUT";
-    case JT_PATCH: return "PATCH";
-    case JT_DELETE: return "DELETE";
-    default: return "OTHER";
-    }
-}
-
-/* route="...",method="..." for slot i */
+/* route="...",method="..." for slot i of the request's route table */
 static void
-route_labels(char *out, size_t len, size_t i)
+route_labels(const jt_req *r, char *out, size_t len, size_t i)
 {
-    if (i < jt_nroutes) {
-        snprintf(out, len, "route=\"%s\",method=\"%s\"", jt_routes[i].pattern, method_name(jt_routes[i].method));
+    if (i < r->nroutes) {
+        const char *m = jt_method_name(r->routes[i].method);
+        snprintf(out, len, "route=\"%s\",method=\"%s\"", r->routes[i].pattern, m ? m : "OTHER");
     } else {
         snprintf(out, len, "route=\"unmatched\",method=\"any\"");
     }
@@ -126,7 +114,7 @@ metrics_render(jt_req *r)
     int c;
 
     /* slots to show: every route, plus "unmatched" */
-    for (i = 0; i < jt_nroutes && i < JT_METRICS_ROUTES - 1; i++) {
+    for (i = 0; i < r->nroutes && i < JT_METRICS_ROUTES - 1; i++) {
         slots[nslots++] = i;
     }
     slots[nslots++] = JT_METRICS_ROUTES - 1;
@@ -135,7 +123,7 @@ metrics_render(jt_req *r)
 
     family(&b, "jangteo_http_requests_total", "counter", "HTTP requests by route template and status class.");
     for (i = 0; i < nslots; i++) {
-        route_labels(labels, sizeof(labels), slots[i]);
+        route_labels(r, labels, sizeof(labels), slots[i]);
         for (c = 0; c < 5; c++) {
             uint64_t v = get(&m->routes[slots[i]].status[c]);
             if (v > 0 || c == 1) {
@@ -146,7 +134,7 @@ metrics_render(jt_req *r)
     }
     family(&b, "jangteo_http_request_duration_seconds", "histogram", "Request latency by route template.");
     for (i = 0; i < nslots; i++) {
-        route_labels(labels, sizeof(labels), slots[i]);
+        route_labels(r, labels, sizeof(labels), slots[i]);
         histogram(&b, "jangteo_http_request_duration_seconds", labels, &m->routes[slots[i]].latency);
     }
     family(&b, "jangteo_http_requests_in_flight", "gauge", "Requests being served now.");

@@ -1,5 +1,5 @@
 /* Liveness and readiness probes. */
-#include "domain/health.h"
+#include "domain/ops_health.h"
 
 #include "domain/common.h"
 #include "store/db.h"

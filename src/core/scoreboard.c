@@ -1,9 +1,9 @@
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "core/clock.h"
 static jt_scoreboard *the_scoreboard;
 
 jt_scoreboard *
@@ -18,7 +18,7 @@ jt_scoreboard_create(int nslots)
     }
     memset(sb, 0, size);
     sb->nslots = nslots;
-    sb->start_time = (int64_t) time(NULL);
+    sb->start_time = jt_clock_wall_ms() / 1000;
     the_scoreboard = sb;
     return sb;
 }

@@ -1,5 +1,6 @@
-#ifndef JT_METRICS_PAGE_H
-#define JT_METRICS_PAGE_H
+/* Operations: Prometheus metrics (ops_metrics.c). */
+#ifndef JT_OPS_METRICS_H
+#define JT_OPS_METRICS_H
 
 #include "http/request.h"
 

@@ -1,13 +1,13 @@
 /* /status: the scoreboard in PHP-FPM's shape, as text (default, `?full` for
  * per-process rows) or JSON (`?json`). nginx exposes it to loopback only. */
-#include "server/status.h"
+#include "domain/ops_status.h"
 
 #include <stdio.h>
-#include <time.h>
 
 #include "core/breaker.h"
+#include "core/clock.h"
 #include "core/config.h"
-#include "server/scoreboard.h"
+#include "core/scoreboard.h"
 #include "store/pg.h"
 
 static const char *
@@ -38,7 +38,7 @@ jt_err
 status_render(jt_req *r)
 {
     jt_scoreboard *sb = jt_scoreboard_get();
-    int64_t now = (int64_t) time(NULL), mono = jt_now_us();
+    int64_t now = jt_clock_wall_ms() / 1000, mono = jt_clock_mono_us();
     int active, idle, total, i, as_json = jt_req_query(r, "json") != NULL,
         full = jt_req_query(r, "full") != NULL;
     const jt_conf *c = r->conf;

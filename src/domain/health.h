@@ -1,9 +1,0 @@
-#ifndef JT_HEALTH_H
-#define JT_HEALTH_H
-
-#include "http/request.h"
-
-jt_err health_live(jt_req *r);
-jt_err health_ready(jt_req *r);
-
-#endif

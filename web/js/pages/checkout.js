@@ -1,0 +1,102 @@
+// Checkout: the lines of this tab's order list priced from the server, the
+// shipping form, and payment with points. The total shown is sent as
+// expectedTotal, so the server never charges another amount without asking:
+// 409 PRICE_CHANGED offers the new total, 409 OUT_OF_STOCK removes the short
+// lines, INSUFFICIENT_BALANCE leads to the points page.
+import { api, get } from '../api.js';
+import { t } from '../i18n.js';
+import { $, act, checkoutList, el, krw, onSubmit, refreshBalance, requireLogin, showInfo, showProblem, startPage } from '../ui.js';
+
+const FREE_FROM = 30000;   // the server's rule (src/domain/orders.h); the server's total wins
+const FEE = 3000;
+requireLogin();
+let lines = [];            // [{productId, optionId, quantity, name, unitPrice}]
+
+async function price() {
+  const items = checkoutList.get();
+  const products = await Promise.all(items.map((i) => get(`/api/v1/products/${i.productId}`).catch(() => null)));
+  lines = items.map((i, n) => {
+    const p = products[n];
+    if (!p) return null;
+    const o = i.optionId ? p.options.find((x) => x.id === i.optionId) : null;
+    return { ...i, name: o ? `${p.name} / ${o.name}` : p.name, unitPrice: p.price + (o ? o.extraPrice : 0) };
+  }).filter(Boolean);
+  checkoutList.set(lines.map(({ productId, optionId, quantity }) => ({ productId, optionId, quantity })));
+  render();
+}
+
+function totals() {
+  const items = lines.reduce((s, l) => s + l.unitPrice * l.quantity, 0);
+  const fee = items > 0 && items < FREE_FROM ? FEE : 0;
+  return { items, fee, total: items + fee };
+}
+
+function save() {
+  checkoutList.set(lines.map(({ productId, optionId, quantity }) => ({ productId, optionId, quantity })));
+  render();
+}
+
+function render() {
+  const body = $('#lines tbody');
+  body.replaceChildren(...lines.map((l, i) => {
+    const qty = el('input', { type: 'number', min: 1, max: 999, value: l.quantity, 'aria-label': `${l.name} ${t('product.quantity')}`,
+      onchange: (ev) => { l.quantity = Math.max(1, Math.min(999, parseInt(ev.target.value, 10) || 1)); save(); } });
+    return el('tr', { 'data-product': l.productId },
+      el('td', {}, el('a', { href: `/product.html?id=${l.productId}` }, l.name)),
+      el('td', { class: 'num' }, krw(l.unitPrice)), el('td', {}, qty),
+      el('td', { class: 'num' }, krw(l.unitPrice * l.quantity)),
+      el('td', {}, el('button', { type: 'button', class: 'secondary', 'aria-label': `${t('checkout.remove')}: ${l.name}`,
+        onclick: () => { lines.splice(i, 1); save(); } }, t('checkout.remove'))));
+  }));
+  if (!lines.length) body.append(el('tr', {}, el('td', { colspan: 5 }, t('checkout.empty'))));
+  const x = totals();
+  $('#items-total').textContent = krw(x.items);
+  $('#fee').textContent = krw(x.fee);
+  $('#total').textContent = krw(x.total);
+  $('#total').dataset.total = String(x.total);
+  $('#pay').disabled = !lines.length;
+}
+
+async function pay({ key, onWait }, expectedTotal) {
+  const f = new FormData($('#order'));
+  const shipping = { recipient: f.get('recipient').trim(), phone: f.get('phone').trim(), zipCode: f.get('zipCode').trim(),
+    address: f.get('address').trim() };
+  if (f.get('request').trim()) shipping.request = f.get('request').trim();
+  const body = {
+    items: lines.map((l) => (l.optionId ? { productId: l.productId, optionId: l.optionId, quantity: l.quantity }
+      : { productId: l.productId, quantity: l.quantity })),
+    shipping,
+    expectedTotal,
+  };
+  const { data } = await api('POST', '/api/v1/orders', { body, key, onWait });
+  lines = [];
+  checkoutList.set([]);
+  render();
+  showInfo(`${t('checkout.paid', { id: data.orderId })} ${t('checkout.paidDetail', { total: krw(data.total), balance: krw(data.balance) })}`,
+    [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
+  $('#messages').dataset.order = String(data.orderId);
+  refreshBalance();
+}
+
+function nextSteps(err) {
+  if (err.code === 'OUT_OF_STOCK' && Array.isArray(err.problem.productIds)) {
+    return [{ label: t('checkout.removeShort'), onClick: () => {
+      lines = lines.filter((l) => !err.problem.productIds.includes(l.productId));
+      save();
+      price();
+    } }];
+  }
+  if (err.code === 'PRICE_CHANGED') {
+    const now = err.problem.currentTotal;
+    return [{ label: t('checkout.payNew', { total: krw(now) }), onClick: (ev) => {
+      // the buyer agreed to a new amount: a new action, a new key
+      act(ev.target, (a) => pay(a, now), { problemActions: nextSteps, after: render });
+    } }];
+  }
+  if (err.code === 'INSUFFICIENT_BALANCE') return [{ label: t('checkout.toPoints'), href: '/points.html' }];
+  return [];
+}
+
+startPage();
+price().catch((e) => showProblem(e));
+onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps, after: render });

@@ -1,0 +1,44 @@
+// My orders, newest first, with their status; a PAID order can be cancelled
+// (stock back, points refunded).
+import { api, get } from '../api.js';
+import { t } from '../i18n.js';
+import { $, act, badge, el, krw, refreshBalance, requireLogin, showInfo, showProblem, startPage, when } from '../ui.js';
+
+const s = requireLogin();
+let cursor = null;
+
+function row(o) {
+  const first = o.items[0] ? o.items[0].name : '';
+  const what = o.items.length > 1 ? t('orders.andMore', { name: first, n: o.items.length - 1 }) : first;
+  const cancel = o.status === 'PAID'
+    ? el('button', { type: 'button', class: 'secondary', 'data-cancel': o.orderId,
+      'aria-label': `${t('orders.cancel')} ${o.orderId}`, onclick: (ev) => {
+        if (!confirm(t('orders.confirmCancel', { id: o.orderId }))) return;
+        act(ev.target, async ({ onWait }) => {
+          const { data } = await api('POST', `/api/v1/orders/${o.orderId}/cancel`, { onWait });
+          $(`tr[data-order="${o.orderId}"]`).replaceWith(row(data));
+          showInfo(t('orders.cancelled', { id: o.orderId, total: krw(data.total) }));
+          refreshBalance();
+        });
+      } }, t('orders.cancel'))
+    : null;
+  return el('tr', { 'data-order': o.orderId },
+    el('td', {}, String(o.orderId)), el('td', {}, when(o.createdAt)), el('td', {}, what),
+    el('td', { class: 'num' }, krw(o.total)), el('td', { class: 'status' }, badge(o.status)), el('td', {}, cancel));
+}
+
+async function load(more = false) {
+  const q = new URLSearchParams({ limit: 20 });
+  if (more && cursor) q.set('cursor', cursor);
+  const page = await get(`/api/v1/users/${s.userId}/orders?${q}`);
+  const body = $('#orders tbody');
+  if (more) body.append(...page.items.map(row));
+  else body.replaceChildren(...page.items.map(row));
+  if (!body.children.length) body.append(el('tr', {}, el('td', { colspan: 6 }, t('orders.empty'))));
+  cursor = page.nextCursor;
+  $('#orders-more').hidden = !cursor;
+}
+
+startPage();
+load().catch((e) => showProblem(e));
+$('#orders-more').addEventListener('click', () => load(true).catch((e) => showProblem(e)));

@@ -1,0 +1,237 @@
+// What every page shares: the header (menu, who is logged in and their
+// balance, the language switch), the message area (problems shown by their
+// title and detail, never as raw JSON), actions with progress and retry,
+// formatting, and the checkout list kept in sessionStorage.
+
+import { api, ApiError, get, newKey, session } from './api.js';
+import { applyI18n, lang, own, setLang, t } from './i18n.js';
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+// el('a', {href: '/x', class: 'y'}, 'text', child, ...)
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+export const krw = (n) => t('common.krw', { n: Number(n).toLocaleString('ko-KR') });
+
+export function when(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return d.toLocaleString(lang() === 'ko' ? 'ko-KR' : 'en-GB', { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+export function badge(status) {
+  return el('span', { class: `badge ${status}` }, t(`status.${status}`));
+}
+
+export function param(name) {
+  return new URLSearchParams(location.search).get(name);
+}
+
+// --- messages -------------------------------------------------------------
+
+function box() {
+  return $('#messages');
+}
+
+export function clearMessages() {
+  box().replaceChildren();
+}
+
+export function showInfo(text, actions = []) {
+  box().replaceChildren(el('div', { class: 'msg info', role: 'status' }, el('p', {}, text), actionRow(actions)));
+}
+
+function actionRow(actions) {
+  if (!actions.length) return null;
+  return el('div', { class: 'actions' }, actions.map((a) => (a.href
+    ? el('a', { class: 'button secondary', href: a.href }, a.label)
+    : el('button', { type: 'button', class: 'secondary', onclick: a.onClick }, a.label))));
+}
+
+// A problem: a heading in the user's language (by code), then the API's
+// own title and detail; retry re-sends the same request (same key).
+export function showProblem(err, { retry, actions = [] } = {}) {
+  const p = err instanceof ApiError ? err.problem : { title: String(err.message || err), detail: '' };
+  const code = err instanceof ApiError ? err.code : '';
+  const heading = (code && own(`problem.${code}`)) || p.title || t('common.network');
+  const lines = [];
+  if (code === 'NETWORK') {
+    lines.push(t('common.networkDetail'));
+  } else {
+    if (p.title && p.title !== heading) lines.push(p.title);
+    if (p.detail && p.detail !== p.title) lines.push(p.detail);
+  }
+  const all = [...actions];
+  if (retry) all.unshift({ label: t('common.retry'), onClick: retry });
+  box().replaceChildren(el('div', { class: 'msg error', role: 'alert', 'data-code': code || null },
+    el('h2', {}, heading), lines.map((l) => el('p', {}, l)), actionRow(all)));
+}
+
+// The countdown of a retry the server asked for (503 + Retry-After).
+export function showWait(seconds) {
+  const old = $('#wait');
+  if (seconds <= 0) {
+    if (old) old.remove();
+    return;
+  }
+  const m = el('div', { class: 'msg wait', id: 'wait', role: 'status' }, t('common.wait', { s: seconds }));
+  if (old) old.replaceWith(m);
+  else box().prepend(m);
+}
+
+// Runs one user action: progress on the button, a fresh Idempotency-Key
+// for this click, the server's retries with a countdown, and on failure the
+// problem with "try again" (the same key) when trying again can help.
+// run({key, onWait}) does the work; problemActions(err) adds next steps;
+// after() runs once the button is itself again.
+export function act(button, run, { problemActions, after } = {}) {
+  const key = newKey();
+  const attempt = async () => {
+    clearMessages();
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    try {
+      await run({ key, onWait: showWait });
+    } catch (e) {
+      showWait(0);
+      showProblem(e, {
+        retry: e instanceof ApiError && e.retryable ? attempt : null,
+        actions: problemActions ? problemActions(e) : [],
+      });
+    } finally {
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+      if (after) after();
+    }
+  };
+  return attempt();
+}
+
+// A form's submit, as act() on its submit button.
+export function onSubmit(form, run, opts) {
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!form.reportValidity()) return;
+    act(form.querySelector('[type="submit"]'), run, opts);
+  });
+}
+
+// --- the logged-in user ------------------------------------------------------
+
+export function requireLogin() {
+  const s = session.get();
+  if (!s) {
+    location.replace(`/login.html?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new Error('not logged in');
+  }
+  return s;
+}
+
+// Re-reads the balance into the header (after a charge, order or cancel).
+export async function refreshBalance() {
+  const s = session.get();
+  const slot = $('#balance');
+  if (!s || !slot) return null;
+  try {
+    const u = await get(`/api/v1/users/${s.userId}`);
+    slot.textContent = t('who.balance', { balance: krw(u.balance) });
+    slot.dataset.balance = String(u.balance);
+    return u;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) renderHeader();
+    return null;
+  }
+}
+
+const PAGES = [
+  ['/', 'nav.products'],
+  ['/auctions.html', 'nav.auctions'],
+  ['/checkout.html', 'nav.checkout'],
+  ['/orders.html', 'nav.orders', 'user'],
+  ['/points.html', 'nav.points', 'user'],
+  ['/receipts.html', 'nav.receipts', 'user'],
+  ['/seller.html', 'nav.seller', 'seller'],
+  ['/admin.html', 'nav.admin', 'admin'],
+  ['/api/docs', 'nav.docs'],
+];
+
+export function renderHeader() {
+  const s = session.get();
+  const here = location.pathname === '/index.html' ? '/' : location.pathname;
+  const show = (need) => !need || (s && (need === 'user' || (need === 'seller' && s.role !== 'BUYER')
+    || (need === 'admin' && s.role === 'ADMIN')));
+  const links = PAGES.filter(([, , need]) => show(need)).map(([href, key]) =>
+    el('li', {}, el('a', { href, 'aria-current': href === here ? 'page' : null }, t(key))));
+  const who = el('div', { class: 'who' });
+  if (s) {
+    who.append(el('span', { id: 'who' }, s.name || s.email || ''), el('span', { id: 'balance' }, ''),
+      el('button', { type: 'button', id: 'nav-logout', onclick: logout }, t('nav.logout')));
+  } else {
+    who.append(el('a', { href: `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`, id: 'nav-login' },
+      t('nav.login')));
+  }
+  who.append(el('button', {
+    type: 'button', id: 'lang', lang: lang() === 'ko' ? 'en' : 'ko', title: t('lang.label'),
+    onclick: () => { setLang(lang() === 'ko' ? 'en' : 'ko'); location.reload(); },
+  }, t('lang.switch')));
+  const header = $('#site-header');
+  header.className = 'site';
+  header.replaceChildren(el('div', { class: 'bar' },
+    el('a', { class: 'logo', href: '/' }, t('site.name')),
+    el('nav', { 'aria-label': t('nav.main') }, el('ul', {}, links)),
+    who));
+  if (s) refreshBalance();
+}
+
+async function logout() {
+  try {
+    await api('DELETE', '/api/v1/auth/tokens/current');
+  } catch {
+    // the token is dropped here either way
+  }
+  session.clear();
+  location.href = '/';
+}
+
+// --- the checkout list -------------------------------------------------------
+
+const CHECKOUT = 'jangteo.checkout';
+
+export const checkoutList = {
+  get() {
+    try {
+      return JSON.parse(sessionStorage.getItem(CHECKOUT)) || [];
+    } catch {
+      return [];
+    }
+  },
+  set(items) {
+    sessionStorage.setItem(CHECKOUT, JSON.stringify(items));
+  },
+  add(productId, optionId, quantity) {
+    const items = this.get();
+    const same = items.find((i) => i.productId === productId && (i.optionId || null) === (optionId || null));
+    if (same) same.quantity = Math.min(999, same.quantity + quantity);
+    else items.push({ productId, optionId: optionId || null, quantity });
+    this.set(items);
+  },
+};
+
+// Every page: text in the chosen language, then the header.
+export function startPage() {
+  applyI18n();
+  renderHeader();
+}
