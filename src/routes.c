@@ -7,6 +7,7 @@
 #include "domain/catalog.h"
 #include "domain/ops_health.h"
 #include "domain/orders.h"
+#include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/receipts.h"
 #include "domain/testing.h"
@@ -33,6 +34,8 @@ const jt_route jt_routes[] = {
     { JT_GET,    "/api/v1/orders/{orderId}",          orders_get,         0 },
     { JT_POST,   "/api/v1/orders/{orderId}/cancel",   orders_cancel,      0 },
     { JT_GET,    "/api/v1/users/{userId}/orders",     orders_list,        0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/payments", payments_verify,    0 },
+    { JT_POST,   "/api/v1/payments/webhook",          payments_webhook,   0 },
 
     /* catalog */
     { JT_GET,    "/api/v1/products",                  catalog_list,       0 },

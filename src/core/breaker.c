@@ -195,6 +195,32 @@ refused:
     return p;
 }
 
+int64_t
+jt_breaker_refusing(jt_breaker *b, const jt_breaker_conf *c, int64_t now_ms, int count)
+{
+    uint64_t w = __atomic_load_n(&b->word, __ATOMIC_ACQUIRE);
+    int64_t a, left = 0;
+
+    switch (W_STATE(w)) {
+    case JT_BREAKER_OPEN:
+        a = age(b, W_EPOCH(w), now_ms);
+        left = a < c->open_ms ? c->open_ms - a : 0;
+        break;
+    case JT_BREAKER_HALF_OPEN:
+        if (W_ISSUED(w) >= c->half_open_calls) {
+            a = age(b, W_EPOCH(w), now_ms);
+            left = a < c->trial_timeout_ms ? c->trial_timeout_ms - a : 0;
+        }
+        break;
+    default:
+        break;
+    }
+    if (left > 0 && count) {
+        __atomic_fetch_add(&b->calls_rejected, 1, __ATOMIC_RELAXED);
+    }
+    return left;
+}
+
 /* Counts the current CLOSED period's calls in the ring. */
 static void
 scan(jt_breaker *b, const jt_breaker_conf *c, uint32_t e, int64_t *calls, int64_t *failed, int64_t *slow)

@@ -125,6 +125,13 @@ void        jt_breaker_reset(jt_breaker *b);
 jt_breaker_permit jt_breaker_acquire(jt_breaker *b, const jt_breaker_conf *c, int64_t now_ms);
 void jt_breaker_record(jt_breaker *b, const jt_breaker_conf *c, const jt_breaker_permit *p,
                        jt_call_outcome o, int64_t duration_ms, int64_t now_ms);
+/* Would acquire refuse a call now? 0 when a call would go through (or be
+ * a trial), else the milliseconds until one may; with `count`, a refusal
+ * is counted as rejected, as acquire counts it (the caller gives the call
+ * up). Takes no permit and makes no transition,
+ * so a caller can fail fast before any work of its own (a card checkout
+ * reserves no stock while the breaker is open). */
+int64_t jt_breaker_refusing(jt_breaker *b, const jt_breaker_conf *c, int64_t now_ms, int count);
 void jt_breaker_inspect(jt_breaker *b, const jt_breaker_conf *c, jt_breaker_view *v);
 const char *jt_breaker_state_name(int state);
 

@@ -147,6 +147,13 @@ static const setting settings[] = {
       "circuit breaker: milliseconds it stays open (every call fails at once) before half-opening"),
     I("payments", "breaker_half_open_calls", breaker_half_open_calls, "10", 1, 100,
       "circuit breaker: trial calls let through half-open; their verdict closes or reopens it"),
+    I("payments", "sweepers", pg_sweepers, "1", 0, 16,
+      "payment sweeper processes (expired holds, pending refunds) the master keeps running when pg_url is set"),
+    I("payments", "sweep_interval_ms", pg_sweep_interval_ms, "1000", 50, 600000,
+      "milliseconds between two sweeps of one sweeper"),
+    I("payments", "sweep_batch", pg_sweep_batch, "32", 1, 1000, "orders and refunds one sweep takes at most"),
+    I("payments", "sweep_claim_ms", pg_sweep_claim_ms, "60000", 1000, 3600000,
+      "a sweeper owns an order or refund it took this long, then another may (keep above 2 x deadline_ms)"),
     S("payments", "webhook_allow", webhook_allow, "127.0.0.1",
       "comma-separated source addresses the gateway's webhook may come from (a real gateway publishes its own)"),
 };

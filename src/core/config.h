@@ -107,6 +107,10 @@ typedef struct {
     int64_t breaker_slow_ms;
     int64_t breaker_open_ms;
     int64_t breaker_half_open_calls;
+    int64_t pg_sweepers;
+    int64_t pg_sweep_interval_ms;
+    int64_t pg_sweep_batch;
+    int64_t pg_sweep_claim_ms;
     char    webhook_allow[512];
 
     /* [testing] — test-only, never in the shipped configuration */

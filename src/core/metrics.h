@@ -54,6 +54,15 @@ typedef struct {
     uint64_t cache_misses;
     uint64_t pg_retries;             /* gateway attempts after a failed one */
     uint64_t pg_token_fetches;       /* getToken requests */
+    uint64_t card_reserved;          /* card orders that reserved stock (PAYMENT_PENDING) */
+    uint64_t card_paid;              /* card orders PAID */
+    uint64_t card_failed;            /* PAYMENT_FAILED (amount mismatch, gateway refused or down) */
+    uint64_t card_expired;           /* PAYMENT_EXPIRED by the sweeper */
+    uint64_t card_late_out_of_stock; /* paid after the hold, stock gone: OUT_OF_STOCK */
+    uint64_t card_refunds;           /* refunds the gateway confirmed */
+    uint64_t card_refunds_failed;    /* refund attempts left for the sweeper */
+    uint64_t card_breaker_fast_fails; /* card checkouts refused at once: breaker open */
+    uint64_t sweeps;                 /* payment sweeps run */
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 

@@ -118,8 +118,8 @@ write_payment(jt_json *w, const jt_pg_payment *p)
  * serves it, so the tests drive the real thing: the worker's libcurl
  * handle, the token and the circuit breaker every worker shares. Answers
  * the typed result and what the call saw (attempts, token fetches,
- * whether the breaker refused it). op: token, lookup, prepare, prepared,
- * cancel (checksum -1 = none). */
+ * whether the breaker refused it). op: token, lookup, find, prepare,
+ * prepared, cancel (checksum -1 = none). */
 jt_err
 testing_pg(jt_req *r)
 {
@@ -147,6 +147,9 @@ testing_pg(jt_req *r)
     } else if (!strcmp(op, "lookup")) {
         jt_pg_lookup(r->pg, imp ? imp : "", &p, &res);
         with_payment = 1;
+    } else if (!strcmp(op, "find")) {
+        jt_pg_find(r->pg, mu ? mu : "", &p, &res);
+        with_payment = 1;
     } else if (!strcmp(op, "prepare")) {
         jt_pg_prepare(r->pg, mu ? mu : "", amount, &res);
     } else if (!strcmp(op, "prepared")) {
@@ -155,7 +158,7 @@ testing_pg(jt_req *r)
         jt_pg_cancel(r->pg, imp ? imp : "", amount, checksum, reason, &p, &res);
         with_payment = 1;
     } else {
-        return jt_fail(r, JT_E_INVALID_REQUEST, "op: token, lookup, prepare, prepared or cancel");
+        return jt_fail(r, JT_E_INVALID_REQUEST, "op: token, lookup, find, prepare, prepared or cancel");
     }
     jt_json_begin(r, &b, &w, 1024);
     jw_obj_open(&w);

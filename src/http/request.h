@@ -61,6 +61,7 @@ typedef struct jt_req {
     jt_buf          resp_headers;   /* extra "Name: value\r\n" lines */
     const char     *problem_detail; /* detail for an error answer */
     const char     *problem_extra;  /* extra members: `"a":1,"b":2` */
+    int             retry_after_s;  /* > 0: the problem's Retry-After, not the table's */
     int             answered;
 
     /* Called by the dispatcher with the error a handler returns, before it

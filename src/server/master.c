@@ -21,6 +21,7 @@
 #include "core/pii.h"
 #include "server/consumer.h"
 #include "server/listen.h"
+#include "server/sweeper.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
 #include "store/pg.h"
@@ -40,7 +41,7 @@ typedef struct {
     uint32_t generation;
     int      quitting;       /* SIGQUIT sent: do not replace */
     int      killed;         /* SIGKILL sent by us (request_timeout) */
-    int      kind;           /* JT_KIND_WORKER or JT_KIND_CONSUMER */
+    int      kind;           /* JT_KIND_WORKER, JT_KIND_CONSUMER or JT_KIND_SWEEPER */
 } child;
 
 static volatile sig_atomic_t sig_term, sig_quit, sig_hup, sig_usr1, sig_chld;
@@ -129,10 +130,16 @@ spawn(int kind)
         sb->slots[slot].generation = generation;
         sb->slots[slot].kind = kind;
         /* ps and tests tell the kinds apart by name */
-        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER ? "jangteod-bids" : "jangteod-worker", 0, 0, 0);
+        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER  ? "jangteod-bids"
+                           : kind == JT_KIND_SWEEPER ? "jangteod-pays"
+                                                     : "jangteod-worker", 0, 0, 0);
         if (kind == JT_KIND_CONSUMER) {
             close(listen_fd);
             jt_consumer_run(&conf, slot);
+        }
+        if (kind == JT_KIND_SWEEPER) {
+            close(listen_fd);
+            jt_sweeper_run(&conf, slot);
         }
         args.conf = &conf;
         args.listen_fd = listen_fd;
@@ -270,16 +277,19 @@ check_timeouts(void)
     }
 }
 
-/* Brings the current generation up to the configured numbers of workers
- * and bid consumers. */
+/* Brings the current generation up to the configured numbers of workers,
+ * bid consumers and payment sweepers (when a gateway is configured). */
 static void
 spawn_missing(void)
 {
     int64_t consumers = conf.auction_async ? conf.auction_consumers : 0;
+    int64_t sweepers = conf.pg_url[0] != '\0' ? conf.pg_sweepers : 0;
 
     while (count_current(JT_KIND_WORKER) < conf.workers && spawn(JT_KIND_WORKER) == 0) {
     }
     while (count_current(JT_KIND_CONSUMER) < consumers && spawn(JT_KIND_CONSUMER) == 0) {
+    }
+    while (count_current(JT_KIND_SWEEPER) < sweepers && spawn(JT_KIND_SWEEPER) == 0) {
     }
 }
 

@@ -773,6 +773,26 @@ jt_pg_lookup(jt_pg *pg, const char *imp_uid, jt_pg_payment *out, jt_pg_result *r
 }
 
 jt_pg_rc
+jt_pg_find(jt_pg *pg, const char *merchant_uid, jt_pg_payment *out, jt_pg_result *res)
+{
+    pg_req q = { 0, NULL, NULL, 0, 1, 0 };
+    int64_t deadline;
+
+    memset(out, 0, sizeof(*out));
+    if (!begin(pg, res, &deadline, merchant_uid, "/payments/find/", &q.path)) {
+        return res->rc;
+    }
+    return pg_call(pg, &q, parse_payment_cb, out, deadline, res);
+}
+
+int64_t
+jt_pg_refusing(jt_pg *pg, int count)
+{
+    return jt_pg_configured(pg) ? jt_breaker_refusing(jt_breaker_get(), &pg->breaker, jt_clock_mono_ms(), count)
+                                : 0;
+}
+
+jt_pg_rc
 jt_pg_prepare(jt_pg *pg, const char *merchant_uid, int64_t amount, jt_pg_result *res)
 {
     pg_req q = { 1, "/payments/prepare", NULL, 0, 0, 0 };

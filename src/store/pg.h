@@ -101,6 +101,14 @@ int  jt_pg_configured(const jt_pg *pg);
 /* The calls. `res` is always filled; the return value is res->rc. */
 jt_pg_rc jt_pg_token(jt_pg *pg, jt_pg_result *res);
 jt_pg_rc jt_pg_lookup(jt_pg *pg, const char *imp_uid, jt_pg_payment *out, jt_pg_result *res);
+/* The latest payment made for merchant_uid (PortOne's GET
+ * /payments/find/{merchant_uid}): how a payment is found when its imp_uid
+ * never reached us (the buyer closed the tab, the webhook was lost). */
+jt_pg_rc jt_pg_find(jt_pg *pg, const char *merchant_uid, jt_pg_payment *out, jt_pg_result *res);
+/* Would the breaker refuse a call now? 0, or ms until it may let one
+ * through (jt_breaker_refusing; `count`: the caller gives up the call, so
+ * it counts as rejected). */
+int64_t  jt_pg_refusing(jt_pg *pg, int count);
 jt_pg_rc jt_pg_prepare(jt_pg *pg, const char *merchant_uid, int64_t amount, jt_pg_result *res);
 jt_pg_rc jt_pg_prepared(jt_pg *pg, const char *merchant_uid, int64_t *amount, jt_pg_result *res);
 /* Refunds `amount` of imp_uid; `checksum` is what we believe is still

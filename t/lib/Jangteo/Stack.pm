@@ -700,6 +700,14 @@ sub consumer_pids {
     return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-bids/ ? $1 : () } split /\n/, $out;
 }
 
+# payment sweepers name themselves jangteod-pays
+sub sweeper_pids {
+    my ($self) = @_;
+    my $m = $self->master_pid or return ();
+    my ($rc, $out) = _run_capture('ps', '-o', 'pid=,comm=', '--ppid', $m);
+    return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-pays/ ? $1 : () } split /\n/, $out;
+}
+
 # Polls until the master has $n workers (default: configured count), none of
 # them in @not; returns the pids, or an empty list after $timeout seconds.
 sub wait_workers {
