@@ -99,6 +99,19 @@ gateway(jt_buf *b, const jt_conf *c, const jt_metrics *m)
     jt_buf_addf(b, "jangteo_pg_breaker_transitions_total{to=\"closed\"} %llu\n", (unsigned long long) get(&br->closed));
     counter(b, "jangteo_pg_retries_total", "Payment gateway attempts made after a failed one.", get(&m->pg_retries));
     counter(b, "jangteo_pg_token_fetches_total", "getToken requests sent.", get(&m->pg_token_fetches));
+    family(b, "jangteo_card_orders_total", "counter", "Card orders by what became of them.");
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"reserved\"} %llu\n", (unsigned long long) get(&m->card_reserved));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"paid\"} %llu\n", (unsigned long long) get(&m->card_paid));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"failed\"} %llu\n", (unsigned long long) get(&m->card_failed));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"expired\"} %llu\n", (unsigned long long) get(&m->card_expired));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"late_out_of_stock\"} %llu\n",
+                (unsigned long long) get(&m->card_late_out_of_stock));
+    counter(b, "jangteo_card_breaker_fast_fails_total", "Card requests refused at once: the breaker was open.",
+            get(&m->card_breaker_fast_fails));
+    counter(b, "jangteo_card_refunds_total", "Refunds the gateway confirmed.", get(&m->card_refunds));
+    counter(b, "jangteo_card_refund_failures_total", "Refund attempts left to the sweeper.",
+            get(&m->card_refunds_failed));
+    counter(b, "jangteo_payment_sweeps_total", "Payment sweeps run.", get(&m->sweeps));
 }
 
 jt_err

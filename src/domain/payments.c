@@ -79,9 +79,10 @@ static const char SQL_ORDER_MOVE_CANCELLED[] =
 static const char SQL_CARD_PREPARED[] =
     "UPDATE card_payments SET prepared = 1, due_at = hold_expires_at, version = version + 1"
     " WHERE order_id = ? AND version = ? AND prepared = 0";
-/* the order has left PAYMENT_PENDING: nothing more for the sweeper */
+/* the order has left PAYMENT_PENDING: nothing more for the sweeper, or
+ * (an expired hold) one more look for a late payment at due_at */
 static const char SQL_CARD_DONE[] =
-    "UPDATE card_payments SET due_at = NULL, failure_code = ?, version = version + 1"
+    "UPDATE card_payments SET due_at = ?, failure_code = ?, version = version + 1"
     " WHERE order_id = ? AND version = ?";
 static const char SQL_CARD_CLAIM[] =
     "UPDATE card_payments SET due_at = ?, version = version + 1 WHERE order_id = ? AND version = ?"
@@ -119,7 +120,7 @@ static const char SQL_GP_OF_ORDER[] =
 /* the sweeper's work lists, oldest first; due_at is business time */
 static const char SQL_DUE_ORDERS[] =
     "SELECT c.order_id, c.version FROM " JT_SQL_CLOCK ", card_payments c JOIN orders o ON o.id = c.order_id"
-    " WHERE c.due_at <= clk.now AND o.status = ? ORDER BY c.due_at LIMIT ?";
+    " WHERE c.due_at <= clk.now AND o.status IN (?, ?) ORDER BY c.due_at LIMIT ?";
 static const char SQL_DUE_REFUNDS[] =
     "SELECT g.imp_uid, g.version FROM " JT_SQL_CLOCK ", gateway_payments g"
     " WHERE g.state = 'REFUND_DUE' AND g.due_at <= clk.now ORDER BY g.due_at LIMIT ?";
@@ -300,6 +301,8 @@ pay_tx(pay_env *e, const char **keys, int nkeys, jt_tx_body body, void *data, pa
 
 /* ---------------------------------------------------------------- pieces of transactions */
 
+static jt_val due_in(jt_sql_time_buf *b, int64_t ms);
+
 /* A card order as the transaction reads it. */
 typedef struct {
     int             found;
@@ -380,15 +383,24 @@ outbox(jt_tx *tx, const char *topic, int64_t order_id, const char *fmt, long lon
     return JT_TX_COMMIT;
 }
 
-/* The order leaves PAYMENT_PENDING: the sweeper has nothing more to do. */
+/* The order leaves PAYMENT_PENDING: the sweeper has nothing more to do,
+ * or (recheck_ms >= 0) it looks once more then, for a payment made late. */
+static jt_tx_step
+card_done_at(jt_tx *tx, const card_order *o, int64_t order_id, const char *failure, int64_t recheck_ms)
+{
+    jt_sql_time_buf due;
+    jt_val p[4] = { recheck_ms >= 0 ? due_in(&due, recheck_ms) : JT_VNULL, failure ? JT_VS(failure) : JT_VNULL,
+                    JT_VI(order_id), JT_VI(o->card_version) };
+    jt_rows rows;
+
+    JT_TX_EXEC(tx, SQL_CARD_DONE, p, 4, &rows);
+    return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
+}
+
 static jt_tx_step
 card_done(jt_tx *tx, const card_order *o, int64_t order_id, const char *failure)
 {
-    jt_val p[3] = { failure ? JT_VS(failure) : JT_VNULL, JT_VI(order_id), JT_VI(o->card_version) };
-    jt_rows rows;
-
-    JT_TX_EXEC(tx, SQL_CARD_DONE, p, 3, &rows);
-    return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
+    return card_done_at(tx, o, order_id, failure, -1);
 }
 
 /* Gives every line's units back (a row that is gone has nothing to take
@@ -695,7 +707,10 @@ typedef struct {
 } release_tx;
 
 /* PAYMENT_PENDING -> to (PAYMENT_FAILED or PAYMENT_EXPIRED), the units
- * back. An order that has moved already is left as it is. */
+ * back. An order that has moved already is left as it is. An expired one
+ * is looked at once more a hold later: a buyer may still pay at the
+ * gateway's window after the hold, and if neither a verify nor the webhook
+ * brings that payment, the sweeper must (to sell or to refund it). */
 static jt_tx_step
 release_body(jt_tx *tx)
 {
@@ -712,7 +727,9 @@ release_body(jt_tx *tx)
         return JT_TX_COMMIT;
     }
     if ((s = order_move(tx, rl->order_id, o.version, o.status, rl->to, rl->by)) != JT_TX_COMMIT
-        || (s = card_done(tx, &o, rl->order_id, rl->failure)) != JT_TX_COMMIT
+        || (s = card_done_at(tx, &o, rl->order_id, rl->failure,
+                             rl->to == JT_ORDER_PAYMENT_EXPIRED ? rl->e->conf->pg_hold_seconds * 1000 : -1))
+               != JT_TX_COMMIT
         || (s = stock_give_back(tx, rl->lines)) != JT_TX_COMMIT
         || (s = outbox(tx, rl->to == JT_ORDER_PAYMENT_EXPIRED ? "order.payment_expired" : "order.payment_failed",
                        rl->order_id, "{\"orderId\":%lld,\"total\":%lld}", (long long) rl->order_id,
@@ -861,6 +878,7 @@ settle_body(jt_tx *tx)
         if (!is_short) {
             st->outcome = SETTLE_LATE_SOLD;
             if ((s = order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAID, JT_BY_SERVER)) != JT_TX_COMMIT
+                || (s = card_done(tx, &o, st->order_id, NULL)) != JT_TX_COMMIT
                 || (s = gp_insert(tx, st, "CAPTURED", NULL, -1)) != JT_TX_COMMIT) {
                 return s;
             }
@@ -1738,11 +1756,36 @@ payments_write_block(jt_req *r, jt_json *w, int64_t order_id)
 
 /* ---------------------------------------------------------------- the sweeper */
 
-/* A PAYMENT_PENDING order whose due_at has passed: paid at the gateway ->
- * S; no payment -> E. Claimed first, so one sweeper asks the gateway. */
+typedef struct {
+    int64_t order_id;
+} recheck_tx;
+
+/* An expired order's late look found no payment: nothing more to do. */
+static jt_tx_step
+recheck_done_body(jt_tx *tx)
+{
+    recheck_tx *rc = tx->data;
+    card_order o;
+
+    tx->db_rc = read_card_order(tx->db, tx->arena, rc->order_id, &o);
+    if (tx->db_rc != JT_DB_OK) {
+        return JT_TX_DBERR;
+    }
+    if (!o.found || o.status != JT_ORDER_PAYMENT_EXPIRED) {
+        return JT_TX_COMMIT;
+    }
+    return card_done(tx, &o, rc->order_id, NULL);
+}
+
+/* A card order whose due_at has passed: PAYMENT_PENDING (its hold ran
+ * out, or the request that placed it died) or PAYMENT_EXPIRED (the late
+ * look). Claimed first, so one sweeper asks the gateway; then the payment
+ * is found by merchant uid: paid -> S (which sells or refunds it), none ->
+ * E for a pending order, done for an expired one. */
 static int
 sweep_order(pay_env *e, int64_t order_id, int64_t version)
 {
+    recheck_tx rc = { order_id };
     card_order o;
     jt_pg_payment p;
     jt_pg_result res;
@@ -1753,7 +1796,7 @@ sweep_order(pay_env *e, int64_t order_id, int64_t version)
         return 0;
     }
     if (read_card_order(e->db, e->a, order_id, &o) != JT_DB_OK || !o.found
-        || o.status != JT_ORDER_PAYMENT_PENDING) {
+        || (o.status != JT_ORDER_PAYMENT_PENDING && o.status != JT_ORDER_PAYMENT_EXPIRED)) {
         return 0;
     }
     switch (jt_pg_find(e->pg, o.merchant_uid, &p, &res)) {
@@ -1769,6 +1812,10 @@ sweep_order(pay_env *e, int64_t order_id, int64_t version)
         jt_log_warn("payments: sweep: order %lld: %s", (long long) order_id, res.message);
         return 0;
     }
+    if (o.status == JT_ORDER_PAYMENT_EXPIRED) {
+        (void) jt_tx_run(e->db, e->a, &e->pol, recheck_done_body, &rc);
+        return 0;
+    }
     (void) release(e, order_id, JT_ORDER_PAYMENT_EXPIRED, JT_BY_SWEEPER, NULL, &moved);
     return moved;
 }
@@ -1778,7 +1825,7 @@ payments_sweep(jt_pay_env *s)
 {
     pay_env env, *e = &env;
     jt_sql_time_buf now;
-    jt_val v[3];
+    jt_val v[4];
     jt_rows rows;
     int i, moved = 0;
 
@@ -1789,8 +1836,9 @@ payments_sweep(jt_pay_env *s)
     JT_METRIC_INC(sweeps);
     v[0] = jt_sql_now(&now);
     v[1] = JT_VS(jt_order_status_name(JT_ORDER_PAYMENT_PENDING));
-    v[2] = JT_VI(e->conf->pg_sweep_batch);
-    if (jt_db_exec(e->db, e->a, SQL_DUE_ORDERS, v, 3, &rows) == JT_DB_OK) {
+    v[2] = JT_VS(jt_order_status_name(JT_ORDER_PAYMENT_EXPIRED));
+    v[3] = JT_VI(e->conf->pg_sweep_batch);
+    if (jt_db_exec(e->db, e->a, SQL_DUE_ORDERS, v, 4, &rows) == JT_DB_OK) {
         for (i = 0; i < rows.nrows && jt_pg_refusing(e->pg, 0) == 0; i++) {
             moved += sweep_order(e, jt_cell(&rows, i, 0)->i, jt_cell(&rows, i, 1)->i);
         }

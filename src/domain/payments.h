@@ -63,8 +63,10 @@
  *
  *  Expiring (the sweeper, C.due_at passed, order PAYMENT_PENDING):
  *   --  find(merchant uid) at the gateway: paid -> S; no payment ->
- *   E   PAYMENT_EXPIRED, stock back, C.due_at NULL. A payment made after
- *       the find reaches S later as "PAYMENT_EXPIRED + right amount".
+ *   E   PAYMENT_EXPIRED, stock back, C.due_at = a hold from now. A payment
+ *       made after the find reaches S as "PAYMENT_EXPIRED + right amount",
+ *       from a verify, the webhook, or the sweeper's one late look at
+ *       C.due_at (find again: paid -> S, none -> C.due_at NULL, done).
  *
  * Several sweepers (on several hosts): a sweeper first claims a due row
  * by moving its due_at sweep_claim_ms ahead with a versioned UPDATE; only
