@@ -1,11 +1,14 @@
 // Checkout: the lines of this tab's order list priced from the server, the
-// shipping form, and payment with points. The total shown is sent as
-// expectedTotal, so the server never charges another amount without asking:
-// 409 PRICE_CHANGED offers the new total, 409 OUT_OF_STOCK removes the short
-// lines, INSUFFICIENT_BALANCE leads to the points page.
+// shipping form, and payment with points or by card. The total shown is
+// sent as expectedTotal, so the server never charges another amount without
+// asking: 409 PRICE_CHANGED offers the new total, 409 OUT_OF_STOCK removes
+// the short lines, INSUFFICIENT_BALANCE leads to the points page. A card
+// order holds the stock and answers with the gateway's pay page (payUrl, the
+// local simulator's): the browser goes there, and comes back to
+// payment.html, which asks the server to verify the payment.
 import { api, get } from '../api.js';
 import { t } from '../i18n.js';
-import { $, act, checkoutList, el, krw, onSubmit, refreshBalance, requireLogin, showInfo, showProblem, startPage } from '../ui.js';
+import { $, act, checkoutList, el, krw, onSubmit, payWindow, refreshBalance, requireLogin, showInfo, showProblem, startPage } from '../ui.js';
 
 const FREE_FROM = 30000;   // the server's rule (src/domain/orders.h); the server's total wins
 const FEE = 3000;
@@ -55,7 +58,15 @@ function render() {
   $('#total').textContent = krw(x.total);
   $('#total').dataset.total = String(x.total);
   $('#pay').disabled = !lines.length;
+  const card = method() === 'CARD';
+  $('#card-box').hidden = !card;
+  $('#pay').textContent = t(card ? 'checkout.payCard' : 'checkout.pay');
 }
+
+function method() {
+  return new FormData($('#order')).get('method') === 'CARD' ? 'CARD' : 'POINTS';
+}
+
 
 async function pay({ key, onWait }, expectedTotal) {
   const f = new FormData($('#order'));
@@ -68,10 +79,23 @@ async function pay({ key, onWait }, expectedTotal) {
     shipping,
     expectedTotal,
   };
+  const card = method() === 'CARD';
+  if (card) body.payment = { method: 'CARD', cardCompany: f.get('cardCompany') };
   const { data } = await api('POST', '/api/v1/orders', { body, key, onWait });
   lines = [];
   checkoutList.set([]);
   render();
+  if (card) {
+    $('#messages').dataset.order = String(data.orderId);
+    if (data.payment.payUrl) {
+      showInfo(t('checkout.toPay', { id: data.orderId }));
+      location.assign(payWindow(data.payment.payUrl, data.orderId));
+    } else {
+      showInfo(t('checkout.noPayUrl', { id: data.orderId, uid: data.payment.merchantUid, total: krw(data.total) }),
+        [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
+    }
+    return;
+  }
   showInfo(`${t('checkout.paid', { id: data.orderId })} ${t('checkout.paidDetail', { total: krw(data.total), balance: krw(data.balance) })}`,
     [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
   $('#messages').dataset.order = String(data.orderId);
@@ -98,5 +122,6 @@ function nextSteps(err) {
 }
 
 startPage();
+for (const r of document.querySelectorAll('input[name="method"]')) r.addEventListener('change', render);
 price().catch((e) => showProblem(e));
 onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps, after: render });
