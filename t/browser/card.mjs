@@ -13,21 +13,12 @@
 //
 // Every page is watched for console errors, uncaught errors and promise
 // rejections, and failed requests (lib.mjs).
-import { BASE, DATA, newPage, note, ok, run, shot } from './lib.mjs';
+import { BASE, DATA, login, newPage, note, ok, run, shipping, shot } from './lib.mjs';
 
-const HOME = new RegExp(`^${BASE}/(\\?.*)?$`);
 const PAY = new RegExp(`^${DATA.simUrl}/pay/jt[0-9a-f]{32}\\?`);
 const BACK = new RegExp(`^${BASE}/payment\\.html\\?`);
 const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
 
-async function login(page, u) {
-  await page.goto(`${BASE}/login.html`);
-  const f = page.locator('#login');
-  await f.getByLabel('이메일').fill(u.email);
-  await f.getByLabel('비밀번호').fill(u.password);
-  await f.getByRole('button', { name: '로그인' }).click();
-  await page.waitForURL(HOME);
-}
 
 async function toCheckout(page, id) {
   await page.goto(`${BASE}/product.html?id=${id}`);
@@ -36,12 +27,6 @@ async function toCheckout(page, id) {
   await page.locator('#lines tbody tr[data-product]').waitFor();
 }
 
-async function shipping(page) {
-  await page.getByLabel('받는 분').fill('김카드');
-  await page.getByLabel('연락처').fill('010-1234-5678');
-  await page.getByLabel('우편번호 (5자리)').fill('06236');
-  await page.getByLabel('주소', { exact: true }).fill('서울시 강남구 테헤란로 1');
-}
 
 // Checkout by card, to the gateway's pay page; returns the order id.
 async function cardCheckout(page, company) {
@@ -51,7 +36,7 @@ async function cardCheckout(page, company) {
   await page.getByLabel('카드사').selectOption(company);
   ok(await page.getByRole('button', { name: '카드로 결제하기' }).isVisible(), 'with the card chosen, the button says so');
   ok(digits(await page.locator('#total').textContent()) === DATA.total, `checkout shows the total ${DATA.total}`);
-  await shipping(page);
+  await shipping(page, '김카드');
   await shot(page, 'checkout-card');
   await page.getByRole('button', { name: '카드로 결제하기' }).click();
   await page.waitForURL(PAY);
