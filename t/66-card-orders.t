@@ -264,6 +264,32 @@ subtest 'points orders are as they were' => sub {
     ok(!exists $g->{json}{payment}, 'GET of a points order: no payment block');
 };
 
+# ---------------------------------------------------------------- the webhook's sources
+subtest 'a webhook from an address not in [payments] webhook_allow: 403, nothing changes' => sub {
+    my $j = placed($bob->{token});
+    sim($s, 'POST', '/_sim/config', { webhooks => JSON::PP::false });
+    my $paid = pay($s, $j->{payment}{merchantUid});
+    $s->stop_app;
+    $s->{conf}{payments}{webhook_allow} = '192.0.2.1, 2001:db8::1';
+    $s->_write_app_conf;
+    $s->start_app;
+    my $lookups = sim_count($s, 'lookup');
+    my $r = $s->post_json('/api/v1/payments/webhook',
+        { imp_uid => $paid->{imp_uid}, merchant_uid => $j->{payment}{merchantUid}, status => 'paid' });
+    is_problem($r, 403, 'FORBIDDEN', 'from 127.0.0.1, not allowed: 403 FORBIDDEN');
+    is(sim_count($s, 'lookup') - $lookups, 0, 'the gateway was not even asked');
+    is(order_row($s, $j->{orderId})->[0], 'PAYMENT_PENDING', 'the order is still pending');
+    delete $s->{conf}{payments}{webhook_allow};
+    $s->stop_app;
+    $s->_write_app_conf;
+    $s->start_app;
+    $r = $s->post_json('/api/v1/payments/webhook',
+        { imp_uid => $paid->{imp_uid}, merchant_uid => $j->{payment}{merchantUid}, status => 'paid' });
+    is($r->{status}, 200, 'allowed again: 200');
+    is($r->{json}{status}, 'PAID', '... PAID');
+    sim($s, 'POST', '/_sim/config', { webhooks => JSON::PP::true });
+};
+
 audit_clean($s);
 my $a = $s->get('/api/v1/admin/audit', bearer($admin->{token}));
 is($a->{json}{clean}, JSON::PP::true, 'GET /api/v1/admin/audit: clean') or diag($a->{body});

@@ -114,6 +114,17 @@ main(void)
     call(JT_CALL_REFUSED, 4000);
     is_int(state(), JT_BREAKER_OPEN, "6 slow of 52 (11.5 %%): open, though no call failed");
 
+    /* --- the peek a card checkout makes before any work of its own */
+    t0 = open_it();
+    is_int(jt_breaker_refusing(&b, &conf, t0 + 1000, 0), 5000, "refusing: open, 5,000 ms left, nothing counted");
+    is_int(b.calls_rejected, 0, "a peek without count is not a rejection");
+    is_int(jt_breaker_refusing(&b, &conf, t0 + 1000, 1), 5000, "a peek with count: the caller gave the call up");
+    is_int(b.calls_rejected, 1, "... counted as rejected");
+    is_int(jt_breaker_refusing(&b, &conf, t0 + 6000, 1), 0, "at open_ms: not refusing (the next call is a trial)");
+    is_int(state(), JT_BREAKER_OPEN, "and the peek moved nothing: still open");
+    fresh();
+    is_int(jt_breaker_refusing(&b, &conf, now, 1), 0, "closed: not refusing");
+
     /* --- OPEN: refused at once for open_ms, then one trial */
     t0 = open_it();
     p = jt_breaker_acquire(&b, &conf, t0 + 1);
