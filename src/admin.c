@@ -158,6 +158,7 @@ static const char SQL_DEMO_MOVEMENTS_O[] =
     " FROM product_options WHERE NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.option_id = product_options.id)";
 static const char SQL_DEMO_OPTION[] =
     "INSERT INTO product_options (product_id, name, extra_price, stock) VALUES (?, ?, ?, ?)";
+static const char SQL_DEMO_HAS_OPTIONS[] = "UPDATE products SET has_options = 1 WHERE id = ?";
 
 /* A realistic catalog: a few hundred products, prices in KRW. */
 static int
@@ -218,6 +219,7 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                 static const char *opt[] = { "소 (S)", "중 (M)", "대 (L)" };
                 int64_t pid = (int64_t) rows.insert_id;
                 int k;
+                jt_val hv[1] = { JT_VI(pid) };
                 for (k = 0; k < 3; k++) {
                     jt_val ov[4] = { JT_VI(pid), JT_VS(opt[k]), JT_VI(k * 2000), JT_VI(50) };
                     if (jt_db_exec(&db, a, SQL_DEMO_OPTION, ov, 4, &rows) != JT_DB_OK) {
@@ -225,6 +227,11 @@ cmd_demo(const jt_conf *c, jt_arena *a)
                         jt_db_rollback(&db);
                         goto out;
                     }
+                }
+                if (jt_db_exec(&db, a, SQL_DEMO_HAS_OPTIONS, hv, 1, &rows) != JT_DB_OK) {
+                    fprintf(stderr, "demo-data: %s\n", db.last_error);
+                    jt_db_rollback(&db);
+                    goto out;
                 }
             }
         }

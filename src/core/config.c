@@ -92,6 +92,9 @@ static const setting settings[] = {
     I("tx", "backoff_base_ms", tx_backoff_base_ms, "2", 0, 10000, "first retry backoff (full jitter)"),
     I("tx", "backoff_max_ms", tx_backoff_max_ms, "100", 0, 60000, "largest retry backoff"),
 
+    I("orders", "combine_max", combine_max, "32", 1, 64,
+      "orders queued on one busy product that its lock holder commits in one transaction (1 = off)"),
+
     I("idempotency", "ttl", idem_ttl, "86400", 60, 2592000, "seconds an Idempotency-Key is remembered"),
 
     I("auth", "token_ttl", token_ttl, "86400", 60, 31536000, "seconds a bearer token lives"),

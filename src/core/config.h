@@ -67,6 +67,9 @@ typedef struct {
     int64_t tx_backoff_base_ms;
     int64_t tx_backoff_max_ms;
 
+    /* [orders] */
+    int64_t combine_max;
+
     /* [idempotency] */
     int64_t idem_ttl;             /* s */
 

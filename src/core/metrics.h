@@ -46,6 +46,11 @@ typedef struct {
     uint64_t orders_paid;
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
+    uint64_t order_commits;          /* order transactions committed (alone or combined) */
+    uint64_t orders_combined;        /* orders committed in a batch of more than one */
+    uint64_t combine_batch[8];       /* commits by orders in them: <=1, 2, 4, 8, 16, 32, 64, more */
+    uint64_t combine_batch_sum;      /* orders in those commits */
+    uint64_t combine_expired;        /* queued orders that reached their deadline unrun */
     uint64_t popular_queries;
     uint64_t bids_accepted;
     uint64_t bids_purchased;

@@ -5,6 +5,19 @@
 
 #include "core/clock.h"
 static jt_scoreboard *the_scoreboard;
+static jt_slot       *self;
+
+jt_slot *
+jt_scoreboard_self(void)
+{
+    return self;
+}
+
+void
+jt_scoreboard_set_self(jt_slot *s)
+{
+    self = s;
+}
 
 jt_scoreboard *
 jt_scoreboard_create(int nslots)

@@ -23,6 +23,7 @@ typedef struct {
     char     method[8];
     char     uri[200];
     char     request_id[72];
+    int32_t  leading;          /* orders in the batch it is committing now, 0 if none */
 } jt_slot;
 
 typedef struct {
@@ -43,6 +44,9 @@ typedef struct {
 
 jt_scoreboard *jt_scoreboard_create(int nslots);
 jt_scoreboard *jt_scoreboard_get(void);
+/* This process's own slot (set by a worker when it starts), or NULL. */
+jt_slot       *jt_scoreboard_self(void);
+void           jt_scoreboard_set_self(jt_slot *s);
 int            jt_scoreboard_alloc_slot(jt_scoreboard *sb);   /* -1 when full */
 void           jt_scoreboard_count(jt_scoreboard *sb, int *active, int *idle, int *total);
 

@@ -121,3 +121,9 @@ jt_format_utc_ms(char out[JT_UTC_MS_LEN], int64_t epoch_ms)
 {
     format(out, JT_UTC_MS_LEN, epoch_ms * 1000, 'T', 3, "Z");
 }
+
+void
+jt_format_utc_us(char out[JT_UTC_US_LEN], int64_t epoch_us)
+{
+    format(out, JT_UTC_US_LEN, epoch_us, 'T', 6, "Z");
+}

@@ -28,4 +28,8 @@ void jt_format_sql_time(char out[JT_SQL_TIME_LEN], int64_t epoch_us);
 /* The API's form with milliseconds: 2026-12-01T09:00:00.000Z. */
 void jt_format_utc_ms(char out[JT_UTC_MS_LEN], int64_t epoch_ms);
 
+#define JT_UTC_US_LEN 28   /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" and its NUL */
+/* ... and with microseconds, as DATE_FORMAT(t, '%Y-%m-%dT%H:%i:%s.%fZ'). */
+void jt_format_utc_us(char out[JT_UTC_US_LEN], int64_t epoch_us);
+
 #endif

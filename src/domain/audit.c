@@ -53,6 +53,9 @@ static const check_def checks[] = {
       "SELECT COUNT(*) FROM product_options",
       "SELECT po.id FROM product_options po WHERE po.stock <> " STOCK_MOVED_OPTION " - " STOCK_SOLD_OPTION
       " ORDER BY po.id" },
+    { "has_options", "every product's has_options flag says whether it has options",
+      "SELECT COUNT(*) FROM products",
+      "SELECT p.id FROM products p WHERE p.has_options <> " HAS_OPTIONS " ORDER BY p.id" },
     { "no_negative_stock", "no product or option has negative stock",
       "SELECT (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM product_options)",
       "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0" },

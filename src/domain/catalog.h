@@ -40,6 +40,13 @@ void catalog_product_guard(char *out, size_t len, int64_t id);
 /* Builds the detail answer of one product from MariaDB into b: JT_OK, or
  * the answer to give (PRODUCT_NOT_FOUND, or the database's failure). */
 jt_err catalog_product_from_db(jt_req *r, int64_t id, jt_buf *b, int64_t *next_change);
+/* The product's detail answer, as GET /api/v1/products/{id} gives it: from
+ * the cache when warm (*warm 1), else from MariaDB, filling the cache the
+ * way a read does (store/cache.h). Its price, name, options and sale status
+ * are never older than the last committed catalog write (the cache's
+ * proof), so the order path prices from it before it takes any lock; only
+ * its stock may lag, by the cache's TTL. */
+jt_err catalog_product_json(jt_req *r, int64_t id, const char **data, size_t *len, int *warm);
 /* ETag: W/"<version>" for a product answer (its "version" member). */
 void   catalog_reply_etag(jt_req *r, const char *body, size_t len);
 

@@ -20,8 +20,8 @@
 
 /* management */
 static const char SQL_PRODUCT_INSERT[] =
-    "INSERT INTO products (seller_id, name, description, price, stock, sale_starts_at, sale_ends_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO products (seller_id, name, description, price, stock, has_options, sale_starts_at, sale_ends_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_OPTION_INSERT[] =
     "INSERT INTO product_options (product_id, name, extra_price, stock) VALUES (?, ?, ?, ?)";
 static const char SQL_MOVEMENT_INSERT[] =
@@ -152,7 +152,7 @@ static jt_tx_step
 create_body(jt_tx *tx)
 {
     create_tx *c = tx->data;
-    jt_val p[7];
+    jt_val p[8];
     jt_rows rows;
     jt_tx_step step;
     int i;
@@ -162,9 +162,10 @@ create_body(jt_tx *tx)
     p[2] = c->description ? JT_VS(c->description) : JT_VNULL;
     p[3] = JT_VI(c->price);
     p[4] = JT_VI(c->nopts ? 0 : c->stock);
-    p[5] = c->starts ? JT_VS(c->starts) : JT_VNULL;
-    p[6] = c->ends ? JT_VS(c->ends) : JT_VNULL;
-    JT_TX_EXEC(tx, SQL_PRODUCT_INSERT, p, 7, &rows);
+    p[5] = JT_VI(c->nopts > 0);
+    p[6] = c->starts ? JT_VS(c->starts) : JT_VNULL;
+    p[7] = c->ends ? JT_VS(c->ends) : JT_VNULL;
+    JT_TX_EXEC(tx, SQL_PRODUCT_INSERT, p, 8, &rows);
     c->id = (int64_t) rows.insert_id;
     if (c->nopts == 0) {
         jt_val m[4] = { JT_VI(c->id), JT_VNULL, JT_VI(c->stock), JT_VS("INITIAL") };

@@ -198,6 +198,25 @@ metrics_render(jt_req *r)
     counter(&b, "jangteo_orders_cancelled_total", "Orders cancelled and refunded.", get(&m->orders_cancelled));
     counter(&b, "jangteo_orders_out_of_stock_total", "Orders refused with OUT_OF_STOCK.",
             get(&m->orders_out_of_stock));
+    counter(&b, "jangteo_order_commits_total", "Order transactions committed, alone or combined.",
+            get(&m->order_commits));
+    counter(&b, "jangteo_orders_combined_total", "Orders committed in a batch with others.",
+            get(&m->orders_combined));
+    counter(&b, "jangteo_order_queue_expired_total", "Queued orders that reached their deadline unrun (503).",
+            get(&m->combine_expired));
+    family(&b, "jangteo_order_batch_size", "histogram", "Orders per committed order transaction.");
+    {
+        uint64_t cum = 0;
+        int k, le = 1;
+        for (k = 0; k < 7; k++, le *= 2) {
+            cum += get(&m->combine_batch[k]);
+            jt_buf_addf(&b, "jangteo_order_batch_size_bucket{le=\"%d\"} %llu\n", le, (unsigned long long) cum);
+        }
+        cum += get(&m->combine_batch[7]);
+        jt_buf_addf(&b, "jangteo_order_batch_size_bucket{le=\"+Inf\"} %llu\n", (unsigned long long) cum);
+        jt_buf_addf(&b, "jangteo_order_batch_size_sum %llu\njangteo_order_batch_size_count %llu\n",
+                    (unsigned long long) get(&m->combine_batch_sum), (unsigned long long) cum);
+    }
     counter(&b, "jangteo_point_charges_total", "Successful point charges.", get(&m->charges));
     counter(&b, "jangteo_popular_queries_total", "Times the popular-products query ran (cache refreshes).",
             get(&m->popular_queries));

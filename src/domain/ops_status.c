@@ -139,6 +139,7 @@ status_render(jt_req *r)
         jw_kint(&w, "request_duration", s->req_start_us ? mono - s->req_start_us : s->last_duration_us);
         jw_kstr(&w, "request_method", s->method[0] ? s->method : "-");
         jw_kstr(&w, "request_uri", s->uri[0] ? s->uri : "-");
+        jw_kint(&w, "leading_batch", __atomic_load_n(&s->leading, __ATOMIC_RELAXED));
         jw_obj_close(&w);
     }
     jw_arr_close(&w);

@@ -1,7 +1,10 @@
 /* What placing an order is made of, shared by the ways an order commits:
- * paid by points in its own transaction (orders.c), or reserved for a card
- * payment (payments.c), which waits for the gateway. Both read the same
- * parsed and priced order and apply the same rules to its lines. */
+ * alone, paid by points in its own transaction (orders.c); combined with
+ * the other orders queued on the same hot product, in the leader's one
+ * transaction (combine.c); or reserved for a card payment (payments.c),
+ * which waits for the gateway and is never combined. All read the same
+ * parsed and priced order and apply the same rules to its lines; points
+ * orders answer with the same bytes whichever way they went. */
 #ifndef JT_ORDER_PLACE_H
 #define JT_ORDER_PLACE_H
 
@@ -51,6 +54,14 @@ typedef struct {
     const char     *created_at;
     jt_buf          body;
 } order_tx;
+
+/* The 201 answer of a placed order (also its order.paid outbox payload),
+ * from t's lines, totals, order id, balance and created_at, in a's memory. */
+void order_answer_body(jt_arena *a, order_tx *t);
+
+/* items_total, shipping_fee and total from the lines' line_total; JT_OK, or
+ * JT_E_INVALID_REQUEST when a sum is out of range. */
+jt_err order_totals(order_tx *t);
 
 /* Parses an order body (items, shipping, expectedTotal, payment) and
  * prices every line from the database, outside any lock; PRICE_CHANGED

@@ -5,6 +5,7 @@
  * commit → cache the answer → unlock → answer. */
 #include "domain/orders.h"
 #include "domain/order_place.h"
+#include "domain/combine.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "core/metrics.h"
 #include "core/pii.h"
 #include "domain/accounts.h"
+#include "domain/catalog.h"
 #include "domain/common.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
@@ -23,12 +25,6 @@
 #include "http/json.h"
 #include "store/db.h"
 
-/* pricing, outside any lock */
-static const char SQL_PRICE_PRODUCT[] =
-    "SELECT p.name, p.price, EXISTS (SELECT 1 FROM product_options o WHERE o.product_id = p.id), " WINDOW_EXPR
-    " FROM " JT_SQL_CLOCK ", products p WHERE p.id = ? AND p.deleted_at IS NULL";
-static const char SQL_PRICE_OPTION[] =
-    "SELECT name, extra_price FROM product_options WHERE id = ? AND product_id = ?";
 /* inside the transaction: the rows an order takes stock from (live ones);
  * the first line's are read with the buyer's balance and its version, and
  * written back with it, fenced, in one statement (one round trip, not two,
@@ -251,60 +247,111 @@ orders_validate(jt_req *r, json_object *o)
     return parse_order(r, o, t, &expected, &has);
 }
 
-/* Prices every line from the database (never from the client). */
+/* The product's detail answer, parsed: its status, price and options are
+ * what a line is priced by (catalog_product_json: warm from the cache, or
+ * from MariaDB). Kept per request, so lines of one product parse it once. */
+typedef struct {
+    int64_t      id;
+    json_object *o;
+} priced_product;
+
+static jt_err
+product_for_pricing(jt_req *r, priced_product *seen, int *nseen, int64_t id, json_object **out)
+{
+    const char *data;
+    size_t len;
+    int i, warm;
+    jt_err e;
+
+    for (i = 0; i < *nseen; i++) {
+        if (seen[i].id == id) {
+            *out = seen[i].o;
+            return JT_OK;
+        }
+    }
+    if ((e = catalog_product_json(r, id, &data, &len, &warm)) != JT_OK) {
+        return e == JT_E_PRODUCT_NOT_FOUND ? jt_fail(r, e, "product %lld does not exist", (long long) id) : e;
+    }
+    if ((*out = jt_json_parse_in(r->arena, data, len)) == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "an unreadable product answer");
+    }
+    seen[*nseen].id = id;
+    seen[(*nseen)++].o = *out;
+    return JT_OK;
+}
+
+static int64_t
+member_int(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *
+member_str(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v) : "";
+}
+
+/* Prices every line by its product as the catalog answers it now (never by
+ * the client), before any lock is taken. The transaction prices again from
+ * the rows it locks: this is the early refusal, and the snapshot names. */
 static jt_err
 price_lines(jt_req *r, order_tx *t)
 {
-    int i;
+    priced_product seen[JT_ORDER_MAX_ITEMS];
+    int i, nseen = 0;
 
     t->items_total = 0;
     for (i = 0; i < t->n; i++) {
         order_line *l = &t->lines[i];
-        jt_sql_time_buf now;
-        jt_val p[2] = { jt_sql_now(&now), JT_VI(l->product_id) };
-        jt_rows rows;
-        jt_db_rc rc;
-        int has_options;
+        json_object *p, *opts = NULL;
+        const char *status;
+        size_t nopts;
+        jt_err e;
 
-        if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_PRODUCT, p, 2, &rows)) != JT_DB_OK) {
-            return jt_db_fail(r, rc);
+        if ((e = product_for_pricing(r, seen, &nseen, l->product_id, &p)) != JT_OK) {
+            return e;
         }
-        if (rows.nrows == 0) {
-            return jt_fail(r, JT_E_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long) l->product_id);
-        }
-        l->name = jt_cell(&rows, 0, 0)->s;
-        l->unit_price = jt_cell(&rows, 0, 1)->i;
-        has_options = jt_cell(&rows, 0, 2)->i != 0;
-        if (jt_cell(&rows, 0, 3)->i == SALE_NOT_YET) {
+        l->name = member_str(p, "name");
+        l->unit_price = member_int(p, "price");
+        status = member_str(p, "status");
+        if (strcmp(status, "COMING_SOON") == 0) {
             return jt_fail(r, JT_E_NOT_ON_SALE_YET, "product %lld is not on sale yet", (long long) l->product_id);
         }
-        if (jt_cell(&rows, 0, 3)->i == SALE_ENDED) {
+        if (strcmp(status, "ENDED") == 0) {
             return jt_fail(r, JT_E_SALE_ENDED, "the sale of product %lld has ended", (long long) l->product_id);
         }
-        if (has_options && l->option_id == 0) {
+        nopts = json_object_object_get_ex(p, "options", &opts) && json_object_is_type(opts, json_type_array)
+                    ? json_object_array_length(opts) : 0;
+        if (nopts > 0 && l->option_id == 0) {
             return jt_fail(r, JT_E_INVALID_REQUEST, "product %lld is ordered by option: 'optionId' is required",
                            (long long) l->product_id);
         }
         if (l->option_id != 0) {
-            p[0] = JT_VI(l->option_id);
-            p[1] = JT_VI(l->product_id);
-            if ((rc = jt_db_exec(r->db, r->arena, SQL_PRICE_OPTION, p, 2, &rows)) != JT_DB_OK) {
-                return jt_db_fail(r, rc);
+            json_object *op = NULL;
+            size_t k;
+            char *name;
+            size_t n;
+            for (k = 0; k < nopts && op == NULL; k++) {
+                json_object *c = json_object_array_get_idx(opts, k);
+                op = member_int(c, "id") == l->option_id ? c : NULL;
             }
-            if (rows.nrows == 0) {
+            if (op == NULL) {
                 return jt_fail(r, JT_E_OPTION_NOT_FOUND, "product %lld has no option %lld",
                                (long long) l->product_id, (long long) l->option_id);
             }
-            {
-                size_t n = strlen(l->name) + strlen(jt_cell(&rows, 0, 0)->s) + 4;
-                char *name = jt_palloc(r->arena, n);
-                if (name == NULL) {
-                    return JT_E_INTERNAL;
-                }
-                snprintf(name, n, "%s / %s", l->name, jt_cell(&rows, 0, 0)->s);
-                l->name = name;
+            n = strlen(l->name) + strlen(member_str(op, "name")) + 4;
+            if ((name = jt_palloc(r->arena, n)) == NULL) {
+                return JT_E_INTERNAL;
             }
-            if (__builtin_add_overflow(l->unit_price, jt_cell(&rows, 0, 1)->i, &l->unit_price)) {
+            snprintf(name, n, "%s / %s", l->name, member_str(op, "name"));
+            l->name = name;
+            if (__builtin_add_overflow(l->unit_price, member_int(op, "extraPrice"), &l->unit_price)) {
                 return jt_fail(r, JT_E_INVALID_REQUEST, "the price is out of range");
             }
         }
@@ -344,6 +391,22 @@ order_prepare(jt_req *r, json_object *o, order_tx *t)
 
 /* --- the transaction ------------------------------------------------------- */
 
+jt_err
+order_totals(order_tx *t)
+{
+    int64_t items = 0;
+    int i;
+
+    for (i = 0; i < t->n; i++) {
+        if (__builtin_add_overflow(items, t->lines[i].line_total, &items)) {
+            return JT_E_INVALID_REQUEST;
+        }
+    }
+    t->items_total = items;
+    t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
+    return __builtin_add_overflow(items, t->shipping_fee, &t->total) ? JT_E_INVALID_REQUEST : JT_OK;
+}
+
 static void
 write_items_json(jt_json *w, const order_line *lines, int n)
 {
@@ -374,6 +437,25 @@ order_items_json(jt_json *w, const order_line *lines, int n)
     write_items_json(w, lines, n);
 }
 
+void
+order_answer_body(jt_arena *a, order_tx *t)
+{
+    jt_json w;
+
+    jt_buf_init(&t->body, a, 256 + (size_t) t->n * 160);
+    jw_init(&w, &t->body);
+    jw_obj_open(&w);
+    jw_kint(&w, "orderId", t->order_id);
+    jw_kstr(&w, "status", "PAID");
+    jw_kint(&w, "itemsTotal", t->items_total);
+    jw_kint(&w, "shippingFee", t->shipping_fee);
+    jw_kint(&w, "total", t->total);
+    write_items_json(&w, t->lines, t->n);
+    jw_kint(&w, "balance", t->balance);
+    jw_kstr(&w, "createdAt", t->created_at);
+    jw_obj_close(&w);
+}
+
 static jt_tx_step
 place_body(jt_tx *tx)
 {
@@ -386,7 +468,6 @@ place_body(jt_tx *tx)
     jt_val p[8];
     jt_rows rows;
     jt_buf shorts;
-    jt_json w;
     int i, nshort = 0, repriced = 0;
 
     jt_buf_init(&shorts, tx->arena, 64);
@@ -452,16 +533,10 @@ place_body(jt_tx *tx)
         }
     }
     if (repriced) {
-        int64_t items = 0;
-        for (i = 0; i < t->n; i++) {
-            if (__builtin_add_overflow(items, t->lines[i].line_total, &items)) {
-                t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
-                return JT_TX_ABORT;
-            }
+        if (order_totals(t) != JT_OK) {
+            t->refusal = jt_fail(t->r, JT_E_INVALID_REQUEST, "the order total is out of range");
+            return JT_TX_ABORT;
         }
-        t->items_total = items;
-        t->shipping_fee = items >= JT_FREE_SHIPPING_FROM ? 0 : JT_SHIPPING_FEE;
-        t->total = items + t->shipping_fee;
         if (t->has_expected && t->expected != t->total) {
             jt_buf x;
             jt_buf_init(&x, tx->arena, 48);
@@ -559,17 +634,7 @@ place_body(jt_tx *tx)
     }
 
     /* 5. the answer and the outbox event */
-    jt_json_begin(t->r, &t->body, &w, 256 + (size_t) t->n * 160);
-    jw_obj_open(&w);
-    jw_kint(&w, "orderId", t->order_id);
-    jw_kstr(&w, "status", "PAID");
-    jw_kint(&w, "itemsTotal", t->items_total);
-    jw_kint(&w, "shippingFee", t->shipping_fee);
-    jw_kint(&w, "total", t->total);
-    write_items_json(&w, t->lines, t->n);
-    jw_kint(&w, "balance", t->balance);
-    jw_kstr(&w, "createdAt", t->created_at);
-    jw_obj_close(&w);
+    order_answer_body(tx->arena, t);
 
     p[0] = JT_VS("order.paid");
     p[1] = JT_VI(t->order_id);
@@ -640,7 +705,21 @@ orders_place(jt_req *r)
         return e;
     }
 
-    /* 3. the locks on every stock row and the balance */
+    /* 3. a hot product's orders are combined: its lock holder commits the
+     * queued ones in one transaction (combine.c); an order that fits no
+     * batch runs on its own, as here */
+    if (combine_eligible(r, t)) {
+        switch (combine_place(r, wr, t, &e)) {
+        case COMBINE_DONE:
+            return e;
+        case COMBINE_ALONE_LOCKED:
+            goto locked;
+        case COMBINE_ALONE:
+            break;
+        }
+    }
+
+    /* 4. the locks on every stock row and the balance */
     keys = stock_lock_keys(r, t->lines, t->n, t->buyer, &nkeys);
     if (keys == NULL) {
         return JT_E_INTERNAL;
@@ -648,8 +727,9 @@ orders_place(jt_req *r)
     if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK) {
         return e;
     }
+locked:
 
-    /* 4. the transaction, retried as a whole on conflicts */
+    /* 5. the transaction, retried as a whole on conflicts */
     e = jt_write_run(r, wr, place_body, t, &t->refusal);
     if (e != JT_OK || wr->replayed) {
         if (e == JT_E_OUT_OF_STOCK) {
@@ -658,8 +738,11 @@ orders_place(jt_req *r)
         return e;
     }
 
-    /* 5. after COMMIT: cache, unlock, answer */
+    /* 6. after COMMIT: cache, unlock, answer */
     JT_METRIC_INC(orders_paid);
+    JT_METRIC_INC(order_commits);
+    JT_METRIC_INC(combine_batch[0]);
+    JT_METRIC_INC(combine_batch_sum);
     {
         char loc[64];
         snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);

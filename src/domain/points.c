@@ -26,6 +26,10 @@ static const char SQL_BALANCE_WRITE[] =
     "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_LEDGER_INSERT[] =
     "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_LEDGER_INSERT_MANY[] =
+    "INSERT INTO point_ledger (user_id, delta, balance_after, kind, ref_id)"
+    " SELECT j.u, j.d, j.a, j.k, j.r FROM JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, u BIGINT PATH '$.u',"
+    " d BIGINT PATH '$.d', a BIGINT PATH '$.a', k VARCHAR(16) PATH '$.k', r BIGINT PATH '$.r')) j ORDER BY j.n";
 static const char SQL_LEDGER_PAGE[] =
     "SELECT id, delta, balance_after, kind, ref_id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')"
     " FROM point_ledger WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
@@ -69,6 +73,44 @@ points_record(jt_tx *tx, int64_t user_id, int64_t delta, int64_t after, const ch
         *ledger_id = (int64_t) rows.insert_id;
     }
     return JT_TX_COMMIT;
+}
+
+jt_tx_step
+points_record_many(jt_tx *tx, const points_entry *e, int n)
+{
+    jt_val p[1];
+    jt_rows rows;
+    jt_buf b;
+    jt_json w;
+    int i;
+
+    if (n == 0) {
+        return JT_TX_COMMIT;
+    }
+    jt_buf_init(&b, tx->arena, 96 * (size_t) n);
+    jw_init(&w, &b);
+    jw_arr_open(&w);
+    for (i = 0; i < n; i++) {
+        jw_obj_open(&w);
+        jw_kint(&w, "u", e[i].user_id);
+        jw_kint(&w, "d", e[i].delta);
+        jw_kint(&w, "a", e[i].after);
+        jw_kstr(&w, "k", e[i].kind);
+        if (e[i].ref_id) {
+            jw_kint(&w, "r", e[i].ref_id);
+        } else {
+            jw_knull(&w, "r");
+        }
+        jw_obj_close(&w);
+    }
+    jw_arr_close(&w);
+    if (b.oom) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VB(b.data, b.len);
+    JT_TX_EXEC(tx, SQL_LEDGER_INSERT_MANY, p, 1, &rows);
+    return rows.affected == (uint64_t) n ? JT_TX_COMMIT : (tx->db_rc = JT_DB_ERROR, JT_TX_DBERR);
 }
 
 jt_tx_step

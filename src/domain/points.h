@@ -31,6 +31,17 @@ jt_tx_step points_apply(jt_tx *tx, int64_t user_id, int64_t delta, const char *k
 jt_tx_step points_bound(int64_t balance, int64_t delta, int64_t *after, jt_err *why);
 jt_tx_step points_record(jt_tx *tx, int64_t user_id, int64_t delta, int64_t after, const char *kind,
                          int64_t ref_id, int64_t *ledger_id);
+
+/* Many ledger rows in one statement, in the order given (a combined batch
+ * of orders, domain/combine.c): each row as points_record would write it. */
+typedef struct {
+    int64_t     user_id;
+    int64_t     delta;
+    int64_t     after;
+    const char *kind;
+    int64_t     ref_id;
+} points_entry;
+jt_tx_step points_record_many(jt_tx *tx, const points_entry *e, int n);
 jt_err points_charge(jt_req *r);
 jt_err points_ledger(jt_req *r);
 

@@ -22,7 +22,9 @@ reply_replay(jt_req *r, jt_write *w)
     jt_buf_init(&b, r->arena, w->idem.replay_len + 1);
     jt_buf_add(&b, w->idem.replay_body, w->idem.replay_len);
     jt_reply_json(r, w->idem.replay_status, &b);
-    jt_reply_header(r, "Idempotent-Replayed", "true");
+    if (!w->internal_key) {
+        jt_reply_header(r, "Idempotent-Replayed", "true");   /* the client's own key */
+    }
     w->replayed = 1;
     r->on_error = NULL;
 }
@@ -170,6 +172,13 @@ jt_write_lock(jt_req *r, jt_write *w, const char *const *keys, int n)
 }
 
 void
+jt_write_adopt_locks(jt_req *r, jt_write *w, const jt_lockset *held)
+{
+    (void) jt_db_begin(r->db);
+    w->locks = *held;
+}
+
+void
 jt_write_answer(jt_tx *tx, int status, const jt_buf *answer, const char *ref_kind, int64_t ref_id)
 {
     jt_write *w = tx->write;
@@ -273,7 +282,9 @@ jt_write_finish(jt_req *r, jt_write *w)
     const jt_conf *c = r->conf;
 
     r->on_error = NULL;
-    if (w->has_key) {
+    if (w->has_key && (w->cached || w->internal_key)) {
+        jt_idem_abandon(&w->idem, r->redis, r->arena);
+    } else if (w->has_key) {
         jt_idem_finish(&w->idem, r->redis, r->arena, w->status, w->answer.data, w->answer.len, c->idem_ttl);
     }
     jt_lock_release_all(r->redis, r->arena, &w->locks);

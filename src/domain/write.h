@@ -88,6 +88,8 @@ typedef struct jt_write {
     int           late;            /* the transaction stopped at marker_until_ms */
     int           stepping;        /* jt_write_step: commit without the row */
     int64_t       idem_ttl;        /* s */
+    int           cached;          /* the answer is in the idempotency cache already */
+    int           internal_key;    /* the key is the order queue's own, not the client's */
     /* the answer the transaction decided on (jt_write_answer), reset at
      * the start of every attempt */
     int           status;
@@ -122,6 +124,10 @@ void   jt_write_unlock(jt_req *r, jt_write *w);
  * memory, and what the idempotency row refers to). A body run outside the
  * write path (a bid consumer) has no write: the call does nothing. */
 void   jt_write_answer(jt_tx *tx, int status, const jt_buf *answer, const char *ref_kind, int64_t ref_id);
+/* The write holds `held`, taken by its caller (domain/combine.c), as if
+ * jt_write_lock had taken it: START TRANSACTION is sent, the locks are
+ * released with the write's. */
+void   jt_write_adopt_locks(jt_req *r, jt_write *w, const jt_lockset *held);
 /* After COMMIT: cache the committed answer, release, reply with it. */
 void   jt_write_finish(jt_req *r, jt_write *w);
 

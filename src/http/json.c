@@ -627,3 +627,16 @@ jt_json_only(jt_req *r, json_object *o, const char *where, const char *const *kn
     }
     return JT_OK;
 }
+
+json_object *
+jt_json_parse_in(jt_arena *a, const char *s, size_t len)
+{
+    jt_json_fault fault;
+    json_object *o = jt_json_parse(s, len, &fault);
+
+    if (o != NULL && jt_arena_on_reset(a, put_json, o) != 0) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}

@@ -30,6 +30,8 @@ jt_json_fault jt_json_check(const char *text, size_t len, size_t *members);
 /* Checks, then parses any JSON text (used by tests and fuzzers); a
  * duplicate key is refused. NULL with *fault set on error. */
 json_object *jt_json_parse(const char *s, size_t len, jt_json_fault *fault);
+/* jt_json_parse, the result freed with the arena; NULL on any fault. */
+json_object *jt_json_parse_in(jt_arena *a, const char *s, size_t len);
 /* Is this Content-Type JSON (application/json or +json, UTF-8)? */
 int jt_json_media_type(const char *content_type);
 

@@ -129,6 +129,8 @@ jt_worker_run(const jt_worker_args *a)
     const jt_conf *c = a->conf;
     jt_scoreboard *sb = jt_scoreboard_get();
     jt_slot *slot = &sb->slots[a->slot];
+
+    jt_scoreboard_set_self(slot);
     sigset_t wait_mask;
     FCGX_Request freq;
     jt_arena arena;

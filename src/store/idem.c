@@ -154,14 +154,11 @@ jt_idem_settle(jt_idem *id, jt_db *db, jt_arena *a)
     return db->in_tx ? JT_IDEM_ERROR : lookup(id, db, a, SQL_IDEM_GET_LOCKING);
 }
 
-jt_idem_rc
-jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id, const char *key,
-              size_t key_len, const unsigned char fp[32], int64_t marker_ms)
+void
+jt_idem_identify(jt_idem *id, int64_t user_id, const char *key, size_t key_len, const unsigned char fp[32])
 {
-    unsigned char kh[32], rnd[16];
+    unsigned char kh[32];
     char khex[65];
-    redisReply *rep;
-    jt_idem_rc rc;
 
     memset(id, 0, sizeof(*id));
     id->user_id = user_id;
@@ -172,6 +169,17 @@ jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id,
     sodium_bin2hex(khex, sizeof(khex), kh, sizeof(kh));
     snprintf(id->cache_key, sizeof(id->cache_key), "idem:%lld:%s", (long long) user_id, khex);
     snprintf(id->marker_key, sizeof(id->marker_key), "idem-inflight:%lld:%s", (long long) user_id, khex);
+}
+
+jt_idem_rc
+jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id, const char *key,
+              size_t key_len, const unsigned char fp[32], int64_t marker_ms)
+{
+    unsigned char rnd[16];
+    redisReply *rep;
+    jt_idem_rc rc;
+
+    jt_idem_identify(id, user_id, key, key_len, fp);
 
     /* 1. the replay cache */
     rep = jt_redis_cmd(r, a, "GET %s", id->cache_key);
@@ -271,4 +279,94 @@ jt_idem_abandon(jt_idem *id, jt_redis *r, jt_arena *a)
     }
     id->marker_held = 0;
     (void) jt_lock_release_one(r, a, id->marker_key, id->token);
+}
+
+/* One statement for a batch's rows (JSON_TABLE: one text whatever n is).
+ * No purge of an expired row first, as jt_idem_record does: a batch that
+ * meets any existing row of one of its keys fails whole on the unique key
+ * (JT_DB_DUPLICATE), and its caller runs those orders one by one. */
+static const char SQL_IDEM_PUT_MANY[] =
+    "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, status, body, ref_kind, ref_id, expires_at)"
+    " SELECT j.u, j.k, UNHEX(j.f), j.s, j.b, j.rk, j.r, NOW(6) + INTERVAL j.ttl SECOND FROM JSON_TABLE(?, '$[*]'"
+    " COLUMNS (n FOR ORDINALITY, u BIGINT PATH '$.u', k VARCHAR(255) PATH '$.k', f CHAR(64) PATH '$.f',"
+    " s INT PATH '$.s', b LONGTEXT PATH '$.b', rk VARCHAR(16) PATH '$.rk', r BIGINT PATH '$.r',"
+    " ttl BIGINT PATH '$.t')) j ORDER BY j.n";
+
+jt_tx_step
+jt_idem_record_many(jt_tx *tx, const jt_idem_row *rows, int n)
+{
+    jt_val p[1];
+    jt_rows res;
+    jt_buf b;
+    jt_json w;
+    int i;
+
+    if (n == 0) {
+        return JT_TX_COMMIT;
+    }
+    jt_buf_init(&b, tx->arena, 256 * (size_t) n);
+    jw_init(&w, &b);
+    jw_arr_open(&w);
+    for (i = 0; i < n; i++) {
+        char fphex[65];
+        sodium_bin2hex(fphex, sizeof(fphex), rows[i].id->fp, 32);
+        jw_obj_open(&w);
+        jw_kint(&w, "u", rows[i].id->user_id);
+        jw_key(&w, "k");
+        jw_strn(&w, rows[i].id->key, rows[i].id->key_len);
+        jw_kstr(&w, "f", fphex);
+        jw_kint(&w, "s", rows[i].status);
+        jw_key(&w, "b");
+        jw_strn(&w, rows[i].body, rows[i].len);
+        jw_kstr(&w, "rk", rows[i].ref_kind);
+        jw_kint(&w, "r", rows[i].ref_id);
+        jw_kint(&w, "t", rows[i].ttl_s);
+        jw_obj_close(&w);
+    }
+    jw_arr_close(&w);
+    if (b.oom) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VB(b.data, b.len);
+    JT_TX_EXEC(tx, SQL_IDEM_PUT_MANY, p, 1, &res);
+    return JT_TX_COMMIT;
+}
+
+/* KEYS: cache keys; ARGV: their values, then their ttls in seconds */
+static jt_redis_script cache_many_script = {
+    "local n = #KEYS\n"
+    "for i = 1, n do redis.call('set', KEYS[i], ARGV[i], 'EX', ARGV[n + i]) end\n"
+    "return n",
+    "", NULL
+};
+
+void
+jt_idem_cache_many(jt_redis *r, jt_arena *a, const jt_idem_row *rows, int n)
+{
+    const char **args;
+    int i;
+
+    if (n <= 0 || (args = jt_palloc(a, sizeof(char *) * (size_t) (3 * n))) == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        char fphex[65], head[80];
+        jt_buf v;
+
+        sodium_bin2hex(fphex, sizeof(fphex), rows[i].id->fp, 32);
+        snprintf(head, sizeof(head), "%s|%03d|", fphex, rows[i].status);
+        jt_buf_init(&v, a, rows[i].len + 80);
+        jt_buf_adds(&v, head);
+        jt_buf_add(&v, rows[i].body, rows[i].len);
+        args[i] = rows[i].id->cache_key;
+        args[n + i] = jt_buf_cstr(&v);
+        jt_buf_init(&v, a, 24);
+        jt_buf_addf(&v, "%lld", (long long) rows[i].ttl_s);
+        args[2 * n + i] = jt_buf_cstr(&v);
+        if (v.oom || args[n + i] == NULL || args[2 * n + i] == NULL) {
+            return;   /* the durable rows answer retries all the same */
+        }
+    }
+    (void) jt_redis_eval(r, a, &cache_many_script, n, 3 * n, args);
 }

@@ -52,6 +52,10 @@ int jt_idem_parse_key(jt_arena *a, const char *header, const char **key, size_t 
 void jt_idem_fingerprint(const char *method, const char *path, const char *canonical, size_t len,
                          unsigned char out[32]);
 
+/* Fills id for a request of user_id with this key and fingerprint (and
+ * its Redis keys) without looking anything up. */
+void jt_idem_identify(jt_idem *id, int64_t user_id, const char *key, size_t key_len, const unsigned char fp[32]);
+
 jt_idem_rc jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id,
                          const char *key, size_t key_len, const unsigned char fp[32], int64_t marker_ms);
 
@@ -68,6 +72,22 @@ jt_idem_rc jt_idem_lookup(jt_idem *id, jt_db *db, jt_arena *a);
  * transaction that has inserted this key's row and not yet committed, and
  * then sees what it did. IN_FLIGHT when that wait timed out. */
 jt_idem_rc jt_idem_settle(jt_idem *id, jt_db *db, jt_arena *a);
+
+/* A batch of answers (domain/combine.c): the durable rows, in the batch's
+ * transaction, and after its COMMIT the cache entries, one round trip
+ * each. */
+typedef struct {
+    const jt_idem *id;
+    int            status;
+    const char    *body;
+    size_t         len;
+    const char    *ref_kind;
+    int64_t        ref_id;
+    int64_t        ttl_s;      /* how long the row is kept */
+} jt_idem_row;
+
+jt_tx_step jt_idem_record_many(jt_tx *tx, const jt_idem_row *rows, int n);
+void       jt_idem_cache_many(jt_redis *r, jt_arena *a, const jt_idem_row *rows, int n);
 
 void jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
                     int64_t ttl_s);

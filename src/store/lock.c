@@ -56,6 +56,17 @@ static jt_redis_script release_all_script = {
     "", NULL
 };
 
+/* Each key on its own: SET NX every one, keep whichever were free. ARGV:
+ * token, lease ms. Answers 1 (taken) or 0 (busy) per key. */
+static jt_redis_script try_each_script = {
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  out[i] = redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
+    "end\n"
+    "return out",
+    "", NULL
+};
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -91,6 +102,42 @@ new_token(char out[33])
     unsigned char rnd[16];
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(out, 33, rnd, sizeof(rnd));
+}
+
+void
+jt_lock_new_token(char out[33])
+{
+    new_token(out);
+}
+
+int
+jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, const char *token)
+{
+    int i;
+
+    memset(ls, 0, sizeof(*ls));
+    if (n > JT_LOCK_MAX) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if ((ls->keys[i] = jt_pstrdup(a, keys[i])) == NULL) {
+            return -1;
+        }
+    }
+    ls->n = jt_lock_sort_keys(ls->keys, n);
+    for (i = 0; i < ls->n; i++) {
+        size_t len = strlen(ls->keys[i]) + sizeof(":wake");
+        char *w = jt_palloc(a, len);
+        if (w == NULL) {
+            return -1;
+        }
+        snprintf(w, len, "%s:wake", ls->keys[i]);
+        ls->wakes[i] = w;
+    }
+    snprintf(ls->token, sizeof(ls->token), "%s", token);
+    ls->held = 1;
+    JT_METRIC_ADD(lock_acquired, (uint64_t) ls->n);
+    return 0;
 }
 
 /* Waits for a wake token on the list of the key that was busy, or polls
@@ -167,7 +214,9 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
         }
         left = deadline - jt_clock_mono_ms();
         if (left <= 0 || rep->integer < 1 || rep->integer > ls->n) {
-            JT_METRIC_INC(lock_wait_timeouts);
+            if (wait_ms > 0) {
+                JT_METRIC_INC(lock_wait_timeouts);   /* a try (0) is not a wait */
+            }
             return JT_LOCK_TIMEOUT;
         }
         wait_for_wake(r, a, ls->wakes[rep->integer - 1], left, &sleep_cap);
@@ -175,6 +224,66 @@ jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const 
     ls->held = 1;
     JT_METRIC_INC(lock_acquired);
     jt_histogram_observe(&jt_metrics_get()->lock_wait, (jt_clock_mono_ms() - start) * 1000);
+    return JT_LOCK_OK;
+}
+
+jt_lock_rc
+jt_lock_try_each(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n, int64_t lease_ms,
+                 int *got)
+{
+    const char *args[JT_LOCK_MAX + 2];
+    char lease[24];
+    redisReply *rep;
+    int i, j, m = 0;
+
+    memset(ls, 0, sizeof(*ls));
+    for (i = 0; i < n; i++) {
+        got[i] = 0;
+    }
+    if (n > JT_LOCK_MAX) {
+        n = JT_LOCK_MAX;
+    }
+    for (i = 0; i < n; i++) {
+        if ((ls->keys[i] = jt_pstrdup(a, keys[i])) == NULL) {
+            return JT_LOCK_TIMEOUT;
+        }
+    }
+    ls->n = jt_lock_sort_keys(ls->keys, n);
+    new_token(ls->token);
+    snprintf(lease, sizeof(lease), "%lld", (long long) lease_ms);
+    for (i = 0; i < ls->n; i++) {
+        args[i] = ls->keys[i];
+    }
+    args[ls->n] = ls->token;
+    args[ls->n + 1] = lease;
+    rep = jt_redis_eval(r, a, &try_each_script, ls->n, ls->n + 2, args);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || (int) rep->elements != ls->n) {
+        ls->n = 0;
+        ls->degraded = 1;
+        JT_METRIC_INC(lock_degraded);
+        return JT_LOCK_DEGRADED;
+    }
+    /* keep the taken keys (in their sorted order) with their wake lists */
+    for (i = 0; i < ls->n; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer == 1) {
+            size_t len = strlen(ls->keys[i]) + sizeof(":wake");
+            char *w = jt_palloc(a, len);
+            if (w == NULL) {
+                continue;   /* its lease runs out by itself */
+            }
+            snprintf(w, len, "%s:wake", ls->keys[i]);
+            ls->keys[m] = ls->keys[i];
+            ls->wakes[m++] = w;
+        }
+    }
+    ls->n = m;
+    ls->held = m > 0;
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < m && !got[i]; j++) {
+            got[i] = strcmp(keys[i], ls->keys[j]) == 0;
+        }
+    }
+    JT_METRIC_ADD(lock_acquired, (uint64_t) m);
     return JT_LOCK_OK;
 }
 

@@ -43,6 +43,23 @@ typedef struct {
 /* keys need not be sorted or unique; they are copied. */
 jt_lock_rc jt_lock_acquire_all(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n,
                                int64_t wait_ms, int64_t lease_ms);
+/* Takes, without waiting, each of keys that is free now: a set whose keys
+ * are taken one by one, so a busy one does not keep the others (the
+ * combining leader of domain/combine.c takes its batch's balances so: a
+ * buyer whose balance is busy waits for the next batch, the rest go on).
+ * ls holds the keys taken (release with jt_lock_release_all); got[i] tells
+ * whether keys[i] is one of them. JT_LOCK_DEGRADED, nothing taken, when
+ * Redis is unreachable. */
+jt_lock_rc jt_lock_try_each(jt_redis *r, jt_arena *a, jt_lockset *ls, const char *const *keys, int n,
+                            int64_t lease_ms, int *got);
+
+/* A fresh lock token (32 hex and a NUL). */
+void jt_lock_new_token(char out[33]);
+/* ls holds keys, all taken with token by a script of the caller's own
+ * (domain/combine.c takes them together with its queue entry), released
+ * like any set with jt_lock_release_all. -1 when out of memory. */
+int jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, const char *token);
+
 /* Releases every held lock (after COMMIT, never before). Returns how many
  * had already lost their lease. */
 int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);

@@ -187,12 +187,20 @@ jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkeys, int nargs
 redisReply *
 jt_redis_blpop(jt_redis *r, jt_arena *a, const char *key, int64_t ms)
 {
+    return jt_redis_blpop_any(r, a, &key, 1, ms);
+}
+
+redisReply *
+jt_redis_blpop_any(jt_redis *r, jt_arena *a, const char *const *keys, int n, int64_t ms)
+{
     int64_t need = ms + JT_REDIS_BLOCK_LATE_MS;
-    int stretch;
+    const char *argv[6];
+    size_t lens[6];
+    int stretch, i;
     char secs[32];
     redisReply *rep;
 
-    if (ms <= 0 || jt_redis_ready(r) != 0) {
+    if (ms <= 0 || n < 1 || n > 4 || jt_redis_ready(r) != 0) {
         return NULL;    /* 0 would block for ever */
     }
     /* a block longer than the command timeout is not a dead Redis: stretch
@@ -203,7 +211,15 @@ jt_redis_blpop(jt_redis *r, jt_arena *a, const char *key, int64_t ms)
         return NULL;
     }
     snprintf(secs, sizeof(secs), "%lld.%03lld", (long long) (ms / 1000), (long long) (ms % 1000));
-    rep = jt_redis_cmd(r, a, "BLPOP %s %s", key, secs);
+    argv[0] = "BLPOP";
+    for (i = 0; i < n; i++) {
+        argv[i + 1] = keys[i];
+    }
+    argv[n + 1] = secs;
+    for (i = 0; i < n + 2; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    rep = jt_redis_argv(r, a, n + 2, argv, lens);
     if (stretch && r->ctx != NULL && redisSetTimeout(r->ctx, ms_tv(r->conf->redis_timeout_ms)) != REDIS_OK) {
         redis_failed(r, "cannot set timeout");
     }

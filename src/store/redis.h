@@ -51,5 +51,8 @@ redisReply *jt_redis_eval(jt_redis *r, jt_arena *a, jt_redis_script *s, int nkey
  * (nil on timeout), or NULL when Redis is unreachable. The command timeout
  * is stretched for this call when it would be too short. */
 redisReply *jt_redis_blpop(jt_redis *r, jt_arena *a, const char *key, int64_t ms);
+/* The same on several lists (at most 4): the first that has an element
+ * answers [key, element]. */
+redisReply *jt_redis_blpop_any(jt_redis *r, jt_arena *a, const char *const *keys, int n, int64_t ms);
 
 #endif

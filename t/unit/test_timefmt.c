@@ -98,6 +98,14 @@ main(void)
     jt_format_utc_ms(api, 1893456000123LL);
     is_str(api, "2030-01-01T00:00:00.123Z", "the API's millisecond form");
     is_int(utc(api), 1893456000123000LL, "... which the parser reads back");
+    {
+        char us[JT_UTC_US_LEN];
+        jt_format_utc_us(us, 1893456000123456LL);
+        is_str(us, "2030-01-01T00:00:00.123456Z", "the microsecond form (DATE_FORMAT %%Y-%%m-%%dT%%H:%%i:%%s.%%fZ)");
+        is_int(utc(us), 1893456000123456LL, "... which the parser reads back");
+        jt_format_utc_us(us, 0);
+        is_str(us, "1970-01-01T00:00:00.000000Z", "... of the epoch");
+    }
 
     return done_testing();
 }

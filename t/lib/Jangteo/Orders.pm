@@ -131,7 +131,9 @@ sub add_product {
 sub add_option {
     my ($s, $pid, $name, $extra, $stock) = @_;
     (my $n = $name) =~ s/'/''/g;
-    return $s->sql("INSERT INTO product_options (product_id, name, extra_price, stock) VALUES ($pid, '$n', $extra, $stock);"
+    # as the catalog makes options: with its product, which then has_options
+    return $s->sql("UPDATE products SET has_options = 1 WHERE id = $pid;"
+        . " INSERT INTO product_options (product_id, name, extra_price, stock) VALUES ($pid, '$n', $extra, $stock);"
         . " SELECT LAST_INSERT_ID()")->[0][0];
 }
 
