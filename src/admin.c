@@ -426,6 +426,7 @@ cmd_audit(const jt_conf *c, jt_arena *a)
         fprintf(stderr, "audit: cannot set up the payment gateway client\n");
         return 2;
     }
+    pg.in_flight_limit = 0;
     env.conf = c;
     env.db = &db;
     env.redis = NULL;

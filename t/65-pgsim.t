@@ -426,6 +426,26 @@ subtest 'the simulator keeps its state across a restart, even a kill -9' => sub 
     is($r->{rc}, 'ok', 'the client finds a payment made before both restarts');
     is($r->{tokenFetches}, 0, 'with the token issued before them (the gateway kept it too)');
     is($r->{payment}{amount}, 9999, 'amount 9,999');
+
+    # the file is a journal: a change appends its records (it does not
+    # rewrite the whole state), and a record cut short by a kill -9 (never
+    # answered) is dropped when the file is read back
+    my $state = $s->dir . '/pgsim-state';
+    my $lines = sub { open my $fh, '<', $state or die "$state: $!"; my @l = <$fh>; scalar @l };
+    my $n0 = $lines->();
+    is(sim('POST', '/payments/prepare', { merchant_uid => 'journal-1', amount => 5_000 })->{_status}, 401,
+        '(the control client has no token: the prepare is refused, nothing written)');
+    pg(op => 'prepare', merchantUid => 'journal-1', amount => 5_000);
+    is($lines->() - $n0, 1, 'a prepare appends exactly one record');
+    $s->stop_pgsim;
+    open my $fh, '>>', $state or die "$state: $!";
+    print $fh '{"k":"payment","imp_uid":"imp_torn","merch';
+    close $fh;
+    $s->start_pgsim;
+    my $j = sim('GET', '/_sim/payments');
+    is($j->{prepared}{'journal-1'}, 5_000, 'restarted over a torn last record: the prepare before it is kept');
+    ok(!grep({ $_->{imp_uid} eq 'imp_torn' } @{ $j->{payments} }), '... and the torn record is dropped');
+    is(scalar @{ $j->{payments} }, 5, '... the 5 payments are all there');
 };
 
 subtest 'no secret in any log' => sub {

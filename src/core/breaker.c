@@ -1,5 +1,7 @@
 #include "core/breaker.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "core/metrics.h"
@@ -219,6 +221,73 @@ jt_breaker_refusing(jt_breaker *b, const jt_breaker_conf *c, int64_t now_ms, int
         __atomic_fetch_add(&b->calls_rejected, 1, __ATOMIC_RELAXED);
     }
     return left;
+}
+
+static int
+places(int limit)
+{
+    return limit < 1 ? 1 : limit > JT_BREAKER_MAX_IN_FLIGHT ? JT_BREAKER_MAX_IN_FLIGHT : limit;
+}
+
+static int
+gone(int32_t pid)
+{
+    return pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
+}
+
+int
+jt_breaker_enter(jt_breaker *b, int limit, int32_t pid)
+{
+    int i, n = places(limit);
+
+    for (i = 0; i < n; i++) {
+        int32_t free_cell = 0;
+        if (__atomic_compare_exchange_n(&b->in_flight[i], &free_cell, pid, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            return i;
+        }
+    }
+    /* all taken: one whose holder died (and was not reaped yet) is ours */
+    for (i = 0; i < n; i++) {
+        int32_t holder = __atomic_load_n(&b->in_flight[i], __ATOMIC_ACQUIRE);
+        if (gone(holder)
+            && __atomic_compare_exchange_n(&b->in_flight[i], &holder, pid, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void
+jt_breaker_leave(jt_breaker *b, int place, int32_t pid)
+{
+    int32_t me = pid;
+
+    if (place >= 0 && place < JT_BREAKER_MAX_IN_FLIGHT) {
+        /* only our own: a place taken over after we were presumed dead stays theirs */
+        __atomic_compare_exchange_n(&b->in_flight[place], &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    }
+}
+
+void
+jt_breaker_forget(jt_breaker *b, int32_t pid)
+{
+    int i;
+
+    for (i = 0; i < JT_BREAKER_MAX_IN_FLIGHT; i++) {
+        int32_t holder = pid;
+        __atomic_compare_exchange_n(&b->in_flight[i], &holder, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    }
+}
+
+int
+jt_breaker_in_flight(jt_breaker *b)
+{
+    int i, n = 0;
+
+    for (i = 0; i < JT_BREAKER_MAX_IN_FLIGHT; i++) {
+        n += __atomic_load_n(&b->in_flight[i], __ATOMIC_RELAXED) != 0;
+    }
+    return n;
 }
 
 /* Counts the current CLOSED period's calls in the ring. */

@@ -58,13 +58,29 @@
  *    after trial_timeout_ms.
  *
  * Every function takes the time (CLOCK_MONOTONIC milliseconds) from the
- * caller, so the unit tests drive the machine with a clock of their own. */
+ * caller, so the unit tests drive the machine with a clock of their own.
+ *
+ * Beside the breaker, a bulkhead: at most `limit` workers inside a gateway
+ * call at once (the places are pid cells in the same shared page), so a
+ * gateway that hangs holds a bounded number of workers for its timeouts
+ * and the rest keep serving everything else, long before the breaker has
+ * seen enough calls to open. A place is taken with a CAS from 0 to the
+ * caller's pid and given back with a store of 0. A worker killed inside a
+ * call would keep its place: the master gives back the places of every
+ * child it reaps (jt_breaker_forget, before its pid can be reused), and a
+ * caller that finds every place taken also takes over one whose holder no
+ * longer exists (kill(pid, 0) fails with ESRCH), so places never leak. Two
+ * callers racing for the last free place: one CAS wins, the other finds
+ * none, waits a little for one (store/pg.c: in_flight_wait_ms, as a healthy
+ * gateway frees places in milliseconds) and is then refused (crowded),
+ * which is the limit doing its job. */
 #ifndef JT_BREAKER_H
 #define JT_BREAKER_H
 
 #include <stdint.h>
 
 #define JT_BREAKER_MAX_WINDOW 1000
+#define JT_BREAKER_MAX_IN_FLIGHT 64
 
 enum { JT_BREAKER_CLOSED = 0, JT_BREAKER_OPEN = 1, JT_BREAKER_HALF_OPEN = 2 };
 
@@ -96,6 +112,8 @@ typedef struct {
     uint64_t calls_failed;
     uint64_t calls_slow;
     uint64_t calls_rejected;   /* not let through */
+    uint64_t calls_crowded;    /* not let through: every in-flight place stayed taken */
+    int32_t  in_flight[JT_BREAKER_MAX_IN_FLIGHT];   /* the bulkhead: holders' pids, 0 = free */
     uint64_t opened;
     uint64_t half_opened;
     uint64_t closed;
@@ -133,6 +151,15 @@ void jt_breaker_record(jt_breaker *b, const jt_breaker_conf *c, const jt_breaker
  * reserves no stock while the breaker is open). */
 int64_t jt_breaker_refusing(jt_breaker *b, const jt_breaker_conf *c, int64_t now_ms, int count);
 void jt_breaker_inspect(jt_breaker *b, const jt_breaker_conf *c, jt_breaker_view *v);
+
+/* The bulkhead. enter: a place among the first `limit` for pid, or -1
+ * when all are held by live processes (the caller may wait and try again,
+ * and counts calls_crowded when it gives up); leave gives it back. forget:
+ * the master's, for a child it reaped. in_flight: places held now. */
+int  jt_breaker_enter(jt_breaker *b, int limit, int32_t pid);
+void jt_breaker_leave(jt_breaker *b, int place, int32_t pid);
+void jt_breaker_forget(jt_breaker *b, int32_t pid);
+int  jt_breaker_in_flight(jt_breaker *b);
 const char *jt_breaker_state_name(int state);
 
 #endif

@@ -110,6 +110,8 @@ typedef struct {
     int64_t breaker_slow_ms;
     int64_t breaker_open_ms;
     int64_t breaker_half_open_calls;
+    int64_t pg_max_in_flight;
+    int64_t pg_in_flight_wait_ms;
     int64_t pg_sweepers;
     int64_t pg_sweep_interval_ms;
     int64_t pg_sweep_batch;

@@ -90,6 +90,9 @@ gateway(jt_buf *b, const jt_conf *c, const jt_metrics *m)
     jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"failed\"} %llu\n", (unsigned long long) get(&br->calls_failed));
     jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"rejected\"} %llu\n",
                 (unsigned long long) get(&br->calls_rejected));
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"crowded\"} %llu\n", (unsigned long long) get(&br->calls_crowded));
+    family(b, "jangteo_pg_calls_in_flight", "gauge", "Workers inside a gateway call now (the bulkhead's places taken).");
+    jt_buf_addf(b, "jangteo_pg_calls_in_flight %d\n", jt_breaker_in_flight(br));
     counter(b, "jangteo_pg_slow_calls_total", "Payment gateway attempts slower than breaker_slow_ms.",
             get(&br->calls_slow));
     family(b, "jangteo_pg_breaker_transitions_total", "counter", "Circuit breaker transitions by the state entered.");

@@ -285,8 +285,7 @@ gateway_failed(jt_req *r, const jt_pg_result *res, const char *what)
         return jt_fail(r, JT_E_PAYMENT_GATEWAY_REFUSED, "%s: the payment gateway refused: %s", what, res->message);
     }
     return jt_fail(r, JT_E_PAYMENT_GATEWAY_UNAVAILABLE, "%s: %s", what,
-                   res->rejected ? "the payment gateway is failing; its circuit breaker is open"
-                                 : "the payment gateway did not answer");
+                   res->rejected ? res->message : "the payment gateway did not answer");
 }
 
 /* 503 at once while the breaker is open: no work of ours, no call. */
@@ -301,7 +300,7 @@ breaker_open(jt_req *r)
     JT_METRIC_INC(card_breaker_fast_fails);
     r->retry_after_s = (int) ((ms + 999) / 1000);
     return jt_fail(r, JT_E_PAYMENT_GATEWAY_UNAVAILABLE,
-                   "the payment gateway is failing; its circuit breaker is open (card payments only)");
+                   "the payment gateway is failing or busy: card payments are refused for now (points work)");
 }
 
 /* ---------------------------------------------------------------- the final answers */

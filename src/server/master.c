@@ -222,6 +222,8 @@ reap(void)
             __atomic_sub_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
         }
         memset(&sb->slots[children[i].slot], 0, sizeof(jt_slot));
+        /* a worker killed inside a gateway call gives its place back */
+        jt_breaker_forget(jt_breaker_get(), (int32_t) pid);
         if (WIFSIGNALED(status) && !children[i].killed
             && !(WTERMSIG(status) == SIGTERM && (sig_term || children[i].quitting))) {
             jt_log_error("master: worker %d killed by signal %d", (int) pid, WTERMSIG(status));

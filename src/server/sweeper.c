@@ -43,6 +43,7 @@ jt_sweeper_run(const jt_conf *c, int slot)
     if (jt_arena_init(&arena, 64 * 1024) != 0 || jt_pg_init(&pg, c) != 0) {
         _exit(2);
     }
+    pg.in_flight_limit = 0;   /* the sweeper holds no worker: not the bulkhead's to limit */
     jt_db_init(&db, c, c->db_user, c->db_password);
     jt_redis_init(&redis, c);
     env.conf = c;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -523,6 +524,33 @@ set_body(pg_req *q, const jt_buf *b, jt_pg_result *res)
 
 typedef jt_call_outcome (*pg_parse_fn)(jt_pg *pg, int http, void *out, jt_pg_result *res);
 
+#define PLACE_NONE (-2)   /* -1: no bulkhead (jt_breaker_leave ignores it) */
+
+/* A place in the bulkhead, waiting up to in_flight_wait_ms for one (a
+ * healthy gateway frees places within milliseconds; a hanging one does not,
+ * and then the caller is refused rather than queued behind it). */
+static int
+take_place(jt_pg *pg, jt_breaker *b, int32_t pid, int64_t deadline)
+{
+    int64_t until = jt_clock_mono_ms() + pg->conf->pg_in_flight_wait_ms;
+    int place;
+
+    if (pg->in_flight_limit <= 0) {
+        return -1;
+    }
+    if (until > deadline) {
+        until = deadline;
+    }
+    while ((place = jt_breaker_enter(b, pg->in_flight_limit, pid)) < 0) {
+        if (jt_clock_mono_ms() >= until) {
+            __atomic_fetch_add(&b->calls_crowded, 1, __ATOMIC_RELAXED);
+            return PLACE_NONE;
+        }
+        jt_clock_sleep_ms(2);
+    }
+    return place;
+}
+
 static jt_pg_rc fetch_token(jt_pg *pg, int64_t deadline, jt_pg_result *res);
 
 /* One call: token, breaker, attempts, pauses, all inside `deadline`. */
@@ -530,8 +558,9 @@ static jt_pg_rc
 pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadline, jt_pg_result *res)
 {
     const jt_conf *c = pg->conf;
-    int attempt, reauthed = 0;
+    int attempt, reauthed = 0, place;
     jt_breaker *b = jt_breaker_get();
+    int32_t pid = (int32_t) getpid();
 
     for (attempt = 1;; attempt++) {
         jt_breaker_permit permit;
@@ -550,8 +579,16 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
             return res->rc;
         }
         t0 = jt_clock_mono_ms();
+        if ((place = take_place(pg, b, pid, deadline)) == PLACE_NONE) {
+            res->rejected = 1;
+            res->http_status = 0;
+            res->retry_after_ms = 1000;
+            say(res, JT_PG_UNAVAILABLE, "%d workers are waiting for the payment gateway already", pg->in_flight_limit);
+            return res->rc;
+        }
         permit = jt_breaker_acquire(b, &pg->breaker, t0);
         if (!permit.allowed) {
+            jt_breaker_leave(b, place, pid);
             res->rejected = 1;
             res->http_status = 0;
             res->retry_after_ms = permit.retry_after_ms;
@@ -575,6 +612,7 @@ pg_call(jt_pg *pg, const pg_req *q, pg_parse_fn parse, void *out, int64_t deadli
             o = parse(pg, (int) http, out, res);
         }
         jt_breaker_record(b, &pg->breaker, &permit, o, took, jt_clock_mono_ms());
+        jt_breaker_leave(b, place, pid);
 
         if (!q->is_token && http == 401 && !reauthed) {
             /* the token expired early or the gateway forgot it: one more try */
@@ -683,6 +721,8 @@ jt_pg_init(jt_pg *pg, const jt_conf *c)
     memset(pg, 0, sizeof(*pg));
     pg->conf = c;
     jt_pg_breaker_conf(c, &pg->breaker);
+    pg->in_flight_limit = (int) (c->pg_max_in_flight > 0 ? c->pg_max_in_flight
+                                 : c->workers / 4 > 1 ? c->workers / 4 : 1);
     if (jt_arena_init(&pg->arena, 4096) != 0) {
         return -1;
     }
@@ -788,8 +828,12 @@ jt_pg_find(jt_pg *pg, const char *merchant_uid, jt_pg_payment *out, jt_pg_result
 int64_t
 jt_pg_refusing(jt_pg *pg, int count)
 {
-    return jt_pg_configured(pg) ? jt_breaker_refusing(jt_breaker_get(), &pg->breaker, jt_clock_mono_ms(), count)
-                                : 0;
+    jt_breaker *b = jt_breaker_get();
+
+    if (!jt_pg_configured(pg)) {
+        return 0;
+    }
+    return jt_breaker_refusing(b, &pg->breaker, jt_clock_mono_ms(), count);
 }
 
 jt_pg_rc

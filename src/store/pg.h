@@ -83,6 +83,7 @@ typedef struct jt_pg {
     char            *answer;   /* JT_PG_ANSWER_MAX + 1 bytes */
     size_t           answer_len;
     int              answer_overflow;
+    int              in_flight_limit; /* the bulkhead (core/breaker.h); 0 = none (the sweeper, the admin tool) */
     char             token[128];   /* the token in use */
     int64_t          token_until;  /* wall s: our own copy is good until then */
 } jt_pg;
@@ -93,7 +94,9 @@ int  jt_pg_init_shared(const jt_conf *c);
 /* The breaker settings of [payments]. */
 void jt_pg_breaker_conf(const jt_conf *c, jt_breaker_conf *out);
 
-/* A worker's client; cheap until the first call. */
+/* A worker's client; cheap until the first call. Its calls take a place
+ * in the bulkhead ([payments] max_calls_in_flight); a background process
+ * sets in_flight_limit to 0 after init, it holds no worker. */
 int  jt_pg_init(jt_pg *pg, const jt_conf *c);
 void jt_pg_close(jt_pg *pg);
 int  jt_pg_configured(const jt_pg *pg);

@@ -1,5 +1,8 @@
 /* The circuit breaker's state machine, driven by a clock of the test's own:
  * exact transitions at exact counts, with Bootakhae's settings. */
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "core/breaker.h"
 #include "tap.h"
 
@@ -253,5 +256,40 @@ main(void)
         jt_breaker_inspect(&b, &small, &v);
         is_int(v.state, JT_BREAKER_OPEN, "the 5th opens it");
     }
+    /* --- the bulkhead: at most `limit` places, given back, never leaked */
+    fresh();
+    {
+        int32_t me = (int32_t) getpid(), a, c, d, dead;
+        pid_t kid;
+
+        a = jt_breaker_enter(&b, 2, me);
+        c = jt_breaker_enter(&b, 2, me);
+        ok(a == 0 && c == 1, "limit 2: two places (0 and 1)");
+        is_int(jt_breaker_in_flight(&b), 2, "two in flight");
+        is_int(jt_breaker_enter(&b, 3, me), 2, "a limit of 3 has one more");
+        jt_breaker_leave(&b, 2, me);
+        is_int(jt_breaker_enter(&b, 2, me), -1, "a third caller finds no place");
+        jt_breaker_leave(&b, a, me);
+        is_int(jt_breaker_enter(&b, 2, me), 0, "a place given back is taken again");
+        jt_breaker_leave(&b, c, me + 1);
+        is_int(jt_breaker_in_flight(&b), 2, "leave by another pid gives nothing back");
+        jt_breaker_forget(&b, me);
+        is_int(jt_breaker_in_flight(&b), 0, "the master's forget frees every place of a reaped pid");
+
+        /* a holder that died without leaving (not yet reaped by anyone's
+         * forget): its place is taken over */
+        kid = fork();
+        if (kid == 0) {
+            _exit(0);
+        }
+        waitpid(kid, NULL, 0);
+        dead = (int32_t) kid;
+        d = jt_breaker_enter(&b, 1, dead);
+        is_int(d, 0, "a process (now dead) holds the one place");
+        is_int(jt_breaker_enter(&b, 1, me), 0, "the next caller takes the dead one's place over");
+        jt_breaker_leave(&b, 0, dead);
+        is_int(jt_breaker_in_flight(&b), 1, "and the dead one's late leave does not free it");
+    }
+
     return done_testing();
 }

@@ -21,11 +21,14 @@ our @EXPORT_OK = qw(
 my $SEQ = 0;
 
 # A stack with the simulator, test routes (the test clock moves holds),
-# short gateway pauses, a quick sweeper, and a refund claim of 2 s.
+# short gateway pauses, a quick sweeper, a refund claim of 2 s, and room
+# for 8 workers in gateway calls at once (these tests are about card
+# flows under concurrency; t/69 holds the bulkhead to its limit).
 sub card_stack {
     my (%opt) = @_;
     my %conf = %{ $opt{conf} || {} };
-    my %pay = (retry_interval_ms => 100, sweep_interval_ms => 200, sweep_claim_ms => 2000, %{ delete $conf{payments} || {} });
+    my %pay = (retry_interval_ms => 100, sweep_interval_ms => 200, sweep_claim_ms => 2000, max_calls_in_flight => 8,
+        %{ delete $conf{payments} || {} });
     my %server = (enable_test_routes => 'yes', %{ delete $conf{server} || {} });
     my %auctions = (consumers => 0, %{ delete $conf{auctions} || {} });
     return test_stack(pgsim => 1, workers => $opt{workers} // 4, %opt,
