@@ -84,3 +84,9 @@ CREATE TABLE card_refunds (
     CONSTRAINT card_refunds_payment_fk FOREIGN KEY (imp_uid) REFERENCES gateway_payments (imp_uid),
     CONSTRAINT card_refunds_amount_pos CHECK (amount > 0 AND amount <= checksum)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The audit counts the units held by orders per stock row: per product by
+-- order_items_product, per option by this (it walked every order line for
+-- each option, seconds on a day of orders: seen when the card benchmark's
+-- audit ran into max_statement_time).
+CREATE INDEX order_items_option ON order_items (option_id);
