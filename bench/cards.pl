@@ -168,10 +168,13 @@ sub floor_spread {
 }
 
 print "measuring (clients $c, ${secs}s each, $workers workers) ...\n";
-my (@pts, @card);
+# loopback sockets in TIME_WAIT (the simulator closes every connection)
+sub time_wait { my $n = () = `ss -tan state time-wait 2>/dev/null` =~ /\n/g; return $n - 1 }
+my (@pts, @card, @tw);
 for (1 .. 3) {
     push @pts, orders_round('points');
     push @card, orders_round('card');
+    push @tw, time_wait();
 }
 my $floor = floor_spread();
 
@@ -203,6 +206,7 @@ printf "card checkouts : %s checkouts/s (median %.1f); failed %s; mean %.1f ms p
     join(' / ', map { sprintf '%.1f', $_->{rps} } @card), $q, join('/', map { $_->{bad} } @card),
     median(map { $_->{mean_ms} } @card);
 printf "ratio card / points (same run, medians): %.1f %%\n", 100 * $q / $p;
+printf "sockets in TIME_WAIT after each card round: %s\n", join(' / ', @tw);
 printf "floor: one points order straight against MariaDB (sysbench, pessimistic, %d threads): %.0f orders/s;"
     . " points %.1f %%, card %.1f %% of it\n", $c, $floor, 100 * $p / $floor, 100 * $q / $floor;
 printf "\n== reads of /api/v1/products/%d (ab -k -c 16, %d s each; 200s of the exact bytes only)\n", $read_id, $secs;
