@@ -413,8 +413,13 @@ payments_parse_method(jt_req *r, json_object *o, const char **card)
     if (p == NULL || !json_object_is_type(p, json_type_object)) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'payment' must be an object");
     }
-    if ((e = jt_json_only(r, p, "payment", known)) != JT_OK
-        || (e = jt_json_str(r, p, "method", JT_REQUIRED, 1, 16, &method)) != JT_OK) {
+    if ((e = jt_json_only(r, p, "payment", known)) != JT_OK) {
+        return e;
+    }
+    if (!json_object_object_get_ex(p, "method", NULL)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'payment.method' is required: POINTS or CARD");
+    }
+    if ((e = jt_json_str(r, p, "method", JT_REQUIRED, 1, 16, &method)) != JT_OK) {
         return e;
     }
     if (strcmp(method, "POINTS") == 0) {
@@ -425,6 +430,9 @@ payments_parse_method(jt_req *r, json_object *o, const char **card)
     }
     if (strcmp(method, "CARD") != 0) {
         return jt_fail(r, JT_E_INVALID_REQUEST, "'payment.method' must be POINTS or CARD");
+    }
+    if (!json_object_object_get_ex(p, "cardCompany", NULL)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'payment.cardCompany' is required for a card payment");
     }
     if ((e = jt_json_str(r, p, "cardCompany", JT_REQUIRED, 1, 16, &company)) != JT_OK) {
         return e;
