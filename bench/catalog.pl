@@ -13,13 +13,13 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
+use Jangteo::Bench qw(ab_run limits_dir median);
 use Jangteo::Client qw(test_stack login);
 
 my ($n, $c, $rounds, $workers) = (30000, 50, 3, 4);
 GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
--f "$limits/fcgi_hello.c" or die "no $limits/fcgi_hello.c\n";
+my $limits = limits_dir($root, 'fcgi_hello.c');
 
 my $s = test_stack(demo => 1, workers => $workers,
     conf => { server => { access_log => 'off', max_requests => 0 }, catalog => { popular_ttl => 60 } },
@@ -63,14 +63,11 @@ chmod 0777, "$dir/hello.sock";
 
 sub ab {
     my ($path, $conc, $count) = @_;
-    my $out = `ab -q -k -c $conc -n $count 'http://127.0.0.1:$port$path' 2>&1`;
-    my ($rps) = $out =~ /Requests per second:\s+([\d.]+)/ or die "ab failed on $path:\n$out";
-    my ($failed) = $out =~ /Failed requests:\s+(\d+)/;
-    my ($non2xx) = $out =~ /Non-2xx responses:\s+(\d+)/;
-    warn "$path: failed $failed, non-2xx $non2xx\n" if $failed || $non2xx;
-    return $rps;
+    my $r = ab_run(n => $count, c => $conc, keepalive => 1, url => "http://127.0.0.1:$port$path");
+    die "ab failed on $path:\n$r->{output}" unless $r->{rps};
+    warn "$path: failed $r->{failed}, non-2xx $r->{non2xx}\n" if $r->{failed} || $r->{non2xx};
+    return $r->{rps};
 }
-sub median { my @v = sort { $a <=> $b } @_; $v[$#v / 2] }
 
 my %paths = (fcgi => '/fcgi', detail => '/api/v1/products/1', list => '/api/v1/products?page=1&size=20',
              popular => '/api/v1/products/popular');

@@ -12,6 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Getopt::Long;
 use Jangteo::Stack;
+use Jangteo::Bench qw(ab_run limits_dir median);
 use Jangteo::Client qw(test_stack);
 
 my ($n, $c, $rounds, $workers, $nocache) = (50000, 50, 3, 4, 0);
@@ -19,8 +20,7 @@ GetOptions('n=i' => \$n, 'c=i' => \$c, 'r=i' => \$rounds, 'w=i' => \$workers, 'n
     or die "bad options\n";
 
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
--f "$limits/fcgi_hello.c" or die "no $limits/fcgi_hello.c\n";
+my $limits = limits_dir($root, 'fcgi_hello.c');
 
 my $s = test_stack(demo => 1, workers => $workers,
     conf => { server => { access_log => 'off', max_requests => 0 },
@@ -54,12 +54,9 @@ for (1 .. 50) { last if -S "$dir/hello.sock"; select undef, undef, undef, 0.1 }
 
 sub ab {
     my ($path) = @_;
-    my $out = `ab -q -k -c $c -n $n http://127.0.0.1:@{[$s->http_port]}$path 2>&1`;
-    my ($rps) = $out =~ /Requests per second:\s+([\d.]+)/;
-    my ($failed) = $out =~ /Failed requests:\s+(\d+)/;
-    my ($non2xx) = $out =~ /Non-2xx responses:\s+(\d+)/;
-    die "ab failed on $path:\n$out" unless defined $rps;
-    return { rps => $rps, failed => $failed // 0, non2xx => $non2xx // 0 };
+    my $r = ab_run(n => $n, c => $c, keepalive => 1, url => "http://127.0.0.1:@{[$s->http_port]}$path");
+    die "ab failed on $path:\n$r->{output}" unless $r->{rps};
+    return $r;
 }
 
 my %runs = (static => [], fcgi => [], api => []);
@@ -73,7 +70,6 @@ for my $round (1 .. $rounds) {
             if $r->{failed} || $r->{non2xx};
     }
 }
-sub median { my @v = sort { $a <=> $b } @_; $v[$#v / 2] }
 my %m = map { $_ => median(@{ $runs{$_} }) } keys %runs;
 
 printf "== product detail vs floors (%s; ab -k -c %d -n %d, %d workers, %d-byte body, median of %d, %s)\n",

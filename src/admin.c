@@ -2,10 +2,13 @@
  * and demo data (more commands join as the domain grows). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -18,6 +21,7 @@
 #include "domain/accounts.h"
 #include "domain/catalog.h"
 #include "domain/payments.h"
+#include "domain/points.h"
 #include "domain/search.h"
 #include "store/tx.h"
 #include "store/db.h"
@@ -375,6 +379,335 @@ cmd_create_admin(const jt_conf *c, jt_arena *a, int argc, char **argv)
     return 0;
 }
 
+/* --- load runs: buyers with points and tokens, products with stock ------ */
+
+#define LOAD_BATCH 100       /* rows per transaction: one durable commit each */
+#define LOAD_MAX   100000
+
+/* A whole decimal number in [lo, hi]: JT_OK, or JT_E_INVALID_REQUEST with
+ * a message on stderr. */
+static jt_err
+parse_count(const char *cmd, const char *what, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = s != NULL ? strtoll(s, &end, 10) : 0;
+    if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s must be a whole number from %lld to %lld\n", cmd, what, (long long) lo,
+                (long long) hi);
+        return JT_E_INVALID_REQUEST;
+    }
+    *out = v;
+    return JT_OK;
+}
+
+/* The first member of each load command's transaction data: which rows
+ * this batch makes, and the ids they got. */
+typedef struct {
+    int     first;       /* row numbers first .. first + n - 1 */
+    int     n;
+    int64_t ids[LOAD_BATCH];
+} load_batch;
+
+/* What a load run made: rows committed and their id range. */
+typedef struct {
+    int     done;
+    int64_t first_id, last_id;
+    int     contiguous;
+} load_result;
+
+/* Runs `body` over n rows, LOAD_BATCH per transaction (through tx.c's
+ * retry loop), calling `committed` after each COMMIT (it may write what
+ * the batch made; nonzero stops the run) and showing progress on a
+ * terminal only (stderr a tty), so logs and pipes stay clean. Returns 0
+ * when all n rows were committed; the rows of earlier batches stay either
+ * way and are counted in *res. */
+static int
+load_run(const char *cmd, const char *what, const jt_conf *c, jt_arena *a, int64_t n, jt_tx_body body,
+         load_batch *b, int (*committed)(void *data), load_result *res)
+{
+    jt_tx_policy policy = { c->tx_max_attempts, c->tx_deadline_ms, c->tx_backoff_base_ms,
+                            c->tx_backoff_max_ms, 0 };
+    int tty = isatty(STDERR_FILENO), rc = 0, i;
+    jt_db db;
+
+    memset(res, 0, sizeof(*res));
+    res->contiguous = 1;
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    while (res->done < n) {
+        jt_tx_rc trc;
+
+        b->first = res->done + 1;
+        b->n = n - res->done < LOAD_BATCH ? (int) (n - res->done) : LOAD_BATCH;
+        trc = jt_tx_run(&db, a, &policy, body, b);
+        if (trc != JT_TX_OK) {
+            fprintf(stderr, "%s%s: %s after %d %s were committed: %s\n", tty ? "\n" : "", cmd,
+                    trc == JT_TX_DB_DOWN ? "the database is unavailable" : "a batch failed", res->done, what,
+                    db.last_error[0] ? db.last_error : "refused");
+            rc = 1;
+            break;
+        }
+        for (i = 0; i < b->n; i++) {
+            res->contiguous = res->contiguous && (res->first_id == 0 || b->ids[i] == res->last_id + 1);
+            res->first_id = res->first_id ? res->first_id : b->ids[i];
+            res->last_id = b->ids[i];
+        }
+        res->done += b->n;
+        jt_arena_reset(a);
+        if (committed != NULL && committed(b) != 0) {
+            rc = 1;
+            break;
+        }
+        if (tty) {
+            fprintf(stderr, "\r%s: %d of %lld %s%s", cmd, res->done, (long long) n, what,
+                    res->done == n ? "\n" : "");
+            fflush(stderr);
+        }
+    }
+    jt_db_close(&db);
+    return rc;
+}
+
+typedef struct {
+    load_batch     b;
+    const jt_conf *conf;
+    const char    *tag;       /* this run's random tag: emails never collide with another run's */
+    const char    *hash;      /* the run's one password hash */
+    int64_t        balance;
+    char           tokens[LOAD_BATCH][JT_TOKEN_CHARS + 1];
+    FILE          *out;
+    const char    *path;
+} load_buyers_tx;
+
+/* One batch of load buyers in one transaction: each account is validated
+ * and inserted as registration does, charged through points_apply (so its
+ * balance is its one CHARGE ledger row and the audit stays clean) and given
+ * a token as login issues them. A retry redoes the whole batch with fresh
+ * tokens; nothing is written to the tokens file before COMMIT. The rows are
+ * new, so no other process can write them before COMMIT: no lock is needed. */
+static jt_tx_step
+load_buyers_body(jt_tx *tx)
+{
+    load_buyers_tx *t = tx->data;
+    int i;
+
+    for (i = 0; i < t->b.n; i++) {
+        char email[96], name[64];
+        jt_new_user u = { email, NULL, name, "010-0000-0000", "BUYER" };
+        unsigned char th[32];
+        int64_t after, ledger;
+        jt_tx_step step;
+        jt_err why;
+        jt_req r;
+
+        snprintf(email, sizeof(email), "load-%s-%d@load.jangteo.test", t->tag, t->b.first + i);
+        snprintf(name, sizeof(name), "부하 구매자 %d", t->b.first + i);
+        memset(&r, 0, sizeof(r));
+        r.arena = tx->arena;
+        if (accounts_validate(&r, &u) != JT_OK) {
+            return JT_TX_ABORT;
+        }
+        tx->db_rc = accounts_insert_hashed(tx->db, tx->arena, &u, t->hash, &t->b.ids[i]);
+        if (tx->db_rc != JT_DB_OK) {
+            return JT_TX_DBERR;
+        }
+        if (t->balance > 0) {
+            step = points_apply(tx, t->b.ids[i], t->balance, "CHARGE", 0, &after, &ledger, &why);
+            if (step != JT_TX_COMMIT) {
+                return step;
+            }
+        }
+        tx->db_rc = auth_token_issue(tx->db, tx->arena, t->b.ids[i], t->conf->token_ttl, t->tokens[i], th);
+        if (tx->db_rc != JT_DB_OK) {
+            return JT_TX_DBERR;
+        }
+    }
+    return JT_TX_COMMIT;
+}
+
+/* After a batch's COMMIT: its tokens, one a line. */
+static int
+load_buyers_committed(void *data)
+{
+    load_buyers_tx *t = data;
+    int i;
+
+    for (i = 0; i < t->b.n; i++) {
+        fprintf(t->out, "%s\n", t->tokens[i]);
+    }
+    sodium_memzero(t->tokens, sizeof(t->tokens));
+    if (fflush(t->out) != 0) {
+        fprintf(stderr, "load-buyers: writing %s: %s\n", t->path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* load-buyers N --balance B --tokens FILE
+ *
+ * N buyers for load runs, each with balance B and one bearer token (one per
+ * line of FILE, mode 0600: they are credentials), in batches of LOAD_BATCH.
+ * Fast because argon2id runs once, not N times: the buyers of a run share
+ * one hash of a random 256-bit password that is never written anywhere.
+ * That is safe: argon2id's cost protects human-chosen passwords from
+ * guessing; a 256-bit random one cannot be guessed at any cost, so sharing
+ * its hash (and salt) tells nobody anything, and nobody can log in as a
+ * load buyer with a password at all. Their tokens are made exactly as
+ * POST /api/v1/auth/tokens makes them (256 random bits, SHA-256 stored,
+ * [auth] token_ttl) and work, and are revoked, the same way. */
+static int
+cmd_load_buyers(const jt_conf *c, jt_arena *a, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "balance", required_argument, NULL, 'b' },
+        { "tokens", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char cmd[] = "load-buyers";
+    load_buyers_tx t;
+    load_result res;
+    const char *balance_s = "0";
+    unsigned char raw[32], tag_raw[4];
+    char password[64], hash[crypto_pwhash_STRBYTES], tag[9];
+    int64_t n;
+    int o, fd, rc;
+
+    memset(&t, 0, sizeof(t));
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b': balance_s = optarg; break;
+        case 't': t.path = optarg; break;
+        default:  return 2;
+        }
+    }
+    if (optind != argc - 1 || t.path == NULL) {
+        fprintf(stderr, "usage: jangteo-admin load-buyers N [--balance B] --tokens FILE\n");
+        return 2;
+    }
+    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != JT_OK
+        || parse_count(cmd, "--balance", balance_s, 0, JT_BALANCE_MAX, &t.balance) != JT_OK) {
+        return 2;
+    }
+    /* before any row exists: a path we cannot write creates nothing */
+    fd = open(t.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0 || (t.out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", cmd, t.path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 1;
+    }
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(password, sizeof(password), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    if (crypto_pwhash_str(hash, password, strlen(password), (unsigned long long) c->kdf_opslimit,
+                          (size_t) c->kdf_memlimit_kib * 1024) != 0) {
+        fprintf(stderr, "%s: cannot hash a password (out of memory?)\n", cmd);
+        fclose(t.out);
+        return 1;
+    }
+    sodium_memzero(password, sizeof(password));
+    randombytes_buf(tag_raw, sizeof(tag_raw));
+    sodium_bin2hex(tag, sizeof(tag), tag_raw, sizeof(tag_raw));
+    t.conf = c;
+    t.tag = tag;
+    t.hash = hash;
+
+    rc = load_run(cmd, "buyers", c, a, n, load_buyers_body, &t.b, load_buyers_committed, &res);
+    sodium_memzero(hash, sizeof(hash));
+    if (fclose(t.out) != 0 && rc == 0) {
+        fprintf(stderr, "%s: writing %s: %s\n", cmd, t.path, strerror(errno));
+        rc = 1;
+    }
+    if (rc != 0) {
+        if (res.done > 0) {
+            fprintf(stderr, "%s: the %d buyers created have their tokens in %s\n", cmd, res.done, t.path);
+        }
+        return 1;
+    }
+    printf("%s: %d buyers created (user ids %lld to %lld), balance %lld each (%s);"
+           " %d tokens in %s, valid for %lld s\n", cmd, res.done, (long long) res.first_id,
+           (long long) res.last_id, (long long) t.balance, t.balance ? "one CHARGE ledger row" : "no ledger row",
+           res.done, t.path, (long long) c->token_ttl);
+    return 0;
+}
+
+typedef struct {
+    load_batch b;
+    int64_t    price, stock;
+} load_products_tx;
+
+/* One batch of load products in one transaction, each as the catalog
+ * creates it (INITIAL stock movement, search grams). */
+static jt_tx_step
+load_products_body(jt_tx *tx)
+{
+    load_products_tx *t = tx->data;
+    int i;
+
+    for (i = 0; i < t->b.n; i++) {
+        char name[64];
+        jt_tx_step step;
+
+        snprintf(name, sizeof(name), "부하 상품 %d", t->b.first + i);
+        step = catalog_insert_simple(tx, name, t->price, t->stock, &t->b.ids[i]);
+        if (step != JT_TX_COMMIT) {
+            return step;
+        }
+    }
+    return JT_TX_COMMIT;
+}
+
+/* load-products N [--price P] [--stock S]: N products for load runs. The
+ * ids are printed as a range; they are contiguous unless someone else
+ * created products at the same moment (then it says so). */
+static int
+cmd_load_products(const jt_conf *c, jt_arena *a, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "price", required_argument, NULL, 'p' },
+        { "stock", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char cmd[] = "load-products";
+    load_products_tx t;
+    load_result res;
+    const char *price_s = "1000", *stock_s = "1000000";
+    int64_t n;
+    int o;
+
+    memset(&t, 0, sizeof(t));
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'p': price_s = optarg; break;
+        case 's': stock_s = optarg; break;
+        default:  return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "usage: jangteo-admin load-products N [--price P] [--stock S]\n");
+        return 2;
+    }
+    if (parse_count(cmd, "N", argv[optind], 1, LOAD_MAX, &n) != JT_OK
+        || parse_count(cmd, "--price", price_s, 0, JT_PRODUCT_PRICE_MAX, &t.price) != JT_OK
+        || parse_count(cmd, "--stock", stock_s, 0, JT_PRODUCT_STOCK_MAX, &t.stock) != JT_OK) {
+        return 2;
+    }
+    if (load_run(cmd, "products", c, a, n, load_products_body, &t.b, NULL, &res) != 0) {
+        return 1;
+    }
+    printf("%s: %d product%s created, ids %lld-%lld%s, price %lld, stock %lld each\n", cmd, res.done,
+           res.done == 1 ? "" : "s", (long long) res.first_id, (long long) res.last_id,
+           res.contiguous ? "" : " (not contiguous: other products were created meanwhile)", (long long) t.price,
+           (long long) t.stock);
+    return 0;
+}
+
 static const char SQL_PURGE_IDEM[] = "DELETE FROM idempotency_keys WHERE expires_at <= NOW(6) LIMIT 1000";
 static const char SQL_PURGE_TOKENS[] = "DELETE FROM auth_tokens WHERE expires_at <= NOW(6) LIMIT 1000";
 
@@ -409,19 +742,40 @@ cmd_purge(const jt_conf *c, jt_arena *a)
     return 0;
 }
 
-/* audit: every invariant with its figures, and with a gateway configured
- * every card order against the gateway's records; exit 1 on any violation */
+/* audit [--timeout S]: every invariant with its figures, and with a
+ * gateway configured every card order against the gateway's records; exit
+ * 1 on any violation. Its statements scan whole tables, so they are bounded
+ * by --timeout (default 300 s each), not by a request's [mariadb]
+ * read_timeout: after a load run of 100,000 orders a check takes seconds. */
 static int
-cmd_audit(const jt_conf *c, jt_arena *a)
+cmd_audit(const jt_conf *c, jt_arena *a, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "timeout", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *timeout_s = "300";
+    jt_conf ac = *c;
     jt_audit report;
     jt_db db;
     jt_pg pg;
     jt_pay_env env;
     jt_db_rc rc;
-    int i;
+    int i, o;
 
-    jt_db_init(&db, c, c->db_user, c->db_password);
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o != 't') {
+            return 2;
+        }
+        timeout_s = optarg;
+    }
+    if (optind != argc
+        || parse_count("audit", "--timeout", timeout_s, 1, 3600, &ac.db_read_timeout) != JT_OK) {
+        fprintf(stderr, "usage: jangteo-admin audit [--timeout SECONDS]\n");
+        return 2;
+    }
+    jt_db_init(&db, &ac, c->db_user, c->db_password);
     if (jt_pg_init_shared(c) != 0 || jt_pg_init(&pg, c) != 0) {
         fprintf(stderr, "audit: cannot set up the payment gateway client\n");
         return 2;
@@ -460,7 +814,13 @@ usage(FILE *out)
                  "  demo-data   load the demo catalog and accounts\n"
                  "  create-admin --email E --password-file F [--name N] [--phone P]\n"
                  "  purge       remove expired idempotency keys and tokens\n"
-                 "  audit       check every money and stock invariant (exit 1 on a violation)\n");
+                 "  load-buyers N [--balance B] --tokens FILE\n"
+                 "              N buyers with balance B for load runs; one bearer token per line of FILE\n"
+                 "  load-products N [--price P] [--stock S]\n"
+                 "              N products for load runs (default price 1000, stock 1000000)\n"
+                 "  audit [--timeout S]\n"
+                 "              check every money and stock invariant (exit 1 on a violation);\n"
+                 "              each statement may take S seconds (default 300)\n");
 }
 
 static int
@@ -508,8 +868,12 @@ main(int argc, char **argv)
         rc = need_keys(&conf) || cmd_demo(&conf, &arena) || demo_users(&conf, &arena);
     } else if (!strcmp(argv[optind], "create-admin")) {
         rc = need_keys(&conf) ? 1 : cmd_create_admin(&conf, &arena, argc - optind, argv + optind);
+    } else if (!strcmp(argv[optind], "load-buyers")) {
+        rc = need_keys(&conf) ? 1 : cmd_load_buyers(&conf, &arena, argc - optind, argv + optind);
+    } else if (!strcmp(argv[optind], "load-products")) {
+        rc = cmd_load_products(&conf, &arena, argc - optind, argv + optind);
     } else if (!strcmp(argv[optind], "audit")) {
-        rc = cmd_audit(&conf, &arena);
+        rc = cmd_audit(&conf, &arena, argc - optind, argv + optind);
     } else if (!strcmp(argv[optind], "purge")) {
         rc = cmd_purge(&conf, &arena);
     } else {

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 enum { T_INT, T_STR, T_BOOL, T_OCTAL };
 
@@ -32,7 +35,9 @@ typedef struct {
 
 static const setting settings[] = {
     S("server", "listen", listen, "unix:/run/jangteo/jangteod.sock",
-      "unix:PATH to bind, fd:0 for an inherited socket (spawn-fcgi, StandardInput=socket), or systemd"),
+      "unix:PATH to bind, IPv4:PORT (TCP, e.g. 10.0.0.11:9000), fd:0 for an inherited socket (spawn-fcgi, StandardInput=socket), or systemd"),
+    S("server", "fastcgi_allow", fastcgi_allow, "127.0.0.1",
+      "on a TCP listen: comma-separated IPv4 addresses of the web servers allowed to connect (FCGI_WEB_SERVER_ADDRS); any other peer is closed before a byte is read"),
     O("server", "listen_mode", listen_mode, "0660", "permissions of the unix socket"),
     I("server", "listen_backlog", listen_backlog, "511", 1, 65535, "listen(2) backlog"),
     I("server", "workers", workers, "4", 1, 256, "pre-forked worker processes"),
@@ -57,6 +62,12 @@ static const setting settings[] = {
     S("mariadb", "host", db_host, "127.0.0.1", "MariaDB host (ignored when socket is set)"),
     I("mariadb", "port", db_port, "3306", 1, 65535, "MariaDB TCP port"),
     S("mariadb", "socket", db_socket, "", "MariaDB unix socket (preferred on the same host)"),
+    S("mariadb", "hosts", db_hosts, "",
+      "Galera: comma-separated host:port nodes, the first this host's preferred one; a dead or unsynced node fails over to the next (overrides host, port, socket)"),
+    I("mariadb", "failback_interval", db_failback_interval, "30", 1, 86400,
+      "seconds a worker stays on a node other than the first of hosts before it tries the first again (between requests)"),
+    I("mariadb", "sync_wait", db_sync_wait, "1", 0, 15,
+      "Galera wsrep_sync_wait of the app's sessions: 1 = every read and transaction sees every commit the cluster made before it (idempotency lookups, tokens, an order read after its write); 0 = off"),
     S("mariadb", "database", db_name, "jangteo", "schema name"),
     S("mariadb", "user", db_user, "jangteo", "account with SELECT, INSERT, UPDATE, DELETE only"),
     S("mariadb", "password", db_password, "", "password (prefer password_file)"),
@@ -75,6 +86,11 @@ static const setting settings[] = {
     S("redis", "host", redis_host, "127.0.0.1", "Redis host (ignored when socket is set)"),
     I("redis", "port", redis_port, "6379", 1, 65535, "Redis TCP port"),
     S("redis", "socket", redis_socket, "", "Redis unix socket (preferred on the same host: every cached read is a round trip)"),
+    S("redis", "sentinels", redis_sentinels, "",
+      "comma-separated host:port Redis Sentinels; when set the primary is asked of them (master_name) and host, port, socket are ignored"),
+    S("redis", "master_name", redis_master_name, "jangteo", "the Sentinel name of the monitored primary"),
+    I("redis", "sentinel_timeout_ms", redis_sentinel_timeout_ms, "200", 1, 60000,
+      "milliseconds for connecting to, and for each answer of, one Sentinel"),
     I("redis", "connect_timeout_ms", redis_connect_timeout_ms, "200", 1, 60000, "milliseconds"),
     I("redis", "timeout_ms", redis_timeout_ms, "500", 1, 60000, "milliseconds per command"),
     I("redis", "retry_interval_ms", redis_retry_interval_ms, "1000", 0, 600000,
@@ -333,6 +349,95 @@ check_payments(const jt_conf *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Parses "host:port, host:port" into out[] (at most JT_MAX_NODES). A host
+ * is a name or an IPv4 address; ports are 1..65535. Returns the count, or
+ * -1 with a reason in err naming the setting. */
+static int
+parse_nodes(const char *what, const char *list, jt_node *out, char *err, size_t errlen)
+{
+    const char *p = list;
+    int n = 0;
+
+    while (*p) {
+        const char *end, *colon;
+        size_t hl;
+        char *pe;
+        long port;
+
+        p += strspn(p, " \t,");
+        if (*p == '\0') {
+            break;
+        }
+        end = p + strcspn(p, ",");
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+        colon = memchr(p, ':', (size_t) (end - p));
+        if (colon == NULL || colon == p) {
+            snprintf(err, errlen, "%s: expected host:port, got '%.*s'", what, (int) (end - p), p);
+            return -1;
+        }
+        hl = (size_t) (colon - p);
+        port = strtol(colon + 1, &pe, 10);
+        if (pe != end || port < 1 || port > 65535 || hl >= sizeof(out[0].host)) {
+            snprintf(err, errlen, "%s: expected host:port, got '%.*s'", what, (int) (end - p), p);
+            return -1;
+        }
+        if (n == JT_MAX_NODES) {
+            snprintf(err, errlen, "%s: at most %d entries", what, JT_MAX_NODES);
+            return -1;
+        }
+        memcpy(out[n].host, p, hl);
+        out[n].host[hl] = '\0';
+        out[n].port = (int) port;
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+/* fastcgi_allow in the form libfcgi compares (no spaces, every entry a
+ * dotted IPv4 address): libfcgi treats an empty list as "allow all", so an
+ * empty or unparsable one is refused here rather than silently opened. */
+static int
+canon_allow(jt_conf *c, char *err, size_t errlen)
+{
+    char out[sizeof(c->fastcgi_allow)];
+    const char *p = c->fastcgi_allow;
+    size_t len = 0;
+
+    out[0] = '\0';
+    while (*p) {
+        char one[INET_ADDRSTRLEN];
+        struct in_addr a;
+        size_t l;
+
+        p += strspn(p, " \t,");
+        l = strcspn(p, " \t,");
+        if (l == 0) {
+            break;
+        }
+        if (l >= sizeof(one)) {
+            snprintf(err, errlen, "[server] fastcgi_allow: not an IPv4 address: '%.*s'", (int) l, p);
+            return -1;
+        }
+        memcpy(one, p, l);
+        one[l] = '\0';
+        if (inet_pton(AF_INET, one, &a) != 1) {
+            snprintf(err, errlen, "[server] fastcgi_allow: not an IPv4 address: '%s'", one);
+            return -1;
+        }
+        len += (size_t) snprintf(out + len, sizeof(out) - len, "%s%s", len ? "," : "", one);
+        p += l;
+    }
+    if (len == 0) {
+        snprintf(err, errlen, "[server] fastcgi_allow: name at least one web server address");
+        return -1;
+    }
+    memcpy(c->fastcgi_allow, out, len + 1);
+    return 0;
+}
+
 int
 jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen)
 {
@@ -372,6 +477,17 @@ jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen)
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info")
         && strcmp(c->log_level, "debug")) {
         snprintf(err, errlen, "[server] log_level: expected error, warn, info or debug");
+        return -1;
+    }
+    if (canon_allow(c, err, errlen) != 0) {
+        return -1;
+    }
+    c->db_nnodes = parse_nodes("[mariadb] hosts", c->db_hosts, c->db_nodes, err, errlen);
+    if (c->db_nnodes < 0) {
+        return -1;
+    }
+    c->redis_nsentinels = parse_nodes("[redis] sentinels", c->redis_sentinels, c->redis_sentinel_nodes, err, errlen);
+    if (c->redis_nsentinels < 0) {
         return -1;
     }
     return 0;

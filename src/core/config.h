@@ -10,10 +10,18 @@
 
 #define JT_PATH_MAX 512
 #define JT_SECRET_MAX 256
+#define JT_MAX_NODES 8
+
+/* One host:port of a list setting ([mariadb] hosts, [redis] sentinels). */
+typedef struct {
+    char host[256];
+    int  port;
+} jt_node;
 
 typedef struct {
     /* [server] */
     char    listen[JT_PATH_MAX];
+    char    fastcgi_allow[1024];  /* canonical: "a.b.c.d,e.f.g.h" */
     int64_t listen_mode;
     int64_t listen_backlog;
     int64_t workers;
@@ -42,6 +50,11 @@ typedef struct {
     int64_t db_read_timeout;      /* s */
     int64_t db_write_timeout;     /* s */
     int64_t db_stmt_cache;        /* prepared statements kept per connection */
+    char    db_hosts[1024];
+    int64_t db_failback_interval; /* s */
+    int64_t db_sync_wait;
+    jt_node db_nodes[JT_MAX_NODES];   /* parsed from db_hosts */
+    int     db_nnodes;                /* 0: host/port/socket */
 
     /* [migrate] */
     char    mig_user[64];
@@ -56,6 +69,11 @@ typedef struct {
     int64_t redis_connect_timeout_ms;
     int64_t redis_timeout_ms;
     int64_t redis_retry_interval_ms;
+    char    redis_sentinels[1024];
+    char    redis_master_name[128];
+    int64_t redis_sentinel_timeout_ms;
+    jt_node redis_sentinel_nodes[JT_MAX_NODES];   /* parsed from redis_sentinels */
+    int     redis_nsentinels;                     /* 0: host/port/socket */
 
     /* [lock] */
     int64_t lock_wait_ms;

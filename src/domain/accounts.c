@@ -33,7 +33,7 @@ static const char SQL_TOKEN_REVOKE[] =
     "UPDATE auth_tokens SET revoked_at = NOW(6) WHERE token_hash = ? AND revoked_at IS NULL";
 
 #define TOKEN_BYTES 32
-#define TOKEN_CHARS 43   /* base64url, no padding */
+#define TOKEN_CHARS JT_TOKEN_CHARS
 
 static const jt_conf *
 conf_of(jt_req *r)
@@ -183,27 +183,24 @@ accounts_validate(jt_req *r, jt_new_user *u)
     return JT_OK;
 }
 
-jt_err
-accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, int64_t memlimit_kib,
-                int64_t *id)
+/* The row of a new account whose password hash is already made: the
+ * admin tool's load buyers share one (see cmd_load_buyers). JT_DB_DUPLICATE
+ * when the email is taken, JT_DB_ERROR when sealing failed. */
+jt_db_rc
+accounts_insert_hashed(jt_db *db, jt_arena *a, const jt_new_user *u, const char *hash, int64_t *id)
 {
-    char hash[crypto_pwhash_STRBYTES];
     unsigned char idx[JT_PII_INDEX_LEN], *se, *sn, *sp;
     size_t le, ln, lp;
     jt_val v[6];
     jt_rows rows;
     jt_db_rc rc;
 
-    if (crypto_pwhash_str(hash, u->password, strlen(u->password), (unsigned long long) opslimit,
-                          (size_t) memlimit_kib * 1024) != 0) {
-        return JT_E_INTERNAL;
-    }
     jt_pii_index(u->email, strlen(u->email), idx);
     se = jt_pii_seal(a, "users.email", u->email, strlen(u->email), &le);
     sn = jt_pii_seal(a, "users.name", u->name, strlen(u->name), &ln);
     sp = jt_pii_seal(a, "users.phone", u->phone, strlen(u->phone), &lp);
     if (se == NULL || sn == NULL || sp == NULL) {
-        return JT_E_INTERNAL;
+        return JT_DB_ERROR;
     }
     v[0] = JT_VB(idx, sizeof(idx));
     v[1] = JT_VB(se, le);
@@ -212,6 +209,24 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
     v[4] = JT_VS(hash);
     v[5] = JT_VS(u->role);
     rc = jt_db_exec(db, a, SQL_USER_INSERT, v, 6, &rows);
+    if (rc == JT_DB_OK) {
+        *id = (int64_t) rows.insert_id;
+    }
+    return rc;
+}
+
+jt_err
+accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, int64_t memlimit_kib,
+                int64_t *id)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    jt_db_rc rc;
+
+    if (crypto_pwhash_str(hash, u->password, strlen(u->password), (unsigned long long) opslimit,
+                          (size_t) memlimit_kib * 1024) != 0) {
+        return JT_E_INTERNAL;
+    }
+    rc = accounts_insert_hashed(db, a, u, hash, id);
     sodium_memzero(hash, sizeof(hash));
     if (rc == JT_DB_DUPLICATE) {
         return JT_E_EMAIL_TAKEN;
@@ -219,8 +234,28 @@ accounts_insert(jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit, 
     if (rc != JT_DB_OK) {
         return rc == JT_DB_DOWN ? JT_E_DATABASE_UNAVAILABLE : JT_E_INTERNAL;
     }
-    *id = (int64_t) rows.insert_id;
     return JT_OK;
+}
+
+/* A new bearer token for uid, as the token table keeps it: 256 bits from
+ * the CSPRNG, only their SHA-256 stored (th), expiring after ttl seconds.
+ * token receives the base64url text the client sends. */
+jt_db_rc
+auth_token_issue(jt_db *db, jt_arena *a, int64_t uid, int64_t ttl, char token[JT_TOKEN_CHARS + 1],
+                 unsigned char th[32])
+{
+    unsigned char raw[TOKEN_BYTES];
+    jt_val v[3];
+    jt_rows rows;
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(token, JT_TOKEN_CHARS + 1, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_hash_sha256(th, raw, sizeof(raw));
+    sodium_memzero(raw, sizeof(raw));
+    v[0] = JT_VB(th, 32);
+    v[1] = JT_VI(uid);
+    v[2] = JT_VI(ttl);
+    return jt_db_exec(db, a, SQL_TOKEN_INSERT, v, 3, &rows);
 }
 
 /* --- handlers ---------------------------------------------------------- */
@@ -341,7 +376,7 @@ auth_token_create(jt_req *r)
      * the same time and look the same */
     static char dummy_hash[crypto_pwhash_STRBYTES];
     const jt_conf *c = conf_of(r);
-    unsigned char idx[JT_PII_INDEX_LEN], raw[TOKEN_BYTES], th[32];
+    unsigned char idx[JT_PII_INDEX_LEN], th[32];
     char token[TOKEN_CHARS + 1], *email;
     const char *em, *pw, *hash;
     json_object *o;
@@ -385,15 +420,11 @@ auth_token_create(jt_req *r)
     }
     uid = jt_cell(&rows, 0, 0)->i;
 
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(token, sizeof(token), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    crypto_hash_sha256(th, raw, sizeof(raw));
-    sodium_memzero(raw, sizeof(raw));
+    if ((rc = auth_token_issue(r->db, r->arena, uid, c->token_ttl, token, th)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
     v[0] = JT_VB(th, 32);
-    v[1] = JT_VI(uid);
-    v[2] = JT_VI(c->token_ttl);
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_INSERT, v, 3, &rows)) != JT_DB_OK
-        || (rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_EXPIRY, v, 1, &rows)) != JT_DB_OK) {
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_EXPIRY, v, 1, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     jt_json_begin(r, &b, &w, 192);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "http/request.h"
+#include "store/db.h"
 
 typedef struct {
     int64_t       user_id;
@@ -44,5 +45,14 @@ int    accounts_valid_phone(const char *s);
  * JT_E_INTERNAL; no detail is set (the caller may not be a request). */
 jt_err accounts_insert(struct jt_db *db, jt_arena *a, const jt_new_user *u, int64_t opslimit,
                        int64_t memlimit_kib, int64_t *id);
+/* accounts_insert with a hash made by the caller (a jt_db_rc; DUPLICATE =
+ * email taken). */
+jt_db_rc accounts_insert_hashed(jt_db *db, jt_arena *a, const jt_new_user *u, const char *hash, int64_t *id);
+
+/* A bearer token's text: 32 random bytes in base64url without padding. */
+#define JT_TOKEN_CHARS 43
+/* Issues a token for uid valid ttl seconds (only its SHA-256, th, is stored). */
+jt_db_rc auth_token_issue(jt_db *db, jt_arena *a, int64_t uid, int64_t ttl, char token[JT_TOKEN_CHARS + 1],
+                          unsigned char th[32]);
 
 #endif

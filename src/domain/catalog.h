@@ -28,6 +28,11 @@ jt_err catalog_delete(jt_req *r);
 /* Validation without the database (fuzzing). */
 jt_err catalog_validate_create(jt_req *r, json_object *o);
 
+/* Shared with the admin tool (load-products): a product without options,
+ * inserted as POST /api/v1/products inserts it (its INITIAL stock movement
+ * and its name's search grams), inside the caller's transaction. */
+jt_tx_step catalog_insert_simple(jt_tx *tx, const char *name, int64_t price, int64_t stock, int64_t *id);
+
 /* Shared by catalog_read.c and catalog_write.c. */
 
 /* The guard of every list page (and of popular): any catalog write may

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -70,6 +72,67 @@ bind_unix(const jt_conf *c, const char *path, char *err, size_t errlen)
     return fd;
 }
 
+/* "A.B.C.D:PORT" into sa; 0, or -1 when it is not of that form. */
+static int
+parse_tcp(const char *s, struct sockaddr_in *sa)
+{
+    char host[INET_ADDRSTRLEN];
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || (size_t) (colon - s) >= sizeof(host)) {
+        return -1;
+    }
+    memcpy(host, s, (size_t) (colon - s));
+    host[colon - s] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t) port);
+    if (*end != '\0' || end == colon + 1 || port < 1 || port > 65535
+        || inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        return -1;
+    }
+    return 0;
+}
+
+/* IPv4 only, on purpose: libfcgi applies FCGI_WEB_SERVER_ADDRS (our
+ * fastcgi_allow) to IPv4 peers alone, so an IPv6 listener would take any
+ * peer. */
+static int
+bind_tcp(const jt_conf *c, const struct sockaddr_in *sa, char *err, size_t errlen)
+{
+    int fd, on = 1;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* a restarted master rebinds at once, past the old TIME_WAITs */
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(fd, (const struct sockaddr *) sa, sizeof(*sa)) != 0) {
+        snprintf(err, errlen, "bind %s: %s", c->listen, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, (int) c->listen_backlog) != 0) {
+        snprintf(err, errlen, "listen %s: %s", c->listen, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+jt_listen_is_tcp(const jt_conf *c)
+{
+    struct sockaddr_in sa;
+
+    return parse_tcp(c->listen, &sa) == 0;
+}
+
 int
 jt_listen_open(const jt_conf *c, char *unlink_path, size_t plen, char *err, size_t errlen)
 {
@@ -102,8 +165,12 @@ jt_listen_open(const jt_conf *c, char *unlink_path, size_t plen, char *err, size
         return -1;
 #endif
     } else {
-        snprintf(err, errlen, "listen = %s: expected unix:PATH, fd:N or systemd", c->listen);
-        return -1;
+        struct sockaddr_in sa;
+        if (parse_tcp(c->listen, &sa) != 0) {
+            snprintf(err, errlen, "listen = %s: expected unix:PATH, IPv4:PORT, fd:N or systemd", c->listen);
+            return -1;
+        }
+        fd = bind_tcp(c, &sa, err, errlen);
     }
     if (fd < 0) {
         return -1;

@@ -143,6 +143,15 @@ jt_worker_run(const jt_worker_args *a)
     int io_timeout;
 
     setup_signals(&wait_mask);
+    /* The allow-list is libfcgi's: FCGX_Init reads FCGI_WEB_SERVER_ADDRS,
+     * and on every accept() of an IPv4 peer not in it, closes the
+     * connection before reading a byte and accepts again. An absent or
+     * empty list allows everyone, so it is always set (config.c refuses an
+     * empty fastcgi_allow); unix-socket peers are not IPv4 and not checked. */
+    if (setenv("FCGI_WEB_SERVER_ADDRS", c->fastcgi_allow, 1) != 0) {
+        jt_log_error("worker: setenv: %s", strerror(errno));
+        _exit(2);
+    }
     /* libfcgi installs its own SIGUSR1 handler only where none is set, so
      * ours (above) must come first. */
     if (FCGX_Init() != 0 || FCGX_InitRequest(&freq, a->listen_fd, 0) != 0

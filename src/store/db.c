@@ -65,6 +65,18 @@ is_connection_error(unsigned e)
     }
 }
 
+/* The node in use is gone or unusable: drop the connection, and with a
+ * node list start the next connect at the following node (a dead node is
+ * not tried first again; failback brings the preferred one back later). */
+static void
+node_failed(jt_db *db)
+{
+    jt_db_close(db);
+    if (db->conf->db_nnodes > 1) {
+        db->node = (db->node + 1) % db->conf->db_nnodes;
+    }
+}
+
 /* Classifies the last error and, for connection errors, drops the
  * connection so the next request reconnects. */
 static jt_db_rc
@@ -82,67 +94,163 @@ classify(jt_db *db, unsigned e, const char *msg)
     JT_METRIC_INC(db_errors);
     if (is_connection_error(e)) {
         jt_log_warn("mariadb: connection lost (%u %s)", e, db->last_error);
-        jt_db_close(db);
+        node_failed(db);
+        return JT_DB_DOWN;
+    }
+    if (e == ER_UNKNOWN_COM_ERROR) {
+        /* Galera's "WSREP has not yet prepared node for application use":
+         * the node left the primary component or is not synced. Not a bug
+         * of ours: leave it for the next node, as for a dead one. */
+        jt_log_warn("mariadb: node not ready (%u %s)", e, db->last_error);
+        node_failed(db);
         return JT_DB_DOWN;
     }
     jt_log_error("mariadb: error %u: %s", e, db->last_error);
     return JT_DB_ERROR;
 }
 
-jt_db_rc
-jt_db_ready(jt_db *db)
+/* With a node list: whether the node just connected may serve. A Galera
+ * node answers only in state 4 (Synced): a joiner, a donor or a node
+ * outside the primary component would refuse statements (1047) or serve
+ * stale rows. 2: a synced Galera node; 1: a server without wsrep (no such
+ * status), which may serve; 0: not synced. */
+static int
+node_synced(MYSQL *m)
+{
+    MYSQL_RES *res;
+    MYSQL_ROW row;
+    int ok = 1;
+
+    if (mysql_query(m, "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'") != 0
+        || (res = mysql_store_result(m)) == NULL) {
+        return 0;
+    }
+    row = mysql_fetch_row(res);
+    if (row != NULL && row[1] != NULL) {
+        ok = strcmp(row[1], "4") == 0 ? 2 : 0;
+    }
+    mysql_free_result(res);
+    return ok;
+}
+
+/* One connection attempt: to node i of [mariadb] hosts, or (i < 0) to
+ * host/port/socket. The connection with its session set, or NULL with the
+ * reason in db->last_error. */
+static MYSQL *
+connect_one(jt_db *db, int i)
 {
     const jt_conf *c = db->conf;
-    MYSQL *m;
     unsigned int ct = (unsigned) c->db_connect_timeout, rt = (unsigned) c->db_read_timeout,
                  wt = (unsigned) c->db_write_timeout;
+    const char *host = c->db_host, *sock = c->db_socket[0] ? c->db_socket : NULL;
+    unsigned port = (unsigned) c->db_port;
     my_bool off = 0;
-    char setup[160];
-    int64_t now;
+    char setup[200], sync_wait[32] = "";
+    MYSQL *m;
+    int galera;
 
-    if (db->conn != NULL) {
-        return JT_DB_OK;
-    }
-    now = jt_clock_mono_ms();
-    if (now < db->retry_at_ms) {
-        return JT_DB_DOWN;
+    if (i >= 0) {
+        host = c->db_nodes[i].host;
+        port = (unsigned) c->db_nodes[i].port;
+        sock = NULL;
     }
     m = mysql_init(NULL);
     if (m == NULL) {
-        return JT_DB_DOWN;
+        snprintf(db->last_error, sizeof(db->last_error), "out of memory");
+        return NULL;
     }
     mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
     mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
     mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
     mysql_options(m, MYSQL_OPT_RECONNECT, &off);
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (mysql_real_connect(m, c->db_socket[0] ? NULL : c->db_host, db->user, db->password, c->db_name,
-                           (unsigned) c->db_port, c->db_socket[0] ? c->db_socket : NULL, 0) == NULL) {
+    if (mysql_real_connect(m, sock ? NULL : host, db->user, db->password, c->db_name, port, sock, 0) == NULL) {
         db->last_errno = mysql_errno(m);
         snprintf(db->last_error, sizeof(db->last_error), "%s", mysql_error(m));
-        jt_log_warn("mariadb: cannot connect: %s", db->last_error);
         mysql_close(m);
+        return NULL;
+    }
+    galera = i >= 0 ? node_synced(m) : 1;
+    if (galera == 0) {
+        snprintf(db->last_error, sizeof(db->last_error), "node %.200s:%u is not synced", host, port);
+        mysql_close(m);
+        return NULL;
+    }
+    /* Session settings: UTC, READ COMMITTED (the version column is the
+     * fence, so snapshot reads buy nothing and gap locks cost deadlocks),
+     * bounded lock waits and statement times. On Galera, wsrep_sync_wait
+     * (README, "Several app hosts"): every read and every START
+     * TRANSACTION first waits until this node has applied what the cluster
+     * committed before it, so a keyed retry that lands on another host
+     * finds its idempotency row, a token made on one host works on the
+     * next, an order is readable right after its 201 anywhere, and a write
+     * decides on rows no older than its client's last answer. */
+    if (galera == 2) {
+        snprintf(sync_wait, sizeof(sync_wait), ", wsrep_sync_wait=%d", (int) c->db_sync_wait);
+    }
+    snprintf(setup, sizeof(setup),
+             "SET time_zone='+00:00', tx_isolation='READ-COMMITTED', "
+             "innodb_lock_wait_timeout=%u, max_statement_time=%u%s",
+             rt < 5 ? rt : 5, rt, sync_wait);
+    if (mysql_query(m, setup) != 0) {
+        snprintf(db->last_error, sizeof(db->last_error), "session setup failed: %s", mysql_error(m));
+        mysql_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Connects if needed. With [mariadb] hosts the nodes are tried in turn
+ * from db->node (the one in use, or the next after one that failed), each
+ * within connect_timeout, so one dead node costs one attempt, not an
+ * outage. A worker that is not on the first (preferred) node goes back to
+ * it between requests once failback_interval has passed: a node that
+ * rejoined takes its share again, and app hosts keep their own preferred
+ * nodes (fewer certification conflicts than writing everywhere at once). */
+jt_db_rc
+jt_db_ready(jt_db *db)
+{
+    const jt_conf *c = db->conf;
+    int n = c->db_nnodes, k, start;
+    MYSQL *m = NULL;
+    int64_t now;
+
+    now = jt_clock_mono_ms();
+    if (db->conn != NULL) {
+        if (n < 2 || db->node == 0 || db->in_tx || now < db->failback_at_ms) {
+            return JT_DB_OK;
+        }
+        jt_log_info("mariadb: trying the preferred node %s:%d again", c->db_nodes[0].host, c->db_nodes[0].port);
+        jt_db_close(db);
+        db->node = 0;
+        db->retry_at_ms = 0;
+    }
+    if (now < db->retry_at_ms) {
+        return JT_DB_DOWN;
+    }
+    start = db->node;
+    for (k = 0; k < (n > 0 ? n : 1); k++) {
+        int i = n > 0 ? (start + k) % n : -1;
+        m = connect_one(db, i);
+        if (m != NULL) {
+            if (i >= 0 && i != db->node) {
+                jt_log_warn("mariadb: failed over to node %s:%d", c->db_nodes[i].host, c->db_nodes[i].port);
+            }
+            db->node = i >= 0 ? i : 0;
+            break;
+        }
+        jt_log_warn("mariadb: cannot connect: %s", db->last_error);
         db->errors++;
         JT_METRIC_INC(db_errors);
+    }
+    if (m == NULL) {
         /* a short pause keeps a down database from being hammered by every
          * request, while reconnecting quickly once it is back */
         db->retry_at_ms = now + 250;
         return JT_DB_DOWN;
     }
-    /* Session settings: UTC, READ COMMITTED (the version column is the
-     * fence, so snapshot reads buy nothing and gap locks cost deadlocks),
-     * bounded lock waits and statement times. */
-    snprintf(setup, sizeof(setup),
-             "SET time_zone='+00:00', tx_isolation='READ-COMMITTED', "
-             "innodb_lock_wait_timeout=%u, max_statement_time=%u",
-             rt < 5 ? rt : 5, rt);
-    if (mysql_query(m, setup) != 0) {
-        jt_log_warn("mariadb: session setup failed: %s", mysql_error(m));
-        mysql_close(m);
-        db->retry_at_ms = now + 250;
-        return JT_DB_DOWN;
-    }
     db->conn = m;
+    db->failback_at_ms = now + c->db_failback_interval * 1000;
     db->reconnects++;
     JT_METRIC_INC(db_reconnects);
     return JT_DB_OK;

@@ -48,7 +48,7 @@ int64_t jt_val_int(const jt_val *v);
 typedef enum {
     JT_DB_OK = 0,
     JT_DB_RETRY,      /* deadlock (1213) or lock wait timeout (1205): retry the transaction */
-    JT_DB_DOWN,       /* connection lost or cannot connect: 503 */
+    JT_DB_DOWN,       /* connection lost, cannot connect, or a Galera node not ready (1047): 503 */
     JT_DB_DUPLICATE,  /* unique key violation (1062) */
     JT_DB_ERROR       /* anything else: a bug */
 } jt_db_rc;
@@ -68,6 +68,8 @@ typedef struct jt_db {
     struct jt_db_stmt  stmts[JT_DB_MAX_STMTS];
     int                nstmts;
     int64_t            retry_at_ms;  /* no reconnect before this (jt_clock_mono_ms) */
+    int                node;         /* [mariadb] hosts: the node in use, or to try first */
+    int64_t            failback_at_ms; /* on a node other than the first: try the first again then */
     int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
     int                fail_next;    /* test-only, see [testing] fail_after_commit */
     unsigned           last_errno;
@@ -77,7 +79,8 @@ typedef struct jt_db {
 } jt_db;
 
 void      jt_db_init(jt_db *db, const jt_conf *conf, const char *user, const char *password);
-/* Connects if needed. JT_DB_OK or JT_DB_DOWN. */
+/* Connects if needed (a Galera node list fails over, see db.c).
+ * JT_DB_OK or JT_DB_DOWN. */
 jt_db_rc  jt_db_ready(jt_db *db);
 void      jt_db_close(jt_db *db);
 

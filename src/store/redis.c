@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -43,10 +44,70 @@ redis_failed(jt_redis *r, const char *why)
     r->retry_at_ms = jt_clock_mono_ms() + r->conf->redis_retry_interval_ms;
 }
 
+/* Asks the Sentinels, in turn from the one that answered last, for the
+ * address of the primary named [redis] master_name; each is given
+ * sentinel_timeout_ms to connect and as much to answer, so a dead Sentinel
+ * costs one timeout, not an outage. 0 with host and *port set, or -1. */
+static int
+sentinel_resolve(jt_redis *r, char *host, size_t hlen, int *port)
+{
+    const jt_conf *c = r->conf;
+    int k, n = c->redis_nsentinels;
+
+    for (k = 0; k < n; k++) {
+        int i = (r->sentinel + k) % n;
+        const jt_node *s = &c->redis_sentinel_nodes[i];
+        redisContext *sc = redisConnectWithTimeout(s->host, s->port, ms_tv(c->redis_sentinel_timeout_ms));
+        redisReply *rep = NULL;
+
+        if (sc != NULL && !sc->err && redisSetTimeout(sc, ms_tv(c->redis_sentinel_timeout_ms)) == REDIS_OK) {
+            rep = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", c->redis_master_name);
+        }
+        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
+            && rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING
+            && rep->element[0]->len < hlen) {
+            memcpy(host, rep->element[0]->str, rep->element[0]->len);
+            host[rep->element[0]->len] = '\0';
+            *port = atoi(rep->element[1]->str);
+            r->sentinel = i;
+            freeReplyObject(rep);
+            redisFree(sc);
+            return *port > 0 ? 0 : -1;
+        }
+        jt_log_warn("redis: sentinel %s:%d gave no primary for '%s'%s%s", s->host, s->port, c->redis_master_name,
+                    sc != NULL && sc->err ? ": " : "", sc != NULL && sc->err ? sc->errstr : "");
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (sc != NULL) {
+            redisFree(sc);
+        }
+    }
+    return -1;
+}
+
+/* Whether c is a primary: a Sentinel's answer may be a moment old (the
+ * primary it names was just demoted, or is still being promoted), and
+ * writing to a replica would fail on every command. */
+static int
+is_primary(redisContext *c)
+{
+    redisReply *rep = redisCommand(c, "ROLE");
+    int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
+             && rep->element[0]->type == REDIS_REPLY_STRING && !strcmp(rep->element[0]->str, "master");
+
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
 int
 jt_redis_ready(jt_redis *r)
 {
     redisContext *c;
+    char host[256] = "";
+    int port = 0;
 
     if (r->ctx != NULL) {
         return 0;
@@ -54,7 +115,13 @@ jt_redis_ready(jt_redis *r)
     if (jt_clock_mono_ms() < r->retry_at_ms) {
         return -1;
     }
-    if (r->conf->redis_socket[0]) {
+    if (r->conf->redis_nsentinels > 0) {
+        if (sentinel_resolve(r, host, sizeof(host), &port) != 0) {
+            redis_failed(r, "no sentinel named a primary");
+            return -1;
+        }
+        c = redisConnectWithTimeout(host, port, ms_tv(r->conf->redis_connect_timeout_ms));
+    } else if (r->conf->redis_socket[0]) {
         c = redisConnectUnixWithTimeout(r->conf->redis_socket, ms_tv(r->conf->redis_connect_timeout_ms));
     } else {
         c = redisConnectWithTimeout(r->conf->redis_host, (int) r->conf->redis_port,
@@ -74,6 +141,13 @@ jt_redis_ready(jt_redis *r)
         redis_failed(r, "cannot set timeout");
         return -1;
     }
+    if (r->conf->redis_nsentinels > 0 && !is_primary(c)) {
+        char why[320];
+        snprintf(why, sizeof(why), "%s:%d, named by a sentinel, is not a primary (yet)", host, port);
+        redisFree(c);
+        redis_failed(r, why);
+        return -1;
+    }
     r->ctx = c;
     r->reconnects++;
     JT_METRIC_INC(redis_reconnects);
@@ -84,6 +158,15 @@ static void
 free_reply(void *p)
 {
     freeReplyObject(p);
+}
+
+/* An error reply that means "this server cannot take writes now": a
+ * replica (READONLY, also inside a script's error), a replica cut off
+ * from its primary (MASTERDOWN), or a server loading its data (LOADING). */
+static int
+demoted(const char *err)
+{
+    return strstr(err, "READONLY") != NULL || !strncmp(err, "MASTERDOWN", 10) || !strncmp(err, "LOADING", 7);
 }
 
 static redisReply *
@@ -98,6 +181,14 @@ adopt(jt_redis *r, jt_arena *a, redisReply *reply)
     if (jt_arena_on_reset(a, free_reply, reply) != 0) {
         freeReplyObject(reply);
         return NULL;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && demoted(reply->str)) {
+        /* the server we hold was demoted in a failover (or is loading):
+         * this command failed like a dead Redis, and the next one asks the
+         * Sentinels again */
+        char why[160];
+        snprintf(why, sizeof(why), "not the primary any more: %.100s", reply->str);
+        redis_failed(r, why);
     }
     return reply;
 }

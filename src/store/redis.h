@@ -2,7 +2,16 @@
  * failed context is freed and replaced (never reused); after a failure the
  * worker waits retry_interval_ms before trying again, so a dead Redis costs
  * one timeout per interval, not one per request. Callers treat NULL as
- * "Redis is down" and degrade; correctness never depends on Redis. */
+ * "Redis is down" and degrade; correctness never depends on Redis.
+ *
+ * With [redis] sentinels the primary is found through Redis Sentinel
+ * (hiredis has no client for it): each connect asks the Sentinels for
+ * master_name's address, connects, and checks ROLE is master. A failover
+ * shows as a dead connection or as a READONLY/MASTERDOWN/LOADING error
+ * reply; either drops the connection like any failure, so the next attempt
+ * (after retry_interval_ms) asks the Sentinels again. Meanwhile the worker
+ * is degraded exactly as with Redis down: locks are not taken, writes go
+ * on under the version fence, idempotency falls back to the durable rows. */
 #ifndef JT_REDIS_H
 #define JT_REDIS_H
 
@@ -17,6 +26,7 @@
 typedef struct jt_redis {
     redisContext  *ctx;
     const jt_conf *conf;
+    int            sentinel;      /* [redis] sentinels: the one to ask first */
     int64_t        retry_at_ms;   /* no reconnect before this (jt_clock_mono_ms) */
     uint64_t       errors;
     uint64_t       reconnects;
