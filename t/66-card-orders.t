@@ -264,6 +264,49 @@ subtest 'points orders are as they were' => sub {
     ok(!exists $g->{json}{payment}, 'GET of a points order: no payment block');
 };
 
+# ---------------------------------------------------------------- the gateway down
+subtest 'the gateway down (the simulator stopped): 503 with Retry-After, the reservation released' => sub {
+    my $before = stock_of($s, $p);
+    my $orders = scalar_sql($s, 'SELECT COUNT(*) FROM orders');
+    $s->stop_pgsim;
+    my $r = card_order($s, $alice->{token}, [ [ $p, 2 ] ]);
+    is_problem($r, 503, 'PAYMENT_GATEWAY_UNAVAILABLE', 'a card order with no gateway listening: 503 PAYMENT_GATEWAY_UNAVAILABLE');
+    like($r->{headers}{'retry-after'} // '', qr/^[1-9][0-9]*$/, '... with Retry-After');
+    is(stock_of($s, $p), $before, 'the stock it reserved is back');
+    is(scalar_sql($s, 'SELECT COUNT(*) FROM orders') - $orders, 1, 'one order was reserved ...');
+    my $id = scalar_sql($s, 'SELECT MAX(id) FROM orders');
+    is_deeply(order_row($s, $id), [ 'PAYMENT_FAILED', 'CARD', 27000 ], '... and is PAYMENT_FAILED');
+    is_deeply([ @{ card_row($s, $id) }[ 2 .. 4 ] ], [ 0, 'PAYMENT_GATEWAY_UNAVAILABLE', 1 ],
+        '... never prepared, failed as PAYMENT_GATEWAY_UNAVAILABLE, nothing left for the sweeper');
+    my $pts = place_order($s, $alice->{token}, order_body([ [ $p, 1 ] ]));
+    is($pts->{status}, 201, 'a points order meanwhile: 201');
+    is($pts->{json}{balance}, 455_000, '... balance 455,000');
+    is(stock_of($s, $p), $before - 1, '... its unit taken');
+    $s->start_pgsim;
+    $r = card_order($s, $alice->{token}, [ [ $p, 2 ] ]);
+    is($r->{status}, 201, 'the simulator back: a card order is 201 again') or diag($r->{body});
+};
+
+# ---------------------------------------------------------------- a real gateway: no pay page
+subtest 'with a real gateway ([payments] pay_url empty) the answer has no payUrl' => sub {
+    $s->stop_app;
+    $s->{conf}{payments}{pay_url} = undef;
+    $s->_write_app_conf;
+    $s->start_app;
+    my $r = card_order($s, $alice->{token}, [ [ $p, 2 ] ], card => 'SHINHAN');
+    is($r->{status}, 201, 'a card order: 201') or diag($r->{body});
+    my $pay = $r->{json}{payment} || {};
+    ok(!exists $pay->{payUrl}, 'no payUrl: the browser SDK of the real gateway takes its place');
+    like($pay->{merchantUid} // '', qr/^jt[0-9a-f]{32}$/, '... the merchantUid is there');
+    is($pay->{amount}, 27_000, '... the amount 27,000');
+    like($pay->{holdExpiresAt} // '', qr/^\d{4}-\d\d-\d\dT/, '... and holdExpiresAt');
+    is(sim($s, 'GET', '/_sim/payments')->{prepared}{ $pay->{merchantUid} }, 27_000, 'prepared at the gateway all the same');
+    delete $s->{conf}{payments}{pay_url};
+    $s->stop_app;
+    $s->_write_app_conf;
+    $s->start_app;
+};
+
 # ---------------------------------------------------------------- the webhook's sources
 subtest 'a webhook from an address not in [payments] webhook_allow: 403, nothing changes' => sub {
     my $j = placed($bob->{token});

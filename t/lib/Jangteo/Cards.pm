@@ -15,7 +15,7 @@ use Jangteo::Orders qw(order_body scalar_sql);
 
 our @EXPORT_OK = qw(
     card_stack card_body card_order pay verify sim sim_count sim_payment sim_payments_of fault clear_faults
-    stock_of order_row card_row gateway_rows clock_forward sweep_until audit_clean
+    stock_of order_row card_row gateway_rows clock_forward sweep_until audit_clean refused_while_open
 );
 
 my $SEQ = 0;
@@ -126,6 +126,23 @@ sub sweep_until {
         sleep 0.1;
     }
     return $cond->();
+}
+
+# While the breaker is open: $n card orders are each 503
+# PAYMENT_GATEWAY_UNAVAILABLE with a Retry-After of 1 to $open_s seconds,
+# the simulator sees no request and no order is even reserved (four tests).
+sub refused_while_open {
+    my ($s, $token, $items, $n, $open_s) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $total = sim_count($s, 'total');
+    my $orders = scalar_sql($s, 'SELECT COUNT(*) FROM orders');
+    my @r = map { card_order($s, $token, $items) } 1 .. $n;
+    Test::More::is(scalar(grep { $_->{status} == 503 && ($_->{json}{code} // '') eq 'PAYMENT_GATEWAY_UNAVAILABLE' } @r),
+        $n, "while open: $n card orders, $n x 503 PAYMENT_GATEWAY_UNAVAILABLE");
+    Test::More::is(scalar(grep { my $ra = $_->{headers}{'retry-after'} // ''; $ra =~ /^[1-9][0-9]*$/ && $ra <= $open_s } @r),
+        $n, "... each with Retry-After within the $open_s s the breaker stays open");
+    Test::More::is(sim_count($s, 'total') - $total, 0, 'the simulator saw no request at all');
+    Test::More::is(scalar_sql($s, 'SELECT COUNT(*) FROM orders') - $orders, 0, 'no order was even reserved');
 }
 
 # jangteo-admin audit (every invariant, and every card order against the
