@@ -12,7 +12,10 @@
 #       200s of the exact bytes) while K clients keep checking out by card:
 #       with a healthy gateway, then with a gateway that hangs (every call
 #       held 60 s: each checkout waits its timeout_ms, then 503), and with no
-#       card clients at all for reference. Goal: hanging >= 90 % of healthy.
+#       card clients at all for reference; three rounds of the three, the
+#       daemon restarted after each (a fresh breaker for the next healthy
+#       round), medians and each round's own ratio. Goal: hanging >= 90 %
+#       of healthy.
 #       The card clients wait Retry-After after a 503, as the storefront does.
 #       [payments] as shipped: timeout_ms 5000, max_calls_in_flight 0 (a
 #       quarter of the workers).
@@ -30,17 +33,17 @@ use JSON::PP;
 use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
 use Jangteo::Stack;
+use Jangteo::Bench qw(ab_parse limits_dir median);
 use Jangteo::Client qw(test_stack http_client do_request);
 use Jangteo::Orders qw(make_users set_balance);
 
 my ($c, $secs, $workers, $k) = (8, 10, 8, 4);
 GetOptions('c=i' => \$c, 'd=i' => \$secs, 'w=i' => \$workers, 'k=i' => \$k) or die "bad options\n";
 my $root = Jangteo::Stack::srcdir();
-my $limits = $ENV{JANGTEO_LIMITS_DIR} // "$root/../shared/bench/limits";
+my $limits = limits_dir($root, 'order_tx.lua');
 for my $tool (qw(ab sysbench)) {
     system("command -v $tool >/dev/null") == 0 or die "$tool is not installed\n";
 }
--f "$limits/order_tx.lua" or die "no $limits/order_tx.lua\n";
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $s = test_stack(demo => 1, pgsim => 1, workers => $workers,
@@ -146,14 +149,10 @@ sub orders_round {
 sub reads {
     my $url = $s->url("/api/v1/products/$read_id");
     my $out = `ab -q -k -c 16 -t $secs -n 10000000 -s 30 $url 2>&1`;
-    my ($complete) = $out =~ /Complete requests:\s+(\d+)/;
-    my ($failed) = $out =~ /Failed requests:\s+(\d+)/;
-    my ($non2xx) = $out =~ /Non-2xx responses:\s+(\d+)/;
-    my ($p50) = $out =~ /^\s+50%\s+(\d+)/m;
-    my ($p99) = $out =~ /^\s+99%\s+(\d+)/m;
-    my $good = ($complete // 0) - ($failed // 0) - ($non2xx // 0);
-    return { rps => $good / $secs, good => $good, failed => ($failed // 0) + ($non2xx // 0), p50 => $p50 // '?',
-             p99 => $p99 // '?' };
+    my $ab = ab_parse($out);
+    my $bad = $ab->{failed} + $ab->{non2xx};
+    return { rps => ($ab->{complete} - $bad) / $secs, good => $ab->{complete} - $bad, failed => $bad,
+             p50 => $ab->{pct}{50} // '?', p99 => $ab->{pct}{99} // '?' };
 }
 
 # the database floor of one points order
@@ -178,25 +177,37 @@ for (1 .. 3) {
 }
 my $floor = floor_spread();
 
-# reads: alone, beside card clients with a healthy gateway, then hanging
+# reads, three rounds of: alone, beside card clients with a healthy
+# gateway, then with the gateway hanging. The hung calls are slow and
+# failed, so the breaker may open during a hang; each round therefore
+# ends with a restart of the daemon (a fresh breaker), so that every
+# "healthy" round is one.
 my $hangers = [ @buyers[$c .. $c + $k - 1] ];
-my %rd;
-$rd{alone} = reads();
-{
-    my $h = in_parallel($hangers, 'card', time + $secs + 1);
-    $rd{healthy} = reads();
-    $rd{healthy_cards} = collect($h);
+my (@rounds, $kills, $end_state) = ();
+for my $round (1 .. 3) {
+    my %rd;
+    $rd{alone} = reads();
+    {
+        my $h = in_parallel($hangers, 'card', time + $secs + 1);
+        $rd{healthy} = reads();
+        $rd{healthy_cards} = collect($h);
+    }
+    $s->pgsim('POST', '/_sim/faults', { slow_ms => 60000, endpoint => $_ }) for qw(prepare lookup find cancel);
+    {
+        my $h = in_parallel($hangers, 'card', time + $secs + 1);
+        $rd{hanging} = reads();
+        $rd{hanging_cards} = collect($h);
+    }
+    my $st = $s->get('/status?json')->{json};
+    $kills += $st->{request_timeout_kills};
+    $end_state = $st->{payment_gateway}{breaker};
+    $rd{breaker} = $end_state;
+    $s->pgsim('DELETE', '/_sim/faults');
+    push @rounds, \%rd;
+    $s->stop_app;
+    $s->start_app;
 }
-$s->pgsim('POST', '/_sim/faults', { slow_ms => 60000, endpoint => $_ }) for qw(prepare lookup find cancel);
-{
-    my $h = in_parallel($hangers, 'card', time + $secs + 1);
-    $rd{hanging} = reads();
-    $rd{hanging_cards} = collect($h);
-}
-my $st = $s->get('/status?json')->{json};
-$s->pgsim('DELETE', '/_sim/faults');
 
-sub median { my @v = sort { $a <=> $b } @_; return $v[ int(@v / 2) ] }
 my ($p, $q) = (median(map { $_->{rps} } @pts), median(map { $_->{rps} } @card));
 printf "\n== card checkouts beside points orders (%s, %d clients, %d s each, %d workers)\n", scalar(gmtime), $c, $secs, $workers;
 printf "points orders  : %s orders/s (median %.1f); failed %s; mean %.1f ms per order\n",
@@ -209,16 +220,23 @@ printf "ratio card / points (same run, medians): %.1f %%\n", 100 * $q / $p;
 printf "sockets in TIME_WAIT after each card round: %s\n", join(' / ', @tw);
 printf "floor: one points order straight against MariaDB (sysbench, pessimistic, %d threads): %.0f orders/s;"
     . " points %.1f %%, card %.1f %% of it\n", $c, $floor, 100 * $p / $floor, 100 * $q / $floor;
-printf "\n== reads of /api/v1/products/%d (ab -k -c 16, %d s each; 200s of the exact bytes only)\n", $read_id, $secs;
-printf "alone                           : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d\n", @{ $rd{alone} }{qw(rps p50 p99 failed)};
-printf "%d card clients, healthy gateway : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d   (checkouts %d done, %d failed)\n",
-    $k, @{ $rd{healthy} }{qw(rps p50 p99 failed)}, @{ $rd{healthy_cards} }{qw(ok bad)};
-printf "%d card clients, gateway hanging : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d   (checkouts %d done, %d failed: 503s)\n",
-    $k, @{ $rd{hanging} }{qw(rps p50 p99 failed)}, @{ $rd{hanging_cards} }{qw(ok bad)};
-printf "ratio hanging / healthy: %.1f %%   (goal >= 90 %%);  hanging / alone: %.1f %%\n",
-    100 * $rd{hanging}{rps} / ($rd{healthy}{rps} || 1), 100 * $rd{hanging}{rps} / ($rd{alone}{rps} || 1);
-printf "request_timeout kills during the run: %d; breaker at the end of the hang: %s\n",
-    $st->{request_timeout_kills}, $st->{payment_gateway}{breaker};
+printf "\n== reads of /api/v1/products/%d (ab -k -c 16, %d s each; 200s of the exact bytes only), 3 rounds\n",
+    $read_id, $secs;
+for my $n (0 .. $#rounds) {
+    my $rd = $rounds[$n];
+    printf "round %d alone                    : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d\n", $n + 1,
+        @{ $rd->{alone} }{qw(rps p50 p99 failed)};
+    printf "round %d %d card clients, healthy : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d   (checkouts %d done, %d failed)\n",
+        $n + 1, $k, @{ $rd->{healthy} }{qw(rps p50 p99 failed)}, @{ $rd->{healthy_cards} }{qw(ok bad)};
+    printf "round %d %d card clients, hanging : %8.0f reads/s  p50 %s ms  p99 %s ms  bad %d   (checkouts %d done, %d failed: 503s; breaker %s)\n",
+        $n + 1, $k, @{ $rd->{hanging} }{qw(rps p50 p99 failed)}, @{ $rd->{hanging_cards} }{qw(ok bad)}, $rd->{breaker};
+    printf "round %d ratio hanging / healthy : %.1f %%\n", $n + 1, 100 * $rd->{hanging}{rps} / ($rd->{healthy}{rps} || 1);
+}
+my ($ra, $rh, $rx) = map { my $w = $_; median(map { $_->{$w}{rps} } @rounds) } qw(alone healthy hanging);
+printf "medians: alone %.0f, healthy %.0f, hanging %.0f reads/s; hanging / healthy %.1f %% (goal >= 90 %%),"
+    . " median of the rounds' own ratios %.1f %%; hanging / alone %.1f %%\n", $ra, $rh, $rx, 100 * $rx / ($rh || 1),
+    median(map { 100 * $_->{hanging}{rps} / ($_->{healthy}{rps} || 1) } @rounds), 100 * $rx / ($ra || 1);
+printf "request_timeout kills during the hangs: %d\n", $kills;
 my ($rc, $audit) = $s->admin('audit');
 print "audit after the run (the gateway check included): ", ($rc == 0 ? "clean" : "VIOLATIONS\n$audit"), "\n";
 $s->stop;
