@@ -100,9 +100,14 @@ sub order_reqs {
 }
 
 # Runs the rush; $at (answers received) => $act, once. Then every answer
-# that is not a business outcome (201, 409) is sent again with its key
-# (and a new request id) until each is, at most 8 rounds a second apart.
+# that is not a business outcome (201, or a 409 other than
+# IDEMPOTENCY_IN_FLIGHT) is sent again with its key (and a new request id),
+# as a buyer's app would: a request that died with its host leaves its
+# in-flight marker until the marker's TTL (lock wait + transaction deadline
+# + lease), and the app retries after Retry-After until the key settles.
+# Rounds go on until every answer is an outcome, for at most 90 s.
 # Returns (first answers, final answers, retried count).
+sub settled { my ($a) = @_; return $a->{status} == 201 || ($a->{status} == 409 && ($a->{json}{code} // '') ne 'IDEMPOTENCY_IN_FLIGHT') }
 sub rush {
     my ($reqs, %o) = @_;
     my $acted = 0;
@@ -112,8 +117,9 @@ sub rush {
     });
     my @final = @$first;
     my $retried = 0;
-    for my $round (1 .. 8) {
-        my @again = grep { $final[$_]{status} != 201 && $final[$_]{status} != 409 } 0 .. $#final;
+    my $until = time + 90;
+    for (my $round = 1; time < $until; $round++) {
+        my @again = grep { !settled($final[$_]) } 0 .. $#final;
         last unless @again;
         $retried += @again if $round == 1;
         sleep 1;
