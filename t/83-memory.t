@@ -76,15 +76,22 @@ sub card_rounds {
         my $o = $s->request('POST', '/api/v1/orders', { %h, 'Idempotency-Key' => uniq_key("card$i") },
             $JSON->encode({ items => [ { productId => 1 + $i % 9, quantity => 1 } ], payment => { method => 'CARD', cardCompany => 'NH' },
                 shipping => { recipient => '검사', phone => '010-1212-3434', zipCode => '12345', address => '어딘가' } }));
-        next unless $o->{status} == 201;
+        if ($o->{status} != 201) {
+            diag("card round $i: the order answered $o->{status} $o->{body}");
+            next;
+        }
         my $mu = $o->{json}{payment}{merchantUid};
         $s->pgsim('POST', '/_sim/faults', { endpoint => 'pay', merchant_uid => $mu, amount_delta => -1 }) if $i % 3 == 0;
         my $paid = $s->pgsim('POST', "/pay/$mu", { cardCompany => 'NH' });
         my $v = $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/payments", { %h, 'Idempotency-Key' => uniq_key("v$i") },
             $JSON->encode({ impUid => $paid->{imp_uid} // 'imp_none' }));
         my $want = $i % 3 == 0 ? 409 : 200;
-        my $c = $i % 3 && $i % 2 ? $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/cancel", \%h)->{status} : 200;
-        $good++ if $v->{status} == $want && $c == 200;
+        my $c = $i % 3 && $i % 2 ? $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/cancel", \%h) : { status => 200 };
+        if ($v->{status} == $want && $c->{status} == 200) {
+            $good++;
+        } else {
+            diag("card round $i: verify $v->{status} (want $want) $v->{body}; cancel $c->{status} " . ($c->{body} // ''));
+        }
     }
     $s->pgsim('DELETE', '/_sim/faults');
     return $good;

@@ -747,7 +747,7 @@ cancel_body(jt_tx *tx)
     if (tx->db_rc != JT_DB_OK) {
         return JT_TX_DBERR;
     }
-    if (!o.found || o.status != JT_ORDER_PAID) {
+    if (!o.found || !jt_order_may(o.status, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER)) {
         return pay_refuse(&ct->f, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
     }
     JT_TX_EXEC(tx, SQL_GP_CAPTURED_OF, v, 1, &rows);
@@ -795,7 +795,9 @@ payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id)
     if ((e = load_card_order(r, who, order_id, &co)) != JT_OK) {
         return e;
     }
-    if (co.status != JT_ORDER_PAID && co.status != JT_ORDER_CANCEL_PENDING) {
+    /* the statuses a buyer's cancel starts from are the move table's
+     * (order_status.c: PAID; the lifecycle's PREPARING joins there) */
+    if (!jt_order_may(co.status, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER) && co.status != JT_ORDER_CANCEL_PENDING) {
         return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled (this one is %s)",
                        jt_order_status_name(co.status));
     }
@@ -804,7 +806,7 @@ payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id)
         return e;
     }
     pay_env_of_request(&env, r, wr);
-    if (co.status == JT_ORDER_PAID) {
+    if (co.status != JT_ORDER_CANCEL_PENDING) {
         if (pay_load_lines(&env, order_id, &ls) != JT_DB_OK) {
             return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");
         }
