@@ -1195,7 +1195,9 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         }
         own->orig = *t;
         own->own_idem = w->has_key ? &w->idem : NULL;
-        if (lead(r, w, own, product, queue, &held) < 0) {
+        /* nobody queued: run alone at once, without the claim's round trip
+         * (store/waitq.h: a later arrival is woken by our release) */
+        if (!entry.queued || lead(r, w, own, product, queue, &held) < 0) {
             jt_write_adopt_locks(r, w, &held);
             return COMBINE_ALONE_LOCKED;
         }

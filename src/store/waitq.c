@@ -7,7 +7,7 @@
 
 
 /* KEYS: queue, payload key, then the lock keys; ARGV: id, payload, wait ms,
- * ttl ms, token, lease ms. Answers {0} (every lock taken) or
+ * ttl ms, token, lease ms. Answers {0, entries queued} (every lock taken) or
  * {1, element, first lock was free}; the entry's deadline is Redis's clock
  * plus wait ms. */
 static jt_redis_script join_script = {
@@ -15,7 +15,7 @@ static jt_redis_script join_script = {
     "for i = 3, #KEYS do\n"
     "  if redis.call('set', KEYS[i], ARGV[5], 'NX', 'PX', ARGV[6]) then got = got + 1 else break end\n"
     "end\n"
-    "if got == #KEYS - 2 then return {0} end\n"
+    "if got == #KEYS - 2 then return {0, redis.call('llen', KEYS[1])} end\n"
     "for i = 3, 2 + got do redis.call('del', KEYS[i]) end\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -130,6 +130,9 @@ jt_waitq_join(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, co
         return JT_WAITQ_JOIN_DOWN;
     }
     if (rep->element[0]->integer == 0) {
+        /* no answer of the count (a script of an older release) reads as
+         * "maybe someone waits": the leader then claims, as it always did */
+        e->queued = rep->elements < 2 || rep->element[1]->type != REDIS_REPLY_INTEGER || rep->element[1]->integer != 0;
         return JT_WAITQ_JOIN_LOCKED;
     }
     if (rep->elements != 3 || rep->element[1]->type != REDIS_REPLY_STRING

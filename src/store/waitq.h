@@ -38,6 +38,7 @@ typedef struct {
     char element[64];       /* as queued: "DEADLINE|ID" */
     char reply_key[48];
     char payload_key[48];
+    int queued;             /* LOCKED: the queue held entries at the join */
 } jt_waitq_entry;
 
 typedef struct {
@@ -58,7 +59,11 @@ typedef enum {
  * then nothing is queued (LOCKED); otherwise none is kept and e (with a
  * fresh random id unless e->id is set) is queued with payload, due within
  * wait_ms, its keys living ttl_ms (QUEUED); *first_free tells whether
- * locks[0] alone was free (someone may lead at once). */
+ * locks[0] alone was free (someone may lead at once). When LOCKED,
+ * e->queued says whether anybody was queued at that moment: when nobody
+ * was, there is nothing to claim, and whoever queues later is woken by the
+ * release (store/lock.h) and leads, exactly as one who queues during the
+ * holder's transaction always is. */
 typedef enum { JT_WAITQ_JOIN_LOCKED = 0, JT_WAITQ_JOIN_QUEUED, JT_WAITQ_JOIN_DOWN } jt_waitq_join_rc;
 jt_waitq_join_rc jt_waitq_join(jt_redis *r, jt_arena *a, const char *queue, jt_waitq_entry *e, const char *payload,
                                int64_t wait_ms, int64_t ttl_ms, const char *const *locks, int nlocks,
