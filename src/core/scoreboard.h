@@ -9,12 +9,12 @@
 
 enum { JT_SLOT_FREE = 0, JT_SLOT_STARTING, JT_SLOT_IDLE, JT_SLOT_BUSY, JT_SLOT_EXITING };
 
-enum { JT_KIND_WORKER = 0, JT_KIND_CONSUMER = 1 };
+enum { JT_KIND_WORKER = 0, JT_KIND_CONSUMER = 1, JT_KIND_SWEEPER = 2 };
 
 typedef struct {
     pid_t    pid;
     int      state;
-    int      kind;             /* worker or bid consumer */
+    int      kind;             /* worker, bid consumer or payment sweeper */
     uint32_t generation;
     int64_t  started_at;       /* wall clock, s */
     uint64_t requests;

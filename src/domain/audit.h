@@ -10,7 +10,9 @@
 #include "http/request.h"
 #include "store/db.h"
 
-#define JT_AUDIT_MAX_CHECKS 16
+struct jt_pay_env_s;
+
+#define JT_AUDIT_MAX_CHECKS 24
 #define JT_AUDIT_SAMPLES 5
 
 typedef struct {
@@ -29,6 +31,9 @@ typedef struct {
 
 /* JT_DB_OK with the report filled, or the failed statement's code. */
 jt_db_rc audit_run(jt_db *db, jt_arena *a, jt_audit *out);
+/* audit_run, then (with a gateway configured) the newest `max` card
+ * orders checked against the gateway's own records (domain/payments.h). */
+jt_db_rc audit_run_gateway(struct jt_pay_env_s *env, int64_t max, jt_audit *out);
 
 jt_err audit_http(jt_req *r);
 

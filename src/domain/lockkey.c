@@ -7,6 +7,7 @@ static const char *const prefixes[JT_LOCKKEY__COUNT] = {
     [JT_LOCKKEY_PRODUCT] = "lock:stock:p:",
     [JT_LOCKKEY_BALANCE] = "lock:balance:",
     [JT_LOCKKEY_AUCTION] = "lock:auction:",
+    [JT_LOCKKEY_ORDER]   = "lock:order:",
 };
 
 const char *

@@ -29,6 +29,14 @@
  *                            applied by a consumer, and every refund of one
  *                            of its receipts.
  *
+ *   lock:order:<order>       an order's status and its card payment rows
+ *                            (card_payments, gateway_payments). Taken by
+ *                            every move of a card order: the verify, the
+ *                            webhook and the sweeper settling a payment,
+ *                            an expiry, a cancel and its refund; with the
+ *                            stock keys of its lines whenever the move
+ *                            may take or give back units.
+ *
  *   popular:lock             not a row: the single-flight refresh of the
  *                            popular-products answer (catalog_read.c), held
  *                            by the one request that runs the query.
@@ -37,8 +45,8 @@
  * writers queue on and the fence of an order made from it (basket.h); that
  * order takes the order's keys, like any other.
  *
- * Kinds to come (order lifecycle, payment) are rows of the kind table in
- * lockkey.c and a function here, named for the row they protect.
+ * Kinds to come (order lifecycle) are rows of the kind table in lockkey.c
+ * and a function here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not
@@ -54,6 +62,7 @@ typedef enum {
     JT_LOCKKEY_PRODUCT = 0,
     JT_LOCKKEY_BALANCE,
     JT_LOCKKEY_AUCTION,
+    JT_LOCKKEY_ORDER,
     JT_LOCKKEY__COUNT
 } jt_lockkey_kind;
 
@@ -65,6 +74,7 @@ const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);
 #define jt_lockkey_product(a, product_id) jt_lockkey((a), JT_LOCKKEY_PRODUCT, (product_id))
 #define jt_lockkey_balance(a, user_id)    jt_lockkey((a), JT_LOCKKEY_BALANCE, (user_id))
 #define jt_lockkey_auction(a, auction_id) jt_lockkey((a), JT_LOCKKEY_AUCTION, (auction_id))
+#define jt_lockkey_order(a, order_id)     jt_lockkey((a), JT_LOCKKEY_ORDER, (order_id))
 
 /* The key of the stock an order line takes units from. It is its
  * product's key whether or not the line names an option (see above): the

@@ -19,6 +19,7 @@
 #include "domain/common.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
+#include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -98,11 +99,11 @@ static const char SQL_OUTBOX_INSERT[] =
 static const char SQL_ORDER_GET[] =
     "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
     " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
-    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version FROM orders WHERE id = ?";
+    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version, payment_method FROM orders WHERE id = ?";
 static const char SQL_ORDER_PAGE[] =
     "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
     " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
-    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version"
+    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version, payment_method"
     " FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_ITEMS_GET[] =
     "SELECT product_id, option_id, name, unit_price, quantity, line_total FROM order_items"
@@ -113,7 +114,7 @@ static const char SQL_ORDER_CANCEL[] =
     "UPDATE orders SET status = 'CANCELLED', cancelled_at = NOW(6), version = version + 1"
     " WHERE id = ? AND version = ? AND status = 'PAID'";
 
-enum { O_ID, O_USER, O_STATUS, O_ITEMS_TOTAL, O_FEE, O_TOTAL, O_SHIP, O_CREATED, O_CANCELLED, O_VERSION };
+enum { O_ID, O_USER, O_STATUS, O_ITEMS_TOTAL, O_FEE, O_TOTAL, O_SHIP, O_CREATED, O_CANCELLED, O_VERSION, O_METHOD };
 
 
 /* --- validation ---------------------------------------------------------- */
@@ -248,7 +249,7 @@ parse_order(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
 {
     jt_err e;
 
-    if ((e = jt_json_only(r, o, "", src->known)) != JT_OK
+    if ((e = jt_json_only(r, o, "", src->known)) != JT_OK || (e = payments_parse_method(r, o, NULL)) != JT_OK
         || (src->items == NULL && (e = parse_items(r, o, t)) != JT_OK)
         || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, &t->expected, &t->has_expected))
                != JT_OK
@@ -259,7 +260,7 @@ parse_order(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
 }
 
 /* POST /api/v1/orders's own source: the lines are the body's. */
-static const char *const ORDER_MEMBERS[] = { "items", "shipping", "expectedTotal", NULL };
+static const char *const ORDER_MEMBERS[] = { "items", "shipping", "expectedTotal", "payment", NULL };
 
 /* The order body, validated without touching the database (fuzzing). */
 jt_err
@@ -395,6 +396,34 @@ price_lines(jt_req *r, order_tx *t)
     return JT_OK;
 }
 
+/* Validation and pricing, outside any lock, for an order from any source;
+ * PRICE_CHANGED when the buyer's expectedTotal is not the total. */
+static jt_err
+prepare_from(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
+{
+    jt_err e;
+
+    if ((e = parse_order(r, o, src, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+        return e;
+    }
+    if (t->has_expected && t->expected != t->total) {
+        jt_buf x;
+        jt_buf_init(&x, r->arena, 64);
+        jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
+        r->problem_extra = jt_buf_cstr(&x);
+        return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
+    }
+    return JT_OK;
+}
+
+jt_err
+order_prepare(jt_req *r, json_object *o, order_tx *t)
+{
+    jt_order_source src = { ORDER_MEMBERS, NULL, 0, JT_OK, "", t->buyer, NULL, NULL };
+
+    return prepare_from(r, o, &src, t);
+}
+
 /* --- the transaction ------------------------------------------------------- */
 
 jt_err
@@ -435,6 +464,12 @@ write_items_json(jt_json *w, const order_line *lines, int n)
         jw_obj_close(w);
     }
     jw_arr_close(w);
+}
+
+void
+order_items_json(jt_json *w, const order_line *lines, int n)
+{
+    write_items_json(w, lines, n);
 }
 
 void
@@ -684,9 +719,16 @@ orders_place(jt_req *r)
     jt_err e;
 
     /* 1. authenticate, parse, and the key: a committed order replays its
-     * answer whatever has changed since (price, window, stock, deletion) */
-    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
+     * answer whatever has changed since (price, window, stock, deletion).
+     * An order paid by card reserves its stock and waits for the gateway:
+     * payments.c, not this path. */
+    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+        return e;
+    }
+    if (payments_card_requested(o)) {
+        return payments_place(r, &who, o);
+    }
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
         return e;
     }
     {
@@ -716,15 +758,8 @@ orders_place_from(jt_req *r, jt_write *wr, json_object *o, const jt_order_source
     t->hook_data = src->hook_data;
 
     /* 2. validate and price, outside any lock */
-    if ((e = parse_order(r, o, src, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+    if ((e = prepare_from(r, o, src, t)) != JT_OK) {
         return e;
-    }
-    if (t->has_expected && t->expected != t->total) {
-        jt_buf x;
-        jt_buf_init(&x, r->arena, 64);
-        jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
-        r->problem_extra = jt_buf_cstr(&x);
-        return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
     }
 
     /* 3. a hot product's orders are combined: its lock holder commits the
@@ -826,6 +861,12 @@ write_order(jt_req *r, jt_json *w, const jt_rows *o, int row)
         jw_knull(w, "cancelledAt");
     } else {
         jw_kstr(w, "cancelledAt", jt_cell(o, row, O_CANCELLED)->s);
+    }
+    if (strcmp(jt_cell(o, row, O_METHOD)->s, "CARD") == 0) {
+        jt_err e = payments_write_block(r, w, jt_cell(o, row, O_ID)->i);
+        if (e != JT_OK) {
+            return e;
+        }
     }
     jw_obj_close(w);
     return JT_OK;
@@ -956,20 +997,32 @@ cancel_body(jt_tx *tx)
     /* the answer: the order as this transaction leaves it, read inside it
      * (a read after COMMIT may fail, and a cancel that is done must not
      * answer 5xx: the client's retry would then meet a 409) */
-    {
-        jt_json w;
-        jt_err e = JT_OK;
-
-        p[0] = JT_VI(c->order_id);
-        JT_TX_EXEC(tx, SQL_ORDER_GET, p, 1, &rows);
-        jt_json_begin(c->r, &c->body, &w, 1024);
-        if (rows.nrows != 1 || (e = write_order(c->r, &w, &rows, 0)) != JT_OK) {
-            tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
-            return JT_TX_DBERR;
-        }
+    if (order_answer_read(tx, c->r, c->order_id, &c->body) != JT_OK) {
+        return JT_TX_DBERR;
     }
     jt_write_answer(tx, 200, &c->body, "ORDER", c->order_id);
     return JT_TX_COMMIT;
+}
+
+/* On failure tx->db_rc says why (the body returns JT_TX_DBERR). */
+jt_err
+order_answer_read(jt_tx *tx, jt_req *r, int64_t order_id, jt_buf *out)
+{
+    jt_val p[1] = { JT_VI(order_id) };
+    jt_rows rows;
+    jt_json w;
+    jt_err e = JT_OK;
+
+    tx->db_rc = jt_db_exec(tx->db, tx->arena, SQL_ORDER_GET, p, 1, &rows);
+    if (tx->db_rc != JT_DB_OK) {
+        return JT_E_DATABASE_UNAVAILABLE;
+    }
+    jt_json_begin(r, out, &w, 1024);
+    if (rows.nrows != 1 || (e = write_order(r, &w, &rows, 0)) != JT_OK) {
+        tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+        return e != JT_OK ? e : JT_E_INTERNAL;
+    }
+    return JT_OK;
 }
 
 /* POST /api/v1/orders/{orderId}/cancel */
@@ -989,6 +1042,9 @@ orders_cancel(jt_req *r)
 
     if ((e = auth_require(r, &who)) != JT_OK || (e = load_visible_order(r, &who, id, &o)) != JT_OK) {
         return e;
+    }
+    if (strcmp(jt_cell(&o, 0, O_METHOD)->s, "CARD") == 0) {
+        return payments_cancel(r, &who, id);   /* the refund goes through the gateway */
     }
     if (strcmp(jt_cell(&o, 0, O_STATUS)->s, "PAID") != 0) {
         return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");

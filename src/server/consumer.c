@@ -60,8 +60,6 @@ void
 jt_consumer_run(const jt_conf *c, int slot)
 {
     jt_scoreboard *sb = jt_scoreboard_get();
-    struct sigaction sa;
-    sigset_t none;
     jt_arena arena;
     jt_db db;
     jt_redis redis;
@@ -69,19 +67,7 @@ jt_consumer_run(const jt_conf *c, int slot)
     char name[32];
     int64_t next_claim = 0, next_sweep = 0;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_quit;
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGCHLD, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    jt_child_signals(on_quit);
 
     /* XREADGROUP blocks up to 500 ms: the command timeout must exceed it */
     if (rc.redis_timeout_ms < 2000) {

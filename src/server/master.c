@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/breaker.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -20,8 +21,10 @@
 #include "core/pii.h"
 #include "server/consumer.h"
 #include "server/listen.h"
+#include "server/sweeper.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
+#include "store/pg.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -38,7 +41,7 @@ typedef struct {
     uint32_t generation;
     int      quitting;       /* SIGQUIT sent: do not replace */
     int      killed;         /* SIGKILL sent by us (request_timeout) */
-    int      kind;           /* JT_KIND_WORKER or JT_KIND_CONSUMER */
+    int      kind;           /* JT_KIND_WORKER, JT_KIND_CONSUMER or JT_KIND_SWEEPER */
 } child;
 
 static volatile sig_atomic_t sig_term, sig_quit, sig_hup, sig_usr1, sig_chld;
@@ -127,10 +130,16 @@ spawn(int kind)
         sb->slots[slot].generation = generation;
         sb->slots[slot].kind = kind;
         /* ps and tests tell the kinds apart by name */
-        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER ? "jangteod-bids" : "jangteod-worker", 0, 0, 0);
+        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER  ? "jangteod-bids"
+                           : kind == JT_KIND_SWEEPER ? "jangteod-pays"
+                                                     : "jangteod-worker", 0, 0, 0);
         if (kind == JT_KIND_CONSUMER) {
             close(listen_fd);
             jt_consumer_run(&conf, slot);
+        }
+        if (kind == JT_KIND_SWEEPER) {
+            close(listen_fd);
+            jt_sweeper_run(&conf, slot);
         }
         args.conf = &conf;
         args.listen_fd = listen_fd;
@@ -213,6 +222,8 @@ reap(void)
             __atomic_sub_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
         }
         memset(&sb->slots[children[i].slot], 0, sizeof(jt_slot));
+        /* a worker killed inside a gateway call gives its place back */
+        jt_breaker_forget(jt_breaker_get(), (int32_t) pid);
         if (WIFSIGNALED(status) && !children[i].killed
             && !(WTERMSIG(status) == SIGTERM && (sig_term || children[i].quitting))) {
             jt_log_error("master: worker %d killed by signal %d", (int) pid, WTERMSIG(status));
@@ -268,16 +279,19 @@ check_timeouts(void)
     }
 }
 
-/* Brings the current generation up to the configured numbers of workers
- * and bid consumers. */
+/* Brings the current generation up to the configured numbers of workers,
+ * bid consumers and payment sweepers (when a gateway is configured). */
 static void
 spawn_missing(void)
 {
     int64_t consumers = conf.auction_async ? conf.auction_consumers : 0;
+    int64_t sweepers = conf.pg_url[0] != '\0' ? conf.pg_sweepers : 0;
 
     while (count_current(JT_KIND_WORKER) < conf.workers && spawn(JT_KIND_WORKER) == 0) {
     }
     while (count_current(JT_KIND_CONSUMER) < consumers && spawn(JT_KIND_CONSUMER) == 0) {
+    }
+    while (count_current(JT_KIND_SWEEPER) < sweepers && spawn(JT_KIND_SWEEPER) == 0) {
     }
 }
 
@@ -307,6 +321,9 @@ reload(void)
         return;
     }
     conf = next;
+    if (jt_pg_init_shared(&conf) != 0) {
+        jt_log_error("master: reload: cannot set up the payment gateway client");
+    }
     if (jt_log_open(conf.error_log, conf.access_log, conf.log_level) != 0) {
         jt_log_error("master: reload: cannot open log files");
     }
@@ -370,7 +387,8 @@ jt_master_run(const char *path)
         return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0) {
+    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0
+        || jt_breaker_init_shared(jt_clock_mono_ms()) != 0 || jt_pg_init_shared(&conf) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }
