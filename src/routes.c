@@ -10,6 +10,7 @@
 #include "domain/notifications.h"
 #include "domain/ops_health.h"
 #include "domain/orders.h"
+#include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/profile.h"
 #include "domain/receipts.h"
@@ -57,6 +58,8 @@ const jt_route jt_routes[] = {
     { JT_POST,   "/api/v1/orders/{orderId}/transitions", lifecycle_transition, 0 },
     { JT_POST,   "/api/v1/orders/{orderId}/return",   lifecycle_return,   0 },
     { JT_GET,    "/api/v1/users/{userId}/orders",     orders_list,        0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/payments", payments_verify,    0 },
+    { JT_POST,   "/api/v1/payments/webhook",          payments_webhook,   0 },
 
     /* notifications */
     { JT_GET,    "/api/v1/users/{userId}/notifications", notifications_list, 0 },
@@ -92,6 +95,7 @@ const jt_route jt_routes[] = {
     { JT_POST,   "/test/echo",                        testing_echo,       JT_ROUTE_TEST },
     { JT_POST,   "/test/leak",                        testing_leak,       JT_ROUTE_TEST },
     { JT_POST,   "/test/clock",                       testing_clock,      JT_ROUTE_TEST },
+    { JT_POST,   "/test/pg",                          testing_pg,         JT_ROUTE_TEST },
 };
 
 const size_t jt_nroutes = sizeof(jt_routes) / sizeof(jt_routes[0]);

@@ -198,7 +198,8 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
     my $p = add_product($s, '알 수 없는 필드', 10_000, 5);
     my $ok_order = order_body([ [ $p, 1 ] ]);
     my @cases = (
-        [ 'order: payment', 'POST', '/api/v1/orders', $u->{token}, { %$ok_order, payment => { method => 'CARD' } }, qr/'payment'/ ],
+        [ 'order: payment.installments', 'POST', '/api/v1/orders', $u->{token},
+          { %$ok_order, payment => { method => 'CARD', cardCompany => 'NH', installments => 3 } }, qr/payment\.installments/ ],
         [ 'order: items[0].price', 'POST', '/api/v1/orders', $u->{token},
           { %$ok_order, items => [ { productId => 0 + $p, quantity => 1, price => 1 } ] }, qr/items\[0\]\.price/ ],
         [ 'order: shipping.email', 'POST', '/api/v1/orders', $u->{token},

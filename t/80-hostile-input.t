@@ -19,7 +19,8 @@ use Jangteo::Client qw(test_stack login raw_request);
 use Jangteo::Load qw(money_snapshot audit_ok uniq_key);
 
 my $JSON = JSON::PP->new->utf8->canonical;
-my $s = test_stack(demo => 1, workers => 2);
+# with the payment gateway simulator: card bodies reach a real checkout
+my $s = test_stack(demo => 1, workers => 2, pgsim => 1);
 
 my $buyer  = login($s, 'buyer@jangteo.test', 'jangteo-buyer-1234');
 my $seller = login($s, 'seller@jangteo.test', 'jangteo-seller-1234');
@@ -37,6 +38,10 @@ $r = $s->post_json('/api/v1/orders', { items => [ { productId => 1, quantity => 
     { Authorization => "Bearer $buyer" });
 is($r->{status}, 201, 'fixture: an order to aim cancels at') or diag($r->{body});
 my $order_id = $r->{json}{orderId} // 1;
+$r = $s->post_json('/api/v1/orders', { items => [ { productId => 1, quantity => 1 } ], shipping => {%SHIP},
+    payment => { method => 'CARD', cardCompany => 'NH' } }, { Authorization => "Bearer $buyer" });
+is($r->{status}, 201, 'fixture: a card order waiting for its payment, to aim verifies at') or diag($r->{body});
+my $card_order = $r->{json}{orderId} // 1;
 
 sub iso_min { strftime('%Y-%m-%dT%H:%M:00Z', gmtime($_[0])) }
 my $t0 = int(time / 60) * 60 + 3600;
@@ -75,6 +80,16 @@ sub basket_snapshot {
 my $before = money_snapshot($s);
 my $baskets_before = basket_snapshot();
 note("snapshot: $before; $baskets_before");
+# and what the gateway holds: payments, refunds, prepared amounts
+sub gateway_snapshot {
+    my $g = $s->pgsim('GET', '/_sim/payments');
+    my ($n, $paid, $cancelled) = (0, 0, 0);
+    for my $p (@{ $g->{payments} || [] }) { $n++; $paid += $p->{amount}; $cancelled += $p->{cancel_amount} }
+    return sprintf('payments=%d paid=%d cancelled=%d prepared=%d statuses=%s gateway_payments=%s', $n, $paid, $cancelled,
+        scalar keys %{ $g->{prepared} || {} }, $s->sql('SELECT GROUP_CONCAT(status ORDER BY id) FROM orders')->[0][0],
+        $s->sql('SELECT COUNT(*) FROM gateway_payments')->[0][0]);
+}
+my $gw_before = gateway_snapshot();
 
 # ---------------------------------------------------------------- the table
 my @cases;    # { name, method, path, headers => [[k,v],...], body, raw, want => [statuses], code => [codes] }
@@ -240,6 +255,42 @@ my @ENDPOINTS = (
         fields => {
             currentPassword => [ bad_strs(1, 4096, extra => [ '"\' OR \'1\'=\'1"', '"\ud800"' ]) ],
             newPassword     => [ bad_strs(8, 72, extra => [ '"short"', '"1234567"' ]) ],
+        },
+    },
+    {
+        name => 'orders.place (card)', method => 'POST', path => '/api/v1/orders', token => 'buyer',
+        unknown => [ '', 'payment' ],
+        base => { items => [ { productId => 1, quantity => 1 } ], shipping => {%SHIP},
+                  payment => { method => 'CARD', cardCompany => 'NH' } },
+        fields => {
+            payment                => [ 'null', '1', '"CARD"', '[]', '{}', '[{"method":"CARD"}]', '{"method":"card","cardCompany":"NH"}',
+                                        '{"method":"CARD"}', '{"method":"CASH"}', '{"method":1,"cardCompany":"NH"}',
+                                        '{"method":"POINTS","cardCompany":"NH"}', '{"method":"CARD","cardCompany":null}' ],
+            'payment.method'       => [ bad_strs(1, 16, extra => [ '"card"', '"Card"', '"CARD "', '" CARD"', '"CARDS"' ]) ],
+            'payment.cardCompany'  => [ bad_strs(1, 16, extra => [ '"nh"', '"VISA"', '"SHINHAN\u0000"', '"NH; DROP TABLE orders"' ]) ],
+            'items.0.quantity'     => [ bad_ints(1, 999) ],
+            'items.0.productId'    => [ '0', '-1', '"1"', '99999999' ],
+            'shipping.zipCode'     => [ '"1234"', '1', 'null' ],
+            expectedTotal          => [ '1', '-1', '"x"' ],
+        },
+    },
+    {
+        name => 'payments.verify', method => 'POST', path => "/api/v1/orders/$card_order/payments", token => 'buyer', key => 1,
+        unknown => [''],
+        base => { impUid => 'imp_hostile' }, base_ok => 409,
+        fields => {
+            impUid => [ bad_strs(1, 64, extra => [ '"a b"', '"../../users/getToken"', '"imp_1?x=1"', '"imp%201"',
+                        '"imp/1"', '"\u00e9"', '"' . ('i' x 65) . '"', '""' ]) ],
+        },
+    },
+    {
+        name => 'payments.webhook', method => 'POST', path => '/api/v1/payments/webhook',
+        unknown => [''],
+        base => { imp_uid => 'imp_hostile', merchant_uid => 'jt00', status => 'paid' },
+        fields => {
+            imp_uid      => [ bad_strs(1, 64, extra => [ '"a b"', '"../x"', '"imp/1"', '""' ]) ],
+            merchant_uid => [ bad_strs(1, 64, optional => 1, extra => [ '"a b"', '"../x"', '""' ]) ],
+            status       => [ bad_strs(1, 32, optional => 1) ],
         },
     },
     {
@@ -439,6 +490,7 @@ my @ID_ROUTES = (
     [ POST => '/api/v1/users/ID/notifications/1/read', 'buyer', undef ],
     [ POST => '/api/v1/users/1/notifications/ID/read', 'buyer', undef ],
     [ GET => '/api/v1/admin/webhooks/ID/deliveries', 'admin', undef ],
+    [ POST => '/api/v1/orders/ID/payments', 'buyer', '{"impUid":"imp_hostile"}', 1 ],
     [ GET => '/api/v1/auctions/ID', undef, undef ],
     [ DELETE => '/api/v1/auctions/ID', 'seller', undef ],
     [ POST => '/api/v1/auctions/ID/bids', 'buyer', '{"price":10000,"quantity":1}' ],
@@ -504,6 +556,20 @@ for my $rt (@ID_ROUTES) {
             body => $body, want => [$st], code => $code, raw => 1);
     }
 }
+# ---- other users' orders: a card order is its buyer's (and an admin's) only
+for my $c ([ POST => "/api/v1/orders/$card_order/payments", '{"impUid":"imp_hostile"}', 1 ],
+           [ POST => "/api/v1/orders/$card_order/cancel", undef, 0 ],
+           [ GET => "/api/v1/orders/$card_order", undef, 0 ]) {
+    my ($m, $path, $body, $needkey) = @$c;
+    my @h = ([ Authorization => "Bearer $tok{seller}" ]);
+    push @h, [ 'Idempotency-Key' => uniq_key('other') ] if $needkey;
+    push @h, [ 'Content-Type' => 'application/json' ] if defined $body;
+    add_case(name => "$m $path by another user", method => $m, path => $path, headers => \@h, body => $body,
+        want => [404], code => 'ORDER_NOT_FOUND', raw => 1);
+}
+add_case(name => 'POST the buyer\'s card order payments with no token', method => 'POST',
+    path => "/api/v1/orders/$card_order/payments", headers => [ [ 'Content-Type' => 'application/json' ],
+    [ 'Idempotency-Key' => uniq_key('anon') ] ], body => '{"impUid":"imp_hostile"}', want => [401], raw => 1);
 
 # ---- list queries
 my @QUERIES = (
@@ -698,6 +764,7 @@ is($fivexx, 0, 'no 5xx (and no dropped connection) in the whole table');
 
 is(money_snapshot($s), $before, 'the table changed no balance, stock, order, ledger row, product, auction or user');
 is(basket_snapshot(), $baskets_before, 'nor any cart, wishlist, profile, password or session');
+is(gateway_snapshot(), $gw_before, 'nor any order status, payment, refund or prepared amount (ours or the gateway\'s)');
 my $acc = $s->sql("SELECT COUNT(*) FROM users WHERE role = 'ADMIN'")->[0][0];
 is($acc, 1, 'still exactly one admin');
 unlike($s->log_text('nginx'), qr/" 5\d\d \d+ /, 'no 5xx in the nginx access log');

@@ -1,7 +1,9 @@
 #!/usr/bin/perl
 # Memory: (a) a worker's RSS stays flat across 100,000 mixed requests once
-# warm; (b) under valgrind, workers that served mixed requests (reads and
-# writes) exit with nothing definitely lost.
+# warm; (b) under valgrind, workers that served mixed requests (reads,
+# writes, and card checkouts through the gateway simulator: order, pay,
+# verify, a tampered amount refunded, a cancel refunded) and the payment
+# sweeper exit with nothing definitely lost.
 # In a sanitizer build (--enable-sanitizers) both are meaningless: ASan holds
 # freed memory in quarantine (RSS grows by design) and valgrind cannot run an
 # ASan binary. There (c) replaces them: the same mixed load, a graceful stop,
@@ -24,7 +26,7 @@ use Jangteo::Load qw(rss_kib audit_ok load_run make_buyers uniq_key);
 my $JSON = JSON::PP->new->utf8->canonical;
 my $VG_REQUESTS = $ENV{JANGTEO_VALGRIND_REQUESTS} // 10_000;
 
-my $s = test_stack(demo => 1, workers => 2,
+my $s = test_stack(demo => 1, workers => 2, pgsim => 1,
     conf => { auctions => { consumers => 0 }, server => { max_requests => 0, enable_test_routes => 'yes' } });
 my $SANITIZED = `ldd @{[ $s->bin('jangteod') ]} 2>/dev/null` =~ /libasan/;
 note($SANITIZED ? 'sanitizer build: (c) instead of (a) RSS and (b) valgrind' : 'plain build: (a) and (b)');
@@ -70,6 +72,38 @@ sub mixed_writes {
     });
 }
 
+# Card checkouts: order, pay at the simulator, verify; every third paid 1
+# won short (verify refunds it), every other paid one cancelled (refunded).
+# Returns how many rounds got the answers they should.
+sub card_rounds {
+    my ($buyer, $n) = @_;
+    my $good = 0;
+    for my $i (1 .. $n) {
+        my %h = (Authorization => "Bearer $buyer->{token}", 'Content-Type' => 'application/json');
+        my $o = $s->request('POST', '/api/v1/orders', { %h, 'Idempotency-Key' => uniq_key("card$i") },
+            $JSON->encode({ items => [ { productId => 1 + $i % 9, quantity => 1 } ], payment => { method => 'CARD', cardCompany => 'NH' },
+                shipping => { recipient => '검사', phone => '010-1212-3434', zipCode => '12345', address => '어딘가' } }));
+        if ($o->{status} != 201) {
+            diag("card round $i: the order answered $o->{status} $o->{body}");
+            next;
+        }
+        my $mu = $o->{json}{payment}{merchantUid};
+        $s->pgsim('POST', '/_sim/faults', { endpoint => 'pay', merchant_uid => $mu, amount_delta => -1 }) if $i % 3 == 0;
+        my $paid = $s->pgsim('POST', "/pay/$mu", { cardCompany => 'NH' });
+        my $v = $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/payments", { %h, 'Idempotency-Key' => uniq_key("v$i") },
+            $JSON->encode({ impUid => $paid->{imp_uid} // 'imp_none' }));
+        my $want = $i % 3 == 0 ? 409 : 200;
+        my $c = $i % 3 && $i % 2 ? $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/cancel", \%h) : { status => 200 };
+        if ($v->{status} == $want && $c->{status} == 200) {
+            $good++;
+        } else {
+            diag("card round $i: verify $v->{status} (want $want) $v->{body}; cancel $c->{status} " . ($c->{body} // ''));
+        }
+    }
+    $s->pgsim('DELETE', '/_sim/faults');
+    return $good;
+}
+
 # ---------------------------------------------------------------- (a) RSS flat
 {
     my @w = $s->wait_workers(count => 2);
@@ -97,8 +131,8 @@ sub mixed_writes {
 SKIP: {
     my $vg = `command -v valgrind 2>/dev/null`;
     chomp $vg;
-    skip 'valgrind is not installed', 4 unless $vg && -x $vg;
-    skip 'valgrind cannot run an ASan binary: LeakSanitizer checks instead, (c)', 4 if $SANITIZED;
+    skip 'valgrind is not installed', 5 unless $vg && -x $vg;
+    skip 'valgrind cannot run an ASan binary: LeakSanitizer checks instead, (c)', 5 if $SANITIZED;
 
     # a buyer with money, for writes served under valgrind too
     my ($buyer) = @{ make_buyers($s, 1, balance => 50_000_000, tag => 'vg') };
@@ -136,6 +170,7 @@ SKIP: {
     my $wok = grep { $_->{status} < 500 } @$w;
     note("under valgrind: $n reads ($failed failed), " . scalar(@$w) . " writes ($wok not 5xx)");
     ok($ready && $n + @$w >= $VG_REQUESTS * 0.95, "served $n + " . scalar(@$w) . " requests under valgrind");
+    is(card_rounds($buyer, 12), 12, 'under valgrind: 12 card checkouts, each answered as it should be');
 
     kill 'QUIT', $master;
     my $end = time + 120;
@@ -168,7 +203,7 @@ SKIP: {
 
 # ---------------------------------------------------------------- (c) LeakSanitizer
 SKIP: {
-    skip 'not a sanitizer build: (a) and (b) check memory', 7 unless $SANITIZED;
+    skip 'not a sanitizer build: (a) and (b) check memory', 8 unless $SANITIZED;
     my $out = $s->log_path('jangteod.out');
     my $since = sub { my $t = $s->log_text('jangteod.out'); substr($t, $_[0] <= length $t ? $_[0] : 0) };
     my $graceful_stop = sub {
@@ -194,6 +229,7 @@ SKIP: {
     my $w = mixed_writes($buyer, $VG_REQUESTS - int($VG_REQUESTS * 0.9));
     my $wok = grep { $_->{status} < 500 } @$w;
     ok($n + $wok >= $VG_REQUESTS * 0.95, "served $n reads ($failed failed) and $wok of " . scalar(@$w) . ' writes without a 5xx');
+    is(card_rounds($buyer, 12), 12, '12 card checkouts, each answered as it should be');
     ok($graceful_stop->(), 'graceful stop: every worker ran its leak check on the way out');
     my $said = $since->($mark);
     unlike($said, qr/LeakSanitizer|AddressSanitizer|runtime error:/, 'no leak, memory error or undefined behaviour reported')

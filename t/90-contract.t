@@ -24,6 +24,7 @@ use Jangteo::Receiver;
 my $s = test_stack(
     demo => 1,
     rate_limits => 1,
+    pgsim => 1,
     conf => { server => { enable_test_routes => 'yes' }, auctions => { consumers => 1 } },
 );
 contract_start($s);
@@ -313,6 +314,74 @@ my @SCENARIOS = (
         call(GET => '/api/v1/admin/webhooks/999999999/deliveries', token => $x->{admin}{token}, status => 404,
             code => 'WEBHOOK_NOT_FOUND', name => 'deliveries of no webhook');
         $rx->stop;
+    } ],
+
+    [ 'card payments: checkout, verify, webhook, cancel, the gateway failing' => sub {
+        my ($x) = @_;
+        my $t = $x->{buyer}{token};
+        my $p = $x->{product};
+        $s->pgsim('POST', '/_sim/config', { webhooks => JSON::PP::false });
+        my $card = sub {
+            my ($name, %o) = @_;
+            my $r = call(POST => '/api/v1/orders', token => $t, headers => { 'Idempotency-Key' => key() },
+                json => { items => [ { productId => $p->{id}, quantity => 1 } ], shipping => {%SHIP},
+                          payment => { method => 'CARD', cardCompany => $o{card} // 'NH' } }, status => $o{status} // 201,
+                code => $o{code}, name => $name);
+            return $r->{json};
+        };
+        my $pay = sub { $s->pgsim('POST', "/pay/$_[0]{payment}{merchantUid}", { cardCompany => 'NH' }) };
+        my $verify = sub {
+            my ($o, $imp, %c) = @_;
+            return call(POST => "/api/v1/orders/$o->{orderId}/payments", token => $t,
+                headers => { 'Idempotency-Key' => $c{key} // key() }, json => { impUid => $imp }, %c);
+        };
+
+        my $o = $card->('a card order: PAYMENT_PENDING');
+        is($o->{status}, 'PAYMENT_PENDING', 'PAYMENT_PENDING');
+        my $paid = $pay->($o);
+        my $k = key();
+        my $r = $verify->($o, $paid->{imp_uid}, key => $k, status => 200, name => 'verify: PAID');
+        is($r->{json}{status}, 'PAID', 'PAID');
+        $r = $verify->($o, $paid->{imp_uid}, key => $k, status => 200, name => 'verify again: replayed');
+        is($r->{headers}{'idempotent-replayed'}, 'true', 'Idempotent-Replayed: true');
+        call(GET => "/api/v1/orders/$o->{orderId}", token => $t, status => 200, name => 'a card order read back');
+        call(POST => "/api/v1/orders/$o->{orderId}/payments", token => $t, json => { impUid => $paid->{imp_uid} },
+            status => 400, code => 'IDEMPOTENCY_KEY_MISSING', breaks_request => 1, name => 'verify without a key');
+
+        my $pending = $card->('a card order nobody pays');
+        $verify->($pending, 'imp_none', status => 409, code => 'PAYMENT_NOT_FOUND', name => 'verify a payment the gateway lacks');
+        $verify->($pending, 'a b', status => 400, code => 'INVALID_REQUEST', breaks_request => 1, name => 'an impUid with a space');
+
+        my $tampered = $card->('a card order paid 1 won short');
+        $s->pgsim('POST', '/_sim/faults', { endpoint => 'pay', merchant_uid => $tampered->{payment}{merchantUid}, amount_delta => -1 });
+        my $short = $pay->($tampered);
+        $verify->($tampered, $short->{imp_uid}, status => 409, code => 'PAYMENT_AMOUNT_MISMATCH', name => 'verify: amount mismatch');
+        $s->pgsim('DELETE', '/_sim/faults');
+
+        my $hooked = $card->('a card order settled by the webhook');
+        my $hp = $pay->($hooked);
+        $r = call(POST => '/api/v1/payments/webhook', json => { imp_uid => $hp->{imp_uid},
+            merchant_uid => $hooked->{payment}{merchantUid}, status => 'paid' }, status => 200, name => "the gateway's webhook");
+        is($r->{json}{status}, 'PAID', 'the webhook made it PAID');
+        $r = call(POST => '/api/v1/payments/webhook', json => { imp_uid => 'imp_000000777777', status => 'paid' }, status => 200,
+            name => 'a webhook naming no payment');
+        is($r->{json}{status}, 'IGNORED', 'IGNORED');
+        call(POST => '/api/v1/payments/webhook', json => { imp_uid => 7 }, status => 400, code => 'INVALID_REQUEST',
+            breaks_request => 1, name => 'a webhook with a number for imp_uid');
+
+        $r = call(POST => "/api/v1/orders/$o->{orderId}/cancel", token => $t, status => 200, name => 'cancel a card order: refunded');
+        is($r->{json}{status}, 'CANCELLED', 'CANCELLED');
+        $s->pgsim('POST', '/_sim/faults', { endpoint => 'cancel', status => 500 });
+        $r = call(POST => "/api/v1/orders/$hooked->{orderId}/cancel", token => $t, status => 202,
+            name => 'cancel with the gateway down: CANCEL_PENDING');
+        is($r->{json}{status}, 'CANCEL_PENDING', 'CANCEL_PENDING');
+        $s->pgsim('DELETE', '/_sim/faults');
+
+        $s->pgsim('POST', '/_sim/faults', { endpoint => 'prepare', status => 400, times => 1 });
+        $card->('the gateway refuses the amount', status => 502, code => 'PAYMENT_GATEWAY_REFUSED');
+        $s->pgsim('POST', '/_sim/faults', { endpoint => 'prepare', status => 500, times => 1 });
+        $r = $card->('the gateway answers 500', status => 503, code => 'PAYMENT_GATEWAY_UNAVAILABLE');
+        $s->pgsim('POST', '/_sim/config', { webhooks => JSON::PP::true });
     } ],
 
     [ 'auctions, bids, receipts and refunds' => sub {

@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -182,6 +183,53 @@ static const setting settings[] = {
 
     S("pii", "key_file", pii_key_file, "",
       "file of 'ID HEX64' lines: keys sealing personal data; the last line encrypts, all decrypt"),
+
+    S("payments", "pg_url", pg_url, "",
+      "PortOne REST V1 base URL (https://api.iamport.kr) or the simulator's; empty = card payments off"),
+    S("payments", "imp_key", imp_key, "", "REST API key of the merchant account (imp_key)"),
+    S("payments", "imp_secret_file", imp_secret_file, "",
+      "file holding the REST API secret (imp_secret); never logged"),
+    S("payments", "pay_url", pay_url, "",
+      "the simulator's pay page, the merchant uid appended (empty with a real gateway: its browser SDK pays)"),
+    I("payments", "connect_timeout_ms", pg_connect_timeout_ms, "1000", 1, 60000,
+      "milliseconds to connect to the gateway, per attempt"),
+    I("payments", "timeout_ms", pg_timeout_ms, "5000", 1, 120000,
+      "milliseconds one attempt may take in all (connect, send, answer)"),
+    I("payments", "deadline_ms", pg_deadline_ms, "15000", 1, 300000,
+      "milliseconds for every attempt of one call, its token fetch and the pauses; keep below [server] request_timeout"),
+    I("payments", "retry_attempts", pg_retry_attempts, "3", 1, 10,
+      "attempts of an idempotent call (lookup, token, cancel with checksum); others are tried once"),
+    I("payments", "retry_interval_ms", pg_retry_interval_ms, "500", 0, 60000,
+      "pause between attempts, with +-50 % jitter"),
+    I("payments", "hold_seconds", pg_hold_seconds, "900", 60, 86400,
+      "seconds a card order holds its stock while the buyer pays"),
+    I("payments", "breaker_window", breaker_window, "100", 1, 1000,
+      "circuit breaker: the last N gateway calls it judges by"),
+    I("payments", "breaker_min_calls", breaker_min_calls, "50", 1, 1000,
+      "circuit breaker: calls in the window before it may open (at most breaker_window)"),
+    I("payments", "breaker_failure_rate", breaker_failure_rate, "20", 1, 100,
+      "circuit breaker: opens when this percentage of the window failed (5xx, timeout, no answer)"),
+    I("payments", "breaker_slow_rate", breaker_slow_rate, "10", 1, 100,
+      "circuit breaker: ... or when this percentage was slower than breaker_slow_ms"),
+    I("payments", "breaker_slow_ms", breaker_slow_ms, "3000", 1, 600000,
+      "circuit breaker: a call slower than this counts as slow (keep below timeout_ms to see any)"),
+    I("payments", "breaker_open_ms", breaker_open_ms, "6000", 1, 3600000,
+      "circuit breaker: milliseconds it stays open (every call fails at once) before half-opening"),
+    I("payments", "breaker_half_open_calls", breaker_half_open_calls, "10", 1, 100,
+      "circuit breaker: trial calls let through half-open; their verdict closes or reopens it"),
+    I("payments", "max_calls_in_flight", pg_max_in_flight, "0", 0, 64,
+      "workers inside a gateway call at once (0 = a quarter of [server] workers, at least 1): a gateway that hangs holds no more"),
+    I("payments", "in_flight_wait_ms", pg_in_flight_wait_ms, "250", 0, 10000,
+      "milliseconds a call waits for a place when all are taken, then 503 (a healthy gateway frees them sooner)"),
+    I("payments", "sweepers", pg_sweepers, "1", 0, 16,
+      "payment sweeper processes (expired holds, pending refunds) the master keeps running when pg_url is set"),
+    I("payments", "sweep_interval_ms", pg_sweep_interval_ms, "1000", 50, 600000,
+      "milliseconds between two sweeps of one sweeper"),
+    I("payments", "sweep_batch", pg_sweep_batch, "32", 1, 1000, "orders and refunds one sweep takes at most"),
+    I("payments", "sweep_claim_ms", pg_sweep_claim_ms, "60000", 1000, 3600000,
+      "a sweeper owns an order or refund it took this long, then another may (keep above 2 x deadline_ms)"),
+    S("payments", "webhook_allow", webhook_allow, "127.0.0.1",
+      "comma-separated source addresses the gateway's webhook may come from (a real gateway publishes its own)"),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -318,6 +366,40 @@ read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen
     return 0;
 }
 
+/* [payments] rules that span settings. A gateway needs its credentials;
+ * the breaker's minimum must fit in its window; every webhook source must
+ * be an address (a typo must not silently open or close the door). */
+static int
+check_payments(const jt_conf *c, char *err, size_t errlen)
+{
+    char list[sizeof(c->webhook_allow)], *tok, *save = NULL;
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    if (c->pg_url[0]) {
+        if (strncmp(c->pg_url, "http://", 7) && strncmp(c->pg_url, "https://", 8)) {
+            snprintf(err, errlen, "[payments] pg_url: expected an http:// or https:// URL");
+            return -1;
+        }
+        if (c->imp_key[0] == '\0' || c->imp_secret[0] == '\0') {
+            snprintf(err, errlen, "[payments] pg_url is set: imp_key and imp_secret_file are needed too");
+            return -1;
+        }
+    }
+    if (c->breaker_min_calls > c->breaker_window) {
+        snprintf(err, errlen, "[payments] breaker_min_calls: at most breaker_window (%lld)",
+                 (long long) c->breaker_window);
+        return -1;
+    }
+    memcpy(list, c->webhook_allow, sizeof(list));
+    for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        if (inet_pton(AF_INET, tok, addr) != 1 && inet_pton(AF_INET6, tok, addr) != 1) {
+            snprintf(err, errlen, "[payments] webhook_allow: '%.64s' is not an IP address", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Parses "host:port, host:port" into out[] (at most JT_MAX_NODES). A host
  * is a name or an IPv4 address; ports are 1..65535. Returns the count, or
  * -1 with a reason in err naming the setting. */
@@ -434,6 +516,13 @@ jt_conf_load(jt_conf *c, const char *path, char *err, size_t errlen)
     }
     if (c->mig_password_file[0]
         && read_secret(c->mig_password_file, c->mig_password, sizeof(c->mig_password), err, errlen) != 0) {
+        return -1;
+    }
+    if (c->imp_secret_file[0]
+        && read_secret(c->imp_secret_file, c->imp_secret, sizeof(c->imp_secret), err, errlen) != 0) {
+        return -1;
+    }
+    if (check_payments(c, err, errlen) != 0) {
         return -1;
     }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info")

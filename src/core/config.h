@@ -140,6 +140,33 @@ typedef struct {
     /* [pii] */
     char    pii_key_file[JT_PATH_MAX];
 
+    /* [payments] */
+    char    pg_url[JT_PATH_MAX];
+    char    imp_key[128];
+    char    imp_secret_file[JT_PATH_MAX];
+    char    imp_secret[JT_SECRET_MAX];   /* read from imp_secret_file; never logged */
+    char    pay_url[JT_PATH_MAX];
+    int64_t pg_connect_timeout_ms;
+    int64_t pg_timeout_ms;
+    int64_t pg_deadline_ms;
+    int64_t pg_retry_attempts;
+    int64_t pg_retry_interval_ms;
+    int64_t pg_hold_seconds;
+    int64_t breaker_window;
+    int64_t breaker_min_calls;
+    int64_t breaker_failure_rate;        /* percent */
+    int64_t breaker_slow_rate;           /* percent */
+    int64_t breaker_slow_ms;
+    int64_t breaker_open_ms;
+    int64_t breaker_half_open_calls;
+    int64_t pg_max_in_flight;
+    int64_t pg_in_flight_wait_ms;
+    int64_t pg_sweepers;
+    int64_t pg_sweep_interval_ms;
+    int64_t pg_sweep_batch;
+    int64_t pg_sweep_claim_ms;
+    char    webhook_allow[512];
+
     /* [testing] — test-only, never in the shipped configuration */
     int64_t test_tx_delay_ms;
     int     test_fail_after_commit;   /* the first statement after a COMMIT in a request fails */

@@ -6,14 +6,24 @@
 static jt_metrics local_metrics;
 static jt_metrics *metrics = &local_metrics;
 
+void *
+jt_shared_zalloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    memset(p, 0, n);
+    return p;
+}
+
 int
 jt_metrics_init_shared(void)
 {
-    void *p = mmap(NULL, sizeof(jt_metrics), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
+    void *p = jt_shared_zalloc(sizeof(jt_metrics));
+    if (p == NULL) {
         return -1;
     }
-    memset(p, 0, sizeof(jt_metrics));
     metrics = p;
     return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef JT_METRICS_H
 #define JT_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define JT_METRICS_ROUTES 64            /* route slots; the last one is "unmatched" */
@@ -46,7 +47,7 @@ typedef struct {
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
     uint64_t order_moves;            /* lifecycle moves committed (by hand or by the scheduler) */
-    uint64_t sweeps;
+    uint64_t sweeps;                 /* lifecycle scheduler sweeps run */
     uint64_t events_published;       /* outbox rows XADDed by the relay */
     uint64_t notifications_created;
     uint64_t webhook_attempts;
@@ -63,9 +64,24 @@ typedef struct {
     uint64_t bids_failed;
     uint64_t cache_hits;
     uint64_t cache_misses;
+    uint64_t pg_retries;             /* gateway attempts after a failed one */
+    uint64_t pg_token_fetches;       /* getToken requests */
+    uint64_t card_reserved;          /* card orders that reserved stock (PAYMENT_PENDING) */
+    uint64_t card_paid;              /* card orders PAID */
+    uint64_t card_failed;            /* PAYMENT_FAILED (amount mismatch, gateway refused or down) */
+    uint64_t card_expired;           /* PAYMENT_EXPIRED by the sweeper */
+    uint64_t card_late_out_of_stock; /* paid after the hold, stock gone: OUT_OF_STOCK */
+    uint64_t card_refunds;           /* refunds the gateway confirmed */
+    uint64_t card_refunds_failed;    /* refund attempts left for the sweeper */
+    uint64_t card_breaker_fast_fails; /* card checkouts refused at once: breaker open */
+    uint64_t pay_sweeps;             /* payment sweeps run */
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 
+/* A zeroed anonymous shared mapping: every child forked after this call
+ * shares it (metrics, the circuit breaker, the gateway token). NULL on
+ * failure. */
+void       *jt_shared_zalloc(size_t n);
 int         jt_metrics_init_shared(void);
 jt_metrics *jt_metrics_get(void);
 

@@ -18,6 +18,7 @@ enum {
     JT_KIND_RELAY,        /* outbox -> stream */
     JT_KIND_NOTIFIER,     /* events -> notifications */
     JT_KIND_HOOKS,        /* events -> webhook calls */
+    JT_KIND_SWEEPER,      /* card payments and refunds left unsettled */
     JT_KIND__COUNT
 };
 

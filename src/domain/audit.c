@@ -8,6 +8,8 @@
 #include "domain/common.h"
 #include "domain/events.h"
 #include "domain/lifecycle.h"
+#include "domain/order_status.h"
+#include "domain/payments.h"
 
 /* Each check is two statements: how many rows it looked at, and the
  * offending ids (at most a few, plus their count). */
@@ -19,14 +21,16 @@ typedef struct {
     int         grace;         /* bad_sql binds [events] audit_grace (seconds) */
 } check_def;
 
+/* units held by orders: those in a status whose lines hold stock (paid,
+ * reserved for a card payment, or waiting for a card refund) */
 #define STOCK_SOLD_PRODUCT                                                                      \
     "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
-    " WHERE o.status IN (" JT_ORDER_SOLD_STATUSES ") AND oi.product_id = p.id AND oi.option_id IS NULL)"
+    " WHERE o.status IN (" JT_ORDER_STOCK_HOLDING_SQL ") AND oi.product_id = p.id AND oi.option_id IS NULL)"
 #define STOCK_MOVED_PRODUCT                                                                     \
     "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.product_id = p.id AND m.option_id IS NULL)"
 #define STOCK_SOLD_OPTION                                                                       \
     "(SELECT COALESCE(SUM(oi.quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id" \
-    " WHERE o.status IN (" JT_ORDER_SOLD_STATUSES ") AND oi.option_id = po.id)"
+    " WHERE o.status IN (" JT_ORDER_STOCK_HOLDING_SQL ") AND oi.option_id = po.id)"
 #define STOCK_MOVED_OPTION                                                                      \
     "(SELECT COALESCE(SUM(m.delta), 0) FROM stock_movements m WHERE m.option_id = po.id)"
 #define HAS_OPTIONS "EXISTS (SELECT 1 FROM product_options x WHERE x.product_id = p.id)"
@@ -44,11 +48,11 @@ static const check_def checks[] = {
       "SELECT t.id FROM (SELECT id, balance_after,"
       " SUM(delta) OVER (PARTITION BY user_id ORDER BY id) AS running FROM point_ledger) t"
       " WHERE t.balance_after <> t.running ORDER BY t.id", 0 },
-    { "product_stock", "for every product without options: initial + restocks - units in orders not cancelled or returned = stock",
+    { "product_stock", "for every product without options: initial + restocks - units held by orders = stock",
       "SELECT COUNT(*) FROM products p WHERE NOT " HAS_OPTIONS,
       "SELECT p.id FROM products p WHERE NOT " HAS_OPTIONS
       " AND p.stock <> " STOCK_MOVED_PRODUCT " - " STOCK_SOLD_PRODUCT " ORDER BY p.id", 0 },
-    { "option_stock", "for every option: initial + restocks - units in orders not cancelled or returned = stock",
+    { "option_stock", "for every option: initial + restocks - units held by orders = stock",
       "SELECT COUNT(*) FROM product_options",
       "SELECT po.id FROM product_options po WHERE po.stock <> " STOCK_MOVED_OPTION " - " STOCK_SOLD_OPTION
       " ORDER BY po.id", 0 },
@@ -58,27 +62,36 @@ static const check_def checks[] = {
     { "no_negative_stock", "no product or option has negative stock",
       "SELECT (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM product_options)",
       "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0", 0 },
-    { "order_payments", "every order has exactly one payment ledger row of its total",
+    /* by ref_id (its index, forced: with a buyer of many orders MariaDB
+     * would walk the buyer's whole ledger for each of them) */
+    { "order_payments", "every points order has exactly one payment ledger row of its total; a card order none",
       "SELECT COUNT(*) FROM orders",
-      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT'"
-      " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = -o.total) <> 1"
-      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_PAYMENT' AND l.ref_id = o.id) <> 1"
-      " ORDER BY o.id", 0 },
-    { "order_refunds", "every CANCELLED or RETURNED order has exactly one refund row of its total; any other none",
+      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l FORCE INDEX (point_ledger_ref) WHERE l.kind = 'ORDER_PAYMENT'"
+      " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = -o.total) <> IF(o.payment_method = 'POINTS', 1, 0)"
+      " OR (SELECT COUNT(*) FROM point_ledger l FORCE INDEX (point_ledger_ref) WHERE l.kind = 'ORDER_PAYMENT' AND l.ref_id = o.id)"
+      " <> IF(o.payment_method = 'POINTS', 1, 0) ORDER BY o.id", 0 },
+    { "order_refunds", "every CANCELLED or RETURNED points order has exactly one refund ledger row of its total; any "
+      "other order (a card order's refund is at the gateway) none",
       "SELECT COUNT(*) FROM orders",
-      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND'"
+      "SELECT o.id FROM orders o WHERE (SELECT COUNT(*) FROM point_ledger l FORCE INDEX (point_ledger_ref) WHERE l.kind = 'ORDER_REFUND'"
       " AND l.ref_id = o.id AND l.user_id = o.user_id AND l.delta = o.total)"
-      " <> IF(o.status IN (" JT_ORDER_REFUNDED_STATUSES "), 1, 0)"
-      " OR (SELECT COUNT(*) FROM point_ledger l WHERE l.kind = 'ORDER_REFUND' AND l.ref_id = o.id)"
-      " <> IF(o.status IN (" JT_ORDER_REFUNDED_STATUSES "), 1, 0) ORDER BY o.id", 0 },
-    { "order_status_history", "every order's status is the last move of its history (PAID with none)",
+      " <> IF(o.status IN (" JT_ORDER_REFUNDED_SQL ") AND o.payment_method = 'POINTS', 1, 0)"
+      " OR (SELECT COUNT(*) FROM point_ledger l FORCE INDEX (point_ledger_ref) WHERE l.kind = 'ORDER_REFUND' AND l.ref_id = o.id)"
+      " <> IF(o.status IN (" JT_ORDER_REFUNDED_SQL ") AND o.payment_method = 'POINTS', 1, 0) ORDER BY o.id", 0 },
+    /* a card order's history starts when it is placed, PAYMENT_PENDING;
+     * a points order's PAID */
+    { "order_status_history", "every order's status is the last move of its history (PAID, or PAYMENT_PENDING for a "
+      "card order, with none)",
       "SELECT COUNT(*) FROM orders",
       "SELECT o.id FROM orders o LEFT JOIN order_events e ON e.id = (SELECT MAX(x.id) FROM order_events x"
-      " WHERE x.order_id = o.id) WHERE o.status <> COALESCE(e.to_status, 'PAID') ORDER BY o.id", 0 },
-    { "order_history_path", "every move of an order starts where the one before it ended (PAID first)",
+      " WHERE x.order_id = o.id) WHERE o.status <> COALESCE(e.to_status,"
+      " IF(o.payment_method = 'CARD', 'PAYMENT_PENDING', 'PAID')) ORDER BY o.id", 0 },
+    { "order_history_path", "every move of an order starts where the one before it ended (PAID, or PAYMENT_PENDING "
+      "for a card order, first)",
       "SELECT COUNT(*) FROM order_events",
-      "SELECT t.id FROM (SELECT id, from_status, COALESCE(LAG(to_status) OVER (PARTITION BY order_id ORDER BY id), 'PAID')"
-      " AS prev FROM order_events) t WHERE t.from_status <> t.prev ORDER BY t.id", 0 },
+      "SELECT t.id FROM (SELECT e.id, e.from_status, COALESCE(LAG(e.to_status) OVER (PARTITION BY e.order_id ORDER BY e.id),"
+      " IF(o.payment_method = 'CARD', 'PAYMENT_PENDING', 'PAID')) AS prev FROM order_events e"
+      " JOIN orders o ON o.id = e.order_id) t WHERE t.from_status <> t.prev ORDER BY t.id", 0 },
     { "event_notifications", "every event published before the grace has been consumed, with one notification "
       "for its recipient",
       "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL",
@@ -86,6 +99,41 @@ static const check_def checks[] = {
       " AND (x.notified_at IS NULL OR (SELECT COUNT(*) FROM notifications n WHERE n.event_id = x.id)"
       " <> IF(" JT_EVENT_RECIPIENT("x") " IS NULL, 0, 1) OR EXISTS (SELECT 1 FROM notifications n WHERE"
       " n.event_id = x.id AND n.user_id <> " JT_EVENT_RECIPIENT("x") ")) ORDER BY x.id", 1 },
+    /* paid and not being refunded: PAID and the lifecycle's statuses after it */
+    { "card_paid", "every paid card order (PAID up to RETURN_REQUESTED) has exactly one gateway payment, of its "
+      "total, nothing refunded",
+      "SELECT COUNT(*) FROM orders WHERE payment_method = 'CARD' AND status IN (" JT_ORDER_SOLD_SQL ")"
+      " AND status <> 'CANCEL_PENDING'",
+      "SELECT o.id FROM orders o WHERE o.payment_method = 'CARD' AND o.status IN (" JT_ORDER_SOLD_SQL ")"
+      " AND o.status <> 'CANCEL_PENDING'"
+      " AND ((SELECT COUNT(*) FROM gateway_payments g WHERE g.order_id = o.id AND g.state = 'CAPTURED'"
+      " AND g.amount = o.total AND g.refunded = 0) <> 1"
+      " OR (SELECT COUNT(*) FROM gateway_payments g WHERE g.order_id = o.id AND g.state = 'CAPTURED') <> 1)"
+      " ORDER BY o.id", 0 },
+    { "card_refunded", "every cancelled, returned, failed, expired or out-of-stock card order was refunded in full "
+      "or never paid",
+      "SELECT COUNT(*) FROM orders WHERE payment_method = 'CARD'"
+      " AND status IN ('CANCELLED', 'RETURNED', 'PAYMENT_FAILED', 'PAYMENT_EXPIRED', 'OUT_OF_STOCK')",
+      "SELECT o.id FROM orders o WHERE o.payment_method = 'CARD'"
+      " AND o.status IN ('CANCELLED', 'RETURNED', 'PAYMENT_FAILED', 'PAYMENT_EXPIRED', 'OUT_OF_STOCK')"
+      " AND EXISTS (SELECT 1 FROM gateway_payments g WHERE g.order_id = o.id"
+      " AND (g.state <> 'REFUNDED' OR g.refunded <> g.amount)) ORDER BY o.id", 0 },
+    /* the gateway's refund of a cancel or a return: exactly one, of the
+     * order's total (a stray second payment's refund has its own reason) */
+    { "card_refund_once", "every CANCELLED or RETURNED card order has exactly one gateway refund of its total "
+      "for the cancel or the return",
+      "SELECT COUNT(*) FROM orders WHERE payment_method = 'CARD' AND status IN (" JT_ORDER_REFUNDED_SQL ")",
+      "SELECT o.id FROM orders o WHERE o.payment_method = 'CARD' AND o.status IN (" JT_ORDER_REFUNDED_SQL ")"
+      " AND (SELECT COUNT(*) FROM gateway_payments g WHERE g.order_id = o.id AND g.reason IN ('CANCELLED', 'RETURNED')"
+      " AND g.state = 'REFUNDED' AND g.amount = o.total AND g.refunded = o.total) <> 1 ORDER BY o.id", 0 },
+    { "card_refund_records", "every gateway payment's refunds (one row per checksum) add up to what it refunded",
+      "SELECT COUNT(*) FROM gateway_payments",
+      "SELECT g.order_id FROM gateway_payments g WHERE g.refunded <> (SELECT COALESCE(SUM(f.amount), 0)"
+      " FROM card_refunds f WHERE f.imp_uid = g.imp_uid) ORDER BY g.order_id", 0 },
+    { "card_orders", "every card order has its card payment row, of its total",
+      "SELECT COUNT(*) FROM orders WHERE payment_method = 'CARD'",
+      "SELECT o.id FROM orders o LEFT JOIN card_payments c ON c.order_id = o.id"
+      " WHERE o.payment_method = 'CARD' AND (c.order_id IS NULL OR c.amount <> o.total) ORDER BY o.id", 0 },
     { "order_totals", "every order's total = sum of its lines + shipping fee",
       "SELECT COUNT(*) FROM orders",
       "SELECT o.id FROM orders o WHERE o.items_total <> (SELECT COALESCE(SUM(oi.line_total), 0) FROM order_items oi"
@@ -165,6 +213,32 @@ audit_run(jt_db *db, jt_arena *a, int64_t grace_s, jt_audit *out)
     return JT_DB_OK;
 }
 
+jt_db_rc
+audit_run_gateway(jt_pay_env *env, int64_t max, jt_audit *out)
+{
+    jt_db_rc rc = audit_run(env->db, env->arena, env->conf->ev_audit_grace, out);
+    jt_audit_check *c;
+    jt_buf s;
+
+    if (rc != JT_DB_OK || !jt_pg_configured(env->pg) || out->n >= JT_AUDIT_MAX_CHECKS) {
+        return rc;
+    }
+    c = &out->checks[out->n++];
+    c->name = "gateway_payments";
+    c->invariant = "every card order agrees with the gateway: PAID = paid once, its total;"
+                   " cancelled, failed or expired = refunded or never paid";
+    jt_buf_init(&s, env->arena, 64);
+    if (payments_audit_gateway(env, max, &c->checked, &c->violations, &s) != 0) {
+        /* no verdict is not a clean one */
+        c->violations = 1;
+        jt_buf_init(&s, env->arena, 64);
+        jt_buf_adds(&s, "the gateway could not be asked");
+    }
+    c->samples = jt_buf_cstr(&s);
+    out->violations += c->violations;
+    return JT_DB_OK;
+}
+
 /* GET /api/v1/admin/audit */
 jt_err
 audit_http(jt_req *r)
@@ -183,8 +257,13 @@ audit_http(jt_req *r)
     if (!who.is_admin) {
         return jt_fail(r, JT_E_FORBIDDEN, "the audit is for admins");
     }
-    if ((rc = audit_run(r->db, r->arena, ((const jt_conf *) r->conf)->ev_audit_grace, &report)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
+    {
+        /* the newest card orders against the gateway too (bounded: this is
+         * a request; jangteo-admin audit checks every one) */
+        jt_pay_env env = { r->conf, r->db, r->redis, r->pg, r->arena };
+        if ((rc = audit_run_gateway(&env, 200, &report)) != JT_DB_OK) {
+            return jt_db_fail(r, rc);
+        }
     }
     jt_json_begin(r, &b, &w, 2048);
     jw_obj_open(&w);

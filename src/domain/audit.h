@@ -10,7 +10,9 @@
 #include "http/request.h"
 #include "store/db.h"
 
-#define JT_AUDIT_MAX_CHECKS 24
+struct jt_pay_env_s;
+
+#define JT_AUDIT_MAX_CHECKS 32
 #define JT_AUDIT_SAMPLES 5
 
 typedef struct {
@@ -32,6 +34,10 @@ typedef struct {
  * was published ([events] audit_grace): before that, a consumer may be
  * on it. */
 jt_db_rc audit_run(jt_db *db, jt_arena *a, int64_t grace_s, jt_audit *out);
+/* audit_run (with env->conf's audit_grace), then (with a gateway
+ * configured) the newest `max` card orders checked against the gateway's
+ * own records (domain/payments.h). */
+jt_db_rc audit_run_gateway(struct jt_pay_env_s *env, int64_t max, jt_audit *out);
 
 jt_err audit_http(jt_req *r);
 

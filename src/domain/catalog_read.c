@@ -13,7 +13,7 @@
 #include "core/metrics.h"
 #include "core/timefmt.h"
 #include "domain/common.h"
-#include "domain/lifecycle.h"
+#include "domain/order_status.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/search.h"
@@ -131,7 +131,7 @@ static const char SQL_NEXT_BOUNDARY_MS[] =
 static const char SQL_POPULAR[] =
     "SELECT oi.product_id, p.name, p.price, SUM(oi.quantity) AS sold"
     " FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id"
-    " WHERE o.status IN (" JT_ORDER_SOLD_STATUSES ") AND o.created_at >= NOW(6) - INTERVAL 3 DAY"
+    " WHERE o.status IN (" JT_ORDER_SOLD_SQL ") AND o.created_at >= NOW(6) - INTERVAL 3 DAY"
     " AND p.deleted_at IS NULL"
     " GROUP BY oi.product_id ORDER BY sold DESC, oi.product_id LIMIT 5";
 

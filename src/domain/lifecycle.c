@@ -14,7 +14,10 @@
 #include "domain/common.h"
 #include "domain/events.h"
 #include "domain/lockkey.h"
+#include "domain/order_place.h"
+#include "domain/order_status.h"
 #include "domain/orders.h"
+#include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/conditional.h"
@@ -24,9 +27,11 @@
 #include "store/redis.h"
 #include "store/tx.h"
 
-/* who may take a move */
-enum { ACT_BUYER = 1, ACT_SELLER = 2, ACT_ADMIN = 4, ACT_SCHEDULER = 8 };
-#define ACT_STAFF (ACT_SELLER | ACT_ADMIN | ACT_SCHEDULER)
+/* who may take a move: the bits of the one move table (order_status.h) */
+#define ACT_BUYER     JT_BY_BUYER
+#define ACT_SELLER    JT_BY_SELLER
+#define ACT_ADMIN     JT_BY_ADMIN
+#define ACT_SCHEDULER JT_BY_SCHEDULER
 
 static const char *
 actor_name(unsigned a)
@@ -46,84 +51,82 @@ actor_name(unsigned a)
     "UPDATE orders SET status = '" to "', " col " = ?" extra ", version = version + 1"                 \
     " WHERE id = ? AND version = ? AND status = ?"
 
+/* How this module writes a move into each status it moves orders to.
+ * Which moves exist and who may take them is not here: it is the one
+ * table of domain/order_status.c, with card payments' statuses and moves
+ * (a move of that table into a status without a row here, such as
+ * CANCEL_PENDING, is payments.c's, never this module's). */
 typedef struct {
-    const char *from;
+    const char *from;      /* the status the order was in (set per move) */
     const char *to;
     const char *topic;     /* the event every such move writes */
-    unsigned    who;       /* ACT_* that may take it */
     int         refund;    /* every line's units back and the total refunded, in the move */
     int         detail;    /* the statement stores the move's detail (tracking number, reason) */
     const char *sql;
 } transition;
 
-/* Every move an order can make; anything else is 409 INVALID_TRANSITION.
- * Statuses to come (payments) are rows here and names in `statuses`. */
-static const transition transitions[] = {
-    { "PAID", "PREPARING", "order.preparing", ACT_STAFF, 0, 0, MOVE_SQL("PREPARING", "preparing_at", "") },
-    { "PREPARING", "SHIPPING", "order.shipping", ACT_STAFF, 0, 1,
+static const transition writes[] = {
+    { NULL, "PREPARING", "order.preparing", 0, 0, MOVE_SQL("PREPARING", "preparing_at", "") },
+    { NULL, "SHIPPING", "order.shipping", 0, 1,
       MOVE_SQL("SHIPPING", "shipped_at", ", tracking_number = COALESCE(?, tracking_number)") },
-    { "SHIPPING", "DELIVERED", "order.delivered", ACT_STAFF, 0, 0, MOVE_SQL("DELIVERED", "delivered_at", "") },
-    { "DELIVERED", "RETURN_REQUESTED", "order.return_requested", ACT_BUYER, 0, 1,
+    { NULL, "DELIVERED", "order.delivered", 0, 0, MOVE_SQL("DELIVERED", "delivered_at", "") },
+    { NULL, "RETURN_REQUESTED", "order.return_requested", 0, 1,
       MOVE_SQL("RETURN_REQUESTED", "return_requested_at", ", return_reason = ?") },
-    { "RETURN_REQUESTED", "RETURNED", "order.returned", ACT_STAFF, 1, 0, MOVE_SQL("RETURNED", "returned_at", "") },
-    { "PAID", "CANCELLED", "order.cancelled", ACT_BUYER | ACT_ADMIN, 1, 0,
-      MOVE_SQL("CANCELLED", "cancelled_at", "") },
-    { "PREPARING", "CANCELLED", "order.cancelled", ACT_BUYER | ACT_ADMIN, 1, 0,
-      MOVE_SQL("CANCELLED", "cancelled_at", "") },
+    { NULL, "RETURNED", "order.returned", 1, 0, MOVE_SQL("RETURNED", "returned_at", "") },
+    { NULL, "CANCELLED", "order.cancelled", 1, 0, MOVE_SQL("CANCELLED", "cancelled_at", "") },
 };
 
-static const char *const statuses[] = {
-    "PAID", "PREPARING", "SHIPPING", "DELIVERED", "RETURN_REQUESTED", "RETURNED", "CANCELLED", NULL,
-};
-
-#define NTRANSITIONS (sizeof(transitions) / sizeof(transitions[0]))
+#define NWRITES (sizeof(writes) / sizeof(writes[0]))
 
 int
 lifecycle_is_status(const char *s)
 {
-    int i;
-
-    for (i = 0; statuses[i] != NULL; i++) {
-        if (!strcmp(statuses[i], s)) {
-            return 1;
-        }
-    }
-    return 0;
+    return jt_order_status_of(s) != JT_ORDER_UNKNOWN;
 }
 
 static const transition *
-find_transition(const char *from, const char *to)
+find_target(const char *to)
 {
     size_t i;
 
-    for (i = 0; i < NTRANSITIONS; i++) {
-        if (!strcmp(transitions[i].from, from) && !strcmp(transitions[i].to, to)) {
-            return &transitions[i];
+    for (i = 0; i < NWRITES; i++) {
+        if (!strcmp(writes[i].to, to)) {
+            return &writes[i];
         }
     }
     return NULL;
 }
 
-/* Does any move into `to` refund? (Decides the locks before the status is
- * known: every row into CANCELLED or RETURNED does.) */
+/* The move from -> to when the table has it and this module writes it
+ * (out is filled in), else NULL. */
+static const transition *
+find_transition(const char *from, const char *to, transition *out)
+{
+    const transition *t = find_target(to);
+
+    if (t == NULL || !jt_order_is_move(jt_order_status_of(from), jt_order_status_of(to))) {
+        return NULL;
+    }
+    *out = *t;
+    out->from = from;
+    return out;
+}
+
+/* Does a move into `to` refund? (Decides the locks before the status is
+ * known: every move into CANCELLED or RETURNED does.) */
 static int
 target_refunds(const char *to)
 {
-    size_t i;
+    const transition *t = find_target(to);
 
-    for (i = 0; i < NTRANSITIONS; i++) {
-        if (!strcmp(transitions[i].to, to)) {
-            return transitions[i].refund;
-        }
-    }
-    return 0;
+    return t != NULL && t->refund;
 }
 
 /* --- the move --------------------------------------------------------------------- */
 
 static const char SQL_MOVE_READ[] =
     "SELECT o.status, o.version, o.total, o.user_id,"
-    " o.delivered_at IS NOT NULL AND clk.now < o.delivered_at + INTERVAL ? SECOND"
+    " o.delivered_at IS NOT NULL AND clk.now < o.delivered_at + INTERVAL ? SECOND, o.payment_method = 'CARD'"
     " FROM " JT_SQL_CLOCK ", orders o WHERE o.id = ?";
 static const char SQL_EVENT_INSERT[] =
     "INSERT INTO order_events (order_id, from_status, to_status, at, actor, actor_id) VALUES (?, ?, ?, ?, ?, ?)";
@@ -160,7 +163,11 @@ typedef struct {
     const char    *seen;            /* the status a request's order had when loaded */
     move_line      lines[JT_ORDER_MAX_ITEMS];
     int            n;
+    int            card;            /* paid by card: the refund is at the gateway */
+    jt_arena      *arena;           /* outlives the transaction's attempts */
+    transition     tr;              /* the move being made (check_move) */
     /* outputs, set afresh by every attempt */
+    const char    *refund_imp;      /* a card return: the payment now due for a refund */
     jt_err         refusal;
     int            gone;            /* a sweep: the order left expect_from first */
     jt_buf         body;
@@ -180,7 +187,7 @@ refuse(move *m, jt_err e, const char *detail)
 static const transition *
 check_move(move *m, const char *status)
 {
-    const transition *t = find_transition(status, m->to);
+    const transition *t = find_transition(status, m->to, &m->tr);
     char why[160];
 
     if (t == NULL) {
@@ -200,7 +207,7 @@ check_move(move *m, const char *status)
         }
         return NULL;
     }
-    if (!(t->who & m->actor)) {
+    if (!jt_order_may(jt_order_status_of(status), jt_order_status_of(m->to), (int) m->actor)) {
         snprintf(why, sizeof(why), "a %s may not move an order from %s to %s", actor_name(m->actor), status, m->to);
         refuse(m, JT_E_FORBIDDEN, why);
         return NULL;
@@ -283,10 +290,11 @@ move_body(jt_tx *tx)
     jt_rows rows;
     jt_buf payload;
     jt_err why;
-    int k = 0;
+    int k = 0, card;
 
     m->gone = 0;
     m->refusal = JT_OK;
+    m->refund_imp = NULL;
     p[0] = JT_VI(m->conf->lc_return_window);
     p[1] = jt_sql_time(&now, now_us);
     p[2] = JT_VI(m->order_id);
@@ -298,6 +306,7 @@ move_body(jt_tx *tx)
     version = jt_cell(&rows, 0, 1)->i;
     total = jt_cell(&rows, 0, 2)->i;
     buyer = jt_cell(&rows, 0, 3)->i;
+    card = jt_val_int(jt_cell(&rows, 0, 5)) != 0;
     if (m->expect_from != NULL && strcmp(status, m->expect_from) != 0) {
         m->gone = 1;   /* moved by someone else since the sweep read it */
         return JT_TX_ABORT;
@@ -338,7 +347,20 @@ move_body(jt_tx *tx)
     p[5] = m->actor_id ? JT_VI(m->actor_id) : JT_VNULL;
     JT_TX_EXEC(tx, SQL_EVENT_INSERT, p, 6, &rows);
 
-    if (t->refund) {
+    if (t->refund && card) {
+        /* a card order: its cancel is payments.c's (lifecycle_cancel hands
+         * it over, so this is never reached by one); its return gives the
+         * units back here and its payment becomes due for a refund of all
+         * of it, which the mover makes after COMMIT (payments.h: RT) */
+        if (strcmp(t->to, "RETURNED") != 0) {
+            return refuse(m, JT_E_ORDER_NOT_CANCELLABLE, "a card order is cancelled through its payment");
+        }
+        if ((step = restock(tx, m)) != JT_TX_COMMIT
+            || (step = payments_return_due(tx, m->arena, m->order_id, m->r != NULL ? m->conf->pg_sweep_claim_ms : 0,
+                                           &m->refund_imp)) != JT_TX_COMMIT) {
+            return step;
+        }
+    } else if (t->refund) {
         if ((step = restock(tx, m)) != JT_TX_COMMIT) {
             return step;
         }
@@ -363,16 +385,7 @@ move_body(jt_tx *tx)
 
     /* the answer: the order as this transaction leaves it, with its history */
     if (m->r != NULL) {
-        jt_json w;
-        jt_err e;
-
-        if (orders_fetch(tx->db, tx->arena, m->conf, m->order_id, &rows) != JT_DB_OK || rows.nrows != 1) {
-            tx->db_rc = tx->db->conn == NULL ? JT_DB_DOWN : JT_DB_ERROR;
-            return JT_TX_DBERR;
-        }
-        jt_json_begin(m->r, &m->body, &w, 1536);
-        if ((e = orders_write(m->r, &w, &rows, 0, 1)) != JT_OK) {
-            tx->db_rc = e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+        if (order_answer_read(tx, m->r, m->order_id, &m->body) != JT_OK) {
             return JT_TX_DBERR;
         }
         jt_write_answer(tx, 200, &m->body, "ORDER_MOVE", m->order_id);
@@ -450,6 +463,7 @@ load_for(jt_req *r, const jt_principal *who, move *m, int sellers_too)
     if (o.nrows == 1) {
         m->buyer = jt_cell(&o, 0, JT_ORDER_COL_USER)->i;
         m->seen = jt_cell(&o, 0, JT_ORDER_COL_STATUS)->s;
+        m->card = !strcmp(jt_cell(&o, 0, JT_ORDER_COL_METHOD)->s, "CARD");
         if (who->is_admin) {
             m->actor = ACT_ADMIN;
         } else if (sellers_too && sells_all) {
@@ -473,6 +487,7 @@ new_move(jt_req *r, const char *to)
     if (m != NULL) {
         m->r = r;
         m->conf = r->conf;
+        m->arena = r->arena;
         m->order_id = jt_req_param_id(r, "orderId");
         m->to = to;
     }
@@ -499,6 +514,13 @@ run_move(jt_req *r, jt_write *wr, move *m)
         JT_METRIC_INC(orders_cancelled);
     }
     jt_write_finish(r, wr);
+    if (m->refund_imp != NULL) {
+        /* a card return: the refund at the gateway now that the move is
+         * committed and its locks are gone; a gateway that will not now
+         * leaves the payment due for the sweeper */
+        jt_pay_env env = { r->conf, r->db, r->redis, r->pg, r->arena };
+        payments_refund_now(&env, m->refund_imp);
+    }
     return JT_OK;
 }
 
@@ -624,6 +646,12 @@ lifecycle_cancel(jt_req *r)
     if ((e = load_for(r, &who, m, 0)) != JT_OK) {
         return e;
     }
+    if (m->card) {
+        /* the refund goes through the gateway first: CANCEL_PENDING, the
+         * refund, CANCELLED (payments.h: K and R), from PAID or PREPARING
+         * alike (the move table's) */
+        return payments_cancel(r, &who, m->order_id);
+    }
     /* refused before any lock when it cannot be: the transaction checks
      * again, on the row it fences */
     if (check_move(m, m->seen) == NULL) {
@@ -681,6 +709,7 @@ sweep_one(const jt_conf *c, jt_db *db, jt_redis *redis, jt_arena *a, int64_t id,
     m.to = to;
     m.expect_from = from;
     m.actor = ACT_SCHEDULER;
+    m.arena = a;
     if (load_lines(db, a, &m, 0, &sells_all) != JT_DB_OK) {
         out->failed++;
         return;

@@ -1,10 +1,18 @@
 /* The order lifecycle: every move of an order after it is paid, by hand
- * (a seller, an admin, the buyer) or by the scheduler, through one
- * transition table (lifecycle.c) and one move transaction.
+ * (a seller, an admin, the buyer) or by the scheduler, through the one
+ * table of statuses and moves (domain/order_status.c, shared with card
+ * payments) and one move transaction.
  *
  *   PAID ──► PREPARING ──► SHIPPING ──► DELIVERED ──► RETURN_REQUESTED ──► RETURNED
  *     │          │                           (within return_window of delivery)
  *     └──────────┴──► CANCELLED   (the buyer or an admin: units back, total refunded)
+ *
+ * A card order (domain/payments.h) moves along the same graph once PAID;
+ * its money goes back at the payment gateway, never as a points row: its
+ * cancel (PAID or PREPARING) is payments.c's (CANCEL_PENDING, the refund,
+ * CANCELLED), and its RETURNED move gives the units back here and makes
+ * its payment due for a refund of all of it in the same transaction; the
+ * refund follows the COMMIT (payments_refund_now, else the sweeper).
  *
  * Invariant. An order's status is the `to` of its last order_events row
  * (PAID when it has none), each row's `from` is the `to` of the one before
@@ -65,21 +73,16 @@
 
 #include "core/arena.h"
 #include "core/config.h"
+#include "domain/order_status.h"
 #include "http/request.h"
 
 struct jt_db;
 struct jt_redis;
 
-/* The statuses sold stock is in (units counted as sold: the audit's stock
- * figures, popular products), as an SQL list. */
-#define JT_ORDER_SOLD_STATUSES "'PAID', 'PREPARING', 'SHIPPING', 'DELIVERED', 'RETURN_REQUESTED'"
-/* The statuses whose order has been refunded exactly once. */
-#define JT_ORDER_REFUNDED_STATUSES "'CANCELLED', 'RETURNED'"
-
 /* The largest batch of a sweep ([lifecycle] batch). */
 #define JT_LC_BATCH_MAX 1000
 
-/* Is s a status an order may have? */
+/* Is s a status an order may have (domain/order_status.h)? */
 int lifecycle_is_status(const char *s);
 
 /* POST /api/v1/orders/{orderId}/transitions {"to", "trackingNumber"?} */

@@ -29,13 +29,18 @@
  *                            applied by a consumer, and every refund of one
  *                            of its receipts.
  *
- *   lock:order:<order>       an order's status. Taken by every move of the
- *                            order (domain/lifecycle.c): a seller's or an
- *                            admin's transition, a buyer's cancel or return
- *                            request, and the scheduler's moves; a move that
- *                            gives stock back or refunds (CANCELLED,
- *                            RETURNED) also takes the stock keys of every
- *                            line and the buyer's balance.
+ *   lock:order:<order>       an order's status and its card payment rows
+ *                            (card_payments, gateway_payments). Taken by
+ *                            every move of the order (domain/lifecycle.c):
+ *                            a seller's or an admin's transition, a buyer's
+ *                            cancel or return request, the scheduler's
+ *                            moves; and for a card order the verify, the
+ *                            webhook and the sweeper settling a payment,
+ *                            an expiry, a cancel and its refund. A move
+ *                            that gives stock back or refunds (CANCELLED,
+ *                            RETURNED, CANCEL_PENDING) also takes the stock
+ *                            keys of every line, and the buyer's balance
+ *                            when the refund is in points.
  *
  *   popular:lock             not a row: the single-flight refresh of the
  *                            popular-products answer (catalog_read.c), held
@@ -48,8 +53,8 @@
  * writers queue on and the fence of an order made from it (basket.h); that
  * order takes the order's keys, like any other.
  *
- * Kinds to come (payment) are rows of the kind table in
- * lockkey.c and a function here, named for the row they protect.
+ * Kinds to come are rows of the kind table in lockkey.c and a function
+ * here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not

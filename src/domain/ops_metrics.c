@@ -2,9 +2,12 @@
 
 #include <stdio.h>
 
+#include "core/breaker.h"
+#include "core/config.h"
 #include "core/metrics.h"
 #include "core/scoreboard.h"
 #include "http/router.h"
+#include "store/pg.h"
 
 static uint64_t
 get(const uint64_t *p)
@@ -54,6 +57,64 @@ route_labels(const jt_req *r, char *out, size_t len, size_t i)
     } else {
         snprintf(out, len, "route=\"unmatched\",method=\"any\"");
     }
+}
+
+/* The payment gateway: the breaker's state (one-hot), what is in its
+ * window, calls by outcome, transitions, retries and token fetches. */
+static void
+gateway(jt_buf *b, const jt_conf *c, const jt_metrics *m)
+{
+    static const int states[3] = { JT_BREAKER_CLOSED, JT_BREAKER_OPEN, JT_BREAKER_HALF_OPEN };
+    jt_breaker *br = jt_breaker_get();
+    jt_breaker_conf bc;
+    jt_breaker_view v;
+    int i;
+
+    jt_pg_breaker_conf(c, &bc);
+    jt_breaker_inspect(br, &bc, &v);
+    family(b, "jangteo_pg_breaker_state", "gauge", "Payment gateway circuit breaker: 1 for the state it is in.");
+    for (i = 0; i < 3; i++) {
+        jt_buf_addf(b, "jangteo_pg_breaker_state{state=\"%s\"} %d\n", jt_breaker_state_name(states[i]),
+                    v.state == states[i]);
+    }
+    family(b, "jangteo_pg_breaker_window_calls", "gauge",
+           "Calls the breaker is judging now (its window when closed, the trials when half-open).");
+    jt_buf_addf(b, "jangteo_pg_breaker_window_calls{kind=\"all\"} %lld\n", (long long) v.calls);
+    jt_buf_addf(b, "jangteo_pg_breaker_window_calls{kind=\"failed\"} %lld\n", (long long) v.failed);
+    jt_buf_addf(b, "jangteo_pg_breaker_window_calls{kind=\"slow\"} %lld\n", (long long) v.slow);
+    family(b, "jangteo_pg_calls_total", "counter",
+           "Payment gateway HTTP attempts by outcome (rejected: refused by the open breaker, never sent).");
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"ok\"} %llu\n", (unsigned long long) get(&br->calls_ok));
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"refused\"} %llu\n",
+                (unsigned long long) get(&br->calls_refused));
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"failed\"} %llu\n", (unsigned long long) get(&br->calls_failed));
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"rejected\"} %llu\n",
+                (unsigned long long) get(&br->calls_rejected));
+    jt_buf_addf(b, "jangteo_pg_calls_total{outcome=\"crowded\"} %llu\n", (unsigned long long) get(&br->calls_crowded));
+    family(b, "jangteo_pg_calls_in_flight", "gauge", "Workers inside a gateway call now (the bulkhead's places taken).");
+    jt_buf_addf(b, "jangteo_pg_calls_in_flight %d\n", jt_breaker_in_flight(br));
+    counter(b, "jangteo_pg_slow_calls_total", "Payment gateway attempts slower than breaker_slow_ms.",
+            get(&br->calls_slow));
+    family(b, "jangteo_pg_breaker_transitions_total", "counter", "Circuit breaker transitions by the state entered.");
+    jt_buf_addf(b, "jangteo_pg_breaker_transitions_total{to=\"open\"} %llu\n", (unsigned long long) get(&br->opened));
+    jt_buf_addf(b, "jangteo_pg_breaker_transitions_total{to=\"half_open\"} %llu\n",
+                (unsigned long long) get(&br->half_opened));
+    jt_buf_addf(b, "jangteo_pg_breaker_transitions_total{to=\"closed\"} %llu\n", (unsigned long long) get(&br->closed));
+    counter(b, "jangteo_pg_retries_total", "Payment gateway attempts made after a failed one.", get(&m->pg_retries));
+    counter(b, "jangteo_pg_token_fetches_total", "getToken requests sent.", get(&m->pg_token_fetches));
+    family(b, "jangteo_card_orders_total", "counter", "Card orders by what became of them.");
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"reserved\"} %llu\n", (unsigned long long) get(&m->card_reserved));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"paid\"} %llu\n", (unsigned long long) get(&m->card_paid));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"failed\"} %llu\n", (unsigned long long) get(&m->card_failed));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"expired\"} %llu\n", (unsigned long long) get(&m->card_expired));
+    jt_buf_addf(b, "jangteo_card_orders_total{outcome=\"late_out_of_stock\"} %llu\n",
+                (unsigned long long) get(&m->card_late_out_of_stock));
+    counter(b, "jangteo_card_breaker_fast_fails_total", "Card requests refused at once: the breaker was open.",
+            get(&m->card_breaker_fast_fails));
+    counter(b, "jangteo_card_refunds_total", "Refunds the gateway confirmed.", get(&m->card_refunds));
+    counter(b, "jangteo_card_refund_failures_total", "Refund attempts left to the sweeper.",
+            get(&m->card_refunds_failed));
+    counter(b, "jangteo_payment_sweeps_total", "Payment sweeps run.", get(&m->pay_sweeps));
 }
 
 jt_err
@@ -179,6 +240,7 @@ metrics_render(jt_req *r)
             get(&m->webhook_failures));
     counter(&b, "jangteo_webhook_deliveries_failed_total", "Webhook deliveries given up after max_attempts.",
             get(&m->webhook_deliveries_failed));
+    gateway(&b, r->conf, m);
 
     if (b.oom) {
         return JT_E_INTERNAL;

@@ -4,8 +4,11 @@
 
 #include <stdio.h>
 
+#include "core/breaker.h"
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/scoreboard.h"
+#include "store/pg.h"
 
 static const char *
 state_name(int st)
@@ -19,6 +22,18 @@ state_name(int st)
     }
 }
 
+/* The payment gateway's breaker, as /status shows it. */
+static void
+breaker_view(jt_req *r, jt_breaker_view *v, int64_t mono_us)
+{
+    jt_breaker_conf bc;
+
+    jt_pg_breaker_conf(r->conf, &bc);
+    jt_breaker_inspect(jt_breaker_get(), &bc, v);
+    /* since_ms becomes the state's age */
+    v->since_ms = v->since_ms >= 0 && mono_us / 1000 >= v->since_ms ? mono_us / 1000 - v->since_ms : -1;
+}
+
 jt_err
 status_render(jt_req *r)
 {
@@ -26,6 +41,8 @@ status_render(jt_req *r)
     int64_t now = jt_clock_wall_ms() / 1000, mono = jt_clock_mono_us();
     int active, idle, total, i, as_json = jt_req_query(r, "json") != NULL,
         full = jt_req_query(r, "full") != NULL;
+    const jt_conf *c = r->conf;
+    jt_breaker_view bv;
     jt_buf b;
     jt_json w;
 
@@ -33,6 +50,7 @@ status_render(jt_req *r)
         return jt_fail(r, JT_E_INTERNAL, "no scoreboard");
     }
     jt_scoreboard_count(sb, &active, &idle, &total);
+    breaker_view(r, &bv, mono);
     jt_buf_init(&b, r->arena, 1024);
 
     if (!as_json) {
@@ -54,6 +72,12 @@ status_render(jt_req *r)
                     (unsigned long long) sb->accepted, idle, active, total,
                     (unsigned long long) sb->max_active, (unsigned long long) sb->max_children_reached,
                     (unsigned long long) sb->slow_requests);
+        jt_buf_addf(&b,
+                    "payment gateway:      %s\n"
+                    "gateway breaker:      %s for %lld ms\n"
+                    "gateway window:       %lld calls, %lld failed, %lld slow\n",
+                    c->pg_url[0] ? "configured" : "off", jt_breaker_state_name(bv.state), (long long) bv.since_ms,
+                    (long long) bv.calls, (long long) bv.failed, (long long) bv.slow);
         for (i = 0; full && i < sb->nslots; i++) {
             jt_slot *s = &sb->slots[i];
             if (s->state == JT_SLOT_FREE || s->kind != JT_KIND_WORKER) {
@@ -90,6 +114,15 @@ status_render(jt_req *r)
     jw_kint(&w, "worker_starts", (int64_t) sb->worker_starts);
     jw_kint(&w, "abnormal_exits", (int64_t) sb->abnormal_exits);
     jw_kint(&w, "recycles", (int64_t) sb->recycles);
+    jw_key(&w, "payment_gateway");
+    jw_obj_open(&w);
+    jw_kbool(&w, "configured", c->pg_url[0] != '\0');
+    jw_kstr(&w, "breaker", jt_breaker_state_name(bv.state));
+    jw_kint(&w, "breaker_state_ms", bv.since_ms);
+    jw_kint(&w, "window_calls", bv.calls);
+    jw_kint(&w, "window_failed", bv.failed);
+    jw_kint(&w, "window_slow", bv.slow);
+    jw_obj_close(&w);
     jw_key(&w, "processes");
     jw_arr_open(&w);
     for (i = 0; i < sb->nslots; i++) {

@@ -1,18 +1,22 @@
-/* What placing an order is made of, shared by the two ways an order
- * commits: alone, in its own transaction (orders.c), or combined with the
- * other orders queued on the same hot product, in the leader's one
- * transaction (combine.c). Both read the same parsed and priced order,
- * apply the same rules and answer with the same bytes; correctness never
- * depends on which way an order went. */
+/* What placing an order is made of, shared by the ways an order commits:
+ * alone, paid by points in its own transaction (orders.c); combined with
+ * the other orders queued on the same hot product, in the leader's one
+ * transaction (combine.c); or reserved for a card payment (payments.c),
+ * which waits for the gateway and is never combined. All read the same
+ * parsed and priced order and apply the same rules to its lines; points
+ * orders answer with the same bytes whichever way they went. */
 #ifndef JT_ORDER_PLACE_H
 #define JT_ORDER_PLACE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "core/buf.h"
 #include "domain/orders.h"
 #include "http/request.h"
+#include "store/tx.h"
 
 /* the sale window, from the app's clock (clk.now: each statement that
  * reads it joins JT_SQL_CLOCK and binds jt_sql_now() first), as a
@@ -61,5 +65,18 @@ void order_answer_body(jt_arena *a, order_tx *t);
 /* items_total, shipping_fee and total from the lines' line_total; JT_OK, or
  * JT_E_INVALID_REQUEST when a sum is out of range. */
 jt_err order_totals(order_tx *t);
+
+/* Parses an order body (items, shipping, expectedTotal, payment) and
+ * prices every line from the database, outside any lock; PRICE_CHANGED
+ * when the buyer's expectedTotal is not the total. t->r and t->buyer must
+ * be set. */
+jt_err order_prepare(jt_req *r, json_object *o, order_tx *t);
+
+/* The "items" member of an order answer, from the lines. */
+void   order_items_json(jt_json *w, const order_line *lines, int n);
+
+/* The order as GET /api/v1/orders/{id} shows it, read inside tx (so an
+ * answer says what the transaction leaves), written into out. */
+jt_err order_answer_read(jt_tx *tx, jt_req *r, int64_t order_id, jt_buf *out);
 
 #endif

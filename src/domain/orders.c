@@ -21,6 +21,7 @@
 #include "domain/events.h"
 #include "domain/lifecycle.h"
 #include "domain/lockkey.h"
+#include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/write.h"
 #include "http/json.h"
@@ -95,7 +96,7 @@ static const char *const SQL_ITEM_INSERT[ITEM_BATCH + 1] = {
     "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc, " TIME("created_at") ", " \
     TIME("cancelled_at") ", version, " TIME("paid_at") ", " TIME("preparing_at") ", " TIME("shipped_at")   \
     ", " TIME("delivered_at") ", " TIME("return_requested_at") ", " TIME("returned_at") ", tracking_number," \
-    " return_reason, " TIME("delivered_at + INTERVAL ? SECOND") " FROM orders"
+    " return_reason, " TIME("delivered_at + INTERVAL ? SECOND") ", payment_method FROM orders"
 static const char SQL_ORDER_GET[] = ORDER_COLUMNS " WHERE id = ?";
 static const char SQL_ORDER_PAGE[] = ORDER_COLUMNS " WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_ORDER_PAGE_STATUS[] =
@@ -115,6 +116,7 @@ static const char SQL_HISTORY[] =
 #define O_TOTAL       JT_ORDER_COL_TOTAL
 #define O_SHIP        JT_ORDER_COL_SHIP
 #define O_CREATED     JT_ORDER_COL_CREATED
+#define O_METHOD      JT_ORDER_COL_METHOD
 
 
 /* --- validation ---------------------------------------------------------- */
@@ -249,7 +251,7 @@ parse_order(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
 {
     jt_err e;
 
-    if ((e = jt_json_only(r, o, "", src->known)) != JT_OK
+    if ((e = jt_json_only(r, o, "", src->known)) != JT_OK || (e = payments_parse_method(r, o, NULL)) != JT_OK
         || (src->items == NULL && (e = parse_items(r, o, t)) != JT_OK)
         || (e = jt_json_int(r, o, "expectedTotal", JT_OPTIONAL, 0, INT64_MAX - 1, &t->expected, &t->has_expected))
                != JT_OK
@@ -260,7 +262,7 @@ parse_order(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
 }
 
 /* POST /api/v1/orders's own source: the lines are the body's. */
-static const char *const ORDER_MEMBERS[] = { "items", "shipping", "expectedTotal", NULL };
+static const char *const ORDER_MEMBERS[] = { "items", "shipping", "expectedTotal", "payment", NULL };
 
 /* The order body, validated without touching the database (fuzzing). */
 jt_err
@@ -396,6 +398,34 @@ price_lines(jt_req *r, order_tx *t)
     return JT_OK;
 }
 
+/* Validation and pricing, outside any lock, for an order from any source;
+ * PRICE_CHANGED when the buyer's expectedTotal is not the total. */
+static jt_err
+prepare_from(jt_req *r, json_object *o, const jt_order_source *src, order_tx *t)
+{
+    jt_err e;
+
+    if ((e = parse_order(r, o, src, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+        return e;
+    }
+    if (t->has_expected && t->expected != t->total) {
+        jt_buf x;
+        jt_buf_init(&x, r->arena, 64);
+        jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
+        r->problem_extra = jt_buf_cstr(&x);
+        return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
+    }
+    return JT_OK;
+}
+
+jt_err
+order_prepare(jt_req *r, json_object *o, order_tx *t)
+{
+    jt_order_source src = { ORDER_MEMBERS, NULL, 0, JT_OK, "", t->buyer, NULL, NULL };
+
+    return prepare_from(r, o, &src, t);
+}
+
 /* --- the transaction ------------------------------------------------------- */
 
 jt_err
@@ -436,6 +466,12 @@ write_items_json(jt_json *w, const order_line *lines, int n)
         jw_obj_close(w);
     }
     jw_arr_close(w);
+}
+
+void
+order_items_json(jt_json *w, const order_line *lines, int n)
+{
+    write_items_json(w, lines, n);
 }
 
 void
@@ -685,9 +721,16 @@ orders_place(jt_req *r)
     jt_err e;
 
     /* 1. authenticate, parse, and the key: a committed order replays its
-     * answer whatever has changed since (price, window, stock, deletion) */
-    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
-        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
+     * answer whatever has changed since (price, window, stock, deletion).
+     * An order paid by card reserves its stock and waits for the gateway:
+     * payments.c, not this path. */
+    if ((e = auth_require(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK) {
+        return e;
+    }
+    if (payments_card_requested(o)) {
+        return payments_place(r, &who, o);
+    }
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
         return e;
     }
     {
@@ -717,15 +760,8 @@ orders_place_from(jt_req *r, jt_write *wr, json_object *o, const jt_order_source
     t->hook_data = src->hook_data;
 
     /* 2. validate and price, outside any lock */
-    if ((e = parse_order(r, o, src, t)) != JT_OK || (e = price_lines(r, t)) != JT_OK) {
+    if ((e = prepare_from(r, o, src, t)) != JT_OK) {
         return e;
-    }
-    if (t->has_expected && t->expected != t->total) {
-        jt_buf x;
-        jt_buf_init(&x, r->arena, 64);
-        jt_buf_addf(&x, "\"currentTotal\":%lld", (long long) t->total);
-        r->problem_extra = jt_buf_cstr(&x);
-        return jt_fail(r, JT_E_PRICE_CHANGED, "the total is now %lld", (long long) t->total);
     }
 
     /* 3. a hot product's orders are combined: its lock holder commits the
@@ -889,7 +925,34 @@ orders_write(jt_req *r, jt_json *w, const jt_rows *o, int row, int history)
     if (history && (e = write_history(r, w, jt_cell(o, row, O_ID)->i)) != JT_OK) {
         return e;
     }
+    if (strcmp(jt_cell(o, row, O_METHOD)->s, "CARD") == 0
+        && (e = payments_write_block(r, w, jt_cell(o, row, O_ID)->i)) != JT_OK) {
+        return e;
+    }
     jw_obj_close(w);
+    return JT_OK;
+}
+
+/* The order as a transaction is about to commit it, read inside it (a
+ * read after COMMIT may fail, and a move that is done must not answer
+ * 5xx: the client's retry would then meet a 409). On failure tx->db_rc
+ * says why (the body returns JT_TX_DBERR). */
+jt_err
+order_answer_read(jt_tx *tx, jt_req *r, int64_t order_id, jt_buf *out)
+{
+    jt_rows rows;
+    jt_json w;
+    jt_err e = JT_OK;
+
+    tx->db_rc = orders_fetch(tx->db, tx->arena, r->conf, order_id, &rows);
+    if (tx->db_rc != JT_DB_OK) {
+        return JT_E_DATABASE_UNAVAILABLE;
+    }
+    jt_json_begin(r, out, &w, 1536);
+    if (rows.nrows != 1 || (e = orders_write(r, &w, &rows, 0, 1)) != JT_OK) {
+        tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+        return e != JT_OK ? e : JT_E_INTERNAL;
+    }
     return JT_OK;
 }
 

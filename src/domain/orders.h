@@ -39,7 +39,8 @@ enum jt_order_col {
     JT_ORDER_COL_RETURNED,
     JT_ORDER_COL_TRACKING,
     JT_ORDER_COL_RETURN_REASON,
-    JT_ORDER_COL_RETURNABLE_UNTIL
+    JT_ORDER_COL_RETURNABLE_UNTIL,
+    JT_ORDER_COL_METHOD           /* POINTS or CARD */
 };
 /* The order rule for shipping: free from 30,000 of items. */
 static inline int64_t

@@ -9,5 +9,6 @@ jt_err testing_sleep(jt_req *r);
 jt_err testing_echo(jt_req *r);
 jt_err testing_leak(jt_req *r);
 jt_err testing_clock(jt_req *r);
+jt_err testing_pg(jt_req *r);
 
 #endif

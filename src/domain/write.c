@@ -82,6 +82,13 @@ write_failed(jt_req *r, jt_err e, void *data)
 jt_err
 jt_write_begin(jt_req *r, jt_write **out, int64_t principal, json_object *body, jt_write_key_mode mode)
 {
+    return jt_write_begin_for(r, out, principal, body, mode, 0);
+}
+
+jt_err
+jt_write_begin_for(jt_req *r, jt_write **out, int64_t principal, json_object *body, jt_write_key_mode mode,
+                   int64_t extra_ms)
+{
     const jt_conf *c = r->conf;
     const char *key;
     size_t key_len;
@@ -124,7 +131,7 @@ jt_write_begin(jt_req *r, jt_write **out, int64_t principal, json_object *body, 
      * wait, every attempt, and the margin before the row insert; the body
      * wrapper stops a transaction that would insert later than that. */
     marker_ms = c->lock_wait_ms + c->tx_deadline_ms + c->lock_lease_ms + 2 * JT_WRITE_MARKER_MARGIN_MS
-                + w->policy.test_delay_ms;
+                + w->policy.test_delay_ms + (extra_ms > 0 ? extra_ms : 0);
     started = jt_clock_mono_ms();
     switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp, marker_ms)) {
     case JT_IDEM_PROCEED:
@@ -204,7 +211,7 @@ write_body(jt_tx *tx)
     w->ref_id = 0;
     jt_buf_init(&w->answer, tx->arena, 0);
     step = w->body(tx);
-    if (step != JT_TX_COMMIT) {
+    if (step != JT_TX_COMMIT || w->stepping) {
         return step;
     }
     if (w->status == 0) {
@@ -253,6 +260,23 @@ jt_write_run(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *
     default:
         return jt_fail(r, JT_E_INTERNAL, "database error");
     }
+}
+
+jt_err
+jt_write_step(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *refusal)
+{
+    jt_err e;
+
+    w->stepping = 1;
+    e = jt_write_run(r, w, body, data, refusal);
+    w->stepping = 0;
+    return e;
+}
+
+void
+jt_write_unlock(jt_req *r, jt_write *w)
+{
+    jt_lock_release_all(r->redis, r->arena, &w->locks);
 }
 
 void

@@ -44,7 +44,20 @@
  * marker is gone; the marker is therefore held for the whole life of a
  * request and no transaction reaches its row insert after the marker may
  * have lapsed (it stops with 503 instead), so this needs Redis itself to
- * lose the marker. */
+ * lose the marker.
+ *
+ * A request that must ask another service between two transactions (a card
+ * checkout registers its amount at the payment gateway after reserving the
+ * stock) runs its earlier transactions as steps: jt_write_step commits
+ * without the idempotency row, jt_write_unlock lets the locks go before the
+ * call (no lock, no transaction is ever held across it), and the last
+ * transaction, jt_write_run, commits the answer with the row as always. Its
+ * marker is taken for the calls too (jt_write_begin_for). A step is
+ * therefore never an answer: a keyed retry replays only what the last
+ * transaction committed, and a request that stops after a step (refused by
+ * the gateway, or killed) has left state that must be complete in itself,
+ * which the caller's own design must make true (payments.h says how card
+ * orders do). */
 #ifndef JT_WRITE_H
 #define JT_WRITE_H
 
@@ -73,6 +86,7 @@ typedef struct jt_write {
     jt_tx_policy  policy;
     int64_t       marker_until_ms; /* monotonic: past this our marker may be gone */
     int           late;            /* the transaction stopped at marker_until_ms */
+    int           stepping;        /* jt_write_step: commit without the row */
     int64_t       idem_ttl;        /* s */
     int           cached;          /* the answer is in the idempotency cache already */
     int           internal_key;    /* the key is the order queue's own, not the client's */
@@ -90,10 +104,22 @@ typedef struct jt_write {
 /* *out is the request's write (arena memory: the dispatcher may call back
  * into it after the handler has returned). */
 jt_err jt_write_begin(jt_req *r, jt_write **out, int64_t principal, json_object *body, jt_write_key_mode mode);
+/* The same, for a request that spends up to extra_ms in calls to another
+ * service between its transactions: its in-flight marker lasts that much
+ * longer. */
+jt_err jt_write_begin_for(jt_req *r, jt_write **out, int64_t principal, json_object *body, jt_write_key_mode mode,
+                          int64_t extra_ms);
 jt_err jt_write_lock(jt_req *r, jt_write *w, const char *const *keys, int n);
 /* JT_OK when committed (or replayed: check w->replayed); otherwise the
  * error to answer. `refusal` is the body's reason when it aborted. */
 jt_err jt_write_run(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *refusal);
+/* A transaction that is not the request's answer: committed without the
+ * idempotency row (the body may name no answer). Same results as
+ * jt_write_run, never `replayed`. */
+jt_err jt_write_step(jt_req *r, jt_write *w, jt_tx_body body, void *data, const jt_err *refusal);
+/* After a step's COMMIT: releases the locks (before a call that must not
+ * hold them); the next jt_write_lock takes a new set. */
+void   jt_write_unlock(jt_req *r, jt_write *w);
 /* Inside the body: the answer if it commits (status, body bytes in arena
  * memory, and what the idempotency row refers to). A body run outside the
  * write path (a bid consumer) has no write: the call does nothing. */

@@ -61,10 +61,16 @@ static const jt_err_info table[JT_E__COUNT] = {
     [JT_E_WISHLIST_ITEM_NOT_FOUND]   = { 404, "WISHLIST_ITEM_NOT_FOUND", "No such wishlist item", 0 },
     [JT_E_PASSWORD_WRONG]            = { 403, "PASSWORD_WRONG", "The current password is wrong", 0 },
     [JT_E_TOKEN_NOT_FOUND]           = { 404, "TOKEN_NOT_FOUND", "No such session", 0 },
+    [JT_E_PAYMENT_NOT_FOUND]         = { 409, "PAYMENT_NOT_FOUND", "The gateway has no such payment", 0 },
+    [JT_E_PAYMENT_AMOUNT_MISMATCH]   = { 409, "PAYMENT_AMOUNT_MISMATCH", "The payment does not match the order", 0 },
+    [JT_E_PAYMENT_NOT_PENDING]       = { 409, "PAYMENT_NOT_PENDING", "The order is not awaiting this payment", 0 },
     [JT_E_INTERNAL]                  = { 500, "INTERNAL_ERROR", "Internal error", 0 },
     [JT_E_DATABASE_UNAVAILABLE]      = { 503, "DATABASE_UNAVAILABLE", "The database is unavailable", 2 },
     [JT_E_LOCK_TIMEOUT]              = { 503, "LOCK_TIMEOUT", "Too busy: lock wait timed out", 1 },
     [JT_E_CONFLICT_RETRY_EXHAUSTED]  = { 503, "CONFLICT_RETRY_EXHAUSTED", "Too busy: conflicting updates", 1 },
+    [JT_E_PAYMENT_GATEWAY_REFUSED]   = { 502, "PAYMENT_GATEWAY_REFUSED", "The payment gateway refused the request", 0 },
+    /* Retry-After: the breaker's own figure when it is open (jt_req.retry_after_s) */
+    [JT_E_PAYMENT_GATEWAY_UNAVAILABLE] = { 503, "PAYMENT_GATEWAY_UNAVAILABLE", "The payment gateway is unavailable", 2 },
 };
 
 const jt_err_info *
@@ -96,6 +102,7 @@ jt_http_reason(int status)
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     default:  return "Unknown";
     }

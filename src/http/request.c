@@ -286,7 +286,7 @@ jt_reply_problem(jt_req *r, jt_err e)
     r->resp_body = b;
     r->answered = 1;
     if (info->retry_after > 0) {
-        snprintf(ra, sizeof(ra), "%d", info->retry_after);
+        snprintf(ra, sizeof(ra), "%d", r->retry_after_s > 0 ? r->retry_after_s : info->retry_after);
         jt_reply_header(r, "Retry-After", ra);
     }
 }

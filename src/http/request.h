@@ -12,6 +12,7 @@
 
 struct jt_db;
 struct jt_redis;
+struct jt_pg;
 struct jt_route;
 
 enum { JT_GET = 1, JT_POST = 2, JT_PUT = 4, JT_PATCH = 8, JT_DELETE = 16, JT_HEAD = 32 };
@@ -48,6 +49,7 @@ typedef struct jt_req {
     /* the worker's connections, settings and route table */
     struct jt_db    *db;
     struct jt_redis *redis;
+    struct jt_pg    *pg;            /* the payment gateway client */
     const void      *conf;          /* const jt_conf * */
     const struct jt_route *routes;  /* the table this request was routed by */
     size_t          nroutes;
@@ -59,6 +61,7 @@ typedef struct jt_req {
     jt_buf          resp_headers;   /* extra "Name: value\r\n" lines */
     const char     *problem_detail; /* detail for an error answer */
     const char     *problem_extra;  /* extra members: `"a":1,"b":2` */
+    int             retry_after_s;  /* > 0: the problem's Retry-After, not the table's */
     int             answered;
 
     /* Called by the dispatcher with the error a handler returns, before it

@@ -107,6 +107,7 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     r->arena = ctx->arena;
     r->db = ctx->db;
     r->redis = ctx->redis;
+    r->pg = ctx->pg;
     r->conf = ctx->conf;
     r->routes = ctx->routes;
     r->nroutes = ctx->nroutes;

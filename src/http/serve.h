@@ -13,6 +13,7 @@
 
 struct jt_db;
 struct jt_redis;
+struct jt_pg;
 
 /* What a worker hands the protocol layer: its settings, connections and
  * arena, and the route table (routes.c), so http/ links no handler. */
@@ -20,6 +21,7 @@ typedef struct {
     const jt_conf   *conf;
     struct jt_db    *db;
     struct jt_redis *redis;
+    struct jt_pg    *pg;
     jt_arena        *arena;
     const jt_route  *routes;
     size_t           nroutes;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/breaker.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -24,8 +25,10 @@
 #include "server/notifier.h"
 #include "server/relay.h"
 #include "server/scheduler.h"
+#include "server/sweeper.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
+#include "store/pg.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -104,6 +107,7 @@ static const char *const kind_names[JT_KIND__COUNT] = {
     [JT_KIND_WORKER] = "jangteod-worker",   [JT_KIND_CONSUMER] = "jangteod-bids",
     [JT_KIND_SCHEDULER] = "jangteod-sched", [JT_KIND_RELAY] = "jangteod-relay",
     [JT_KIND_NOTIFIER] = "jangteod-notify", [JT_KIND_HOOKS] = "jangteod-hooks",
+    [JT_KIND_SWEEPER] = "jangteod-pays",
 };
 
 static int
@@ -148,6 +152,7 @@ spawn(int kind)
         case JT_KIND_RELAY:     jt_relay_run(&conf, slot);
         case JT_KIND_NOTIFIER:  jt_notifier_run(&conf, slot);
         case JT_KIND_HOOKS:     jt_hooks_run(&conf, slot);
+        case JT_KIND_SWEEPER:   jt_sweeper_run(&conf, slot);
         default:                break;
         }
         args.conf = &conf;
@@ -231,6 +236,8 @@ reap(void)
             __atomic_sub_fetch(&sb->busy, 1, __ATOMIC_RELAXED);
         }
         memset(&sb->slots[children[i].slot], 0, sizeof(jt_slot));
+        /* a worker killed inside a gateway call gives its place back */
+        jt_breaker_forget(jt_breaker_get(), (int32_t) pid);
         if (WIFSIGNALED(status) && !children[i].killed
             && !(WTERMSIG(status) == SIGTERM && (sig_term || children[i].quitting))) {
             jt_log_error("master: worker %d killed by signal %d", (int) pid, WTERMSIG(status));
@@ -287,8 +294,8 @@ check_timeouts(void)
 }
 
 /* Brings the current generation up to the configured number of each kind:
- * workers, bid consumers, the scheduler, the relay and the event
- * consumers. */
+ * workers, bid consumers, the scheduler, the relay, the event consumers
+ * and the payment sweepers (when a gateway is configured). */
 static void
 spawn_missing(void)
 {
@@ -301,6 +308,7 @@ spawn_missing(void)
     want[JT_KIND_RELAY] = conf.ev_relay ? 1 : 0;
     want[JT_KIND_NOTIFIER] = conf.ev_consumers;
     want[JT_KIND_HOOKS] = conf.ev_webhook_consumers;
+    want[JT_KIND_SWEEPER] = conf.pg_url[0] != '\0' ? conf.pg_sweepers : 0;
     for (kind = 0; kind < JT_KIND__COUNT; kind++) {
         while (count_current(kind) < want[kind] && spawn(kind) == 0) {
         }
@@ -333,6 +341,9 @@ reload(void)
         return;
     }
     conf = next;
+    if (jt_pg_init_shared(&conf) != 0) {
+        jt_log_error("master: reload: cannot set up the payment gateway client");
+    }
     if (jt_log_open(conf.error_log, conf.access_log, conf.log_level) != 0) {
         jt_log_error("master: reload: cannot open log files");
     }
@@ -396,7 +407,8 @@ jt_master_run(const char *path)
         return 1;
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
-    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0) {
+    if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0
+        || jt_breaker_init_shared(jt_clock_mono_ms()) != 0 || jt_pg_init_shared(&conf) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }

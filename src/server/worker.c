@@ -17,6 +17,7 @@
 #include "routes.h"
 #include "core/scoreboard.h"
 #include "store/db.h"
+#include "store/pg.h"
 #include "store/redis.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -135,6 +136,7 @@ jt_worker_run(const jt_worker_args *a)
     jt_arena arena;
     jt_db db;
     jt_redis redis;
+    jt_pg pg;
     jt_http_ctx hctx;
     struct pollfd pfd;
     uint64_t served = 0;
@@ -168,6 +170,10 @@ jt_worker_run(const jt_worker_args *a)
     }
     jt_db_init(&db, c, c->db_user, c->db_password);
     jt_redis_init(&redis, c);
+    if (jt_pg_init(&pg, c) != 0) {
+        jt_log_error("worker: initialisation failed");
+        _exit(2);
+    }
     (void) jt_db_ready(&db);
     (void) jt_redis_ready(&redis);
 
@@ -175,6 +181,7 @@ jt_worker_run(const jt_worker_args *a)
     hctx.conf = c;
     hctx.db = &db;
     hctx.redis = &redis;
+    hctx.pg = &pg;
     hctx.arena = &arena;
     hctx.routes = jt_routes;
     hctx.nroutes = jt_nroutes;
@@ -240,6 +247,7 @@ jt_worker_run(const jt_worker_args *a)
     __atomic_store_n(&slot->state, JT_SLOT_EXITING, __ATOMIC_RELEASE);
     jt_db_close(&db);
     jt_redis_close(&redis);
+    jt_pg_close(&pg);
     jt_arena_destroy(&arena);
     jt_child_exit(0);
 }

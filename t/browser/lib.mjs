@@ -177,3 +177,21 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function fill(page, label, value) {
   await page.getByLabel(label, { exact: true }).fill(String(value));
 }
+
+// As a person would: log in from the login page, and fill the shipping form.
+export const HOME = new RegExp(`^${BASE}/(\\?.*)?$`);
+export async function login(page, u) {
+  await page.goto(`${BASE}/login.html`);
+  const f = page.locator('#login');
+  await f.getByLabel('이메일').fill(u.email);
+  await f.getByLabel('비밀번호').fill(u.password);
+  await f.getByRole('button', { name: '로그인' }).click();
+  await page.waitForURL(HOME);
+}
+
+export async function shipping(page, recipient = '김브라') {
+  await page.getByLabel('받는 분').fill(recipient);
+  await page.getByLabel('연락처').fill('010-1234-5678');
+  await page.getByLabel('우편번호 (5자리)').fill('06236');
+  await page.getByLabel('주소', { exact: true }).fill('서울시 강남구 테헤란로 1');
+}

@@ -19,9 +19,8 @@
 //
 // Every page is watched for console errors, uncaught errors and promise
 // rejections, and failed requests (lib.mjs).
-import { BASE, DATA, control, expect4xx, login, newPage, note, ok, run, shot, sleep } from './lib.mjs';
+import { BASE, DATA, HOME, control, expect4xx, login, newPage, note, ok, run, shipping, shot, sleep } from './lib.mjs';
 
-const HOME = new RegExp(`^${BASE}/(\\?.*)?$`);
 const krw = (n) => `${Number(n).toLocaleString('ko-KR')}원`;
 const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
 
@@ -36,6 +35,7 @@ async function signup(page, u) {
   await page.waitForURL(HOME);
 }
 
+
 async function headerBalance(page, want) {
   const b = page.locator('#balance');
   await page.waitForFunction((w) => document.querySelector('#balance')?.dataset.balance === String(w), want,
@@ -43,12 +43,6 @@ async function headerBalance(page, want) {
   return Number(await b.getAttribute('data-balance'));
 }
 
-async function shipping(page) {
-  await page.getByLabel('받는 분').fill('김브라');
-  await page.getByLabel('연락처').fill('010-1234-5678');
-  await page.getByLabel('우편번호 (5자리)').fill('06236');
-  await page.getByLabel('주소', { exact: true }).fill('서울시 강남구 테헤란로 1');
-}
 
 async function addToOrder(page, id) {
   await page.goto(`${BASE}/product.html?id=${id}`);

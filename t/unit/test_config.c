@@ -90,6 +90,31 @@ main(void)
     ok(jt_conf_load(&c, p, err, sizeof(err)) == 0, "password_file loads");
     is_str(c.db_password, "s3cret", "secret read from file, newline stripped");
     unlink(p);
+
+    /* [payments] */
+    ok(jt_conf_load(&c, NULL, err, sizeof(err)) == 0 && c.pg_hold_seconds == 900 && c.breaker_window == 100
+           && c.breaker_min_calls == 50 && c.breaker_failure_rate == 20 && c.breaker_slow_rate == 10
+           && c.breaker_slow_ms == 3000 && c.breaker_open_ms == 6000 && c.breaker_half_open_calls == 10
+           && c.pg_retry_attempts == 3 && c.pg_retry_interval_ms == 500,
+       "payments defaults: hold 900 s, breaker 100/50/20 %%/10 %%/3000 ms/6 s/10, 3 attempts 500 ms apart");
+    snprintf(body, sizeof(body), "[payments]\npg_url = http://127.0.0.1:9\nimp_key = k\nimp_secret_file = %s\n", secret);
+    p = write_tmp(body);
+    ok(jt_conf_load(&c, p, err, sizeof(err)) == 0, "a gateway with key and secret file loads: %s", err);
+    is_str(c.imp_secret, "s3cret", "imp_secret read from its file");
+    unlink(p);
+    p = write_tmp("[payments]\npg_url = http://127.0.0.1:9\nimp_key = k\n");
+    ok(jt_conf_load(&c, p, err, sizeof(err)) != 0 && strstr(err, "imp_secret_file"), "a gateway without its secret: %s", err);
+    unlink(p);
+    snprintf(body, sizeof(body), "[payments]\npg_url = ftp://x\nimp_key = k\nimp_secret_file = %s\n", secret);
+    p = write_tmp(body);
+    ok(jt_conf_load(&c, p, err, sizeof(err)) != 0 && strstr(err, "pg_url"), "pg_url must be http(s): %s", err);
+    unlink(p);
+    p = write_tmp("[payments]\nbreaker_window = 40\nbreaker_min_calls = 50\n");
+    ok(jt_conf_load(&c, p, err, sizeof(err)) != 0 && strstr(err, "breaker_min_calls"), "min calls beyond the window: %s", err);
+    unlink(p);
+    p = write_tmp("[payments]\nwebhook_allow = 127.0.0.1, localhost\n");
+    ok(jt_conf_load(&c, p, err, sizeof(err)) != 0 && strstr(err, "localhost"), "a webhook source that is not an address: %s", err);
+    unlink(p);
     unlink(secret);
     return done_testing();
 }

@@ -40,6 +40,18 @@ export function param(name) {
   return new URLSearchParams(location.search).get(name);
 }
 
+// The gateway's pay window for a card order, set to send the buyer back to
+// payment.html for that order (the gateway adds imp_uid, merchant_uid and
+// imp_success), in the page's language.
+export function payWindow(payUrl, orderId) {
+  const back = new URL('/payment.html', location.origin);
+  back.searchParams.set('order', String(orderId));
+  const u = new URL(payUrl);
+  u.searchParams.set('return', back.toString());
+  u.searchParams.set('lang', lang());
+  return u.toString();
+}
+
 // --- messages -------------------------------------------------------------
 
 function box() {

@@ -139,6 +139,7 @@ sub _start {
     $self->_retry_port('db_port', sub { $self->start_mariadb });
     $self->_create_db_and_accounts;
     $self->_retry_port('redis_port', sub { $self->start_redis });
+    $self->start_pgsim if $self->{pgsim};
     $self->_write_app_conf;
 
     my ($rc, $out) = $self->admin('migrate');
@@ -235,6 +236,54 @@ sub start_redis {
         $rc == 0 && $out =~ /PONG/;
     }, "$d/redis.log");
     return 1;
+}
+
+# pgsim => 1: the payment gateway simulator (scripts/jangteo-pgsim) on a
+# port it picks itself, its state kept in the stack dir, and [payments]
+# pointed at it. Its webhook goes to this stack's nginx.
+sub start_pgsim {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my $secret = "$d/secrets/pg_imp_secret";
+    _spew($secret, _random_hex(24) . "\n", 0600) unless -s $secret;
+    chmod 0600, $secret;
+    unlink "$d/pgsim.port";
+    # a restart keeps the port jangteod was configured with
+    my $port = $self->{pgsim_port} // 0;
+    $self->_spawn('pgsim', "$d/pgsim.out",
+        $^X, "$self->{src}/scripts/jangteo-pgsim", '--state', "$d/pgsim-state", '--imp-key', 'jangteo-sim-key',
+        '--imp-secret-file', $secret, '--port', $port, '--port-file', "$d/pgsim.port", '--log', "$d/pgsim.log",
+        '--webhook-url', "http://127.0.0.1:$self->{http_port}/api/v1/payments/webhook",
+    );
+    $self->_wait_for('pgsim', sub {
+        return 0 unless -s "$d/pgsim.port";
+        ($self->{pgsim_port}) = _slurp("$d/pgsim.port") =~ /(\d+)/;
+        my $r = $self->_http->get($self->pgsim_url("/_sim/health"));
+        $r->{status} == 200;
+    }, "$d/pgsim.log", "$d/pgsim.out");
+    return 1;
+}
+
+sub stop_pgsim {
+    my ($self) = @_;
+    $self->_stop_child('pgsim', 'TERM', 10);
+}
+
+sub pgsim_pid { $_[0]{pids}{pgsim} }
+
+sub pgsim_url { my ($self, $path) = @_; "http://127.0.0.1:$self->{pgsim_port}" . ($path // '') }
+
+# A request to the simulator (its control API, or the gateway itself):
+# returns the decoded JSON answer with `_status` added.
+sub pgsim {
+    my ($self, $method, $path, $data) = @_;
+    my %o = (headers => { 'Content-Type' => 'application/json' });
+    $o{content} = $JSON->encode($data) if defined $data;
+    my $r = $self->_http->request($method, $self->pgsim_url($path), \%o);
+    my $j = eval { $JSON->decode($r->{content} // '') };
+    $j = { _body => $r->{content} } unless ref $j eq 'HASH';
+    $j->{_status} = $r->{status};
+    return $j;
 }
 
 sub stop_redis {
@@ -393,7 +442,19 @@ sub _app_conf_sections {
             key_file => "$d/secrets/pii.key",
         ],
     );
-    return (\%s, [qw(server mariadb migrate redis pii)]);
+    my @order = qw(server mariadb migrate redis pii);
+    if ($self->{pgsim}) {
+        my $url = $self->pgsim_url;
+        $s{payments} = [
+            pg_url => $url,
+            imp_key => 'jangteo-sim-key',
+            imp_secret_file => "$d/secrets/pg_imp_secret",
+            pay_url => "$url/pay/",
+            webhook_allow => '127.0.0.1',
+        ];
+        push @order, 'payments';
+    }
+    return (\%s, \@order);
 }
 
 # Generated INI: our defaults, then the caller's `conf` merged in (a value of
@@ -707,6 +768,14 @@ sub consumer_pids {
     return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-bids/ ? $1 : () } split /\n/, $out;
 }
 
+# payment sweepers name themselves jangteod-pays
+sub sweeper_pids {
+    my ($self) = @_;
+    my $m = $self->master_pid or return ();
+    my ($rc, $out) = _run_capture('ps', '-o', 'pid=,comm=', '--ppid', $m);
+    return sort { $a <=> $b } map { /^\s*(\d+)\s+jangteod-pays/ ? $1 : () } split /\n/, $out;
+}
+
 # Polls until the master has $n workers (default: configured count), none of
 # them in @not; returns the pids, or an empty list after $timeout seconds.
 sub wait_workers {
@@ -812,7 +881,7 @@ sub migrate_output { $_[0]{migrate_output} // '' }
 my %LOGS = (
     error => 'jangteod-error.log', access => 'jangteod-access.log', out => 'jangteod.out',
     nginx => 'nginx-access.log', 'nginx-error' => 'nginx-error.log',
-    mariadb => 'mariadb.err', redis => 'redis.log',
+    mariadb => 'mariadb.err', redis => 'redis.log', pgsim => 'pgsim.log',
 );
 
 sub log_path { my ($self, $which) = @_; "$self->{dir}/" . ($LOGS{$which} // $which) }
@@ -878,6 +947,7 @@ sub stop {
     $self->_dump_logs_on_failure unless $force;
     eval { $self->stop_nginx };
     eval { $self->stop_app };
+    eval { $self->stop_pgsim };
     $self->_check_sanitizer_output unless $force;
     eval { $self->stop_redis };
     eval { $self->stop_mariadb };
@@ -928,7 +998,7 @@ sub _dump_logs_on_failure {
     }
     return unless $failed;
     $self->{dumped} = 1;
-    my $text = _tails(map { $self->log_path($_) } qw(error out nginx-error))
+    my $text = _tails(map { $self->log_path($_) } qw(error out nginx-error), ($self->{pgsim} ? ('pgsim') : ()))
         . _tails(map { [ $self->log_path($_), 8 ] } qw(mariadb redis));
     if ($INC{'Test/Builder.pm'}) { Test::Builder->new->diag("stack dir $self->{dir}\n$text") }
     else { print STDERR "stack dir $self->{dir}\n$text" }

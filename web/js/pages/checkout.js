@@ -1,12 +1,16 @@
 // Checkout: the lines of this tab's order list priced from the server, the
-// shipping form, and payment with points. The total shown is sent as
-// expectedTotal, so the server never charges another amount without asking:
-// 409 PRICE_CHANGED offers the new total, 409 OUT_OF_STOCK removes the short
-// lines, INSUFFICIENT_BALANCE leads to the points page.
+// shipping form, and payment with points or by card. The total shown is
+// sent as expectedTotal, so the server never charges another amount without
+// asking: 409 PRICE_CHANGED offers the new total, 409 OUT_OF_STOCK removes
+// the short lines, INSUFFICIENT_BALANCE leads to the points page. A card
+// order holds the stock and answers with the gateway's pay page (payUrl, the
+// local simulator's): the browser goes there, and comes back to
+// payment.html, which asks the server to verify the payment.
 import { api, get } from '../api.js';
 import { t } from '../i18n.js';
 import {
-  $, act, checkoutList, el, krw, onSubmit, orderSteps, readShipping, requireLogin, shippingForm, showPaid, showProblem, startPage,
+  $, act, checkoutList, el, krw, onSubmit, orderSteps, payWindow, readShipping, requireLogin, shippingForm, showInfo, showPaid,
+  showProblem, startPage,
 } from '../ui.js';
 
 const FREE_FROM = 30000;   // the server's rule (src/domain/orders.h); the server's total wins
@@ -57,7 +61,15 @@ function render() {
   $('#total').textContent = krw(x.total);
   $('#total').dataset.total = String(x.total);
   $('#pay').disabled = !lines.length;
+  const card = method() === 'CARD';
+  $('#card-box').hidden = !card;
+  $('#pay').textContent = t(card ? 'checkout.payCard' : 'checkout.pay');
 }
+
+function method() {
+  return new FormData($('#order')).get('method') === 'CARD' ? 'CARD' : 'POINTS';
+}
+
 
 async function pay({ key, onWait }, expectedTotal) {
   const body = {
@@ -66,10 +78,23 @@ async function pay({ key, onWait }, expectedTotal) {
     shipping: readShipping($('#order')),
     expectedTotal,
   };
+  const card = method() === 'CARD';
+  if (card) body.payment = { method: 'CARD', cardCompany: new FormData($('#order')).get('cardCompany') };
   const { data } = await api('POST', '/api/v1/orders', { body, key, onWait });
   lines = [];
   checkoutList.set([]);
   render();
+  if (card) {
+    $('#messages').dataset.order = String(data.orderId);
+    if (data.payment.payUrl) {
+      showInfo(t('checkout.toPay', { id: data.orderId }));
+      location.assign(payWindow(data.payment.payUrl, data.orderId));
+    } else {
+      showInfo(t('checkout.noPayUrl', { id: data.orderId, uid: data.payment.merchantUid, total: krw(data.total) }),
+        [{ label: t('checkout.toOrders'), href: '/orders.html' }]);
+    }
+    return;
+  }
   showPaid(data);
 }
 
@@ -85,6 +110,17 @@ function nextSteps(err) {
 }
 
 startPage();
-shippingForm($('#order'), 'checkout.pay');
+// the shipping form, then how to pay: points, or a card of one of the
+// gateway's companies
+const radio = (value, key, checked) => el('label', {},
+  el('input', { type: 'radio', name: 'method', value, checked, onchange: render }), ' ', el('span', {}, t(key)));
+shippingForm($('#order'), 'checkout.pay', [
+  el('fieldset', { id: 'method' }, el('legend', {}, t('checkout.method')),
+    radio('POINTS', 'checkout.byPoints', true), radio('CARD', 'checkout.byCard', false),
+    el('span', { id: 'card-box', hidden: true },
+      el('label', { for: 'card-company' }, t('checkout.cardCompany')),
+      el('select', { id: 'card-company', name: 'cardCompany' },
+        ...['NH', 'SHINHAN', 'KAKAOBANK'].map((c) => el('option', { value: c }, t(`card.${c}`)))))),
+]);
 price().catch((e) => showProblem(e));
 onSubmit($('#order'), (a) => pay(a, totals().total), { problemActions: nextSteps, after: render });
