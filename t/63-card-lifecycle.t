@@ -112,8 +112,12 @@ subtest 'a card order delivered, returned, completed by the seller: one gateway 
         is($r->{status}, 200, "the seller: $to") or diag($r->{body});
     }
     my $r = jreq($s, 'POST', "/api/v1/orders/$o/cancel", $buyer->{token});
-    is($r->{status}, 409, 'a cancel once DELIVERED: 409');
+    is_problem($r, 409, 'INVALID_TRANSITION', 'a cancel once DELIVERED: 409, as for a points order');
+    is($r->{json}{currentStatus}, 'DELIVERED', '... naming DELIVERED');
     is(order_row($s, $o)->[0], 'DELIVERED', '... still DELIVERED');
+    $r = verify($s, $buyer->{token}, $o, $imp);
+    is($r->{status}, 200, 'a verify of its payment, now DELIVERED: 200') or diag($r->{body});
+    is($r->{json}{status}, 'DELIVERED', '... with the order as it is');
     $r = return_order($s, $buyer->{token}, $o, '색상이 달라요');
     is($r->{status}, 200, 'the buyer asks for a return') or diag($r->{body});
     is(stock_of($s, $p), $before - 3, 'the units are still out');

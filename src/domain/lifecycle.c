@@ -649,7 +649,15 @@ lifecycle_cancel(jt_req *r)
     if (m->card) {
         /* the refund goes through the gateway first: CANCEL_PENDING, the
          * refund, CANCELLED (payments.h: K and R), from PAID or PREPARING
-         * alike (the move table's) */
+         * alike (the move table's), or again from CANCEL_PENDING. Any
+         * other status is refused as a points order's is (409
+         * INVALID_TRANSITION naming it, ORDER_NOT_CANCELLABLE once
+         * cancelled); payments.c checks again on the row it fences. */
+        jt_order_status st = jt_order_status_of(m->seen);
+        if (st != JT_ORDER_CANCEL_PENDING && !jt_order_may(st, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER)
+            && check_move(m, m->seen) == NULL) {
+            return m->refusal;
+        }
         return payments_cancel(r, &who, m->order_id);
     }
     /* refused before any lock when it cannot be: the transaction checks

@@ -342,7 +342,10 @@ answer_body(jt_tx *tx)
         jt_write_answer(tx, 200, &at->body, "ORDER", at->order_id);
         return JT_TX_COMMIT;
     }
-    if (at->kind == ANSWER_VERIFY && o.status != JT_ORDER_PAID) {
+    /* paid, and perhaps moved on since (PREPARING ... RETURN_REQUESTED,
+     * order_status.c): a verify answers with the order; anything else
+     * says why it is not paid */
+    if (at->kind == ANSWER_VERIFY && (!jt_order_status_sold(o.status) || o.status == JT_ORDER_CANCEL_PENDING)) {
         if (o.status == JT_ORDER_OUT_OF_STOCK) {
             return pay_refuse(&at->f, JT_E_OUT_OF_STOCK,
                           "paid after the hold ran out, and the stock is gone: the payment is refunded");

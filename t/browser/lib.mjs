@@ -92,16 +92,6 @@ export async function newPage(label) {
   return page;
 }
 
-// Logs u in on page through the login form and waits for the home page.
-export async function login(page, u) {
-  await page.goto(`${BASE}/login.html`);
-  const f = page.locator('#login');
-  await f.getByLabel('이메일').fill(u.email);
-  await f.getByLabel('비밀번호').fill(u.password);
-  await f.getByRole('button', { name: '로그인' }).click();
-  await page.waitForURL(new RegExp(`^${BASE}/(\\?.*)?$`));
-}
-
 export function expect4xx(page, status, path) {
   const w = watched.find((x) => x.page === page);
   const e = { status, path, seen: 0 };
