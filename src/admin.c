@@ -20,9 +20,12 @@
 #include "domain/audit.h"
 #include "domain/accounts.h"
 #include "domain/catalog.h"
+#include "domain/events.h"
+#include "domain/lifecycle.h"
 #include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/search.h"
+#include "store/redis.h"
 #include "store/tx.h"
 #include "store/db.h"
 #include "store/pg.h"
@@ -711,7 +714,8 @@ cmd_load_products(const jt_conf *c, jt_arena *a, int argc, char **argv)
 static const char SQL_PURGE_IDEM[] = "DELETE FROM idempotency_keys WHERE expires_at <= NOW(6) LIMIT 1000";
 static const char SQL_PURGE_TOKENS[] = "DELETE FROM auth_tokens WHERE expires_at <= NOW(6) LIMIT 1000";
 
-/* purge: removes expired idempotency keys and tokens, in bounded batches */
+/* purge: removes expired idempotency keys and tokens, and published events
+ * past their retention, in bounded batches */
 static int
 cmd_purge(const jt_conf *c, jt_arena *a)
 {
@@ -736,9 +740,20 @@ cmd_purge(const jt_conf *c, jt_arena *a)
             }
         }
     }
-    jt_db_close(&db);
-    printf("purge: %llu expired idempotency keys, %llu expired tokens removed\n",
-           (unsigned long long) total[0], (unsigned long long) total[1]);
+    {
+        /* published events past [events] retention (the relay does this
+         * every minute too), in the same bounded batches */
+        int64_t n, events = 0;
+        for (batches = 0; batches < 10000 && (n = events_purge(c, &db, a)) > 0; batches++) {
+            events += n;
+            jt_arena_reset(a);
+        }
+        jt_db_close(&db);
+        printf("purge: %llu expired idempotency keys, %llu expired tokens, %lld published events older than %lld s"
+               " removed\n",
+               (unsigned long long) total[0], (unsigned long long) total[1], (long long) events,
+               (long long) c->ev_retention);
+    }
     return 0;
 }
 
@@ -805,6 +820,35 @@ cmd_audit(const jt_conf *c, jt_arena *a, int argc, char **argv)
     return report.violations ? 1 : 0;
 }
 
+/* sweep: one pass of the order lifecycle's scheduler, for sites that run
+ * it from a timer ([lifecycle] scheduler = no); safe beside a running
+ * daemon's scheduler (domain/lifecycle.h) */
+static int
+cmd_sweep(const jt_conf *c, jt_arena *a)
+{
+    jt_sweep_report rep;
+    jt_redis redis;
+    jt_db db;
+    jt_err e;
+
+    jt_db_init(&db, c, c->db_user, c->db_password);
+    jt_redis_init(&redis, c);
+    e = lifecycle_sweep(c, &db, &redis, a, &rep);
+    jt_db_close(&db);
+    jt_redis_close(&redis);
+    if (e != JT_OK) {
+        fprintf(stderr, "sweep: MariaDB unavailable\n");
+        return 1;
+    }
+    if (rep.locked_out) {
+        printf("sweep: another scheduler is sweeping now; nothing done\n");
+        return 0;
+    }
+    printf("sweep: %lld moved, %lld skipped, %lld to retry%s\n", (long long) rep.moved, (long long) rep.skipped,
+           (long long) rep.failed, rep.out_of_time ? " (deadline reached; the rest waits)" : "");
+    return rep.failed ? 1 : 0;
+}
+
 static void
 usage(FILE *out)
 {
@@ -813,14 +857,15 @@ usage(FILE *out)
                  "  migrate     apply pending sql/ migrations (uses the [migrate] account)\n"
                  "  demo-data   load the demo catalog and accounts\n"
                  "  create-admin --email E --password-file F [--name N] [--phone P]\n"
-                 "  purge       remove expired idempotency keys and tokens\n"
+                 "  purge       remove expired idempotency keys and tokens, and published events past [events] retention\n"
                  "  load-buyers N [--balance B] --tokens FILE\n"
                  "              N buyers with balance B for load runs; one bearer token per line of FILE\n"
                  "  load-products N [--price P] [--stock S]\n"
                  "              N products for load runs (default price 1000, stock 1000000)\n"
                  "  audit [--timeout S]\n"
                  "              check every money and stock invariant (exit 1 on a violation);\n"
-                 "              each statement may take S seconds (default 300)\n");
+                 "              each statement may take S seconds (default 300)\n"
+                 "  sweep       move due orders along their lifecycle once (the scheduler's sweep)\n");
 }
 
 static int
@@ -874,6 +919,8 @@ main(int argc, char **argv)
         rc = cmd_load_products(&conf, &arena, argc - optind, argv + optind);
     } else if (!strcmp(argv[optind], "audit")) {
         rc = cmd_audit(&conf, &arena, argc - optind, argv + optind);
+    } else if (!strcmp(argv[optind], "sweep")) {
+        rc = cmd_sweep(&conf, &arena);
     } else if (!strcmp(argv[optind], "purge")) {
         rc = cmd_purge(&conf, &arena);
     } else {

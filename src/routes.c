@@ -6,6 +6,8 @@
 #include "domain/accounts.h"
 #include "domain/basket.h"
 #include "domain/catalog.h"
+#include "domain/lifecycle.h"
+#include "domain/notifications.h"
 #include "domain/ops_health.h"
 #include "domain/orders.h"
 #include "domain/payments.h"
@@ -13,6 +15,7 @@
 #include "domain/profile.h"
 #include "domain/receipts.h"
 #include "domain/testing.h"
+#include "domain/webhooks.h"
 #include "domain/ops_metrics.h"
 #include "domain/ops_status.h"
 
@@ -51,10 +54,16 @@ const jt_route jt_routes[] = {
     /* orders */
     { JT_POST,   "/api/v1/orders",                    orders_place,       0 },
     { JT_GET,    "/api/v1/orders/{orderId}",          orders_get,         0 },
-    { JT_POST,   "/api/v1/orders/{orderId}/cancel",   orders_cancel,      0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/cancel",   lifecycle_cancel,   0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/transitions", lifecycle_transition, 0 },
+    { JT_POST,   "/api/v1/orders/{orderId}/return",   lifecycle_return,   0 },
     { JT_GET,    "/api/v1/users/{userId}/orders",     orders_list,        0 },
     { JT_POST,   "/api/v1/orders/{orderId}/payments", payments_verify,    0 },
     { JT_POST,   "/api/v1/payments/webhook",          payments_webhook,   0 },
+
+    /* notifications */
+    { JT_GET,    "/api/v1/users/{userId}/notifications", notifications_list, 0 },
+    { JT_POST,   "/api/v1/users/{userId}/notifications/{notificationId}/read", notifications_read, 0 },
 
     /* catalog */
     { JT_GET,    "/api/v1/products",                  catalog_list,       0 },
@@ -77,6 +86,9 @@ const jt_route jt_routes[] = {
 
     /* administration */
     { JT_GET,    "/api/v1/admin/audit",               audit_http,         0 },
+    { JT_POST,   "/api/v1/admin/webhooks",            webhooks_create,    0 },
+    { JT_GET,    "/api/v1/admin/webhooks",            webhooks_list,      0 },
+    { JT_GET,    "/api/v1/admin/webhooks/{webhookId}/deliveries", webhooks_deliveries, 0 },
 
     /* test-only: present only with [server] enable_test_routes = yes */
     { JT_GET,    "/test/sleep",                       testing_sleep,      JT_ROUTE_TEST },

@@ -111,8 +111,8 @@ for my $name (qw(jangteo_http_requests_in_flight jangteo_lock_acquisitions_total
 # --- systemd units -------------------------------------------------------------
 {
     ok(have('systemd-analyze'), 'systemd-analyze is installed (scripts/install-deps installs it)') or last;
-    for my $u (qw(jangteod.service jangteod.socket)) {
-        my $in = slurp("$src/conf/systemd/$u.in");
+    for my $u (qw(jangteod.service jangteod.socket jangteo-sweep.service jangteo-sweep.timer)) {
+        my $in = slurp("$src/conf/systemd/$u.in") // slurp("$src/conf/systemd/$u");
         $in =~ s/\@sbindir\@/$build\/src/g;
         $in =~ s/\@sysconfdir\@/$tmp\/etc/g;
         $in =~ s/\@docdir\@/$tmp\/doc/g;
@@ -120,14 +120,16 @@ for my $name (qw(jangteo_http_requests_in_flight jangteo_lock_acquisitions_total
         print $fh $in;
         close $fh;
     }
-    my $out = `cd $tmp && systemd-analyze verify --man=no ./jangteod.service ./jangteod.socket 2>&1`;
+    my $out = `cd $tmp && systemd-analyze verify --man=no ./jangteod.service ./jangteod.socket ./jangteo-sweep.service ./jangteo-sweep.timer 2>&1`;
     my @real = grep { !/Failed to connect|System has not been booted|Cannot open user|Unknown key name 'ProtectProc'/ }
                split /\n/, $out;
-    is($?, 0, 'systemd-analyze verify passes on both units') or diag($out);
-    my $sec = `systemd-analyze security --offline=true $tmp/jangteod.service 2>&1`;
-    my ($score, $word) = $sec =~ /Overall exposure level for jangteod\.service: ([\d.]+) (\w+)/;
-    ok(defined $score, 'systemd-analyze security scored the unit') or diag($sec);
-    ok(defined $word && $word =~ /^(OK|SAFE)$/, "exposure level is OK or better ($score $word)");
+    is($?, 0, 'systemd-analyze verify passes on the four units (daemon, socket, sweep service and timer)') or diag($out);
+    for my $svc (qw(jangteod jangteo-sweep)) {
+        my $sec = `systemd-analyze security --offline=true $tmp/$svc.service 2>&1`;
+        my ($score, $word) = $sec =~ /Overall exposure level for \Q$svc\E\.service: ([\d.]+) (\w+)/;
+        ok(defined $score, "systemd-analyze security scored $svc.service") or diag($sec);
+        ok(defined $word && $word =~ /^(OK|SAFE)$/, "$svc.service: exposure level is OK or better ($score $word)");
+    }
 }
 
 # --- nginx: the shipped site with a generated wrapper -----------------------------

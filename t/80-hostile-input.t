@@ -348,6 +348,36 @@ my @ENDPOINTS = (
         },
     },
     {
+        name => 'orders.transitions', method => 'POST', path => "/api/v1/orders/$order_id/transitions", token => 'admin',
+        unknown => [''],
+        base => { to => 'PREPARING' },
+        fields => {
+            to             => [ bad_strs(1, 24, extra => [ '"CANCELLED"', '"RETURN_REQUESTED"', '"PAID"', '"preparing"',
+                                  '"NOPE"', '"\' OR 1=1 --"' ]) ],
+            trackingNumber => [ bad_strs(1, 64, optional => 1, extra => [ '"CJ 123"', '"CJ-1\u0000"', '"운송장"',
+                                  '"CJ-123"' ]) ],
+        },
+    },
+    {
+        name => 'orders.return', method => 'POST', path => "/api/v1/orders/$order_id/return", token => 'buyer',
+        unknown => [''],
+        base => { reason => '사이즈가 맞지 않아요' }, base_ok => 409,
+        fields => { reason => [ bad_strs(1, 500) ] },
+    },
+    {
+        name => 'admin.webhooks', method => 'POST', path => '/api/v1/admin/webhooks', token => 'admin',
+        unknown => [''],
+        base => { url => 'http://127.0.0.1:9/hook', events => ['order.paid'], secret => 'whsec_' . ('A' x 43) . '=' },
+        fields => {
+            url    => [ bad_strs(10, 2048, extra => [ '"ftp://127.0.0.1/hook"', '"http://"', '"javascript:alert(1)"',
+                          '"file:///etc/passwd"', '"http://127.0.0.1/a b"', '"//127.0.0.1/hook"', '"/relative/hook"' ]) ],
+            events => [ 'null', '[]', '{}', '"order.paid"', '[1]', '[null]', '["nope"]', '["order.paid","order.paid"]',
+                        '["ORDER.PAID"]', '[' . join(',', map { '"order.paid"' } 1 .. 17) . ']' ],
+            secret => [ bad_strs(38, 96, extra => [ '"' . ('A' x 49) . '"', '"whsec_' . ('!' x 43) . '"',
+                          '"whsec_' . ('A' x 12) . '"' ]) ],
+        },
+    },
+    {
         name => 'auctions.bid', method => 'POST', path => "/api/v1/auctions/$auction_id/bids", token => 'buyer',
         unknown => [''],
         base => { price => 10_000, quantity => 1 }, base_ok => 409,
@@ -454,6 +484,12 @@ my @ID_ROUTES = (
     [ GET => '/api/v1/users/ID/receipts', 'buyer', undef ],
     [ GET => '/api/v1/orders/ID', 'buyer', undef ],
     [ POST => '/api/v1/orders/ID/cancel', 'buyer', undef ],
+    [ POST => '/api/v1/orders/ID/transitions', 'admin', '{"to":"PREPARING"}' ],
+    [ POST => '/api/v1/orders/ID/return', 'buyer', '{"reason":"x"}' ],
+    [ GET => '/api/v1/users/ID/notifications', 'buyer', undef ],
+    [ POST => '/api/v1/users/ID/notifications/1/read', 'buyer', undef ],
+    [ POST => '/api/v1/users/1/notifications/ID/read', 'buyer', undef ],
+    [ GET => '/api/v1/admin/webhooks/ID/deliveries', 'admin', undef ],
     [ POST => '/api/v1/orders/ID/payments', 'buyer', '{"impUid":"imp_hostile"}', 1 ],
     [ GET => '/api/v1/auctions/ID', undef, undef ],
     [ DELETE => '/api/v1/auctions/ID', 'seller', undef ],
@@ -540,7 +576,9 @@ my @QUERIES = (
     map({ "/api/v1/products?$_" } 'page=0', 'page=-1', 'page=x', 'page=1.5', "page=$I64MAX", 'page=99999999999999999999',
         'size=0', 'size=101', 'size=-1', 'size=x', "size=1%27%20OR%201=1%20--", 'size=10;DROP%20TABLE%20users',
        'status=NOPE', "status=ON_SALE%27%20OR%20%271%27=%271", 'q=' . ('%EA%B0%80' x 500)),
-    map({ "/api/v1/users/1/orders?$_" } 'cursor=0', 'cursor=-1', 'cursor=x', "cursor=1%27%20OR%201=1", 'limit=0', 'limit=51', 'limit=x'),
+    map({ "/api/v1/users/1/orders?$_" } 'cursor=0', 'cursor=-1', 'cursor=x', "cursor=1%27%20OR%201=1", 'limit=0', 'limit=51', 'limit=x',
+        'status=NOPE', 'status=paid', "status=PAID%27%20OR%20%271%27=%271", 'status=%00', 'status=PAID%00'),
+    map({ "/api/v1/users/1/notifications?$_" } 'unread=yes', 'unread=1', 'unread=%00', 'cursor=0', 'cursor=x', 'limit=0', 'limit=101'),
     map({ "/api/v1/users/1/points?$_" } 'cursor=0', 'cursor=abc', 'limit=0', 'limit=101', 'limit=1e3'),
     map({ "/api/v1/users/1/receipts?$_" } 'role=admin', "role=buyer%27--", 'cursor=-5', 'limit=1000'),
     map({ "/api/v1/auctions?$_" } 'page=0', 'size=1000', 'status=NOPE', "status=RUNNING%27%20OR%201=1--"),
@@ -550,11 +588,50 @@ for my $q (@QUERIES) {
     add_case(name => "GET $q" =~ s/(.{80}).+/$1.../r, method => 'GET', path => $q,
         headers => [ [ Authorization => "Bearer $buyer" ] ], want => [400], code => 'INVALID_REQUEST', raw => 1);
 }
+for my $q (map({ "/api/v1/admin/webhooks?$_" } 'cursor=0', 'cursor=x', 'limit=0', 'limit=101'),
+    map({ "/api/v1/admin/webhooks/1/deliveries?$_" } 'cursor=-1', 'limit=51', 'limit=%00')) {
+    add_case(name => "GET $q (admin)", method => 'GET', path => $q,
+        headers => [ [ Authorization => "Bearer $admin" ] ], want => [400], code => 'INVALID_REQUEST', raw => 1);
+}
+
+# ---- other users' ids and roles (the buyer is user 1, the seller user 3)
+for my $c (
+    [ 'the buyer reads the seller\'s notifications', GET => '/api/v1/users/3/notifications', 'buyer', undef, 403, 'FORBIDDEN' ],
+    [ 'the buyer marks a seller\'s notification read', POST => '/api/v1/users/3/notifications/1/read', 'buyer', undef, 403, 'FORBIDDEN' ],
+    [ 'the buyer marks a notification that is not theirs', POST => '/api/v1/users/1/notifications/99999999/read', 'buyer', undef,
+      404, 'NOTIFICATION_NOT_FOUND' ],
+    [ 'the seller moves an order of products not theirs', POST => "/api/v1/orders/$order_id/transitions", 'seller',
+      '{"to":"PREPARING"}', 404, 'ORDER_NOT_FOUND' ],
+    [ 'the buyer moves their own order', POST => "/api/v1/orders/$order_id/transitions", 'buyer', '{"to":"PREPARING"}', 403,
+      'FORBIDDEN' ],
+    [ 'the seller asks to return the buyer\'s order', POST => "/api/v1/orders/$order_id/return", 'seller', '{"reason":"x"}',
+      404, 'ORDER_NOT_FOUND' ],
+    [ 'the buyer returns an order never delivered', POST => "/api/v1/orders/$order_id/return", 'buyer', '{"reason":"x"}', 409,
+      'INVALID_TRANSITION' ],
+    [ 'the admin moves the order from a stale version', POST => "/api/v1/orders/$order_id/transitions", 'admin',
+      '{"to":"PREPARING"}', 412, 'VERSION_MISMATCH', [ [ 'If-Match' => '"7"' ] ] ],
+    [ 'the admin sends a malformed If-Match', POST => "/api/v1/orders/$order_id/transitions", 'admin', '{"to":"PREPARING"}',
+      400, 'INVALID_REQUEST', [ [ 'If-Match' => '"1", "2"' ] ] ],
+    [ 'the admin jumps PAID -> DELIVERED', POST => "/api/v1/orders/$order_id/transitions", 'admin', '{"to":"DELIVERED"}', 409,
+      'INVALID_TRANSITION' ],
+    [ 'the buyer registers a webhook', POST => '/api/v1/admin/webhooks', 'buyer',
+      '{"url":"http://127.0.0.1:9/h","events":["order.paid"],"secret":"whsec_' . ('A' x 43) . '="}', 403, 'FORBIDDEN' ],
+    [ 'the seller lists webhooks', GET => '/api/v1/admin/webhooks', 'seller', undef, 403, 'FORBIDDEN' ],
+    [ 'the buyer reads deliveries', GET => '/api/v1/admin/webhooks/1/deliveries', 'buyer', undef, 403, 'FORBIDDEN' ],
+    [ 'deliveries of no webhook', GET => '/api/v1/admin/webhooks/99999999/deliveries', 'admin', undef, 404, 'WEBHOOK_NOT_FOUND' ],
+) {
+    my ($name, $m, $path, $who, $body, $st, $code, $extra) = @$c;
+    add_case(name => $name, method => $m, path => $path, raw => 1, body => $body, want => [$st], code => $code,
+        headers => [ [ Authorization => "Bearer $tok{$who}" ], (defined $body ? ([ 'Content-Type' => 'application/json' ]) : ()),
+            @{ $extra || [] } ]);
+}
 
 # ---- routing
 for my $c ([ PUT => '/api/v1/products/1' ], [ DELETE => '/api/v1/users/1' ], [ PATCH => '/api/v1/orders/1' ],
     [ GET => '/api/v1/users/1/charge' ], [ POST => '/api/v1/products/1' ], [ PUT => '/api/v1/orders' ],
-    [ GET => '/api/v1/auth/tokens' ], [ POST => '/api/v1/admin/audit' ]) {
+    [ GET => '/api/v1/auth/tokens' ], [ POST => '/api/v1/admin/audit' ], [ GET => '/api/v1/orders/1/transitions' ],
+    [ GET => '/api/v1/orders/1/return' ], [ DELETE => '/api/v1/admin/webhooks' ], [ PUT => '/api/v1/users/1/notifications/1/read' ],
+    [ POST => '/api/v1/users/1/notifications' ], [ POST => '/api/v1/admin/webhooks/1/deliveries' ]) {
     add_case(name => "$c->[0] $c->[1] is 405", method => $c->[0], path => $c->[1],
         headers => [ [ Authorization => "Bearer $admin" ], [ 'Content-Type' => 'application/json' ] ],
         body => '{}', want => [405], code => 'METHOD_NOT_ALLOWED', raw => 1);

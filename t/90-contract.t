@@ -19,6 +19,7 @@ use File::Temp qw(tempdir);
 use Jangteo::Client qw(test_stack);
 use Jangteo::Auctions qw(clock_to clock_reset auction_body fund wall_ms wait_settled);
 use Jangteo::Contract qw(contract_start call coverage contract_stop);
+use Jangteo::Receiver;
 
 my $s = test_stack(
     demo => 1,
@@ -221,6 +222,100 @@ my @SCENARIOS = (
         is($r->{json}{balance}, 51_000, 'the balance is whole again');
     } ],
 
+    [ 'order lifecycle, returns, notifications, webhooks' => sub {
+        my ($x) = @_;
+        my ($uid, $t) = @{ $x->{buyer} }{qw(id token)};
+        my $st = $x->{seller}{token};
+        my $rx = Jangteo::Receiver->new(mode => 'ok', dir => $s->dir);
+        my $r = call(POST => '/api/v1/admin/webhooks', token => $x->{admin}{token}, json => { url => $rx->url,
+            events => [ 'order.paid', 'order.shipping' ], secret => 'whsec_' . ('Q' x 43) . '=' }, status => 201,
+            name => 'register a webhook');
+        my $hook = $r->{json}{id};
+        call(POST => '/api/v1/admin/webhooks', token => $x->{admin}{token}, json => { url => 'ftp://127.0.0.1/h',
+            events => ['order.paid'], secret => 'whsec_' . ('Q' x 43) . '=' }, status => 400, code => 'INVALID_REQUEST',
+            breaks_request => 1, name => 'a webhook to an ftp URL');
+        call(POST => '/api/v1/admin/webhooks', token => $t, json => { url => $rx->url, events => ['order.paid'],
+            secret => 'whsec_' . ('Q' x 43) . '=' }, status => 403, code => 'FORBIDDEN', name => 'a buyer may not register');
+        call(GET => '/api/v1/admin/webhooks?limit=5', token => $x->{admin}{token}, status => 200);
+
+        my $order = sub {
+            my $o = call(POST => '/api/v1/orders', token => $t, json => { items => [ { productId => $x->{product}{id},
+                quantity => 1 } ], shipping => {%SHIP} }, status => 201, name => 'an order to move');
+            return $o->{json}{orderId};
+        };
+        my $o = $order->();
+        call(POST => "/api/v1/orders/$o/transitions", token => $st, headers => { 'If-Match' => '"3"' },
+            json => { to => 'PREPARING' }, status => 412, code => 'VERSION_MISMATCH', name => 'a stale If-Match');
+        call(POST => "/api/v1/orders/$o/transitions", token => $st, headers => { 'If-Match' => 'W/"0"' },
+            json => { to => 'PREPARING' }, status => 200, name => 'the seller: PREPARING');
+        $r = call(POST => "/api/v1/orders/$o/transitions", token => $st, json => { to => 'DELIVERED' }, status => 409,
+            code => 'INVALID_TRANSITION', name => 'PREPARING -> DELIVERED is no move');
+        is($r->{json}{currentStatus}, 'PREPARING', 'currentStatus names it');
+        call(POST => "/api/v1/orders/$o/transitions", token => $t, json => { to => 'SHIPPING' }, status => 403,
+            code => 'FORBIDDEN', name => 'the buyer may not move it');
+        call(POST => "/api/v1/orders/$o/transitions", token => $st, json => { to => 'SHIPPING',
+            trackingNumber => 'CJ-20261201' }, status => 200, name => 'SHIPPING with a tracking number');
+        call(POST => "/api/v1/orders/$o/cancel", token => $t, status => 409, code => 'INVALID_TRANSITION',
+            name => 'a cancel after SHIPPING');
+        call(POST => "/api/v1/orders/$o/return", token => $t, json => { reason => '아직 안 왔어요' }, status => 409,
+            code => 'INVALID_TRANSITION', name => 'a return before delivery');
+        $r = call(POST => "/api/v1/orders/$o/transitions", token => $st, json => { to => 'DELIVERED' }, status => 200,
+            name => 'DELIVERED');
+        $r = call(GET => "/api/v1/orders/$o", token => $t, status => 200, name => 'the order with its history');
+        is(scalar @{ $r->{json}{history} }, 3, 'three moves');
+        call(GET => "/api/v1/users/$uid/orders?status=DELIVERED", token => $t, status => 200, name => 'orders by status');
+        call(POST => "/api/v1/orders/$o/return", token => $t, json => { reason => '색상이 달라요' }, status => 200,
+            name => 'the buyer asks for a return');
+        call(POST => "/api/v1/orders/$o/return", token => $t, json => {}, status => 400, code => 'INVALID_REQUEST',
+            breaks_request => 1, name => 'a return without a reason');
+        call(POST => "/api/v1/orders/$o/transitions", token => $st, json => { to => 'RETURNED' }, status => 200,
+            name => 'the seller completes the return');
+        call(POST => "/api/v1/orders/999999999/transitions", token => $x->{admin}{token}, json => { to => 'PREPARING' },
+            status => 404, code => 'ORDER_NOT_FOUND', name => 'no such order');
+
+        # a return a second after the window (a day from delivery, on the test clock)
+        my $late = $order->();
+        for my $to (qw(PREPARING SHIPPING DELIVERED)) {
+            call(POST => "/api/v1/orders/$late/transitions", token => $x->{admin}{token}, json => { to => $to }, status => 200,
+                name => "admin: $to");
+        }
+        $r = call(GET => "/api/v1/orders/$late", token => $t, status => 200, name => 'the delivered order');
+        clock_to($s, _ms($r->{json}{returnableUntil} =~ s/(\.\d{3})\d*Z$/${1}Z/r) + 1_000);
+        call(POST => "/api/v1/orders/$late/return", token => $t, json => { reason => '늦었어요' }, status => 409,
+            code => 'RETURN_WINDOW_CLOSED', name => 'a return after the window');
+        clock_reset($s);
+
+        # what the buyer was told, and what the receiver got
+        my $n;
+        for (1 .. 150) {
+            $n = call(GET => "/api/v1/users/$uid/notifications?unread=true&limit=100", token => $t, status => 200,
+                name => 'unread notifications');
+            last if grep { $_->{type} eq 'order.returned' } @{ $n->{json}{items} };
+            select undef, undef, undef, 0.2;
+        }
+        ok(grep({ $_->{type} eq 'order.returned' } @{ $n->{json}{items} }), 'the return was told');
+        my $nid = $n->{json}{items}[0]{id};
+        call(POST => "/api/v1/users/$uid/notifications/$nid/read", token => $t, status => 200, name => 'mark one read');
+        call(POST => "/api/v1/users/$uid/notifications/999999999/read", token => $t, status => 404,
+            code => 'NOTIFICATION_NOT_FOUND', name => 'mark a notification that is not there');
+        call(GET => "/api/v1/users/$uid/notifications?limit=2", token => $t, status => 200, name => 'notifications');
+        my @want = map { "evt_$_->[0]" } @{ $s->sql("SELECT id FROM outbox WHERE aggregate_id IN ($o, $late)"
+            . " AND topic IN ('order.paid', 'order.shipping') ORDER BY id") };
+        my %got;
+        for (1 .. 150) {
+            %got = ();
+            $got{ $_->{id} }++ for @{ $rx->requests };
+            last unless grep { !$got{$_} } @want;
+            select undef, undef, undef, 0.2;
+        }
+        is_deeply([ map { $got{$_} // 0 } @want ], [ 1, 1, 1, 1 ], 'the receiver got both orders paid and shipped, once each');
+        call(GET => "/api/v1/admin/webhooks/$hook/deliveries?limit=10", token => $x->{admin}{token}, status => 200,
+            name => 'the deliveries');
+        call(GET => '/api/v1/admin/webhooks/999999999/deliveries', token => $x->{admin}{token}, status => 404,
+            code => 'WEBHOOK_NOT_FOUND', name => 'deliveries of no webhook');
+        $rx->stop;
+    } ],
+
     [ 'card payments: checkout, verify, webhook, cancel, the gateway failing' => sub {
         my ($x) = @_;
         my $t = $x->{buyer}{token};
@@ -380,6 +475,9 @@ my @SCENARIOS = (
         my ($uid, $t) = @{ $x->{buyer} }{qw(id token)};
         my ($p, $shirt) = ($x->{product}, $x->{shirt});
         my $cart = "/api/v1/users/$uid/cart";
+        # the slices before spent part of the buyer's balance (the lifecycle's delivered orders keep theirs)
+        call(POST => "/api/v1/users/$uid/charge", token => $t, headers => { 'Idempotency-Key' => key() },
+            json => { amount => 50_000 }, status => 200, name => 'charge for the cart and the wishlist');
         call(GET => $cart, token => $t, status => 200, name => 'an empty cart');
         call(PUT => "$cart/items", token => $t, json => { productId => $p->{id}, quantity => 1 }, status => 200,
             name => 'a line in the cart');

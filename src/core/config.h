@@ -107,6 +107,36 @@ typedef struct {
     int64_t auction_claim_idle_ms;
     int64_t auction_sweep_after_ms;
 
+    /* [lifecycle] */
+    int64_t lc_ship_after;           /* s from paid */
+    int64_t lc_deliver_after;        /* s from paid */
+    int64_t lc_return_window;        /* s from delivered */
+    int64_t lc_return_complete_after;/* s from return requested */
+    int     lc_scheduler;            /* the daemon runs the scheduler process */
+    int64_t lc_sweep_interval;       /* s */
+    int64_t lc_batch;
+    int64_t lc_sweep_deadline;       /* s */
+
+    /* [events] */
+    int     ev_relay;
+    int64_t ev_relay_interval_ms;
+    int64_t ev_batch;
+    int64_t ev_linger_ms;
+    int64_t ev_retention;            /* s */
+    int64_t ev_stream_maxlen;
+    int64_t ev_consumers;            /* notification consumers */
+    int64_t ev_webhook_consumers;
+    int64_t ev_claim_idle_ms;
+    int64_t ev_lost_after;           /* s */
+    int64_t ev_audit_grace;          /* s */
+    int64_t wh_max_attempts;
+    int64_t wh_connect_timeout_ms;
+    int64_t wh_timeout_ms;
+    int64_t wh_backoff_base_ms;
+    int64_t wh_backoff_max_ms;
+    int64_t wh_concurrency;
+    int64_t wh_per_receiver;
+
     /* [pii] */
     char    pii_key_file[JT_PATH_MAX];
 

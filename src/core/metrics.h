@@ -46,6 +46,13 @@ typedef struct {
     uint64_t orders_paid;
     uint64_t orders_cancelled;
     uint64_t orders_out_of_stock;
+    uint64_t order_moves;            /* lifecycle moves committed (by hand or by the scheduler) */
+    uint64_t sweeps;                 /* lifecycle scheduler sweeps run */
+    uint64_t events_published;       /* outbox rows XADDed by the relay */
+    uint64_t notifications_created;
+    uint64_t webhook_attempts;
+    uint64_t webhook_failures;       /* attempts that did not get a 2xx */
+    uint64_t webhook_deliveries_failed; /* deliveries given up after max_attempts */
     uint64_t order_commits;          /* order transactions committed (alone or combined) */
     uint64_t orders_combined;        /* orders committed in a batch of more than one */
     uint64_t combine_batch[8];       /* commits by orders in them: <=1, 2, 4, 8, 16, 32, 64, more */
@@ -67,7 +74,7 @@ typedef struct {
     uint64_t card_refunds;           /* refunds the gateway confirmed */
     uint64_t card_refunds_failed;    /* refund attempts left for the sweeper */
     uint64_t card_breaker_fast_fails; /* card checkouts refused at once: breaker open */
-    uint64_t sweeps;                 /* payment sweeps run */
+    uint64_t pay_sweeps;             /* payment sweeps run */
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 

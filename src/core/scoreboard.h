@@ -9,12 +9,23 @@
 
 enum { JT_SLOT_FREE = 0, JT_SLOT_STARTING, JT_SLOT_IDLE, JT_SLOT_BUSY, JT_SLOT_EXITING };
 
-enum { JT_KIND_WORKER = 0, JT_KIND_CONSUMER = 1, JT_KIND_SWEEPER = 2 };
+/* what a process of the daemon's tree is (server/master.c keeps each
+ * kind at its configured number) */
+enum {
+    JT_KIND_WORKER = 0,
+    JT_KIND_CONSUMER,     /* bids */
+    JT_KIND_SCHEDULER,    /* the order lifecycle's sweeps */
+    JT_KIND_RELAY,        /* outbox -> stream */
+    JT_KIND_NOTIFIER,     /* events -> notifications */
+    JT_KIND_HOOKS,        /* events -> webhook calls */
+    JT_KIND_SWEEPER,      /* card payments and refunds left unsettled */
+    JT_KIND__COUNT
+};
 
 typedef struct {
     pid_t    pid;
     int      state;
-    int      kind;             /* worker, bid consumer or payment sweeper */
+    int      kind;             /* JT_KIND_* */
     uint32_t generation;
     int64_t  started_at;       /* wall clock, s */
     uint64_t requests;

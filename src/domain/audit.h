@@ -12,7 +12,7 @@
 
 struct jt_pay_env_s;
 
-#define JT_AUDIT_MAX_CHECKS 24
+#define JT_AUDIT_MAX_CHECKS 32
 #define JT_AUDIT_SAMPLES 5
 
 typedef struct {
@@ -29,10 +29,14 @@ typedef struct {
     int64_t        violations;
 } jt_audit;
 
-/* JT_DB_OK with the report filled, or the failed statement's code. */
-jt_db_rc audit_run(jt_db *db, jt_arena *a, jt_audit *out);
-/* audit_run, then (with a gateway configured) the newest `max` card
- * orders checked against the gateway's own records (domain/payments.h). */
+/* JT_DB_OK with the report filled, or the failed statement's code. An
+ * event is expected to have its notifications grace_s seconds after it
+ * was published ([events] audit_grace): before that, a consumer may be
+ * on it. */
+jt_db_rc audit_run(jt_db *db, jt_arena *a, int64_t grace_s, jt_audit *out);
+/* audit_run (with env->conf's audit_grace), then (with a gateway
+ * configured) the newest `max` card orders checked against the gateway's
+ * own records (domain/payments.h). */
 jt_db_rc audit_run_gateway(struct jt_pay_env_s *env, int64_t max, jt_audit *out);
 
 jt_err audit_http(jt_req *r);

@@ -19,6 +19,7 @@
 #include "domain/auction_price.h"
 #include "domain/auction_rows.h"
 #include "domain/common.h"
+#include "domain/events.h"
 #include "domain/lockkey.h"
 #include "domain/points.h"
 #include "domain/write.h"
@@ -207,6 +208,9 @@ bid_body(jt_tx *tx)
     if (receipt_answer(tx, t, &rows) != JT_TX_COMMIT) {
         return JT_TX_DBERR;
     }
+    if ((step = events_emit(tx, "bid.purchased", t->receipt_id, t->body.data, t->body.len)) != JT_TX_COMMIT) {
+        return step;
+    }
 record:
     jt_write_answer(tx, t->queue_only ? 202 : 201, &t->body, "RECEIPT", t->receipt_id);
     return JT_TX_COMMIT;
@@ -367,8 +371,7 @@ fail_body(jt_tx *tx)
 static jt_bid_apply
 apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *a, const char *uuid)
 {
-    jt_tx_policy pol = { c->tx_max_attempts, c->tx_deadline_ms, c->tx_backoff_base_ms, c->tx_backoff_max_ms,
-                         c->enable_test_routes ? c->test_tx_delay_ms : 0 };
+    jt_tx_policy pol;
     jt_val p[1] = { JT_VS(uuid) };
     jt_rows rows, ar;
     jt_auction_rule rule;
@@ -378,6 +381,7 @@ apply_one(const jt_conf *c, struct jt_db *db, struct jt_redis *redis, jt_arena *
     jt_tx_rc rc;
     int status;
 
+    jt_tx_policy_init(&pol, c);
     if (jt_db_exec(db, a, SQL_RECEIPT_BY_UUID, p, 1, &rows) != JT_DB_OK) {
         return JT_BID_PENDING;
     }

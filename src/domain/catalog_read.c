@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/timefmt.h"
 #include "domain/common.h"
+#include "domain/order_status.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
 #include "domain/search.h"
@@ -125,11 +126,13 @@ static const char SQL_NEXT_BOUNDARY_MS[] =
     "  WHERE deleted_at IS NULL AND sale_ends_at > clk.now) t";
 
 /* created_at is MariaDB's stamp, so "the last three days" is counted on
- * its clock (domain/common.h) */
+ * its clock (domain/common.h); an order sold its units until it is
+ * cancelled or returned, whatever its delivery says */
 static const char SQL_POPULAR[] =
     "SELECT oi.product_id, p.name, p.price, SUM(oi.quantity) AS sold"
     " FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id"
-    " WHERE o.status = 'PAID' AND o.created_at >= NOW(6) - INTERVAL 3 DAY AND p.deleted_at IS NULL"
+    " WHERE o.status IN (" JT_ORDER_SOLD_SQL ") AND o.created_at >= NOW(6) - INTERVAL 3 DAY"
+    " AND p.deleted_at IS NULL"
     " GROUP BY oi.product_id ORDER BY sold DESC, oi.product_id LIMIT 5";
 
 /* --- reading ------------------------------------------------------------------ */

@@ -91,8 +91,8 @@ static const char SQL_BATCH_OPTION_STOCK[] =
 static const char SQL_BATCH_BALANCE[] =
     "UPDATE users SET balance = ?, version = version + 1 WHERE id = ? AND version = ?";
 static const char SQL_BATCH_ORDERS[] =
-    "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
-    " SELECT j.u, 'PAID', j.i, j.f, j.t, UNHEX(j.s) FROM JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY,"
+    "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc, paid_at)"
+    " SELECT j.u, 'PAID', j.i, j.f, j.t, UNHEX(j.s), ? FROM JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY,"
     " u BIGINT PATH '$.u', i BIGINT PATH '$.i', f BIGINT PATH '$.f', t BIGINT PATH '$.t',"
     " s VARCHAR(4200) PATH '$.s')) j ORDER BY j.n"
     " RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
@@ -623,6 +623,7 @@ static jt_tx_step
 write_rows(jt_tx *tx, batch *b, stock_row *rows, int nrows, int64_t pversion, buyer_row *buyers, int nb, int npaid)
 {
     jt_arena *a = tx->arena;
+    jt_sql_time_buf paid_at;
     jt_val p[4];
     jt_rows res;
     jt_buf ob, ib, xb;
@@ -730,8 +731,9 @@ write_rows(jt_tx *tx, batch *b, stock_row *rows, int nrows, int64_t pversion, bu
         jw_obj_close(&ow);
     }
     jw_arr_close(&ow);
-    p[0] = JT_VB(ob.data, ob.len);
-    JT_TX_EXEC(tx, SQL_BATCH_ORDERS, p, 1, &res);
+    p[0] = jt_sql_now(&paid_at);   /* business time: the lifecycle counts from it */
+    p[1] = JT_VB(ob.data, ob.len);
+    JT_TX_EXEC(tx, SQL_BATCH_ORDERS, p, 2, &res);
     if (ob.oom || res.nrows != npaid) {
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;

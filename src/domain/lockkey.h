@@ -31,22 +31,30 @@
  *
  *   lock:order:<order>       an order's status and its card payment rows
  *                            (card_payments, gateway_payments). Taken by
- *                            every move of a card order: the verify, the
+ *                            every move of the order (domain/lifecycle.c):
+ *                            a seller's or an admin's transition, a buyer's
+ *                            cancel or return request, the scheduler's
+ *                            moves; and for a card order the verify, the
  *                            webhook and the sweeper settling a payment,
- *                            an expiry, a cancel and its refund; with the
- *                            stock keys of its lines whenever the move
- *                            may take or give back units.
+ *                            an expiry, a cancel and its refund. A move
+ *                            that gives stock back or refunds (CANCELLED,
+ *                            RETURNED, CANCEL_PENDING) also takes the stock
+ *                            keys of every line, and the buyer's balance
+ *                            when the refund is in points.
  *
  *   popular:lock             not a row: the single-flight refresh of the
  *                            popular-products answer (catalog_read.c), held
  *                            by the one request that runs the query.
+ *   lifecycle:sweep:lock     not a row: one scheduler sweep at a time across
+ *                            every host (server/scheduler.c); only saves
+ *                            work, each move is fenced by the order's row.
  *
  * A cart or a wishlist has no key: its head row in MariaDB is the lock its
  * writers queue on and the fence of an order made from it (basket.h); that
  * order takes the order's keys, like any other.
  *
- * Kinds to come (order lifecycle) are rows of the kind table in lockkey.c
- * and a function here, named for the row they protect.
+ * Kinds to come are rows of the kind table in lockkey.c and a function
+ * here, named for the row they protect.
  *
  * The lock is an optimisation (store/lock.h): the version column of each row
  * is the fence that makes a missing or expired lock cost retries, not
@@ -67,6 +75,7 @@ typedef enum {
 } jt_lockkey_kind;
 
 #define JT_LOCKKEY_POPULAR "popular:lock"
+#define JT_LOCKKEY_SWEEP   "lifecycle:sweep:lock"
 
 /* The key of one row of a kind, in arena memory; NULL when out of memory. */
 const char *jt_lockkey(jt_arena *a, jt_lockkey_kind kind, int64_t id);

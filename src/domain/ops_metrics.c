@@ -114,7 +114,7 @@ gateway(jt_buf *b, const jt_conf *c, const jt_metrics *m)
     counter(b, "jangteo_card_refunds_total", "Refunds the gateway confirmed.", get(&m->card_refunds));
     counter(b, "jangteo_card_refund_failures_total", "Refund attempts left to the sweeper.",
             get(&m->card_refunds_failed));
-    counter(b, "jangteo_payment_sweeps_total", "Payment sweeps run.", get(&m->sweeps));
+    counter(b, "jangteo_payment_sweeps_total", "Payment sweeps run.", get(&m->pay_sweeps));
 }
 
 jt_err
@@ -229,6 +229,17 @@ metrics_render(jt_req *r)
     counter(&b, "jangteo_bids_purchased_total", "Bids applied: receipts PURCHASED.", get(&m->bids_purchased));
     counter(&b, "jangteo_bids_failed_total", "Bids refused after queueing: receipts FAILED.", get(&m->bids_failed));
     counter(&b, "jangteo_points_charged_won_total", "Points charged, in KRW.", get(&m->points_charged));
+    counter(&b, "jangteo_order_moves_total", "Order lifecycle moves committed (by hand or by the scheduler).",
+            get(&m->order_moves));
+    counter(&b, "jangteo_lifecycle_sweeps_total", "Scheduler sweeps run.", get(&m->sweeps));
+    counter(&b, "jangteo_events_published_total", "Outbox events the relay published to the stream.",
+            get(&m->events_published));
+    counter(&b, "jangteo_notifications_created_total", "Notifications written.", get(&m->notifications_created));
+    counter(&b, "jangteo_webhook_attempts_total", "Webhook calls made.", get(&m->webhook_attempts));
+    counter(&b, "jangteo_webhook_attempt_failures_total", "Webhook calls that got no 2xx answer.",
+            get(&m->webhook_failures));
+    counter(&b, "jangteo_webhook_deliveries_failed_total", "Webhook deliveries given up after max_attempts.",
+            get(&m->webhook_deliveries_failed));
     gateway(&b, r->conf, m);
 
     if (b.oom) {

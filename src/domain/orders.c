@@ -18,6 +18,8 @@
 #include "domain/catalog.h"
 #include "domain/common.h"
 #include "domain/cursor.h"
+#include "domain/events.h"
+#include "domain/lifecycle.h"
 #include "domain/lockkey.h"
 #include "domain/payments.h"
 #include "domain/points.h"
@@ -60,21 +62,14 @@ static const char SQL_STOCK_OPTION_BALANCE_WRITE[] =
 static const char SQL_ORDER_OPTION_WRITE[] =
     "UPDATE product_options s JOIN products p ON p.id = s.product_id SET s.stock = ?, s.version = s.version + 1"
     " WHERE s.id = ? AND s.version = ? AND p.version = ?";
-/* ... and the rows a cancel gives it back to (deleted or not) */
-static const char SQL_STOCK_PRODUCT[] =
-    "SELECT price, stock, version FROM products WHERE id = ?";
-static const char SQL_STOCK_OPTION[] =
-    "SELECT p.price + o.extra_price, o.stock, o.version FROM product_options o"
-    " JOIN products p ON p.id = o.product_id WHERE o.id = ?";
 static const char SQL_STOCK_PRODUCT_WRITE[] =
     "UPDATE products SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
-static const char SQL_STOCK_OPTION_WRITE[] =
-    "UPDATE product_options SET stock = ?, version = version + 1 WHERE id = ? AND version = ?";
 /* RETURNING: the id and the time the row was stamped with, in the same
- * round trip as the insert */
+ * round trip as the insert; paid_at is business time (the scheduler counts
+ * from it, domain/lifecycle.c) */
 static const char SQL_ORDER_INSERT[] =
-    "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc)"
-    " VALUES (?, 'PAID', ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
+    "INSERT INTO orders (user_id, status, items_total, shipping_fee, total, shipping_enc, paid_at)"
+    " VALUES (?, 'PAID', ?, ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
 /* an order's lines go in ITEM_BATCH rows per statement; one text per row
  * count, since the prepared-statement cache is keyed by the text's address */
 #define ITEM_BATCH 8
@@ -93,28 +88,35 @@ static const char *const SQL_ITEM_INSERT[ITEM_BATCH + 1] = {
     ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
     ITEM_INSERT ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW ITEM_ROW,
 };
-static const char SQL_OUTBOX_INSERT[] =
-    "INSERT INTO outbox (topic, aggregate_id, payload) VALUES (?, ?, ?)";
-/* reads and cancel */
-static const char SQL_ORDER_GET[] =
-    "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
-    " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
-    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version, payment_method FROM orders WHERE id = ?";
-static const char SQL_ORDER_PAGE[] =
-    "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc,"
-    " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),"
-    " DATE_FORMAT(cancelled_at, '%Y-%m-%dT%H:%i:%s.%fZ'), version, payment_method"
-    " FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+/* reads: an order as the API shows it (the column order is enum
+ * jt_order_col, orders.h); the first parameter is the return window, for
+ * returnableUntil */
+#define TIME(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%s.%fZ')"
+#define ORDER_COLUMNS                                                                                    \
+    "SELECT id, user_id, status, items_total, shipping_fee, total, shipping_enc, " TIME("created_at") ", " \
+    TIME("cancelled_at") ", version, " TIME("paid_at") ", " TIME("preparing_at") ", " TIME("shipped_at")   \
+    ", " TIME("delivered_at") ", " TIME("return_requested_at") ", " TIME("returned_at") ", tracking_number," \
+    " return_reason, " TIME("delivered_at + INTERVAL ? SECOND") ", payment_method FROM orders"
+static const char SQL_ORDER_GET[] = ORDER_COLUMNS " WHERE id = ?";
+static const char SQL_ORDER_PAGE[] = ORDER_COLUMNS " WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+static const char SQL_ORDER_PAGE_STATUS[] =
+    ORDER_COLUMNS " WHERE user_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_ITEMS_GET[] =
     "SELECT product_id, option_id, name, unit_price, quantity, line_total FROM order_items"
     " WHERE order_id = ? ORDER BY line_no";
-static const char SQL_ORDER_STATUS[] =
-    "SELECT status, version, total, user_id FROM orders WHERE id = ?";
-static const char SQL_ORDER_CANCEL[] =
-    "UPDATE orders SET status = 'CANCELLED', cancelled_at = NOW(6), version = version + 1"
-    " WHERE id = ? AND version = ? AND status = 'PAID'";
+static const char SQL_HISTORY[] =
+    "SELECT from_status, to_status, " TIME("at") ", actor, actor_id FROM order_events WHERE order_id = ?"
+    " ORDER BY id LIMIT 64";
 
-enum { O_ID, O_USER, O_STATUS, O_ITEMS_TOTAL, O_FEE, O_TOTAL, O_SHIP, O_CREATED, O_CANCELLED, O_VERSION, O_METHOD };
+#define O_ID          JT_ORDER_COL_ID
+#define O_USER        JT_ORDER_COL_USER
+#define O_STATUS      JT_ORDER_COL_STATUS
+#define O_ITEMS_TOTAL JT_ORDER_COL_ITEMS_TOTAL
+#define O_FEE         JT_ORDER_COL_FEE
+#define O_TOTAL       JT_ORDER_COL_TOTAL
+#define O_SHIP        JT_ORDER_COL_SHIP
+#define O_CREATED     JT_ORDER_COL_CREATED
+#define O_METHOD      JT_ORDER_COL_METHOD
 
 
 /* --- validation ---------------------------------------------------------- */
@@ -644,7 +646,8 @@ place_body(jt_tx *tx)
     p[2] = JT_VI(t->shipping_fee);
     p[3] = JT_VI(t->total);
     p[4] = JT_VB(t->ship_sealed, t->ship_len);
-    JT_TX_EXEC(tx, SQL_ORDER_INSERT, p, 5, &rows);
+    p[5] = jt_sql_now(&now);
+    JT_TX_EXEC(tx, SQL_ORDER_INSERT, p, 6, &rows);
     if (rows.nrows != 1) {
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;
@@ -677,10 +680,9 @@ place_body(jt_tx *tx)
     /* 5. the answer and the outbox event */
     order_answer_body(tx->arena, t);
 
-    p[0] = JT_VS("order.paid");
-    p[1] = JT_VI(t->order_id);
-    p[2] = JT_VB(t->body.data, t->body.len);
-    JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
+    if ((step = events_emit(tx, "order.paid", t->order_id, t->body.data, t->body.len)) != JT_TX_COMMIT) {
+        return step;
+    }
 
     jt_write_answer(tx, 201, &t->body, "ORDER", t->order_id);
     return JT_TX_COMMIT;
@@ -811,15 +813,67 @@ locked:
 
 /* --- reading ----------------------------------------------------------- */
 
-/* Writes one order (row of SQL_ORDER_GET) with its lines and, for its
- * buyer or an admin, the decrypted shipping block. */
+jt_db_rc
+orders_fetch(jt_db *db, jt_arena *a, const jt_conf *c, int64_t id, jt_rows *out)
+{
+    jt_val p[2] = { JT_VI(c->lc_return_window), JT_VI(id) };
+
+    return jt_db_exec(db, a, SQL_ORDER_GET, p, 2, out);
+}
+
+static void
+kstr_or_null(jt_json *w, const char *k, const jt_val *v)
+{
+    if (v->type == JT_V_NULL) {
+        jw_knull(w, k);
+    } else {
+        jw_kstr(w, k, v->s);
+    }
+}
+
+/* An order's moves, oldest first (at most 64: the graph has fewer). */
 static jt_err
-write_order(jt_req *r, jt_json *w, const jt_rows *o, int row)
+write_history(jt_req *r, jt_json *w, int64_t id)
+{
+    jt_val p[1] = { JT_VI(id) };
+    jt_rows h;
+    jt_db_rc rc;
+    int i;
+
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_HISTORY, p, 1, &h)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jw_key(w, "history");
+    jw_arr_open(w);
+    for (i = 0; i < h.nrows; i++) {
+        jw_obj_open(w);
+        jw_kstr(w, "from", jt_cell(&h, i, 0)->s);
+        jw_kstr(w, "to", jt_cell(&h, i, 1)->s);
+        jw_kstr(w, "at", jt_cell(&h, i, 2)->s);
+        jw_kstr(w, "actor", jt_cell(&h, i, 3)->s);
+        if (jt_cell(&h, i, 4)->type == JT_V_NULL) {
+            jw_knull(w, "actorId");
+        } else {
+            jw_kint(w, "actorId", jt_cell(&h, i, 4)->i);
+        }
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+    return JT_OK;
+}
+
+/* Writes one order (row of ORDER_COLUMNS) with its lines, the decrypted
+ * shipping block (whoever may see the order may see where it goes: its
+ * buyer, an admin, the seller who ships it) and the times of its moves;
+ * with its history when `history` (one order, not a list). */
+jt_err
+orders_write(jt_req *r, jt_json *w, const jt_rows *o, int row, int history)
 {
     jt_val p[1] = { JT_VI(jt_cell(o, row, O_ID)->i) };
     jt_rows items;
     jt_db_rc rc;
     const char *ship;
+    jt_err e;
     int i;
 
     if ((rc = jt_db_exec(r->db, r->arena, SQL_ITEMS_GET, p, 1, &items)) != JT_DB_OK) {
@@ -834,6 +888,7 @@ write_order(jt_req *r, jt_json *w, const jt_rows *o, int row)
     jw_kint(w, "orderId", jt_cell(o, row, O_ID)->i);
     jw_kint(w, "userId", jt_cell(o, row, O_USER)->i);
     jw_kstr(w, "status", jt_cell(o, row, O_STATUS)->s);
+    jw_kint(w, "version", jt_cell(o, row, JT_ORDER_COL_VERSION)->i);
     jw_kint(w, "itemsTotal", jt_cell(o, row, O_ITEMS_TOTAL)->i);
     jw_kint(w, "shippingFee", jt_cell(o, row, O_FEE)->i);
     jw_kint(w, "total", jt_cell(o, row, O_TOTAL)->i);
@@ -857,29 +912,63 @@ write_order(jt_req *r, jt_json *w, const jt_rows *o, int row)
     jw_key(w, "shipping");
     jw_raw(w, ship, strlen(ship));
     jw_kstr(w, "createdAt", jt_cell(o, row, O_CREATED)->s);
-    if (jt_cell(o, row, O_CANCELLED)->type == JT_V_NULL) {
-        jw_knull(w, "cancelledAt");
-    } else {
-        jw_kstr(w, "cancelledAt", jt_cell(o, row, O_CANCELLED)->s);
+    kstr_or_null(w, "paidAt", jt_cell(o, row, JT_ORDER_COL_PAID));
+    kstr_or_null(w, "preparingAt", jt_cell(o, row, JT_ORDER_COL_PREPARING));
+    kstr_or_null(w, "shippedAt", jt_cell(o, row, JT_ORDER_COL_SHIPPED));
+    kstr_or_null(w, "deliveredAt", jt_cell(o, row, JT_ORDER_COL_DELIVERED));
+    kstr_or_null(w, "returnableUntil", jt_cell(o, row, JT_ORDER_COL_RETURNABLE_UNTIL));
+    kstr_or_null(w, "returnRequestedAt", jt_cell(o, row, JT_ORDER_COL_RETURN_REQUESTED));
+    kstr_or_null(w, "returnedAt", jt_cell(o, row, JT_ORDER_COL_RETURNED));
+    kstr_or_null(w, "cancelledAt", jt_cell(o, row, JT_ORDER_COL_CANCELLED));
+    kstr_or_null(w, "trackingNumber", jt_cell(o, row, JT_ORDER_COL_TRACKING));
+    kstr_or_null(w, "returnReason", jt_cell(o, row, JT_ORDER_COL_RETURN_REASON));
+    if (history && (e = write_history(r, w, jt_cell(o, row, O_ID)->i)) != JT_OK) {
+        return e;
     }
-    if (strcmp(jt_cell(o, row, O_METHOD)->s, "CARD") == 0) {
-        jt_err e = payments_write_block(r, w, jt_cell(o, row, O_ID)->i);
-        if (e != JT_OK) {
-            return e;
-        }
+    if (strcmp(jt_cell(o, row, O_METHOD)->s, "CARD") == 0
+        && (e = payments_write_block(r, w, jt_cell(o, row, O_ID)->i)) != JT_OK) {
+        return e;
     }
     jw_obj_close(w);
     return JT_OK;
+}
+
+/* The order as a transaction is about to commit it, read inside it (a
+ * read after COMMIT may fail, and a move that is done must not answer
+ * 5xx: the client's retry would then meet a 409). On failure tx->db_rc
+ * says why (the body returns JT_TX_DBERR). */
+jt_err
+order_answer_read(jt_tx *tx, jt_req *r, int64_t order_id, jt_buf *out)
+{
+    jt_rows rows;
+    jt_json w;
+    jt_err e = JT_OK;
+
+    tx->db_rc = orders_fetch(tx->db, tx->arena, r->conf, order_id, &rows);
+    if (tx->db_rc != JT_DB_OK) {
+        return JT_E_DATABASE_UNAVAILABLE;
+    }
+    jt_json_begin(r, out, &w, 1536);
+    if (rows.nrows != 1 || (e = orders_write(r, &w, &rows, 0, 1)) != JT_OK) {
+        tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
+        return e != JT_OK ? e : JT_E_INTERNAL;
+    }
+    return JT_OK;
+}
+
+static jt_err
+write_order_item(jt_req *r, jt_json *w, const jt_rows *o, int row)
+{
+    return orders_write(r, w, o, row, 0);
 }
 
 /* Loads an order the principal may see; 404 otherwise (ids cannot be probed). */
 static jt_err
 load_visible_order(jt_req *r, const jt_principal *who, int64_t id, jt_rows *o)
 {
-    jt_val p[1] = { JT_VI(id) };
     jt_db_rc rc;
 
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ORDER_GET, p, 1, o)) != JT_DB_OK) {
+    if ((rc = orders_fetch(r->db, r->arena, r->conf, id, o)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     if (o->nrows == 0 || (jt_cell(o, 0, O_USER)->i != who->user_id && !who->is_admin)) {
@@ -888,7 +977,7 @@ load_visible_order(jt_req *r, const jt_principal *who, int64_t id, jt_rows *o)
     return JT_OK;
 }
 
-/* GET /api/v1/orders/{orderId} */
+/* GET /api/v1/orders/{orderId}: the order, its status and its history */
 jt_err
 orders_get(jt_req *r)
 {
@@ -902,185 +991,35 @@ orders_get(jt_req *r)
         || (e = load_visible_order(r, &who, jt_req_param_id(r, "orderId"), &o)) != JT_OK) {
         return e;
     }
-    jt_json_begin(r, &b, &w, 1024);
-    if ((e = write_order(r, &w, &o, 0)) != JT_OK) {
+    jt_json_begin(r, &b, &w, 1536);
+    if ((e = orders_write(r, &w, &o, 0, 1)) != JT_OK) {
         return e;
     }
     jt_reply_json(r, 200, &b);
     return JT_OK;
 }
 
-/* GET /api/v1/users/{userId}/orders?cursor=&limit= — newest first */
+/* GET /api/v1/users/{userId}/orders?status=&cursor=&limit= — newest first */
 jt_err
 orders_list(jt_req *r)
 {
-    return jt_cursor_user_list(r, 50, SQL_ORDER_PAGE, O_ID, 512, write_order);
-}
-
-/* --- cancelling ---------------------------------------------------------- */
-
-typedef struct {
-    jt_req     *r;
-    int64_t     order_id;
-    int64_t     buyer;
-    order_line  lines[JT_ORDER_MAX_ITEMS];
-    int         n;
-    jt_err      refusal;
-    int64_t     balance;
-    jt_buf      body;
-} cancel_tx;
-
-static jt_tx_step
-cancel_body(jt_tx *tx)
-{
-    cancel_tx *c = tx->data;
-    jt_val p[5];
-    jt_rows rows;
-    int64_t total;
-    jt_tx_step step;
-    jt_err why;
-    int i;
-
-    /* the order's own version fences concurrent cancels: one wins */
-    p[0] = JT_VI(c->order_id);
-    JT_TX_EXEC(tx, SQL_ORDER_STATUS, p, 1, &rows);
-    if (rows.nrows == 0 || strcmp(jt_cell(&rows, 0, 0)->s, "PAID") != 0) {
-        c->refusal = jt_fail(c->r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
-        return JT_TX_ABORT;
-    }
-    total = jt_cell(&rows, 0, 2)->i;
-    p[0] = JT_VI(c->order_id);
-    p[1] = JT_VI(jt_cell(&rows, 0, 1)->i);
-    JT_TX_EXEC(tx, SQL_ORDER_CANCEL, p, 2, &rows);
-    if (rows.affected != 1) {
-        return JT_TX_CONFLICT;
-    }
-
-    /* restore every line's stock, fenced */
-    for (i = 0; i < c->n; i++) {
-        order_line *l = &c->lines[i];
-        int64_t id = l->option_id ? l->option_id : l->product_id;
-        p[0] = JT_VI(id);
-        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION : SQL_STOCK_PRODUCT, p, 1, &rows);
-        if (rows.nrows == 0) {
-            continue;   /* the row is gone: nothing to restore into */
-        }
-        p[0] = JT_VI(jt_cell(&rows, 0, 1)->i + l->quantity);
-        p[1] = JT_VI(id);
-        p[2] = JT_VI(jt_cell(&rows, 0, 2)->i);
-        JT_TX_EXEC(tx, l->option_id ? SQL_STOCK_OPTION_WRITE : SQL_STOCK_PRODUCT_WRITE, p, 3, &rows);
-        if (rows.affected != 1) {
-            return JT_TX_CONFLICT;
-        }
-    }
-
-    /* refund: the buyer's balance, fenced, and its ledger row */
-    step = points_apply(tx, c->buyer, total, "ORDER_REFUND", c->order_id, &c->balance, NULL, &why);
-    if (step == JT_TX_ABORT) {
-        c->refusal = why == JT_E_BALANCE_LIMIT
-                         ? jt_fail(c->r, why, "the refund would take the balance over %lld", JT_BALANCE_MAX)
-                         : jt_fail(c->r, why, "the buyer does not exist");
-    }
-    if (step != JT_TX_COMMIT) {
-        return step;
-    }
-    p[0] = JT_VS("order.cancelled");
-    p[1] = JT_VI(c->order_id);
-    {
-        char payload[96];
-        snprintf(payload, sizeof(payload), "{\"orderId\":%lld,\"refund\":%lld}", (long long) c->order_id,
-                 (long long) total);
-        p[2] = JT_VS(jt_pstrdup(tx->arena, payload));
-    }
-    JT_TX_EXEC(tx, SQL_OUTBOX_INSERT, p, 3, &rows);
-
-    /* the answer: the order as this transaction leaves it, read inside it
-     * (a read after COMMIT may fail, and a cancel that is done must not
-     * answer 5xx: the client's retry would then meet a 409) */
-    if (order_answer_read(tx, c->r, c->order_id, &c->body) != JT_OK) {
-        return JT_TX_DBERR;
-    }
-    jt_write_answer(tx, 200, &c->body, "ORDER", c->order_id);
-    return JT_TX_COMMIT;
-}
-
-/* On failure tx->db_rc says why (the body returns JT_TX_DBERR). */
-jt_err
-order_answer_read(jt_tx *tx, jt_req *r, int64_t order_id, jt_buf *out)
-{
-    jt_val p[1] = { JT_VI(order_id) };
-    jt_rows rows;
-    jt_json w;
-    jt_err e = JT_OK;
-
-    tx->db_rc = jt_db_exec(tx->db, tx->arena, SQL_ORDER_GET, p, 1, &rows);
-    if (tx->db_rc != JT_DB_OK) {
-        return JT_E_DATABASE_UNAVAILABLE;
-    }
-    jt_json_begin(r, out, &w, 1024);
-    if (rows.nrows != 1 || (e = write_order(r, &w, &rows, 0)) != JT_OK) {
-        tx->db_rc = rows.nrows == 1 && e == JT_E_DATABASE_UNAVAILABLE ? JT_DB_DOWN : JT_DB_ERROR;
-        return e != JT_OK ? e : JT_E_INTERNAL;
-    }
-    return JT_OK;
-}
-
-/* POST /api/v1/orders/{orderId}/cancel */
-jt_err
-orders_cancel(jt_req *r)
-{
-    int64_t id = jt_req_param_id(r, "orderId");
+    int64_t uid = jt_req_param_id(r, "userId");
+    jt_val p[3] = { JT_VI(((const jt_conf *) r->conf)->lc_return_window), JT_VI(uid) };
+    const char *status;
     jt_principal who;
-    jt_rows o, items;
-    cancel_tx *c;
-    jt_write *wr;
-    const char **keys;
-    jt_val p[1];
-    jt_db_rc rc;
+    jt_cursor c;
     jt_err e;
-    int i, nkeys;
 
-    if ((e = auth_require(r, &who)) != JT_OK || (e = load_visible_order(r, &who, id, &o)) != JT_OK) {
+    if ((e = auth_require_user(r, &who, uid)) != JT_OK || (e = jt_cursor_parse(r, &c, 50)) != JT_OK
+        || (e = jt_req_query_str(r, "status", &status)) != JT_OK) {
         return e;
     }
-    if (strcmp(jt_cell(&o, 0, O_METHOD)->s, "CARD") == 0) {
-        return payments_cancel(r, &who, id);   /* the refund goes through the gateway */
+    if (status == NULL) {
+        return jt_cursor_answer(r, &c, SQL_ORDER_PAGE, p, 2, O_ID, 640, write_order_item);
     }
-    if (strcmp(jt_cell(&o, 0, O_STATUS)->s, "PAID") != 0) {
-        return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
+    if (!lifecycle_is_status(status)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'status' must be an order status, e.g. SHIPPING");
     }
-    c = jt_pcalloc(r->arena, sizeof(*c));
-    if (c == NULL) {
-        return JT_E_INTERNAL;
-    }
-    c->r = r;
-    c->order_id = id;
-    c->buyer = jt_cell(&o, 0, O_USER)->i;
-    p[0] = JT_VI(id);
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_ITEMS_GET, p, 1, &items)) != JT_DB_OK) {
-        return jt_db_fail(r, rc);
-    }
-    for (i = 0; i < items.nrows && i < JT_ORDER_MAX_ITEMS; i++) {
-        c->lines[i].product_id = jt_cell(&items, i, 0)->i;
-        c->lines[i].option_id = jt_cell(&items, i, 1)->type == JT_V_NULL ? 0 : jt_cell(&items, i, 1)->i;
-        c->lines[i].quantity = jt_cell(&items, i, 4)->i;
-    }
-    c->n = i;
-
-    /* cancelling is idempotent by nature (a second cancel is a 409 that
-     * changes nothing): the route takes no Idempotency-Key */
-    if ((e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK) {
-        return e;
-    }
-    keys = stock_lock_keys(r, c->lines, c->n, c->buyer, &nkeys);
-    if (keys == NULL) {
-        return JT_E_INTERNAL;
-    }
-    if ((e = jt_write_lock(r, wr, keys, nkeys)) != JT_OK
-        || (e = jt_write_run(r, wr, cancel_body, c, &c->refusal)) != JT_OK) {
-        return e;
-    }
-    JT_METRIC_INC(orders_cancelled);
-    jt_write_finish(r, wr);
-    return JT_OK;
+    p[2] = JT_VS(status);
+    return jt_cursor_answer(r, &c, SQL_ORDER_PAGE_STATUS, p, 3, O_ID, 640, write_order_item);
 }

@@ -54,6 +54,10 @@ enum { C_STATUS, C_VERSION, C_TOTAL, C_USER, C_MUID, C_AMOUNT, C_CVERSION, C_PRE
 static const char SQL_ORDER_OF_MERCHANT[] = "SELECT order_id FROM card_payments WHERE merchant_uid = ?";
 static const char SQL_ORDER_MOVE[] =
     "UPDATE orders SET status = ?, version = version + 1 WHERE id = ? AND version = ? AND status = ?";
+static const char SQL_EVENT_INSERT[] =
+    "INSERT INTO order_events (order_id, from_status, to_status, at, actor, actor_id) VALUES (?, ?, ?, ?, ?, ?)";
+static const char SQL_ORDER_MOVE_PAID[] =
+    "UPDATE orders SET status = ?, paid_at = ?, version = version + 1 WHERE id = ? AND version = ? AND status = ?";
 static const char SQL_ORDER_MOVE_CANCELLED[] =
     "UPDATE orders SET status = ?, cancelled_at = NOW(6), version = version + 1"
     " WHERE id = ? AND version = ? AND status = ?";
@@ -248,13 +252,19 @@ pay_read_card_order(jt_db *db, jt_arena *a, int64_t id, card_order *o)
     return rc;
 }
 
-/* Moves an order from -> to, fenced by its version; a move that is not
- * in the status table is a bug (rolled back, logged). */
+/* Moves an order from -> to, fenced by its version, and records the move
+ * in its history (order_events, as every lifecycle move is: the audit
+ * holds each order's status to its last row); a move that is not in the
+ * status table is a bug (rolled back, logged). Entering PAID stamps
+ * paid_at (business time): the lifecycle's scheduler counts from it. */
 jt_tx_step
 pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_order_status to, jt_order_actor by)
 {
-    jt_val p[4] = { JT_VS(jt_order_status_name(to)), JT_VI(id), JT_VI(version), JT_VS(jt_order_status_name(from)) };
+    int64_t now_us = jt_clock_now_us();
+    jt_sql_time_buf now;
+    jt_val p[6];
     jt_rows rows;
+    int k = 0;
 
     if (!jt_order_may(from, to, by)) {
         jt_log_error("payments: order %lld: %s -> %s is not a move (a bug); rolled back", (long long) id,
@@ -262,8 +272,27 @@ pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;
     }
-    JT_TX_EXEC(tx, to == JT_ORDER_CANCELLED ? SQL_ORDER_MOVE_CANCELLED : SQL_ORDER_MOVE, p, 4, &rows);
-    return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
+    p[k++] = JT_VS(jt_order_status_name(to));
+    if (to == JT_ORDER_PAID) {
+        p[k++] = jt_sql_time(&now, now_us);
+    }
+    p[k++] = JT_VI(id);
+    p[k++] = JT_VI(version);
+    p[k++] = JT_VS(jt_order_status_name(from));
+    JT_TX_EXEC(tx, to == JT_ORDER_CANCELLED ? SQL_ORDER_MOVE_CANCELLED
+                   : to == JT_ORDER_PAID    ? SQL_ORDER_MOVE_PAID
+                                            : SQL_ORDER_MOVE, p, k, &rows);
+    if (rows.affected != 1) {
+        return JT_TX_CONFLICT;
+    }
+    p[0] = JT_VI(id);
+    p[1] = JT_VS(jt_order_status_name(from));
+    p[2] = JT_VS(jt_order_status_name(to));
+    p[3] = jt_sql_time(&now, now_us);
+    p[4] = JT_VS(by == JT_BY_BUYER ? "BUYER" : by == JT_BY_SWEEPER ? "SWEEPER" : "PAYMENT");
+    p[5] = JT_VNULL;
+    JT_TX_EXEC(tx, SQL_EVENT_INSERT, p, 6, &rows);
+    return JT_TX_COMMIT;
 }
 
 jt_tx_step
@@ -670,7 +699,9 @@ refund_body(jt_tx *tx)
         v[0] = JT_VI(order_id);
         JT_TX_EXEC(tx, SQL_GP_DUE_OF_ORDER, v, 1, &rows);
         if (jt_val_int(jt_cell(&rows, 0, 0)) == 0) {
-            if ((s = pay_order_move(tx, order_id, o.version, o.status, JT_ORDER_CANCELLED, JT_BY_SWEEPER))
+            /* the buyer's cancel request finishes it, or the sweeper later */
+            if ((s = pay_order_move(tx, order_id, o.version, o.status, JT_ORDER_CANCELLED,
+                                    rf->e->r != NULL ? JT_BY_BUYER : JT_BY_SWEEPER))
                     != JT_TX_COMMIT
                 || (s = stock_give_back(tx, rf->lines)) != JT_TX_COMMIT
                 || (s = pay_outbox(tx, "order.cancelled", order_id, "{\"orderId\":%lld,\"refund\":%lld}",

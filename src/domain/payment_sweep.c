@@ -112,7 +112,7 @@ payments_sweep(jt_pay_env *s)
     if (!jt_pg_configured(e->pg)) {
         return 0;
     }
-    JT_METRIC_INC(sweeps);
+    JT_METRIC_INC(pay_sweeps);
     v[0] = jt_sql_now(&now);
     v[1] = JT_VS(jt_order_status_name(JT_ORDER_PAYMENT_PENDING));
     v[2] = JT_VS(jt_order_status_name(JT_ORDER_PAYMENT_EXPIRED));
@@ -164,8 +164,10 @@ payments_audit_gateway(jt_pay_env *s, int64_t max, int64_t *checked, int64_t *vi
         if (pay_found(jt_pg_find(s->pg, jt_cell(&rows, i, 3)->s, &p, &res), &p) != JT_PG_OK) {
             return -1;   /* the gateway cannot be asked: no verdict */
         }
-        if (st == JT_ORDER_PAID) {
-            /* exactly its one payment, its total, nothing refunded */
+        if (jt_order_status_sold(st)) {
+            /* paid and not given back (PAID and the lifecycle's statuses
+             * up to RETURN_REQUESTED, order_status.c): exactly its one
+             * payment, its total, nothing refunded */
             bad = p.status != JT_PG_PAID || p.amount != total || p.cancel_amount != 0 || captured->type == JT_V_NULL
                   || strcmp(captured->s, p.imp_uid) != 0;
         } else {

@@ -31,8 +31,8 @@ static const char SQL_TAKE_OPTION[] =
     "SELECT p.price + o.extra_price, o.stock, o.version, " WINDOW_EXPR ", p.version FROM " JT_SQL_CLOCK
     ", product_options o JOIN products p ON p.id = o.product_id WHERE o.id = ? AND p.deleted_at IS NULL";
 static const char SQL_ORDER_INSERT[] =
-    "INSERT INTO orders (user_id, status, payment_method, items_total, shipping_fee, total, shipping_enc)"
-    " VALUES (?, ?, 'CARD', ?, ?, ?, ?) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
+    "INSERT INTO orders (user_id, status, payment_method, items_total, shipping_fee, total, shipping_enc, paid_at)"
+    " VALUES (?, ?, 'CARD', ?, ?, ?, ?, NULL) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
 static const char SQL_ITEM_INSERT[] =
     "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -342,7 +342,10 @@ answer_body(jt_tx *tx)
         jt_write_answer(tx, 200, &at->body, "ORDER", at->order_id);
         return JT_TX_COMMIT;
     }
-    if (at->kind == ANSWER_VERIFY && o.status != JT_ORDER_PAID) {
+    /* paid, and perhaps moved on since (PREPARING ... RETURN_REQUESTED,
+     * order_status.c): a verify answers with the order; anything else
+     * says why it is not paid */
+    if (at->kind == ANSWER_VERIFY && (!jt_order_status_sold(o.status) || o.status == JT_ORDER_CANCEL_PENDING)) {
         if (o.status == JT_ORDER_OUT_OF_STOCK) {
             return pay_refuse(&at->f, JT_E_OUT_OF_STOCK,
                           "paid after the hold ran out, and the stock is gone: the payment is refunded");
@@ -748,7 +751,7 @@ cancel_body(jt_tx *tx)
         return JT_TX_DBERR;
     }
     if (!o.found || !jt_order_may(o.status, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER)) {
-        return pay_refuse(&ct->f, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled");
+        return pay_refuse(&ct->f, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID or PREPARING order can be cancelled");
     }
     JT_TX_EXEC(tx, SQL_GP_CAPTURED_OF, v, 1, &rows);
     if (rows.nrows != 1) {
@@ -796,9 +799,10 @@ payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id)
         return e;
     }
     /* the statuses a buyer's cancel starts from are the move table's
-     * (order_status.c: PAID; the lifecycle's PREPARING joins there) */
+     * (order_status.c: PAID and PREPARING) */
     if (!jt_order_may(co.status, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER) && co.status != JT_ORDER_CANCEL_PENDING) {
-        return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE, "only a PAID order can be cancelled (this one is %s)",
+        return jt_fail(r, JT_E_ORDER_NOT_CANCELLABLE,
+                       "only a PAID or PREPARING order can be cancelled (this one is %s)",
                        jt_order_status_name(co.status));
     }
     if ((e = jt_write_begin_for(r, &wr, who->user_id, NULL, JT_WRITE_KEY_IGNORED, 2 * c->pg_deadline_ms))
@@ -830,6 +834,42 @@ payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id)
     }
     r->retry_after_s = 0;
     return answer(&env, order_id, ANSWER_CANCEL);
+}
+
+/* A card order's return (RETURN_REQUESTED -> RETURNED, lifecycle.c), in
+ * that move's transaction: its one captured payment becomes due for a
+ * refund of all of it, as a cancel's does (K), claimed for claim_ms by the
+ * mover that refunds it after COMMIT (0: the sweeper's at once). The
+ * refund itself is R, the same path as a cancel's: pay_refund_one. */
+jt_tx_step
+payments_return_due(jt_tx *tx, jt_arena *a, int64_t order_id, int64_t claim_ms, const char **imp_uid)
+{
+    jt_sql_time_buf due;
+    jt_val v[4] = { JT_VI(order_id) };
+    jt_rows rows;
+
+    JT_TX_EXEC(tx, SQL_GP_CAPTURED_OF, v, 1, &rows);
+    if (rows.nrows != 1) {
+        jt_log_error("payments: returned card order %lld has %d captured payments", (long long) order_id, rows.nrows);
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    *imp_uid = jt_pstrdup(a, jt_cell(&rows, 0, 0)->s);
+    v[0] = JT_VS("RETURNED");
+    v[1] = pay_due_in(&due, claim_ms);
+    v[2] = JT_VS(*imp_uid);
+    v[3] = JT_VI(jt_cell(&rows, 0, 1)->i);
+    JT_TX_EXEC(tx, SQL_GP_TO_REFUND, v, 4, &rows);
+    return rows.affected == 1 ? JT_TX_COMMIT : JT_TX_CONFLICT;
+}
+
+void
+payments_refund_now(const jt_pay_env *s, const char *imp_uid)
+{
+    pay_env env;
+
+    pay_env_of_sweeper(&env, s);
+    (void) pay_refund_one(&env, imp_uid, NULL);   /* not now: the sweeper's */
 }
 
 /* The "payment" member of a card order's answer (GET, list, cancel). */

@@ -54,12 +54,21 @@
  *       gateway refunded and before R: the next cancel with the same
  *       checksum is refused, and a lookup shows the refund: R records it.
  *
- *  Cancelling (the buyer, PAID; a return refunds the same way):
- *   K   PAID -> CANCEL_PENDING, G CAPTURED -> REFUND_DUE; stock still held.
+ *  Cancelling (the buyer, PAID or PREPARING; a return refunds the same way):
+ *   K   PAID/PREPARING -> CANCEL_PENDING, G CAPTURED -> REFUND_DUE; stock
+ *       still held.
  *   --  the refund as above; R also moves CANCEL_PENDING -> CANCELLED and
  *       gives the stock back once no refund of the order is due. A gateway
  *       that refuses or is down leaves CANCEL_PENDING (202) for the
  *       sweeper; a cancel repeated on CANCEL_PENDING tries again.
+ *
+ *  Returning (RETURN_REQUESTED -> RETURNED, lifecycle.c's move, by the
+ *  seller, an admin or the scheduler):
+ *   RT  the move's own transaction gives every line's units back and makes
+ *       G CAPTURED -> REFUND_DUE (reason RETURNED); no points row. After
+ *       COMMIT a request refunds at once (R; the order stays RETURNED);
+ *       the scheduler, which has no gateway client, leaves it due now for
+ *       the sweeper.
  *
  *  Expiring (the sweeper, C.due_at passed, order PAYMENT_PENDING):
  *   --  find(merchant uid) at the gateway: paid -> S; no payment ->
@@ -92,6 +101,7 @@
 #include "store/db.h"
 #include "store/pg.h"
 #include "store/redis.h"
+#include "store/tx.h"
 
 #define JT_MERCHANT_UID_LEN 34   /* "jt" + 32 hex digits: 128 random bits */
 
@@ -110,6 +120,16 @@ jt_err payments_verify(jt_req *r);
 jt_err payments_webhook(jt_req *r);
 /* POST /api/v1/orders/{orderId}/cancel of a card order (orders.c). */
 jt_err payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id);
+/* A card order's return (lifecycle.c's RETURNED move), in the move's
+ * transaction: its captured payment becomes due for a refund of all of it,
+ * claimed for claim_ms by the mover (0: the sweeper's at once); *imp_uid
+ * (in a) is the payment to refund. */
+jt_tx_step payments_return_due(jt_tx *tx, jt_arena *a, int64_t order_id, int64_t claim_ms, const char **imp_uid);
+struct jt_pay_env_s;
+/* After that COMMIT, outside any lock: the refund at the gateway and its
+ * record (R, as a cancel's); a gateway that will not now leaves it due for
+ * the sweeper. */
+void   payments_refund_now(const struct jt_pay_env_s *env, const char *imp_uid);
 /* The "payment" member of a card order's answer. */
 jt_err payments_write_block(jt_req *r, jt_json *w, int64_t order_id);
 

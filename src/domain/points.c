@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "domain/accounts.h"
+#include "domain/events.h"
 #include "domain/common.h"
 #include "domain/cursor.h"
 #include "domain/lockkey.h"
@@ -170,6 +171,9 @@ charge_body(jt_tx *tx)
     jw_kint(&w, "charged", c->amount);
     jw_kint(&w, "ledgerId", c->ledger_id);
     jw_obj_close(&w);
+    if ((step = events_emit(tx, "points.charged", c->ledger_id, c->body.data, c->body.len)) != JT_TX_COMMIT) {
+        return step;
+    }
     jt_write_answer(tx, 200, &c->body, "CHARGE", c->ledger_id);
     return JT_TX_COMMIT;
 }

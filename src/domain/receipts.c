@@ -10,6 +10,7 @@
 #include "domain/auction_rows.h"
 #include "domain/bids.h"
 #include "domain/common.h"
+#include "domain/events.h"
 #include "domain/cursor.h"
 #include "domain/points.h"
 #include "domain/write.h"
@@ -219,6 +220,9 @@ refund_body(jt_tx *tx)
     jt_buf_init(&t->body, tx->arena, 512);
     jw_init(&w, &t->body);
     receipt_write(&w, &rows, 0);
+    if ((step = events_emit(tx, "receipt.refunded", t->receipt_id, t->body.data, t->body.len)) != JT_TX_COMMIT) {
+        return step;
+    }
     jt_write_answer(tx, 200, &t->body, "RECEIPT", t->receipt_id);
     return JT_TX_COMMIT;
 }

@@ -100,11 +100,7 @@ jt_write_begin_for(jt_req *r, jt_write **out, int64_t principal, json_object *bo
     if ((w = *out = jt_pcalloc(r->arena, sizeof(*w))) == NULL) {
         return JT_E_INTERNAL;
     }
-    w->policy.max_attempts = c->tx_max_attempts;
-    w->policy.deadline_ms = c->tx_deadline_ms;
-    w->policy.backoff_base_ms = c->tx_backoff_base_ms;
-    w->policy.backoff_max_ms = c->tx_backoff_max_ms;
-    w->policy.test_delay_ms = c->enable_test_routes ? c->test_tx_delay_ms : 0;
+    jt_tx_policy_init(&w->policy, c);
     w->idem_ttl = c->idem_ttl;
     r->on_error = write_failed;
     r->on_error_data = w;

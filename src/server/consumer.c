@@ -1,27 +1,16 @@
 #include "server/consumer.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "domain/bids.h"
-#include "core/scoreboard.h"
+#include "server/child.h"
 #include "server/worker.h"
 #include "store/db.h"
 #include "store/redis.h"
-
-static volatile sig_atomic_t quit_requested;
-
-static void
-on_quit(int sig)
-{
-    (void) sig;
-    quit_requested = 1;
-}
 
 /* Applies every entry of an XREADGROUP / XAUTOCLAIM entry list; acks the
  * ones that are settled. */
@@ -33,7 +22,7 @@ handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply
     if (entries == NULL || entries->type != REDIS_REPLY_ARRAY) {
         return;
     }
-    for (i = 0; i < entries->elements && !quit_requested; i++) {
+    for (i = 0; i < entries->elements && !jt_child_quitting(); i++) {
         redisReply *e = entries->element[i], *fields;
         const char *uuid = NULL;
         size_t k;
@@ -59,67 +48,51 @@ handle_entries(const jt_conf *c, jt_db *db, jt_redis *r, jt_arena *a, redisReply
 void
 jt_consumer_run(const jt_conf *c, int slot)
 {
-    jt_scoreboard *sb = jt_scoreboard_get();
-    jt_arena arena;
-    jt_db db;
-    jt_redis redis;
-    jt_conf rc = *c;
+    jt_child_res res;
+    jt_conf rc;
     char name[32];
     int64_t next_claim = 0, next_sweep = 0;
 
-    jt_child_signals(on_quit);
-
+    jt_child_setup(slot, "BIDS");
     /* XREADGROUP blocks up to 500 ms: the command timeout must exceed it */
-    if (rc.redis_timeout_ms < 2000) {
-        rc.redis_timeout_ms = 2000;
-    }
+    jt_child_conf(&rc, c, 500);
     snprintf(name, sizeof(name), "consumer-%d", slot);
-    if (jt_arena_init(&arena, 64 * 1024) != 0) {
-        _exit(2);
-    }
-    jt_db_init(&db, &rc, rc.db_user, rc.db_password);
-    jt_redis_init(&redis, &rc);
-    sb->slots[slot].started_at = jt_clock_wall_ms() / 1000;
-    snprintf(sb->slots[slot].method, sizeof(sb->slots[slot].method), "BIDS");
-    __atomic_store_n(&sb->slots[slot].state, JT_SLOT_IDLE, __ATOMIC_RELEASE);
+    jt_child_open(&res, &rc);
 
-    while (!quit_requested) {
+    while (!jt_child_quitting()) {
         redisReply *rep;
         int64_t now = jt_clock_mono_ms();
 
-        jt_arena_reset(&arena);
-        if (jt_redis_ready(&redis) != 0) {
+        jt_arena_reset(&res.arena);
+        if (jt_redis_ready(&res.redis) != 0) {
             jt_clock_sleep_ms(200);
         } else {
-            rep = jt_redis_cmd(&redis, &arena, "XGROUP CREATE " JT_BID_STREAM " " JT_BID_GROUP " 0 MKSTREAM");
+            rep = jt_redis_cmd(&res.redis, &res.arena, "XGROUP CREATE " JT_BID_STREAM " " JT_BID_GROUP " 0 MKSTREAM");
             (void) rep;   /* BUSYGROUP once it exists */
-            rep = jt_redis_cmd(&redis, &arena, "XREADGROUP GROUP " JT_BID_GROUP " %s COUNT 16 BLOCK 500 STREAMS "
+            rep = jt_redis_cmd(&res.redis, &res.arena, "XREADGROUP GROUP " JT_BID_GROUP " %s COUNT 16 BLOCK 500 STREAMS "
                                JT_BID_STREAM " >", name);
             if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1
                 && rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
-                handle_entries(&rc, &db, &redis, &arena, rep->element[0]->element[1]);
+                handle_entries(&rc, &res.db, &res.redis, &res.arena, rep->element[0]->element[1]);
             }
             if (now >= next_claim) {
                 /* entries another consumer took and never acknowledged */
-                rep = jt_redis_cmd(&redis, &arena, "XAUTOCLAIM " JT_BID_STREAM " " JT_BID_GROUP " %s %lld 0-0 COUNT 16",
+                rep = jt_redis_cmd(&res.redis, &res.arena, "XAUTOCLAIM " JT_BID_STREAM " " JT_BID_GROUP " %s %lld 0-0 COUNT 16",
                                    name, (long long) rc.auction_claim_idle_ms);
                 if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
-                    handle_entries(&rc, &db, &redis, &arena, rep->element[1]);
+                    handle_entries(&rc, &res.db, &res.redis, &res.arena, rep->element[1]);
                 }
                 next_claim = now + (rc.auction_claim_idle_ms / 4 > 100 ? rc.auction_claim_idle_ms / 4 : 100);
             }
         }
         if (now >= next_sweep) {
             const char *uuids[32];
-            int n = bids_stale_pending(&rc, &db, &arena, uuids, 32), i;
-            for (i = 0; i < n && !quit_requested; i++) {
-                (void) bids_apply_queued(&rc, &db, &redis, &arena, uuids[i]);
+            int n = bids_stale_pending(&rc, &res.db, &res.arena, uuids, 32), i;
+            for (i = 0; i < n && !jt_child_quitting(); i++) {
+                (void) bids_apply_queued(&rc, &res.db, &res.redis, &res.arena, uuids[i]);
             }
             next_sweep = now + 1000;
         }
     }
-    jt_db_close(&db);
-    jt_redis_close(&redis);
-    jt_arena_destroy(&arena);
-    jt_child_exit(0);
+    jt_child_close(&res);
 }

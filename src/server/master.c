@@ -20,7 +20,11 @@
 #include "core/metrics.h"
 #include "core/pii.h"
 #include "server/consumer.h"
+#include "server/hooks.h"
 #include "server/listen.h"
+#include "server/notifier.h"
+#include "server/relay.h"
+#include "server/scheduler.h"
 #include "server/sweeper.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
@@ -41,7 +45,7 @@ typedef struct {
     uint32_t generation;
     int      quitting;       /* SIGQUIT sent: do not replace */
     int      killed;         /* SIGKILL sent by us (request_timeout) */
-    int      kind;           /* JT_KIND_WORKER, JT_KIND_CONSUMER or JT_KIND_SWEEPER */
+    int      kind;           /* JT_KIND_* */
 } child;
 
 static volatile sig_atomic_t sig_term, sig_quit, sig_hup, sig_usr1, sig_chld;
@@ -98,6 +102,14 @@ setup_signals(sigset_t *wait_mask)
     sigdelset(wait_mask, SIGCHLD);
 }
 
+/* The process names ps shows (at most 15 characters). */
+static const char *const kind_names[JT_KIND__COUNT] = {
+    [JT_KIND_WORKER] = "jangteod-worker",   [JT_KIND_CONSUMER] = "jangteod-bids",
+    [JT_KIND_SCHEDULER] = "jangteod-sched", [JT_KIND_RELAY] = "jangteod-relay",
+    [JT_KIND_NOTIFIER] = "jangteod-notify", [JT_KIND_HOOKS] = "jangteod-hooks",
+    [JT_KIND_SWEEPER] = "jangteod-pays",
+};
+
 static int
 spawn(int kind)
 {
@@ -130,16 +142,18 @@ spawn(int kind)
         sb->slots[slot].generation = generation;
         sb->slots[slot].kind = kind;
         /* ps and tests tell the kinds apart by name */
-        prctl(PR_SET_NAME, kind == JT_KIND_CONSUMER  ? "jangteod-bids"
-                           : kind == JT_KIND_SWEEPER ? "jangteod-pays"
-                                                     : "jangteod-worker", 0, 0, 0);
-        if (kind == JT_KIND_CONSUMER) {
+        prctl(PR_SET_NAME, kind_names[kind], 0, 0, 0);
+        if (kind != JT_KIND_WORKER) {
             close(listen_fd);
-            jt_consumer_run(&conf, slot);
         }
-        if (kind == JT_KIND_SWEEPER) {
-            close(listen_fd);
-            jt_sweeper_run(&conf, slot);
+        switch (kind) {
+        case JT_KIND_CONSUMER:  jt_consumer_run(&conf, slot);
+        case JT_KIND_SCHEDULER: jt_scheduler_run(&conf, slot);
+        case JT_KIND_RELAY:     jt_relay_run(&conf, slot);
+        case JT_KIND_NOTIFIER:  jt_notifier_run(&conf, slot);
+        case JT_KIND_HOOKS:     jt_hooks_run(&conf, slot);
+        case JT_KIND_SWEEPER:   jt_sweeper_run(&conf, slot);
+        default:                break;
         }
         args.conf = &conf;
         args.listen_fd = listen_fd;
@@ -279,19 +293,25 @@ check_timeouts(void)
     }
 }
 
-/* Brings the current generation up to the configured numbers of workers,
- * bid consumers and payment sweepers (when a gateway is configured). */
+/* Brings the current generation up to the configured number of each kind:
+ * workers, bid consumers, the scheduler, the relay, the event consumers
+ * and the payment sweepers (when a gateway is configured). */
 static void
 spawn_missing(void)
 {
-    int64_t consumers = conf.auction_async ? conf.auction_consumers : 0;
-    int64_t sweepers = conf.pg_url[0] != '\0' ? conf.pg_sweepers : 0;
+    int64_t want[JT_KIND__COUNT];
+    int kind;
 
-    while (count_current(JT_KIND_WORKER) < conf.workers && spawn(JT_KIND_WORKER) == 0) {
-    }
-    while (count_current(JT_KIND_CONSUMER) < consumers && spawn(JT_KIND_CONSUMER) == 0) {
-    }
-    while (count_current(JT_KIND_SWEEPER) < sweepers && spawn(JT_KIND_SWEEPER) == 0) {
+    want[JT_KIND_WORKER] = conf.workers;
+    want[JT_KIND_CONSUMER] = conf.auction_async ? conf.auction_consumers : 0;
+    want[JT_KIND_SCHEDULER] = conf.lc_scheduler ? 1 : 0;
+    want[JT_KIND_RELAY] = conf.ev_relay ? 1 : 0;
+    want[JT_KIND_NOTIFIER] = conf.ev_consumers;
+    want[JT_KIND_HOOKS] = conf.ev_webhook_consumers;
+    want[JT_KIND_SWEEPER] = conf.pg_url[0] != '\0' ? conf.pg_sweepers : 0;
+    for (kind = 0; kind < JT_KIND__COUNT; kind++) {
+        while (count_current(kind) < want[kind] && spawn(kind) == 0) {
+        }
     }
 }
 

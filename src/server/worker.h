@@ -22,9 +22,4 @@ void jt_worker_run(const jt_worker_args *a) __attribute__((noreturn));
  * skip, and exits 23 with a report on stderr if the child leaked. */
 void jt_child_exit(int status) __attribute__((noreturn));
 
-/* The signals of a background child (bid consumer, payment sweeper):
- * QUIT and HUP call on_quit (finish the work in hand, then exit), TERM and
- * INT end it at once, PIPE and USR1 are ignored, nothing stays blocked. */
-void jt_child_signals(void (*on_quit)(int));
-
 #endif

@@ -217,6 +217,37 @@ jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_
     return adopt(r, a, redisCommandArgv(r->ctx, argc, argv, lens));
 }
 
+int
+jt_redis_pipeline(jt_redis *r, jt_arena *a, int n, const int *argc, const char **const *argv,
+                  const size_t *const *lens, redisReply **replies)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        replies[i] = NULL;
+    }
+    if (jt_redis_ready(r) != 0) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(r->ctx, argc[i], argv[i], lens[i]) != REDIS_OK) {
+            redis_failed(r, "cannot queue a command");
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {
+            adopt(r, a, NULL);   /* drops the connection, logs why */
+            return -1;
+        }
+        if ((replies[i] = adopt(r, a, rep)) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 script_load(jt_redis *r, jt_arena *a, jt_redis_script *s)
 {

@@ -42,6 +42,14 @@ void jt_redis_close(jt_redis *r);
 redisReply *jt_redis_cmd(jt_redis *r, jt_arena *a, const char *fmt, ...);
 redisReply *jt_redis_argv(jt_redis *r, jt_arena *a, int argc, const char **argv, const size_t *lens);
 
+/* n commands in one round trip (hiredis's pipelining): command i is
+ * argv[i][0..argc[i]-1] with lens[i]; replies[i] is its reply (living
+ * until the arena is reset). 0, or -1 when Redis is unreachable (the
+ * connection is then dropped; the replies read so far are kept, the
+ * others NULL, and commands sent may have run). */
+int jt_redis_pipeline(jt_redis *r, jt_arena *a, int n, const int *argc, const char **const *argv,
+                      const size_t *const *lens, redisReply **replies);
+
 /* A Lua script run with EVALSHA (loaded once per connection), so its body
  * is not sent and hashed on every call; NOSCRIPT reloads it. */
 typedef struct {

@@ -5,6 +5,16 @@
 #include "core/metrics.h"
 #include "store/lock.h"
 
+void
+jt_tx_policy_init(jt_tx_policy *p, const jt_conf *c)
+{
+    p->max_attempts = c->tx_max_attempts;
+    p->deadline_ms = c->tx_deadline_ms;
+    p->backoff_base_ms = c->tx_backoff_base_ms;
+    p->backoff_max_ms = c->tx_backoff_max_ms;
+    p->test_delay_ms = c->enable_test_routes ? c->test_tx_delay_ms : 0;
+}
+
 jt_tx_rc
 jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data)
 {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/config.h"
 #include "store/db.h"
 
 typedef enum {
@@ -45,6 +46,9 @@ typedef struct jt_tx {
 } jt_tx;
 
 typedef jt_tx_step (*jt_tx_body)(jt_tx *tx);
+
+/* The policy of [tx] (and [testing] tx_delay_ms when test routes are on). */
+void     jt_tx_policy_init(jt_tx_policy *p, const jt_conf *c);
 
 jt_tx_rc jt_tx_run(jt_db *db, jt_arena *a, const jt_tx_policy *p, jt_tx_body body, void *data);
 /* The same, with tx->write set to `write` for the body. */

@@ -141,6 +141,25 @@ export function onSubmit(form, run, opts) {
   });
 }
 
+// A cursor-paged list (limit + nextCursor) in a table body: returns
+// load(more), which (re)fills the body from the first page, or appends the
+// next one; the "more" button shows while there is one. query() gives the
+// page's own parameters.
+export function cursorTable({ path, query = () => ({}), body, row, empty, colspan, more }) {
+  let cursor = null;
+  return async (append = false) => {
+    const q = new URLSearchParams({ limit: 20, ...query() });
+    if (append && cursor) q.set('cursor', cursor);
+    const page = await get(`${path}?${q}`);
+    const tbody = $(body);
+    if (append) tbody.append(...page.items.map(row));
+    else tbody.replaceChildren(...page.items.map(row));
+    if (!tbody.children.length) tbody.append(el('tr', {}, el('td', { colspan }, empty)));
+    cursor = page.nextCursor;
+    $(more).hidden = !cursor;
+  };
+}
+
 // --- the logged-in user ------------------------------------------------------
 
 export function requireLogin() {
@@ -177,6 +196,7 @@ const PAGES = [
   ['/orders.html', 'nav.orders', 'user'],
   ['/points.html', 'nav.points', 'user'],
   ['/receipts.html', 'nav.receipts', 'user'],
+  ['/notifications.html', 'nav.notifications', 'user'],
   ['/account.html', 'nav.account', 'user'],
   ['/seller.html', 'nav.seller', 'seller'],
   ['/admin.html', 'nav.admin', 'admin'],

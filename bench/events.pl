@@ -1,0 +1,190 @@
+#!/usr/bin/perl
+# What the event path costs orders (issue 14): orders/s through nginx with
+# the relay, the notification consumer and the webhook consumer running
+# (a webhook registered, its receiver the stack's own nginx answering 200
+# at /bench/hook: a receiver that costs the machine as little as one can)
+# against the same stack with the three stopped, in one run, alternating
+# (off, on) for several rounds. The processes are switched by a reload
+# (SIGHUP) of [events] relay / consumers / webhook_consumers; before every
+# round the pipeline has drained (every event published, notified and
+# delivered), so an "on" round carries only its own events. Orders spread
+# over 100 products and 200 buyers (wrk, one request per token at random);
+# only 201 answers count. For scale, the order floor of
+# ../shared/bench/limits (sysbench order_tx.lua, spread, same concurrency)
+# on the same MariaDB in the same run. Not a test: the figures go to
+# bench/RESULTS.md.
+#
+# Usage: perl bench/events.pl [-c CONCURRENCY] [-d SECONDS] [-r ROUNDS] [-w WORKERS]
+use strict;
+use warnings;
+use utf8;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use Getopt::Long;
+use List::Util qw(sum);
+use MIME::Base64 qw(encode_base64);
+use Time::HiRes qw(time sleep);
+use Jangteo::Stack;
+use Jangteo::Client qw(test_stack login jreq);
+use Jangteo::Lifecycle qw(events_quiet sql1);
+use Jangteo::Orders qw(make_users);
+use Jangteo::Bench qw(limits_dir median);
+
+my ($c, $secs, $rounds, $workers) = (16, 10, 3, 8);
+GetOptions('c=i' => \$c, 'd=i' => \$secs, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
+my $root = Jangteo::Stack::srcdir();
+my $limits = limits_dir($root, 'order_tx.lua');
+for my $tool (qw(wrk sysbench)) {
+    system("command -v $tool >/dev/null") == 0 or die "$tool is not installed\n";
+}
+binmode STDOUT, ':encoding(UTF-8)';
+$| = 1;
+
+my %ON = (relay => 'yes', consumers => 1, webhook_consumers => 1);
+my %OFF = (relay => 'no', consumers => 0, webhook_consumers => 0);
+my $s = test_stack(demo => 1, workers => $workers,
+    nginx_extra => "location = /bench/hook { access_log off; return 200 'ok'; }\n", conf => {
+    server => { access_log => 'off', max_requests => 0 },
+    lock => { wait_ms => 10000 }, tx => { max_attempts => 50, deadline_ms => 8000 },
+    events => { %ON },
+});
+my $dir = $s->dir;
+
+print "setting up 200 buyers, 100 products and a webhook ...\n";
+my $buyers = make_users($s, 200, tag => 'evbench', balance => 100_000_000);
+my $first = sql1($s, 'SELECT COALESCE(MAX(id), 0) + 1 FROM products');
+$s->sql('INSERT INTO products (id, name, price, stock) VALUES '
+    . join(',', map { '(' . ($first + $_) . ", 'bench event $_', 1000, 10000000)" } 0 .. 99));
+$s->sql("INSERT INTO stock_movements (product_id, delta, kind) SELECT id, stock, 'INITIAL' FROM products WHERE id >= $first");
+my $admin = login($s, 'admin@jangteo.test', 'jangteo-admin-1234');
+my $w = jreq($s, 'POST', '/api/v1/admin/webhooks', $admin,
+    { url => 'http://127.0.0.1:' . $s->http_port . '/bench/hook', events => ['order.paid'],
+      secret => 'whsec_' . encode_base64('b' x 32, '') });
+die "webhook: $w->{status} $w->{body}\n" unless $w->{status} == 201;
+
+# --- switching the event processes -----------------------------------------------
+sub kids {
+    my $m = $s->master_pid or return {};
+    my %n;
+    $n{$_}++ for map { /^\s*\d+\s+(jangteod-\w+)/ ? $1 : () } split /\n/, `ps -o pid=,comm= --ppid $m`;
+    return \%n;
+}
+sub switch_events {
+    my ($on) = @_;
+    $s->{conf}{events} = { %{ $s->{conf}{events} }, %{ $on ? \%ON : \%OFF } };
+    $s->_write_app_conf;
+    $s->signal_master('HUP');
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        my $k = kids();
+        my $ok = ($k->{'jangteod-worker'} // 0) == $workers
+            && ($k->{'jangteod-relay'} // 0) == ($on ? 1 : 0) && ($k->{'jangteod-notify'} // 0) == ($on ? 1 : 0)
+            && ($k->{'jangteod-hooks'} // 0) == ($on ? 1 : 0);
+        return if $ok;
+        sleep 0.2;
+    }
+    die "the reload did not bring the event processes " . ($on ? 'up' : 'down') . "\n";
+}
+
+# --- wrk: orders over 100 products and 200 buyers; only 201s count -----------------
+my $ship = '"shipping":{"recipient":"홍길동","phone":"010-1234-5678","zipCode":"06236","address":"서울 강남구 테헤란로 1"}';
+my $lua = "$dir/events-orders.lua";
+{
+    open my $fh, '>:encoding(UTF-8)', $lua or die;
+    print $fh 'local tokens = {' . join(',', map { "\"$_->{token}\"" } @$buyers) . "}\n";
+    print $fh "local first = $first\n";
+    print $fh <<'LUA';
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function() created = 0 end
+wrk.method = 'POST'
+wrk.headers['Content-Type'] = 'application/json'
+request = function()
+  wrk.headers['Authorization'] = 'Bearer ' .. tokens[math.random(1, #tokens)]
+  local pid = first + math.random(0, 99)
+LUA
+    print $fh "  local body = '{\"items\":[{\"productId\":' .. pid .. ',\"quantity\":1}],$ship}'\n";
+    print $fh <<'LUA';
+  return wrk.format(nil, nil, nil, body)
+end
+response = function(status, headers, body)
+  if status == 201 and body:find('"status":"PAID"', 1, true) then created = created + 1 end
+end
+done = function(summary, latency, requests)
+  local ok = 0
+  for _, t in ipairs(threads) do ok = ok + t:get('created') end
+  io.write(string.format("WRK %d %d %.3f %.3f\n", summary.requests, ok, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000))
+end
+LUA
+    close $fh;
+}
+my $url = 'http://127.0.0.1:' . $s->http_port . '/api/v1/orders';
+sub wrk_run {
+    my $out = `wrk -t2 -c$c -d${secs}s -s $lua $url 2>&1`;
+    my ($reqs, $ok, $p50, $p99) = $out =~ /^WRK (\d+) (\d+) ([\d.]+) ([\d.]+)$/m or die "wrk output:\n$out";
+    return { rps => $ok / $secs, sent => $reqs, ok => $ok, p50 => $p50, p99 => $p99 };
+}
+
+# --- the floor: sysbench order_tx.lua, spread, on the same MariaDB -------------------
+my $floor;
+if (-f "$limits/order_tx.lua") {
+    $s->sql('CREATE DATABASE IF NOT EXISTS bench');
+    my $sb = "sysbench $limits/order_tx.lua --db-driver=mysql --mysql-socket=" . $s->db_socket
+           . ' --mysql-user=root --mysql-db=bench';
+    system("$sb prepare >/dev/null 2>&1") == 0 or die "sysbench prepare failed\n";
+    my $out = `MODE=atomic HOT=0 $sb --threads=$c --time=$secs --report-interval=0 run 2>&1`;
+    ($floor) = $out =~ /transactions:\s+\d+\s+\(([\d.]+) per sec/;
+}
+
+# --- the rounds -----------------------------------------------------------------------
+my (%runs, @lines);
+print "warm-up ...\n";
+wrk_run();
+sub drained {
+    my $q = events_quiet($s, 600);
+    die "the pipeline did not drain\n" if $q->{unpublished} || $q->{unnotified} || $q->{unhooked};
+    my $deadline = time + 600;
+    sleep 0.2 while sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'PENDING'") > 0 && time < $deadline;
+}
+drained();
+for my $round (1 .. $rounds) {
+    for my $on (0, 1) {
+        switch_events($on);
+        # the round carries only its own events: an "on" round starts once
+        # the backlog the "off" round left is drained
+        drained() if $on;
+        my $before = sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM outbox');
+        my $r = wrk_run();
+        my $t0 = time;
+        if ($on) {
+            drained();
+            $r->{drain} = time - $t0;
+            my $events = sql1($s, "SELECT COUNT(*) FROM outbox WHERE id > $before AND topic = 'order.paid'");
+            my $notified = sql1($s, "SELECT COUNT(*) FROM notifications n JOIN outbox x ON x.id = n.event_id"
+                . " WHERE x.id > $before AND x.topic = 'order.paid'");
+            my $delivered = sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE event_id > $before AND status = 'DELIVERED'");
+            $r->{check} = "$events events, $notified notified, $delivered delivered";
+        }
+        push @{ $runs{$on} }, $r;
+        my $line = sprintf("round %d events %-3s: %7.1f orders/s (201s %d of %d sent), p50 %.1f ms, p99 %.1f ms%s",
+            $round, $on ? 'on' : 'off', $r->{rps}, $r->{ok}, $r->{sent}, $r->{p50}, $r->{p99},
+            $on ? sprintf(', drained %.1f s after; %s', $r->{drain}, $r->{check}) : '');
+        print "$line\n";
+        push @lines, $line;
+    }
+}
+
+my $off = median(map { $_->{rps} } @{ $runs{0} });
+my $on = median(map { $_->{rps} } @{ $runs{1} });
+my @ratios = map { $runs{1}[$_]{rps} / $runs{0}[$_]{rps} } 0 .. $rounds - 1;
+my $ratio = median(@ratios);
+printf "\nmedian orders/s: events off %.1f, on %.1f (their ratio %.3f)\n", $off, $on, $on / $off;
+printf "on/off per round (each on round beside the off round just before it): %s; median %.3f, cost %.1f %%\n",
+    join(' ', map { sprintf('%.3f', $_) } @ratios), $ratio, 100 * (1 - $ratio);
+printf "median p99: off %.1f ms, on %.1f ms\n", median(map { $_->{p99} } @{ $runs{0} }),
+    median(map { $_->{p99} } @{ $runs{1} });
+printf "order floor (sysbench order_tx.lua spread, %d threads, same MariaDB): %.1f orders/s; jangteo off/floor %.3f\n",
+    $c, $floor, $off / $floor if $floor;
+printf "the event path costs orders %s 10 %% (median of the rounds' ratios)\n", 1 - $ratio <= 0.10 ? 'at most' : 'MORE THAN';
+$s->stop;

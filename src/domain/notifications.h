@@ -1,0 +1,41 @@
+/* Notifications: what each event tells its recipient (domain/events.h),
+ * recorded by the notification consumers (server/notifier.c) and read by
+ * the user.
+ *
+ * Exactly once per (event, recipient), however often an event arrives: a
+ * redelivery by the stream, a reclaim of a dead consumer's entries, the
+ * sweep of events Redis lost, two consumers at once. The unique key
+ * (event_id, user_id) is the guarantee: the insert of a second copy is a
+ * no-op (ON DUPLICATE KEY), and a concurrent first copy makes it wait for
+ * that transaction, then a no-op. The event's notified_at is stamped in
+ * the same transaction, so an event is "consumed" exactly when its
+ * notifications are committed; the stream entries are acknowledged only
+ * after that COMMIT, so an entry whose transaction failed is delivered
+ * again. */
+#ifndef JT_NOTIFICATIONS_H
+#define JT_NOTIFICATIONS_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "http/request.h"
+#include "store/tx.h"
+
+struct jt_db;
+
+/* GET /api/v1/users/{userId}/notifications?cursor=&limit=&unread= */
+jt_err notifications_list(jt_req *r);
+/* POST /api/v1/users/{userId}/notifications/{notificationId}/read */
+jt_err notifications_read(jt_req *r);
+
+/* Records the notifications of events ids[0..n-1] (outbox ids) in one
+ * transaction; *created counts the rows that were new. JT_TX_OK when
+ * committed (the caller may then acknowledge every one of them). */
+jt_tx_rc notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
+                              int64_t *created);
+/* Events published [events] lost_after ago that no notification consumer
+ * recorded (their stream entry was lost): their ids, at most max. */
+int notifications_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max);
+
+#endif

@@ -1,0 +1,764 @@
+#include "domain/webhooks.h"
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/pii.h"
+#include "domain/accounts.h"
+#include "domain/common.h"
+#include "domain/cursor.h"
+#include "domain/events.h"
+#include "domain/write.h"
+#include "http/json.h"
+#include "store/db.h"
+
+#define TIME(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%s.%fZ')"
+#define SECRET_FIELD "webhooks.secret"
+#define MAX_TOPICS 16
+
+static const char SQL_INSERT[] =
+    "INSERT INTO webhooks (url, events, secret_enc, created_by) VALUES (?, ?, ?, ?)"
+    " RETURNING id, " TIME("created_at");
+#define WEBHOOK_COLUMNS "SELECT id, url, events, active, " TIME("created_at") " FROM webhooks"
+static const char SQL_PAGE[] = WEBHOOK_COLUMNS " WHERE 1 = ? AND id < ? ORDER BY id DESC LIMIT ?";
+static const char SQL_EXISTS[] = "SELECT 1 FROM webhooks WHERE id = ?";
+static const char SQL_DELIVERIES[] =
+    "SELECT id, event_id, topic, status, attempts, last_status_code, " TIME("next_attempt_at") ", "
+    TIME("delivered_at") ", " TIME("created_at") " FROM webhook_deliveries WHERE webhook_id = ? AND id < ?"
+    " ORDER BY id DESC LIMIT ?";
+static const char SQL_ATTEMPTS[] =
+    "SELECT attempt_no, status_code, error, duration_ms, " TIME("at") " FROM webhook_attempts"
+    " WHERE delivery_id = ? ORDER BY id LIMIT 100";
+
+/* the consumer's side */
+static const char SQL_EVENTS[] =
+    "SELECT x.id, x.topic FROM outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id"
+    " WHERE x.hooked_at IS NULL";
+static const char SQL_ACTIVE[] = "SELECT id, events FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
+/* the batch's deliveries in one statement: [{w: webhook, e: event, t: topic}] */
+static const char SQL_DELIVERY_INSERT[] =
+    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic) SELECT j.w, j.e, j.t FROM JSON_TABLE(?, '$[*]'"
+    " COLUMNS (n FOR ORDINALITY, w BIGINT UNSIGNED PATH '$.w', e BIGINT UNSIGNED PATH '$.e', t VARCHAR(64) PATH '$.t'))"
+    " j ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
+static const char SQL_HOOKED[] =
+    "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.hooked_at = NOW(6)"
+    " WHERE x.hooked_at IS NULL";
+static const char SQL_LOST[] =
+    "SELECT id FROM outbox WHERE hooked_at IS NULL AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
+/* the webhooks with a due delivery nobody holds, then their oldest ones,
+ * locked (SKIP LOCKED: another consumer claiming the same rows takes the
+ * next ones instead of waiting) and leased in one transaction */
+#define DUE "status = 'PENDING' AND next_attempt_at <= NOW(6) AND (lease_until IS NULL OR lease_until < NOW(6))"
+static const char SQL_DUE_HOOKS[] =
+    "SELECT w.id, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND EXISTS (SELECT 1 FROM"
+    " webhook_deliveries d WHERE d.webhook_id = w.id AND d." DUE ") ORDER BY w.id LIMIT 1000";
+static const char SQL_CLAIMABLE[] =
+    "SELECT id, event_id, attempts, version FROM webhook_deliveries WHERE webhook_id = ? AND " DUE
+    " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED";
+static const char SQL_CLAIM[] =
+    "UPDATE webhook_deliveries d JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = d.id"
+    " SET d.lease_until = NOW(6) + INTERVAL ? MICROSECOND, d.version = d.version + 1";
+static const char SQL_CALL_EVENTS[] =
+    "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
+    JT_EVENT_IDS_TABLE ") j ON j.id = x.id";
+static const char SQL_RELEASE[] =
+    "UPDATE webhook_deliveries SET lease_until = NULL, version = version + 1 WHERE id = ? AND version = ?";
+static const char SQL_ATTEMPT_INSERT[] =
+    "INSERT INTO webhook_attempts (delivery_id, attempt_no, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_OUTCOME[] =
+    "UPDATE webhook_deliveries SET attempts = ?, last_status_code = ?, status = ?,"
+    " next_attempt_at = NOW(6) + INTERVAL ? MICROSECOND, lease_until = NULL,"
+    " delivered_at = IF(? = 'DELIVERED', NOW(6), NULL), version = version + 1 WHERE id = ? AND version = ?";
+
+/* --- validation --------------------------------------------------------------------- */
+
+/* An absolute http or https URL with a host, as curl parses it. */
+static int
+valid_url(const char *url)
+{
+    CURLU *h = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int ok = 0;
+
+    if (h == NULL) {
+        return 0;
+    }
+    if (curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK
+        && curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+        && curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        ok = (!strcmp(scheme, "http") || !strcmp(scheme, "https")) && host[0] != '\0';
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(h);
+    return ok && strspn(url, "!#$%&'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~")
+                     == strlen(url);
+}
+
+/* "whsec_" and the base64 of a 24..64-byte key (the Standard Webhooks
+ * form): the key's bytes into key[64], their count, or -1. */
+static int
+secret_key(const char *secret, unsigned char key[64])
+{
+    size_t n;
+
+    if (strncmp(secret, "whsec_", 6) != 0
+        || sodium_base642bin(key, 64, secret + 6, strlen(secret + 6), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL)
+               != 0
+        || n < 24) {
+        return -1;
+    }
+    return (int) n;
+}
+
+int
+webhooks_sign(const char *secret, const char *id, const char *ts, const char *body, size_t len, char *out,
+              size_t outlen)
+{
+    crypto_auth_hmacsha256_state st;
+    unsigned char key[64], mac[crypto_auth_hmacsha256_BYTES];
+    int n = secret_key(secret, key);
+
+    if (n < 0 || outlen < 3 + sodium_base64_ENCODED_LEN(sizeof(mac), sodium_base64_VARIANT_ORIGINAL)) {
+        return -1;
+    }
+    crypto_auth_hmacsha256_init(&st, key, (size_t) n);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) id, strlen(id));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) ".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) ts, strlen(ts));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) ".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) body, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(key, sizeof(key));
+    memcpy(out, "v1,", 3);
+    sodium_bin2base64(out + 3, outlen - 3, mac, sizeof(mac), sodium_base64_VARIANT_ORIGINAL);
+    return 0;
+}
+
+/* The topics: 1 to MAX_TOPICS known ones, no repeats, as "a,b,c". */
+static jt_err
+parse_topics(jt_req *r, json_object *o, const char **out)
+{
+    json_object *ev;
+    size_t n, i, j;
+    jt_buf b;
+
+    if (!json_object_object_get_ex(o, "events", &ev) || ev == NULL || !json_object_is_type(ev, json_type_array)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'events' must be an array of event types");
+    }
+    n = json_object_array_length(ev);
+    if (n < 1 || n > MAX_TOPICS) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'events' names 1 to %d event types", MAX_TOPICS);
+    }
+    jt_buf_init(&b, r->arena, 256);
+    for (i = 0; i < n; i++) {
+        json_object *t = json_object_array_get_idx(ev, i);
+        const char *s;
+
+        if (t == NULL || !json_object_is_type(t, json_type_string)
+            || !events_known_topic(s = json_object_get_string(t))) {
+            return jt_fail(r, JT_E_INVALID_REQUEST, "events[%zu] is not an event type (e.g. order.paid)", i);
+        }
+        for (j = 0; j < i; j++) {
+            if (!strcmp(json_object_get_string(json_object_array_get_idx(ev, j)), s)) {
+                return jt_fail(r, JT_E_INVALID_REQUEST, "events[%zu] repeats an earlier one", i);
+            }
+        }
+        jt_buf_addf(&b, "%s%s", i ? "," : "", s);
+    }
+    *out = jt_buf_cstr(&b);
+    return b.oom ? JT_E_INTERNAL : JT_OK;
+}
+
+static void
+write_topics(jt_json *w, const char *csv)
+{
+    const char *p = csv;
+
+    jw_key(w, "events");
+    jw_arr_open(w);
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        jw_strn(w, p, n);
+        p += n + (p[n] == ',');
+    }
+    jw_arr_close(w);
+}
+
+static jt_err
+require_admin(jt_req *r, jt_principal *who)
+{
+    jt_err e = auth_require(r, who);
+
+    if (e == JT_OK && !who->is_admin) {
+        return jt_fail(r, JT_E_FORBIDDEN, "webhooks are managed by admins");
+    }
+    return e;
+}
+
+/* --- the routes --------------------------------------------------------------------- */
+
+typedef struct {
+    jt_req        *r;
+    const char    *url;
+    const char    *topics;
+    unsigned char *sealed;
+    size_t         sealed_len;
+    int64_t        admin;
+    jt_buf         body;
+} create_tx;
+
+static jt_tx_step
+create_body(jt_tx *tx)
+{
+    create_tx *t = tx->data;
+    jt_val p[4] = { JT_VS(t->url), JT_VS(t->topics), JT_VB(t->sealed, t->sealed_len), JT_VI(t->admin) };
+    jt_rows rows;
+    jt_json w;
+
+    JT_TX_EXEC(tx, SQL_INSERT, p, 4, &rows);
+    if (rows.nrows != 1) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    jt_json_begin(t->r, &t->body, &w, 512 + strlen(t->url));
+    jw_obj_open(&w);
+    jw_kint(&w, "id", jt_cell(&rows, 0, 0)->i);
+    jw_kstr(&w, "url", t->url);
+    write_topics(&w, t->topics);
+    jw_kbool(&w, "active", 1);
+    jw_kstr(&w, "createdAt", jt_cell(&rows, 0, 1)->s);
+    jw_obj_close(&w);
+    jt_write_answer(tx, 201, &t->body, "WEBHOOK", jt_cell(&rows, 0, 0)->i);
+    return JT_TX_COMMIT;
+}
+
+/* POST /api/v1/admin/webhooks {"url","events":[...],"secret":"whsec_..."}.
+ * The secret is kept sealed, to sign with; no answer ever shows it. */
+jt_err
+webhooks_create(jt_req *r)
+{
+    static const char *const known[] = { "url", "events", "secret", NULL };
+    static const jt_err none = JT_E_INTERNAL;   /* the insert never refuses */
+    unsigned char key[64];
+    const char *secret;
+    jt_principal who;
+    json_object *o;
+    jt_write *wr;
+    create_tx *t;
+    jt_err e;
+
+    if ((t = jt_pcalloc(r->arena, sizeof(*t))) == NULL) {
+        return JT_E_INTERNAL;
+    }
+    t->r = r;
+    if ((e = require_admin(r, &who)) != JT_OK || (e = jt_json_body(r, &o)) != JT_OK
+        || (e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed
+        || (e = jt_json_only(r, o, "", known)) != JT_OK
+        || (e = jt_json_str(r, o, "url", JT_REQUIRED, 10, JT_WEBHOOK_URL_MAX, &t->url)) != JT_OK
+        || (e = parse_topics(r, o, &t->topics)) != JT_OK
+        || (e = jt_json_str(r, o, "secret", JT_REQUIRED, 38, 96, &secret)) != JT_OK) {
+        return e;
+    }
+    if (!valid_url(t->url)) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'url' must be an absolute http or https URL");
+    }
+    if (secret_key(secret, key) < 0) {
+        return jt_fail(r, JT_E_INVALID_REQUEST, "'secret' must be whsec_ and the base64 of 24 to 64 random bytes");
+    }
+    sodium_memzero(key, sizeof(key));
+    t->admin = who.user_id;
+    t->sealed = jt_pii_seal(r->arena, SECRET_FIELD, secret, strlen(secret), &t->sealed_len);
+    if (t->sealed == NULL) {
+        return jt_fail(r, JT_E_INTERNAL, "cannot seal the secret");
+    }
+    if ((e = jt_write_run(r, wr, create_body, t, &none)) != JT_OK) {
+        return e;
+    }
+    jt_write_finish(r, wr);
+    return JT_OK;
+}
+
+static jt_err
+webhook_item(jt_req *r, jt_json *w, const jt_rows *rows, int i)
+{
+    (void) r;
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kstr(w, "url", jt_cell(rows, i, 1)->s);
+    write_topics(w, jt_cell(rows, i, 2)->s);
+    jw_kbool(w, "active", jt_cell(rows, i, 3)->i != 0);
+    jw_kstr(w, "createdAt", jt_cell(rows, i, 4)->s);
+    jw_obj_close(w);
+    return JT_OK;
+}
+
+/* GET /api/v1/admin/webhooks?cursor=&limit= (no secret, ever) */
+jt_err
+webhooks_list(jt_req *r)
+{
+    jt_val p[1] = { JT_VI(1) };
+    jt_principal who;
+    jt_cursor c;
+    jt_err e;
+
+    if ((e = require_admin(r, &who)) != JT_OK || (e = jt_cursor_parse(r, &c, 100)) != JT_OK) {
+        return e;
+    }
+    return jt_cursor_answer(r, &c, SQL_PAGE, p, 1, 0, 2300, webhook_item);
+}
+
+static jt_err
+delivery_item(jt_req *r, jt_json *w, const jt_rows *rows, int i)
+{
+    jt_val p[1] = { JT_VI(jt_cell(rows, i, 0)->i) };
+    jt_rows at;
+    jt_db_rc rc;
+    int k;
+
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_ATTEMPTS, p, 1, &at)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    jw_obj_open(w);
+    jw_kint(w, "id", jt_cell(rows, i, 0)->i);
+    jw_kint(w, "eventId", jt_cell(rows, i, 1)->i);
+    jw_kstr(w, "type", jt_cell(rows, i, 2)->s);
+    jw_kstr(w, "status", jt_cell(rows, i, 3)->s);
+    jw_kint(w, "attempts", jt_cell(rows, i, 4)->i);
+    if (jt_cell(rows, i, 5)->type == JT_V_NULL) {
+        jw_knull(w, "lastStatusCode");
+    } else {
+        jw_kint(w, "lastStatusCode", jt_cell(rows, i, 5)->i);
+    }
+    if (strcmp(jt_cell(rows, i, 3)->s, "PENDING") == 0) {
+        jw_kstr(w, "nextAttemptAt", jt_cell(rows, i, 6)->s);
+    } else {
+        jw_knull(w, "nextAttemptAt");
+    }
+    if (jt_cell(rows, i, 7)->type == JT_V_NULL) {
+        jw_knull(w, "deliveredAt");
+    } else {
+        jw_kstr(w, "deliveredAt", jt_cell(rows, i, 7)->s);
+    }
+    jw_kstr(w, "createdAt", jt_cell(rows, i, 8)->s);
+    jw_key(w, "attemptLog");
+    jw_arr_open(w);
+    for (k = 0; k < at.nrows; k++) {
+        jw_obj_open(w);
+        jw_kint(w, "attempt", jt_cell(&at, k, 0)->i);
+        if (jt_cell(&at, k, 1)->type == JT_V_NULL) {
+            jw_knull(w, "statusCode");
+        } else {
+            jw_kint(w, "statusCode", jt_cell(&at, k, 1)->i);
+        }
+        if (jt_cell(&at, k, 2)->type == JT_V_NULL) {
+            jw_knull(w, "error");
+        } else {
+            jw_kstr(w, "error", jt_cell(&at, k, 2)->s);
+        }
+        jw_kint(w, "durationMs", jt_cell(&at, k, 3)->i);
+        jw_kstr(w, "at", jt_cell(&at, k, 4)->s);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+    jw_obj_close(w);
+    return JT_OK;
+}
+
+/* GET /api/v1/admin/webhooks/{webhookId}/deliveries?cursor=&limit= —
+ * newest first, each with its attempts and their status codes */
+jt_err
+webhooks_deliveries(jt_req *r)
+{
+    int64_t id = jt_req_param_id(r, "webhookId");
+    jt_val p[1] = { JT_VI(id) };
+    jt_principal who;
+    jt_cursor c;
+    jt_rows rows;
+    jt_db_rc rc;
+    jt_err e;
+
+    if ((e = require_admin(r, &who)) != JT_OK || (e = jt_cursor_parse(r, &c, 50)) != JT_OK) {
+        return e;
+    }
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_EXISTS, p, 1, &rows)) != JT_DB_OK) {
+        return jt_db_fail(r, rc);
+    }
+    if (rows.nrows == 0) {
+        return jt_fail(r, JT_E_WEBHOOK_NOT_FOUND, "webhook %lld does not exist", (long long) id);
+    }
+    return jt_cursor_answer(r, &c, SQL_DELIVERIES, p, 1, 0, 1200, delivery_item);
+}
+
+/* --- the consumer's side ---------------------------------------------------------- */
+
+typedef struct {
+    const int64_t *ids;
+    int            n;
+} hook_tx;
+
+static int
+wants(const char *csv, const char *topic)
+{
+    size_t n = strlen(topic);
+    const char *p = csv;
+
+    while (*p) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, topic, n)) {
+            return 1;
+        }
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+static jt_tx_step
+hook_body(jt_tx *tx)
+{
+    hook_tx *t = tx->data;
+    const char *ids = events_ids_json(tx->arena, t->ids, t->n);
+    jt_rows ev, hooks, rows;
+    jt_buf batch;
+    jt_json w;
+    jt_val p[1];
+    int i, k, made = 0;
+
+    if (ids == NULL) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VS(ids);
+    JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
+    if (ev.nrows > 0) {
+        JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &hooks);
+        jt_buf_init(&batch, tx->arena, 64 + (size_t) ev.nrows * 64);
+        jw_init(&w, &batch);
+        jw_arr_open(&w);
+        for (i = 0; i < ev.nrows; i++) {
+            for (k = 0; k < hooks.nrows; k++) {
+                if (!wants(jt_cell(&hooks, k, 1)->s, jt_cell(&ev, i, 1)->s)) {
+                    continue;
+                }
+                jw_obj_open(&w);
+                jw_kint(&w, "w", jt_cell(&hooks, k, 0)->i);
+                jw_kint(&w, "e", jt_cell(&ev, i, 0)->i);
+                jw_kstr(&w, "t", jt_cell(&ev, i, 1)->s);
+                jw_obj_close(&w);
+                made++;
+            }
+        }
+        jw_arr_close(&w);
+        if (batch.oom) {
+            tx->db_rc = JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+        if (made > 0) {
+            p[0] = JT_VB(batch.data, batch.len);
+            JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
+        }
+    }
+    p[0] = JT_VS(ids);
+    JT_TX_EXEC(tx, SQL_HOOKED, p, 1, &rows);
+    return JT_TX_COMMIT;
+}
+
+jt_tx_rc
+webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n)
+{
+    hook_tx t = { ids, n };
+    jt_tx_policy pol;
+
+    if (n <= 0) {
+        return JT_TX_OK;
+    }
+    jt_tx_policy_init(&pol, c);
+    return jt_tx_run(db, a, &pol, hook_body, &t);
+}
+
+int
+webhooks_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max)
+{
+    return events_unconsumed(c, db, a, SQL_LOST, ids, max);
+}
+
+/* The wait before attempt `failed + 1`: base x 2^(failed - 1), capped,
+ * the upper half of it random (so retries of many deliveries spread out,
+ * and never come sooner than half the schedule). */
+static int64_t
+backoff_ms(const jt_conf *c, int failed)
+{
+    int64_t d = c->wh_backoff_base_ms, half;
+    int i;
+
+    for (i = 1; i < failed && d < c->wh_backoff_max_ms; i++) {
+        d *= 2;
+    }
+    if (d > c->wh_backoff_max_ms) {
+        d = c->wh_backoff_max_ms;
+    }
+    half = d / 2;
+    return d - half + (half > 0 ? (int64_t) randombytes_uniform((uint32_t) (half < 0x7ffffffe ? half : 0x7ffffffe) + 1)
+                                : 0);
+}
+
+static int
+busy_with(const int64_t *busy, int nbusy, int64_t webhook)
+{
+    int i;
+
+    for (i = 0; i < nbusy; i++) {
+        if (busy[i] == webhook) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The JSON a receiver gets: the event's id, type, time and payload. */
+static char *
+call_body(const char *id, const char *topic, const char *created, const char *payload, size_t *len)
+{
+    size_t n = strlen(id) + strlen(topic) + strlen(created) + strlen(payload) + 64;
+    char *b = malloc(n);
+
+    if (b == NULL) {
+        return NULL;
+    }
+    *len = (size_t) snprintf(b, n, "{\"id\":\"%s\",\"type\":\"%s\",\"timestamp\":\"%s\",\"data\":%s}", id, topic,
+                             created, payload);
+    return b;
+}
+
+/* One webhook's claim: its oldest due deliveries, locked and leased. */
+typedef struct {
+    int64_t  webhook;
+    int      max;
+    int64_t  lease_us;
+    jt_rows  rows;        /* id, event_id, attempts, version (as read: +1 once claimed) */
+} claim_tx;
+
+static jt_tx_step
+claim_body(jt_tx *tx)
+{
+    claim_tx *t = tx->data;
+    jt_val p[2] = { JT_VI(t->webhook), JT_VI(t->max) };
+    int64_t ids[JT_WEBHOOK_CLAIM_MAX];
+    const char *json;
+    jt_rows done;
+    int i;
+
+    JT_TX_EXEC(tx, SQL_CLAIMABLE, p, 2, &t->rows);
+    if (t->rows.nrows == 0) {
+        return JT_TX_COMMIT;
+    }
+    for (i = 0; i < t->rows.nrows; i++) {
+        ids[i] = jt_cell(&t->rows, i, 0)->i;
+    }
+    if ((json = events_ids_json(tx->arena, ids, t->rows.nrows)) == NULL) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VS(json);
+    p[1] = JT_VI(t->lease_us);
+    JT_TX_EXEC(tx, SQL_CLAIM, p, 2, &done);
+    return JT_TX_COMMIT;
+}
+
+/* Fills call k for delivery row i of a claim; 0, or -1 when it can never
+ * be made (the event was purged, the secret cannot be opened). */
+static int
+make_call(jt_webhook_call *k, const jt_rows *d, int i, int64_t webhook, const char *url, const char *secret,
+          const jt_rows *ev)
+{
+    int e;
+    size_t len = 0;
+
+    memset(k, 0, sizeof(*k));
+    k->delivery_id = jt_cell(d, i, 0)->i;
+    k->webhook_id = webhook;
+    k->version = jt_cell(d, i, 3)->i + 1;
+    k->attempt = (int) jt_cell(d, i, 2)->i + 1;
+    snprintf(k->url, sizeof(k->url), "%s", url);
+    snprintf(k->id_header, sizeof(k->id_header), "evt_%lld", (long long) jt_cell(d, i, 1)->i);
+    snprintf(k->ts_header, sizeof(k->ts_header), "%lld", (long long) (jt_clock_wall_ms() / 1000));
+    for (e = 0; e < ev->nrows && jt_cell(ev, e, 0)->i != jt_cell(d, i, 1)->i; e++) {
+    }
+    if (e == ev->nrows || secret == NULL
+        || (k->body = call_body(k->id_header, jt_cell(ev, e, 1)->s, jt_cell(ev, e, 3)->s, jt_cell(ev, e, 2)->s, &len))
+               == NULL
+        || webhooks_sign(secret, k->id_header, k->ts_header, k->body, len, k->sig_header, sizeof(k->sig_header)) != 0) {
+        webhooks_call_free(k);
+        k->unsendable = 1;
+        return -1;
+    }
+    k->body_len = len;
+    return 0;
+}
+
+int
+webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *busy, int nbusy,
+               jt_webhook_call *calls, int max)
+{
+    jt_tx_policy pol;
+    jt_rows hooks;
+    int h, n = 0;
+
+    if (max <= 0 || jt_db_exec(db, a, SQL_DUE_HOOKS, NULL, 0, &hooks) != JT_DB_OK) {
+        return 0;
+    }
+    jt_tx_policy_init(&pol, c);
+    for (h = 0; h < hooks.nrows && n < max; h++) {
+        int64_t webhook = jt_cell(&hooks, h, 0)->i, eids[JT_WEBHOOK_CLAIM_MAX];
+        claim_tx t = { webhook, max - n < JT_WEBHOOK_CLAIM_MAX ? max - n : JT_WEBHOOK_CLAIM_MAX,
+                       ((JT_WEBHOOK_CLAIM_MAX / c->wh_per_receiver + 1) * c->wh_timeout_ms + 5000) * 1000, { 0 } };
+        const char *secret, *json;
+        jt_val p[1];
+        jt_rows ev;
+        int i;
+
+        if (busy_with(busy, nbusy, webhook) || jt_tx_run(db, a, &pol, claim_body, &t) != JT_TX_OK
+            || t.rows.nrows == 0) {
+            continue;
+        }
+        for (i = 0; i < t.rows.nrows; i++) {
+            eids[i] = jt_cell(&t.rows, i, 1)->i;
+        }
+        if ((json = events_ids_json(a, eids, t.rows.nrows)) == NULL) {
+            continue;   /* out of memory: the leases run out and they are claimed again */
+        }
+        p[0] = JT_VS(json);
+        if (jt_db_exec(db, a, SQL_CALL_EVENTS, p, 1, &ev) != JT_DB_OK) {
+            continue;
+        }
+        secret = jt_pii_open(a, SECRET_FIELD, (const unsigned char *) jt_cell(&hooks, h, 2)->s, jt_cell(&hooks, h, 2)->len);
+        for (i = 0; i < t.rows.nrows; i++) {
+            if (make_call(&calls[n], &t.rows, i, webhook, jt_cell(&hooks, h, 1)->s, secret, &ev) == 0) {
+                n++;
+                continue;
+            }
+            /* no call can ever be made: FAILED at once */
+            {
+                jt_webhook_outcome o = { &calls[n], 0, "cannot be sent", 0 };
+                jt_log_error("webhooks: delivery %lld cannot be made (event gone or secret unreadable)",
+                             (long long) calls[n].delivery_id);
+                webhooks_finish(c, db, a, &o, 1);
+            }
+        }
+    }
+    return n;
+}
+
+typedef struct {
+    const jt_conf            *conf;
+    const jt_webhook_outcome *o;
+    int                       n;
+    int                       recorded;
+} finish_tx;
+
+/* One attempt: each outcome fenced by the version its claim wrote; one
+ * whose lease ran out (another consumer claimed it since) is not recorded
+ * (that consumer records its own), and neither is its attempt row. */
+static jt_tx_step
+finish_body(jt_tx *tx)
+{
+    finish_tx *t = tx->data;
+    jt_val p[7];
+    jt_rows rows;
+    int i;
+
+    t->recorded = 0;
+    for (i = 0; i < t->n; i++) {
+        const jt_webhook_outcome *o = &t->o[i];
+        const jt_webhook_call *k = o->call;
+        int ok = o->status_code >= 200 && o->status_code < 300;
+        const char *status = ok ? "DELIVERED"
+                             : k->unsendable || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
+                                                                                        : "PENDING";
+
+        p[0] = JT_VI(k->attempt);
+        p[1] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
+        p[2] = JT_VS(status);
+        p[3] = JT_VI(strcmp(status, "PENDING") == 0 ? backoff_ms(t->conf, k->attempt) * 1000 : 0);
+        p[4] = JT_VS(status);
+        p[5] = JT_VI(k->delivery_id);
+        p[6] = JT_VI(k->version);
+        JT_TX_EXEC(tx, SQL_OUTCOME, p, 7, &rows);
+        if (rows.affected != 1) {
+            continue;
+        }
+        p[0] = JT_VI(k->delivery_id);
+        p[1] = JT_VI(k->attempt);
+        p[2] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
+        p[3] = o->error != NULL ? JT_VS(o->error) : JT_VNULL;
+        p[4] = JT_VI(o->duration_ms);
+        JT_TX_EXEC(tx, SQL_ATTEMPT_INSERT, p, 5, &rows);
+        t->recorded++;
+    }
+    return JT_TX_COMMIT;
+}
+
+void
+webhooks_finish(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n)
+{
+    finish_tx t = { c, o, n, 0 };
+    jt_tx_policy pol;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        JT_METRIC_INC(webhook_attempts);
+        if (o[i].status_code < 200 || o[i].status_code >= 300) {
+            JT_METRIC_INC(webhook_failures);
+            if (o[i].call->unsendable || o[i].call->attempt >= c->wh_max_attempts) {
+                JT_METRIC_INC(webhook_deliveries_failed);
+            }
+        }
+    }
+    jt_tx_policy_init(&pol, c);
+    if (n > 0 && jt_tx_run(db, a, &pol, finish_body, &t) != JT_TX_OK) {
+        /* the leases lapse and the deliveries are tried again: at least once */
+        jt_log_warn("webhooks: the outcomes of %d calls were not recorded", n);
+    }
+}
+
+static jt_tx_step
+release_body(jt_tx *tx)
+{
+    finish_tx *t = tx->data;
+    jt_val p[2];
+    jt_rows rows;
+    int i;
+
+    for (i = 0; i < t->n; i++) {
+        p[0] = JT_VI(t->o[i].call->delivery_id);
+        p[1] = JT_VI(t->o[i].call->version);
+        JT_TX_EXEC(tx, SQL_RELEASE, p, 2, &rows);
+    }
+    return JT_TX_COMMIT;
+}
+
+void
+webhooks_release(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_webhook_outcome *o, int n)
+{
+    finish_tx t = { c, o, n, 0 };
+    jt_tx_policy pol;
+
+    jt_tx_policy_init(&pol, c);
+    if (n > 0) {
+        (void) jt_tx_run(db, a, &pol, release_body, &t);   /* failing that, the leases run out */
+    }
+}
+
+void
+webhooks_call_free(jt_webhook_call *call)
+{
+    free(call->body);
+    call->body = NULL;
+}
