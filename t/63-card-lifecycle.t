@@ -5,7 +5,9 @@
 # points row, the stock back); a card order delivered, returned and
 # completed by the seller is refunded at the gateway the same way; a
 # scheduler sweep moves a PAID card order like any PAID order and leaves
-# PAYMENT_PENDING, PAYMENT_FAILED and CANCEL_PENDING ones as they are. The
+# PAYMENT_PENDING, PAYMENT_FAILED and CANCEL_PENDING ones as they are; a
+# return nobody completes by hand is completed by a sweep and refunded at
+# the gateway by the payment sweeper. The
 # audit (every invariant, and every card order against the simulator) is
 # clean after each. Figures are read back from MariaDB and the simulator.
 use strict;
@@ -30,7 +32,8 @@ use Jangteo::Lifecycle qw(move return_order history_of wait_for);
 # so nothing moves the other orders behind the test's back. Two seconds
 # after its paid time a PAID order is due for PREPARING and SHIPPING.
 my $s = card_stack(workers => 4, conf => {
-    lifecycle => { scheduler => 'no', ship_after => 2, deliver_after => 100000, return_window => 86400 },
+    lifecycle => { scheduler => 'no', ship_after => 2, deliver_after => 100000, return_window => 86400,
+                   return_complete_after => 2 },
     events => { audit_grace => 3600 },
 });
 my ($buyer, $admin) = @{ make_users($s, 2, tag => 'c63') };
@@ -71,6 +74,16 @@ sub paid_order {
     return ($j->{orderId}, $paid->{imp_uid}, $j->{payment}{merchantUid});
 }
 
+# A paid card order the seller has moved on to DELIVERED.
+sub delivered_order {
+    my ($o, $imp) = paid_order();
+    for my $to (qw(PREPARING SHIPPING DELIVERED)) {
+        my $r = move($s, $admin->{token}, $o, $to);
+        is($r->{status}, 200, "the seller: $to") or diag($r->{body});
+    }
+    return ($o, $imp);
+}
+
 sim($s, 'POST', '/_sim/config', { webhooks => JSON::PP::false });
 
 # ---------------------------------------------------------------- cancel from PREPARING
@@ -106,11 +119,7 @@ subtest 'a card order moved to PREPARING, cancelled by its buyer: one gateway re
 subtest 'a card order delivered, returned, completed by the seller: one gateway refund of 30,000' => sub {
     my $before = stock_of($s, $p);
     my $bal = balance();
-    my ($o, $imp) = paid_order();
-    for my $to (qw(PREPARING SHIPPING DELIVERED)) {
-        my $r = move($s, $admin->{token}, $o, $to);
-        is($r->{status}, 200, "the seller: $to") or diag($r->{body});
-    }
+    my ($o, $imp) = delivered_order();
     my $r = jreq($s, 'POST', "/api/v1/orders/$o/cancel", $buyer->{token});
     is_problem($r, 409, 'INVALID_TRANSITION', 'a cancel once DELIVERED: 409, as for a points order');
     is($r->{json}{currentStatus}, 'DELIVERED', '... naming DELIVERED');
@@ -187,6 +196,33 @@ subtest 'a sweep moves a PAID card order and leaves the card statuses before PAI
     ok(sweep_until(sub { order_row($s, $waiting)->[0] eq 'CANCELLED' }, 20), 'the sweeper finishes the waiting cancel');
     is(scalar_sql($s, "SELECT COUNT(*) FROM card_refunds WHERE order_id = $waiting"), 1, '... with one refund row');
     audit_clean($s, 'audit clean after the sweeps');
+};
+
+# ---------------------------------------------------------------- a return the scheduler completes
+# Nobody completes the return by hand: return_complete_after (2 s) after the
+# request, a sweep moves it to RETURNED, and the payment sweeper refunds it
+# at the gateway, as a seller's completion is refunded.
+subtest 'a card return completed by the scheduler: one gateway refund of 30,000 by the sweeper' => sub {
+    my $before = stock_of($s, $p);
+    my $bal = balance();
+    my ($o, $imp) = delivered_order();
+    my $r = return_order($s, $buyer->{token}, $o, '사이즈가 맞지 않아요');
+    is($r->{status}, 200, 'the buyer asks for a return') or diag($r->{body});
+    my $cancels = sim_count($s, 'cancel');
+    ok(wait_for(sub { scalar_sql($s, "SELECT return_requested_at < NOW(6) - INTERVAL 2500000 MICROSECOND FROM orders"
+        . " WHERE id = $o") }, 20, 0.2), 'the return is past return_complete_after');
+    my ($rc, $out) = $s->admin('sweep');
+    is($rc, 0, 'jangteo-admin sweep exits 0') or diag($out);
+    is(order_row($s, $o)->[0], 'RETURNED', 'the sweep completes the return: RETURNED');
+    like(path_of($o), qr/RETURN_REQUESTED>RETURNED:SCHEDULER$/, '... by the scheduler');
+    ok(sweep_until(sub { (gateway_rows($s, $o)->[0][3] // '') eq 'REFUNDED' }, 30), 'the payment sweeper refunds it');
+    refunded_once($o, $imp, $cancels);
+    is(points_rows($o), 0, 'no points ledger row for the order');
+    is(balance(), $bal, 'the balance is untouched');
+    is(stock_of($s, $p), $before, 'the stock is restored exactly');
+    ($rc, $out) = $s->admin('sweep');
+    is(sim_count($s, 'cancel') - $cancels, 1, 'a second sweep: still one cancel at the gateway');
+    audit_clean($s, 'audit clean after the scheduler\'s return');
 };
 
 done_testing();
