@@ -214,6 +214,38 @@ for my $clear (JSON::PP::false, JSON::PP::true) {
     unwish($users->[2], $p);
     sleep(1.2);
     is($s->get("/api/v1/products/$p")->{json}{wishCount}, 2, 'one removes it: 2');
+
+    # the count is kept by the wishlist's writes (sql/015): a buyer is one
+    # wisher however many options, until the last goes; an order with
+    # "clear" counts too, and so does a crowd at once
+    my $wishers = sub { scalar_sql($s, "SELECT COALESCE((SELECT wishers FROM product_wishes WHERE product_id = $_[0]), 0)") };
+    unwish($users->[0], $q, $qa);
+    is($wishers->($q), 2, 'one of her two options removed: still 2 wishers of the other');
+    unwish($users->[0], $q, $qb);
+    is($wishers->($q), 1, 'her last option removed: 1');
+    my $crowd = make_users($s, 30, tag => 'w44c', balance => 1_000_000);
+    my $res = concurrent($s, [ map { [ 'PUT', "/api/v1/users/$_->{id}/wishlist/items", bearer($_->{token}),
+        { productId => 0 + $p } ] } @$crowd ]);
+    is(scalar(grep { $_->{status} == 200 } @$res), 30, '30 buyers wish for it at once: 30 x 200');
+    is($wishers->($p), 32, '... and it has 2 + 30 = 32 wishers');
+    wish($crowd->[0], $q, option => $qa);
+    is(unwish($crowd->[0], $p)->{status}, 204, 'one removes both of hers');
+    is(unwish($crowd->[0], $q, $qa)->{status}, 204, '...');
+    is($wishers->($p), 31, '... 31 wishers of the first');
+    is($wishers->($q), 1, '... and the other is back at 1');
+    wish($crowd->[1], $q, option => $qa);
+    my $r = jreq($s, 'POST', "/api/v1/users/$crowd->[1]{id}/wishlist/order", $crowd->[1]{token},
+        { shipping => {%SHIP}, clear => JSON::PP::true });
+    is($r->{status}, 201, 'another orders hers with "clear"') or diag($r->{body});
+    is($wishers->($p), 30, '... 30 wishers of the first');
+    is($wishers->($q), 1, '... the other still 1');
+    sleep(1.2);
+    is($s->get("/api/v1/products/$p")->{json}{wishCount}, 30, 'and the product detail says 30');
+    # (this test's products are made in SQL without their INITIAL stock
+    # movements, so only the audit's wish_count line is this test's)
+    my (undef, $out) = $s->admin('audit');
+    like($out, qr/^audit: wish_count\s+ok\s+checked \d+\s+violations 0\b/m, 'the audit: every wishCount agrees with the wishlists')
+        or diag($out);
 }
 
 order_invariants_ok($s);

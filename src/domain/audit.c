@@ -59,6 +59,11 @@ static const check_def checks[] = {
     { "has_options", "every product's has_options flag says whether it has options",
       "SELECT COUNT(*) FROM products",
       "SELECT p.id FROM products p WHERE p.has_options <> " HAS_OPTIONS " ORDER BY p.id", 0 },
+    { "wish_count", "every product's wishCount (product_wishes) is the number of buyers with it in their wishlist",
+      "SELECT COUNT(*) FROM products",
+      "SELECT p.id FROM products p LEFT JOIN product_wishes pw ON pw.product_id = p.id"
+      " WHERE COALESCE(pw.wishers, 0) <> (SELECT COUNT(DISTINCT w.user_id) FROM wishlist_items w WHERE w.product_id = p.id)"
+      " ORDER BY p.id", 0 },
     { "no_negative_stock", "no product or option has negative stock",
       "SELECT (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM product_options)",
       "SELECT id FROM products WHERE stock < 0 UNION ALL SELECT id FROM product_options WHERE stock < 0", 0 },

@@ -62,6 +62,25 @@
 #define SQL_KEEP(T) "SELECT COUNT(*) FROM " T " WHERE user_id = ? AND rev <= ? LOCK IN SHARE MODE"
 #define SQL_LINES(T) "SELECT COUNT(*) FROM " T " WHERE user_id = ?"
 
+/* The wishCount of the product detail (sql/015): product_wishes counts the
+ * buyers who wish for each product under any option. Every write of a
+ * wishlist holds its head row (basket.h) from its first statement to
+ * COMMIT, so within it the set of products the buyer wishes for is exact:
+ * read before the change and after it, a product that joined the set is
+ * +1, one that left it -1, each an atomic upsert that waits only for another
+ * buyer's change of the same product (the upserts go in product order, so
+ * two of them never deadlock). An order from the wishlist takes the head's
+ * lock for this before it reads (order_hook): its lines are fenced by their
+ * revs, but the count needs the set of the buyer's products to stay put.
+ * The audit compares the counts with wishlist_items. */
+static const char SQL_WISHED[] =
+    "SELECT DISTINCT product_id FROM wishlist_items WHERE user_id = ? ORDER BY product_id LIMIT 101";
+static const char SQL_WISHLIST_LOCK[] = "SELECT version FROM baskets WHERE user_id = ? AND kind = 'WISHLIST' FOR UPDATE";
+static const char SQL_WISHERS_INC[] =
+    "INSERT INTO product_wishes (product_id, wishers) VALUES (?, 1) ON DUPLICATE KEY UPDATE wishers = wishers + 1";
+/* (not an upsert of -1: the row to insert would fail the table's CHECK) */
+static const char SQL_WISHERS_DEC[] = "UPDATE product_wishes SET wishers = wishers - 1 WHERE product_id = ?";
+
 /* the product a line names: its option count, and whether the option given
  * is one of them */
 static const char SQL_PRODUCT_CHECK[] =
@@ -80,6 +99,7 @@ typedef struct {
     int64_t             min_quantity;      /* 0: a PUT of 0 removes the line */
     int                 quantity_required;
     int                 keep_unless_clear; /* an order keeps the lines unless "clear" */
+    int                 counts_wishers;    /* keeps product_wishes (the wishlist) */
     jt_err              empty, changed, full, not_found;
     const char         *empty_detail;
     const char *const  *order_members;
@@ -95,12 +115,12 @@ static const char *const WISHLIST_ORDER_MEMBERS[] = { "shipping", "expectedTotal
     SQL_UNSET(T), SQL_UNSET_ID(T), SQL_CLEAR(T), SQL_TAKE(T), SQL_KEEP(T), SQL_LINES(T)
 
 static const basket_kind CART = {
-    "cart", "lines", JT_CART_MAX_LINES, 0, 1, 0,
+    "cart", "lines", JT_CART_MAX_LINES, 0, 1, 0, 0,
     JT_E_CART_EMPTY, JT_E_CART_CHANGED, JT_E_CART_FULL, JT_E_CART_ITEM_NOT_FOUND, "the cart is empty",
     CART_ORDER_MEMBERS, BASKET_SQL("cart_items", "CART")
 };
 static const basket_kind WISHLIST = {
-    "wishlist", "items", JT_WISHLIST_MAX_ITEMS, 1, 0, 1,
+    "wishlist", "items", JT_WISHLIST_MAX_ITEMS, 1, 0, 1, 1,
     JT_E_WISHLIST_EMPTY, JT_E_WISHLIST_CHANGED, JT_E_WISHLIST_FULL, JT_E_WISHLIST_ITEM_NOT_FOUND,
     "the wishlist is empty", WISHLIST_ORDER_MEMBERS, BASKET_SQL("wishlist_items", "WISHLIST")
 };
@@ -203,6 +223,57 @@ basket_get(jt_req *r, const basket_kind *k)
 
 /* --- writing ------------------------------------------------------------------ */
 
+/* The products uid wishes for, in order, before a wishlist's change
+ * (nothing is read for a cart). */
+static jt_tx_step
+wished_before(jt_tx *tx, const basket_kind *k, int64_t uid, jt_rows *before)
+{
+    jt_val p[1] = { JT_VI(uid) };
+
+    memset(before, 0, sizeof(*before));
+    if (k->counts_wishers) {
+        JT_TX_EXEC(tx, SQL_WISHED, p, 1, before);
+    }
+    return JT_TX_COMMIT;
+}
+
+/* After the change: +1 for every product that joined uid's set, -1 for
+ * every one that left it (both lists sorted: one merge walk). */
+static jt_tx_step
+wished_after(jt_tx *tx, const basket_kind *k, int64_t uid, const jt_rows *before)
+{
+    jt_val p[1] = { JT_VI(uid) }, pid[1];
+    jt_rows after, rows;
+    int i = 0, j = 0;
+
+    if (!k->counts_wishers) {
+        return JT_TX_COMMIT;
+    }
+    JT_TX_EXEC(tx, SQL_WISHED, p, 1, &after);
+    while (i < before->nrows || j < after.nrows) {
+        int64_t b = i < before->nrows ? jt_val_int(jt_cell(before, i, 0)) : INT64_MAX;
+        int64_t a = j < after.nrows ? jt_val_int(jt_cell(&after, j, 0)) : INT64_MAX;
+        if (a == b) {
+            i++;
+            j++;
+            continue;
+        }
+        pid[0] = JT_VI(a < b ? a : b);
+        JT_TX_EXEC(tx, a < b ? SQL_WISHERS_INC : SQL_WISHERS_DEC, pid, 1, &rows);
+        if (a < b) {
+            j++;
+        } else if (rows.affected != 1) {
+            /* a buyer who wished for it had no count: a bug, never a
+             * silent drift (the audit's wish_count says where) */
+            tx->db_rc = JT_DB_ERROR;
+            return JT_TX_DBERR;
+        } else {
+            i++;
+        }
+    }
+    return JT_TX_COMMIT;
+}
+
 /* The last step of a list's write: its answer, read inside the
  * transaction (a read after COMMIT that failed would answer 5xx for a
  * change that was made). */
@@ -232,12 +303,19 @@ put_body(jt_tx *tx)
     jt_val p[3] = { JT_VI(t->uid), JT_VI(t->product_id), JT_VI(t->option_id) };
     jt_val c[3] = { JT_VI(t->product_id), JT_VI(t->option_id), JT_VI(t->uid) };
     jt_val set[6];
-    jt_rows rows;
+    jt_rows rows, before;
+    jt_tx_step step;
     int64_t version;
 
     JT_TX_EXEC(tx, k->sql_head, p, 1, &rows);
+    if ((step = wished_before(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+        return step;
+    }
     if (t->quantity == 0) {
         JT_TX_EXEC(tx, k->sql_unset, p, 3, &rows);
+        if ((step = wished_after(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+            return step;
+        }
         return answer(tx, t, 200);
     }
     JT_TX_EXEC(tx, k->sql_head_version, p, 1, &rows);
@@ -258,6 +336,9 @@ put_body(jt_tx *tx)
     set[4] = JT_VI(t->option_id);
     set[5] = JT_VI(t->quantity);
     JT_TX_EXEC(tx, k->sql_set, set, 6, &rows);
+    if ((step = wished_after(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+        return step;
+    }
     return answer(tx, t, 200);
 }
 
@@ -269,11 +350,18 @@ remove_body(jt_tx *tx)
     const basket_kind *k = t->k;
     jt_val p[3] = { JT_VI(t->uid), JT_VI(t->product_id), JT_VI(t->option_id) };
     jt_val byid[2] = { JT_VI(t->uid), JT_VI(t->line_id) };
-    jt_rows rows;
+    jt_rows rows, before;
+    jt_tx_step step;
 
     JT_TX_EXEC(tx, k->sql_head, p, 1, &rows);
+    if ((step = wished_before(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+        return step;
+    }
     if (t->all) {
         JT_TX_EXEC(tx, k->sql_clear, p, 1, &rows);
+        if ((step = wished_after(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+            return step;
+        }
         return answer(tx, t, 204);
     }
     if (t->line_id > 0) {
@@ -287,6 +375,9 @@ remove_body(jt_tx *tx)
                          : jt_fail(t->r, k->not_found, "the %s has no product %lld (option %lld)", k->what,
                                    (long long) t->product_id, (long long) t->option_id);
         return JT_TX_ABORT;
+    }
+    if ((step = wished_after(tx, k, t->uid, &before)) != JT_TX_COMMIT) {
+        return step;
     }
     return answer(tx, t, 204);
 }
@@ -421,12 +512,19 @@ order_hook(jt_tx *tx, void *data, jt_err *refusal)
     basket_hook *h = data;
     const basket_kind *k = h->k;
     jt_val p[2] = { JT_VI(h->uid), JT_VI(h->max_rev) };
-    jt_rows rows;
+    jt_rows rows, before;
+    jt_tx_step step;
 
     if (h->take) {
+        if (k->counts_wishers) {
+            JT_TX_EXEC(tx, SQL_WISHLIST_LOCK, p, 1, &rows);
+        }
+        if ((step = wished_before(tx, k, h->uid, &before)) != JT_TX_COMMIT) {
+            return step;
+        }
         JT_TX_EXEC(tx, k->sql_take, p, 2, &rows);
         if (rows.affected == (uint64_t) h->n) {
-            return JT_TX_COMMIT;
+            return wished_after(tx, k, h->uid, &before);
         }
         if (rows.affected != 0) {
             *refusal = jt_fail(h->r, k->changed, "the %s changed while the order was placed; read it again", k->what);
