@@ -1072,7 +1072,6 @@ take_answer(jt_req *r, jt_write *w, order_tx *t, const char *ans, jt_err *e)
 {
     if (ans[0] == 'S') {
         const char *bar = strchr(ans, '|');
-        char loc[64];
         if (bar == NULL) {
             *e = jt_fail(r, JT_E_INTERNAL, "a malformed combined answer");
             return COMBINE_DONE;
@@ -1082,10 +1081,8 @@ take_answer(jt_req *r, jt_write *w, order_tx *t, const char *ans, jt_err *e)
         jt_buf_init(&w->answer, r->arena, strlen(bar + 1) + 1);
         jt_buf_adds(&w->answer, bar + 1);
         w->cached = 1;   /* the leader put it in the cache, after COMMIT */
-        snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
-        jt_reply_header(r, "Location", loc);
         JT_METRIC_INC(orders_paid);
-        jt_write_finish(r, w);
+        order_reply_created(r, w, t->order_id);
         *e = JT_OK;
         return COMBINE_DONE;
     }
@@ -1117,15 +1114,12 @@ static combine_rc
 own_outcome(jt_req *r, jt_write *w, batch_order *own, order_tx *t, jt_err *e)
 {
     if (own->out == OUT_PAID) {
-        char loc[64];
         *t = own->cur;
         w->status = 201;
         w->answer = own->cur.body;
         w->cached = 1;
-        snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
-        jt_reply_header(r, "Location", loc);
         JT_METRIC_INC(orders_paid);
-        jt_write_finish(r, w);
+        order_reply_created(r, w, t->order_id);
         *e = JT_OK;
         return COMBINE_DONE;
     }

@@ -72,6 +72,10 @@ jt_err order_totals(order_tx *t);
  * be set. */
 jt_err order_prepare(jt_req *r, json_object *o, order_tx *t);
 
+/* A placed order's 201: its Location, then the write's finish (cache,
+ * unlock, answer: write.h). */
+void   order_reply_created(jt_req *r, jt_write *w, int64_t order_id);
+
 /* The "items" member of an order answer, from the lines. */
 void   order_items_json(jt_json *w, const order_line *lines, int n);
 

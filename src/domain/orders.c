@@ -802,13 +802,18 @@ locked:
     JT_METRIC_INC(order_commits);
     JT_METRIC_INC(combine_batch[0]);
     JT_METRIC_INC(combine_batch_sum);
-    {
-        char loc[64];
-        snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
-        jt_reply_header(r, "Location", loc);
-    }
-    jt_write_finish(r, wr);
+    order_reply_created(r, wr, t->order_id);
     return JT_OK;
+}
+
+void
+order_reply_created(jt_req *r, jt_write *w, int64_t order_id)
+{
+    char loc[64];
+
+    snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) order_id);
+    jt_reply_header(r, "Location", loc);
+    jt_write_finish(r, w);
 }
 
 /* --- reading ----------------------------------------------------------- */

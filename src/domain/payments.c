@@ -554,12 +554,7 @@ payments_place(jt_req *r, const jt_principal *who, json_object *o)
     if ((e = pay_tx(&env, NULL, 0, prepared_body, rt, &rt->f, PAY_FINAL)) != JT_OK || wr->replayed) {
         return e;
     }
-    {
-        char loc[64];
-        snprintf(loc, sizeof(loc), "/api/v1/orders/%lld", (long long) t->order_id);
-        jt_reply_header(r, "Location", loc);
-    }
-    jt_write_finish(r, wr);
+    order_reply_created(r, wr, t->order_id);
     return JT_OK;
 }
 
