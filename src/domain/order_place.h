@@ -76,6 +76,10 @@ jt_err order_prepare(jt_req *r, json_object *o, order_tx *t);
  * unlock, answer: write.h). */
 void   order_reply_created(jt_req *r, jt_write *w, int64_t order_id);
 
+/* Inside an order's transaction: its lines into order_items, a few rows to
+ * a statement (t->order_id set). */
+jt_tx_step order_insert_lines(jt_tx *tx, const order_tx *t);
+
 /* The "items" member of an order answer, from the lines. */
 void   order_items_json(jt_json *w, const order_line *lines, int n);
 

@@ -428,6 +428,33 @@ order_prepare(jt_req *r, json_object *o, order_tx *t)
 
 /* --- the transaction ------------------------------------------------------- */
 
+/* The order's lines, ITEM_BATCH to a statement (t->order_id is set). */
+jt_tx_step
+order_insert_lines(jt_tx *tx, const order_tx *t)
+{
+    jt_rows rows;
+    int i;
+
+    for (i = 0; i < t->n; i += ITEM_BATCH) {
+        jt_val v[8 * ITEM_BATCH], *q = v;
+        int j, k = t->n - i < ITEM_BATCH ? t->n - i : ITEM_BATCH;
+        for (j = i; j < i + k; j++, q += 8) {
+            const order_line *l = &t->lines[j];
+            q[0] = JT_VI(t->order_id);
+            q[1] = JT_VI(j + 1);
+            q[2] = JT_VI(l->product_id);
+            q[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
+            q[4] = JT_VS(l->name);
+            q[5] = JT_VI(l->unit_price);
+            q[6] = JT_VI(l->quantity);
+            q[7] = JT_VI(l->line_total);
+        }
+        JT_TX_EXEC(tx, SQL_ITEM_INSERT[k], v, 8 * k, &rows);
+    }
+    return JT_TX_COMMIT;
+}
+
+
 jt_err
 order_totals(order_tx *t)
 {
@@ -654,21 +681,8 @@ place_body(jt_tx *tx)
     }
     t->order_id = jt_cell(&rows, 0, 0)->i;
     t->created_at = jt_cell(&rows, 0, 1)->s;
-    for (i = 0; i < t->n; i += ITEM_BATCH) {
-        jt_val v[8 * ITEM_BATCH], *q = v;
-        int j, k = t->n - i < ITEM_BATCH ? t->n - i : ITEM_BATCH;
-        for (j = i; j < i + k; j++, q += 8) {
-            order_line *l = &t->lines[j];
-            q[0] = JT_VI(t->order_id);
-            q[1] = JT_VI(j + 1);
-            q[2] = JT_VI(l->product_id);
-            q[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
-            q[4] = JT_VS(l->name);
-            q[5] = JT_VI(l->unit_price);
-            q[6] = JT_VI(l->quantity);
-            q[7] = JT_VI(l->line_total);
-        }
-        JT_TX_EXEC(tx, SQL_ITEM_INSERT[k], v, 8 * k, &rows);
+    if ((step = order_insert_lines(tx, t)) != JT_TX_COMMIT) {
+        return step;
     }
 
     /* 4. the payment's ledger row (the balance was written with the stock) */

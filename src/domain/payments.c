@@ -33,9 +33,6 @@ static const char SQL_TAKE_OPTION[] =
 static const char SQL_ORDER_INSERT[] =
     "INSERT INTO orders (user_id, status, payment_method, items_total, shipping_fee, total, shipping_enc, paid_at)"
     " VALUES (?, ?, 'CARD', ?, ?, ?, ?, NULL) RETURNING id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
-static const char SQL_ITEM_INSERT[] =
-    "INSERT INTO order_items (order_id, line_no, product_id, option_id, name, unit_price, quantity, line_total)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_CARD_INSERT[] =
     "INSERT INTO card_payments (order_id, merchant_uid, card_company, amount, hold_expires_at, due_at)"
     " VALUES (?, ?, ?, ?, ?, ?)";
@@ -168,17 +165,11 @@ reserve_body(jt_tx *tx)
     }
     t->order_id = jt_cell(&rows, 0, 0)->i;
     t->created_at = jt_cell(&rows, 0, 1)->s;
-    for (i = 0; i < t->n; i++) {
-        order_line *l = &t->lines[i];
-        p[0] = JT_VI(t->order_id);
-        p[1] = JT_VI(i + 1);
-        p[2] = JT_VI(l->product_id);
-        p[3] = l->option_id ? JT_VI(l->option_id) : JT_VNULL;
-        p[4] = JT_VS(l->name);
-        p[5] = JT_VI(l->unit_price);
-        p[6] = JT_VI(l->quantity);
-        p[7] = JT_VI(l->line_total);
-        JT_TX_EXEC(tx, SQL_ITEM_INSERT, p, 8, &rows);
+    {
+        jt_tx_step s = order_insert_lines(tx, t);
+        if (s != JT_TX_COMMIT) {
+            return s;
+        }
     }
     rt->hold_us = jt_clock_now_us() + rt->e->conf->pg_hold_seconds * INT64_C(1000000);
     p[0] = JT_VI(t->order_id);
