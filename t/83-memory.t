@@ -94,7 +94,13 @@ sub card_rounds {
             $JSON->encode({ impUid => $paid->{imp_uid} // 'imp_none' }));
         my $want = $i % 3 == 0 ? 409 : 200;
         my $c = $i % 3 && $i % 2 ? $s->request('POST', "/api/v1/orders/$o->{json}{orderId}/cancel", \%h) : { status => 200 };
-        if ($v->{status} == $want && $c->{status} == 200) {
+        # a cancel is refunded at once (200 CANCELLED) or, when the gateway's
+        # answer does not come within its timeout (as under valgrind's
+        # slowness), waits for the sweeper (202 CANCEL_PENDING): both are
+        # the cancel's documented answers
+        my $cancel_ok = $c->{status} == 200
+            || ($c->{status} == 202 && ($c->{json}{status} // '') eq 'CANCEL_PENDING');
+        if ($v->{status} == $want && $cancel_ok) {
             $good++;
         } else {
             diag("card round $i: verify $v->{status} (want $want) $v->{body}; cancel $c->{status} " . ($c->{body} // ''));
