@@ -14,7 +14,10 @@
 # on the same MariaDB in the same run. Not a test: the figures go to
 # bench/RESULTS.md.
 #
-# Usage: perl bench/events.pl [-c CONCURRENCY] [-d SECONDS] [-r ROUNDS] [-w WORKERS]
+# Usage: perl bench/events.pl [-c CONCURRENCY] [-d SECONDS] [-r ROUNDS] [-w WORKERS] [--digest]
+# (--digest: MariaDB with performance_schema on, and after every round the
+# statements that took most of its time; it costs MariaDB too, so ratios
+# from a --digest run are not the figure to quote)
 use strict;
 use warnings;
 use utf8;
@@ -30,8 +33,9 @@ use Jangteo::Lifecycle qw(events_quiet sql1);
 use Jangteo::Orders qw(make_users);
 use Jangteo::Bench qw(limits_dir median);
 
-my ($c, $secs, $rounds, $workers) = (16, 10, 3, 8);
-GetOptions('c=i' => \$c, 'd=i' => \$secs, 'r=i' => \$rounds, 'w=i' => \$workers) or die "bad options\n";
+my ($c, $secs, $rounds, $workers, $digest) = (16, 10, 3, 8, 0);
+GetOptions('c=i' => \$c, 'd=i' => \$secs, 'r=i' => \$rounds, 'w=i' => \$workers, 'digest' => \$digest)
+    or die "bad options\n";
 my $root = Jangteo::Stack::srcdir();
 my $limits = limits_dir($root, 'order_tx.lua');
 for my $tool (qw(wrk sysbench)) {
@@ -43,6 +47,7 @@ $| = 1;
 my %ON = (relay => 'yes', consumers => 1, webhook_consumers => 1);
 my %OFF = (relay => 'no', consumers => 0, webhook_consumers => 0);
 my $s = test_stack(demo => 1, workers => $workers,
+    $digest ? (mariadb_args => ['--performance-schema=ON']) : (),
     nginx_extra => "location = /bench/hook { access_log off; return 200 'ok'; }\n", conf => {
     server => { access_log => 'off', max_requests => 0 },
     lock => { wait_ms => 10000 }, tx => { max_attempts => 50, deadline_ms => 8000 },
@@ -63,6 +68,48 @@ my $w = jreq($s, 'POST', '/api/v1/admin/webhooks', $admin,
 die "webhook: $w->{status} $w->{body}\n" unless $w->{status} == 201;
 
 # --- switching the event processes -----------------------------------------------
+# CPU (10 ms ticks) of the stack's processes, by kind: nginx, the workers,
+# each event process, MariaDB, Redis; read from /proc at a round's ends
+sub group_pids {
+    my %g = (nginx => [$s->nginx_pid], mariadb => [$s->{pids}{mariadbd}], redis => [$s->{pids}{redis}]);
+    push @{ $g{nginx} }, map { /^\s*(\d+)/ ? $1 : () } split /\n/, `ps -o pid= --ppid ${\ $s->nginx_pid}`;
+    my $m = $s->master_pid;
+    for (split /\n/, `ps -o pid=,comm= --ppid $m`) {
+        push @{ $g{$2 eq 'worker' ? 'workers' : $2} }, $1 if /^\s*(\d+)\s+jangteod-(\w+)/;
+    }
+    return \%g;
+}
+sub ticks {
+    my ($g) = @_;
+    my %t;
+    for my $k (keys %$g) {
+        for my $pid (@{ $g->{$k} }) {
+            open my $f, '<', "/proc/$pid/stat" or next;
+            my @f = split ' ', (scalar <$f>) =~ s/^.*\)//sr;
+            $t{$k} += $f[11] + $f[12];
+        }
+    }
+    return \%t;
+}
+# executions and time (ms) of every prepared statement, by its text, summed
+# over the connections (performance_schema; --digest only)
+sub prepared {
+    my %p;
+    for my $r (@{ $s->sql('SELECT COUNT_EXECUTE, SUM_TIMER_EXECUTE / 1e9, LEFT(REPLACE(SQL_TEXT, "\n", " "), 110)'
+            . ' FROM performance_schema.prepared_statements_instances') }) {
+        $p{ $r->[2] }[0] += $r->[0];
+        $p{ $r->[2] }[1] += $r->[1];
+    }
+    return \%p;
+}
+# MariaDB's counters (--digest): what a round made it do
+my @STATUS = qw(Com_stmt_execute Com_commit Innodb_rows_read Innodb_rows_inserted Innodb_rows_updated
+    Handler_read_next Handler_read_rnd_next Handler_read_key Innodb_os_log_fsyncs Innodb_data_writes);
+sub status {
+    my %v = map { @$_ } @{ $s->sql('SHOW GLOBAL STATUS') };
+    return { map { $_ => $v{$_} // 0 } @STATUS };
+}
+my @KINDS = qw(nginx workers mariadb redis relay notify hooks);
 sub kids {
     my $m = $s->master_pid or return {};
     my %n;
@@ -145,7 +192,7 @@ sub drained {
     my $q = events_quiet($s, 600);
     die "the pipeline did not drain\n" if $q->{unpublished} || $q->{unnotified} || $q->{unhooked};
     my $deadline = time + 600;
-    sleep 0.2 while sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'PENDING'") > 0 && time < $deadline;
+    sleep 0.2 while sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = $w->{json}{id} AND status = 'PENDING'") > 0 && time < $deadline;
 }
 drained();
 for my $round (1 .. $rounds) {
@@ -155,11 +202,21 @@ for my $round (1 .. $rounds) {
         # the backlog the "off" round left is drained
         drained() if $on;
         my $before = sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM outbox');
+        my $ps0 = $digest ? prepared() : {};
+        my $st0 = $digest ? status() : {};
+        $s->sql('TRUNCATE performance_schema.events_statements_summary_by_digest') if $digest;
+        my $g = group_pids();
+        my $c0 = ticks($g);
         my $r = wrk_run();
         my $t0 = time;
         if ($on) {
             drained();
             $r->{drain} = time - $t0;
+        }
+        my $c1 = ticks($g);
+        # ticks per 1,000 orders, the "on" round's drain included
+        $r->{cpu} = { map { $_ => 1000 * (($c1->{$_} // 0) - ($c0->{$_} // 0)) / ($r->{ok} || 1) } @KINDS };
+        if ($on) {
             my $events = sql1($s, "SELECT COUNT(*) FROM outbox WHERE id > $before AND topic = 'order.paid'");
             my $notified = sql1($s, "SELECT COUNT(*) FROM notifications n JOIN outbox x ON x.id = n.event_id"
                 . " WHERE x.id > $before AND x.topic = 'order.paid'");
@@ -171,7 +228,24 @@ for my $round (1 .. $rounds) {
             $round, $on ? 'on' : 'off', $r->{rps}, $r->{ok}, $r->{sent}, $r->{p50}, $r->{p99},
             $on ? sprintf(', drained %.1f s after; %s', $r->{drain}, $r->{check}) : '');
         print "$line\n";
+        printf "    CPU per 1,000 orders (10 ms ticks): %s\n", join(', ', map { sprintf('%s %.1f', $_, $r->{cpu}{$_}) }
+            grep { $on || !/^(relay|notify|hooks)$/ } @KINDS);
         push @lines, $line;
+        if ($digest) {
+            # where MariaDB's time went, the statements that took most of it
+            my $top = $s->sql('SELECT COUNT_STAR, ROUND(SUM_TIMER_WAIT / 1e9, 1), LEFT(REPLACE(DIGEST_TEXT, "\n", " "), 110)'
+                . ' FROM performance_schema.events_statements_summary_by_digest');
+            my $ps1 = prepared();
+            my $st1 = status();
+            printf "      per order: %s\n", join(', ', map { sprintf('%s %.2f', $_, ($st1->{$_} - $st0->{$_}) / ($r->{ok} || 1)) } @STATUS);
+            for my $q (keys %$ps1) {
+                my ($n, $t) = ($ps1->{$q}[0] - ($ps0->{$q}[0] // 0), $ps1->{$q}[1] - ($ps0->{$q}[1] // 0));
+                push @$top, [ $n, $t, $q ] if $n > 0;
+            }
+            @$top = (sort { $b->[1] <=> $a->[1] } @$top)[0 .. 15];
+            @$top = map { [ $_->[0], $_->[1], $_->[0] ? 1000 * $_->[1] / $_->[0] : 0, $_->[2] ] } grep { defined } @$top;
+            printf "      %7d x %8.1f ms (%5d us) %s\n", @$_ for @$top;
+        }
     }
 }
 
@@ -182,6 +256,9 @@ my $ratio = median(@ratios);
 printf "\nmedian orders/s: events off %.1f, on %.1f (their ratio %.3f)\n", $off, $on, $on / $off;
 printf "on/off per round (each on round beside the off round just before it): %s; median %.3f, cost %.1f %%\n",
     join(' ', map { sprintf('%.3f', $_) } @ratios), $ratio, 100 * (1 - $ratio);
+printf "median CPU per 1,000 orders, off -> on (10 ms ticks): %s\n", join(', ', map {
+    my $k = $_; sprintf('%s %.1f -> %.1f', $k, median(map { $_->{cpu}{$k} } @{ $runs{0} }), median(map { $_->{cpu}{$k} } @{ $runs{1} }))
+} @KINDS);
 printf "median p99: off %.1f ms, on %.1f ms\n", median(map { $_->{p99} } @{ $runs{0} }),
     median(map { $_->{p99} } @{ $runs{1} });
 printf "order floor (sysbench order_tx.lua spread, %d threads, same MariaDB): %.1f orders/s; jangteo off/floor %.3f\n",

@@ -65,14 +65,17 @@ sub wait_for {
     }
 }
 
-# How far the event pipeline has got: outbox rows, unpublished ones, ones no
+# How far the event pipeline has got: unpublished outbox rows, ones no
 # notifier / no webhook consumer recorded yet, and what the stream's groups
 # still hold pending.
 sub event_counts {
     my ($s) = @_;
-    my $r = $s->sql('SELECT COUNT(*), SUM(published_at IS NULL), SUM(notified_at IS NULL), SUM(hooked_at IS NULL)'
-        . ' FROM outbox')->[0];
-    my %c = (rows => $r->[0] // 0, unpublished => $r->[1] // 0, unnotified => $r->[2] // 0, unhooked => $r->[3] // 0);
+    # each count one range of its own index (outbox_unpublished,
+    # outbox_notify, outbox_hook): a poll must not scan the whole outbox
+    my $r = $s->sql('SELECT (SELECT COUNT(*) FROM outbox WHERE published_at IS NULL),'
+        . ' (SELECT COUNT(*) FROM outbox WHERE notified_at IS NULL),'
+        . ' (SELECT COUNT(*) FROM outbox WHERE hooked_at IS NULL)')->[0];
+    my %c = (unpublished => $r->[0] // 0, unnotified => $r->[1] // 0, unhooked => $r->[2] // 0);
     for my $g (qw(notifiers webhooks)) {
         my $p = $s->redis('XPENDING', 'events', $g);
         my ($n) = $p =~ /^(\d+)/;

@@ -208,6 +208,7 @@ sub start_mariadb {
         '--max-connections=500', '--character-set-server=utf8mb4',
         '--collation-server=utf8mb4_unicode_ci', "--log-error=$d/mariadb.err",
         "--pid-file=$d/mariadb.pid", "--tmpdir=$d/tmp",
+        @{ $self->{mariadb_args} || [] },    # a bench's or probe's extra settings
     );
     $self->_wait_for('mariadbd', sub {
         my ($rc) = _run_capture($self->_mariadb_cmd, '-e', 'select 1');
