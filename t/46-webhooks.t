@@ -150,6 +150,44 @@ subtest 'a receiver that hangs holds four calls of its own; another receiver and
     $fine->stop;
 };
 
+# ---------------------------------------------------------------- a lease taken over
+subtest 'an outcome that comes back after its lease was taken over is not recorded' => sub {
+    my $hang = Jangteo::Receiver->new(mode => 'hang', dir => $s->dir);
+    my $wh = register($hang->url, ['order.paid'], new_secret())->{json};
+    my $o = place();
+    my $eid = sql1($s, "SELECT id FROM outbox WHERE topic = 'order.paid' AND aggregate_id = $o");
+    ok(wait_for(sub { scalar @{ $hang->requests } >= 1 }, 30), 'the call is in flight (the receiver hangs)');
+    my $row = sub {
+        $s->sql("SELECT id, version, attempts, status, lease_until IS NOT NULL, next_attempt_at = lease_until,"
+            . " (SELECT COUNT(*) FROM webhook_attempts a WHERE a.delivery_id = d.id) FROM webhook_deliveries d"
+            . " WHERE webhook_id = $wh->{id} AND event_id = $eid")->[0];
+    };
+    my ($d, $v, $attempts, $status, $leased, $moved) = @{ $row->() };
+    is_deeply([ $attempts, $status, $leased, $moved ], [ 0, 'PENDING', 1, 1 ],
+        'claimed: leased, its next attempt moved to the lease\'s end, no attempt counted yet');
+    # another consumer takes it over (as once this one's lease ran out): the version moves
+    $s->sql("UPDATE webhook_deliveries SET version = version + 1, lease_until = NOW(6) + INTERVAL 1 HOUR,"
+        . " next_attempt_at = lease_until WHERE id = $d");
+    $hang->stop;    # the first call ends, without an answer
+    my $fine = Jangteo::Receiver->new(mode => 'ok', dir => $s->dir);
+    my $wf = register($fine->url, ['order.paid'], new_secret())->{json};
+    my $o2 = place();
+    my $eid2 = sql1($s, "SELECT id FROM outbox WHERE topic = 'order.paid' AND aggregate_id = $o2");
+    ok(wait_for(sub { (sql1($s, "SELECT status FROM webhook_deliveries WHERE webhook_id = $wf->{id} AND event_id = $eid2")
+            // '') eq 'DELIVERED' }, 30), 'a later call, made and recorded after the first one ended');
+    is_deeply([ @{ $row->() }[ 1, 2, 3, 6 ] ], [ $v + 1, 0, 'PENDING', 0 ],
+        'the first call\'s outcome changed nothing: the version is the takeover\'s, no attempt, no attempt row');
+    # the takeover's lease ends without an outcome: the delivery is due again
+    $s->sql("UPDATE webhook_deliveries SET lease_until = NULL, next_attempt_at = NOW(6) WHERE id = $d");
+    ok(wait_for(sub { $row->()->[2] >= 1 }, 30), 'claimed and called again (the receiver is gone now)');
+    wait_for(sub { $row->()->[6] >= 1 }, 10);
+    my $end = $row->();
+    is_deeply([ $end->[2], $end->[6] ], [ 1, 1 ], 'exactly one attempt counted and one attempt row: the second call\'s');
+    is(sql1($s, "SELECT status_code IS NULL AND error IS NOT NULL FROM webhook_attempts WHERE delivery_id = $d"), 1,
+        '... which got no answer, and says why');
+    $fine->stop;
+};
+
 is_problem(jreq($s, 'GET', '/api/v1/admin/webhooks/999999/deliveries', $tok->{admin}), 404, 'WEBHOOK_NOT_FOUND',
     'deliveries of no webhook: 404');
 is_problem(jreq($s, 'GET', "/api/v1/admin/webhooks/$w1->{id}/deliveries", $buyer->{token}), 403, 'FORBIDDEN',

@@ -37,45 +37,83 @@ static const char SQL_ATTEMPTS[] =
     "SELECT attempt_no, status_code, error, duration_ms, " TIME("at") " FROM webhook_attempts"
     " WHERE delivery_id = ? ORDER BY id LIMIT 100";
 
-/* the consumer's side */
+/* the consumer's side: the batch's events not yet hooked, locked (a
+ * second consumer handed the same events waits, then finds them hooked) */
 static const char SQL_EVENTS[] =
-    "SELECT x.id, x.topic FROM outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id"
-    " WHERE x.hooked_at IS NULL";
-static const char SQL_ACTIVE[] = "SELECT id, events FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
-/* the batch's deliveries in one statement: [{w: webhook, e: event, t: topic}] */
+    "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
+    JT_EVENT_IDS_TABLE ") j ON j.id = x.id WHERE x.hooked_at IS NULL FOR UPDATE";
+static const char SQL_ACTIVE[] =
+    "SELECT id, events, url, secret_enc FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
+/* the batch's deliveries in one statement: [{w: webhook, e: event, t:
+ * topic, l: the lease in microseconds when this consumer calls it at
+ * once, else 0}]; those are inserted claimed (leased, version 1), as a
+ * claim would leave them, the others due now for the next claim */
+#define DELIVERY_TABLE                                                                                     \
+    "JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, w BIGINT UNSIGNED PATH '$.w', e BIGINT UNSIGNED PATH '$.e'," \
+    " t VARCHAR(64) PATH '$.t', l BIGINT PATH '$.l')) j"
 static const char SQL_DELIVERY_INSERT[] =
-    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic) SELECT j.w, j.e, j.t FROM JSON_TABLE(?, '$[*]'"
-    " COLUMNS (n FOR ORDINALITY, w BIGINT UNSIGNED PATH '$.w', e BIGINT UNSIGNED PATH '$.e', t VARCHAR(64) PATH '$.t'))"
-    " j ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
+    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic, lease_until, next_attempt_at, version)"
+    " SELECT j.w, j.e, j.t, IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NULL),"
+    " IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NOW(6)), IF(j.l > 0, 1, 0) FROM " DELIVERY_TABLE
+    " ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
+/* the ones inserted claimed, as SQL_CLAIMABLE reads a claim's rows (id,
+ * event_id, attempts, the version before the claim) plus their webhook */
+static const char SQL_LEASED[] =
+    "SELECT d.id, d.event_id, d.attempts, d.version - 1, d.webhook_id FROM " DELIVERY_TABLE
+    " JOIN webhook_deliveries d ON d.webhook_id = j.w AND d.event_id = j.e WHERE j.l > 0 AND d.version = 1"
+    " AND d.attempts = 0 ORDER BY j.n";
 static const char SQL_HOOKED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.hooked_at = NOW(6)"
     " WHERE x.hooked_at IS NULL";
 static const char SQL_LOST[] =
     "SELECT id FROM outbox WHERE hooked_at IS NULL AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
-/* the webhooks with a due delivery nobody holds, then their oldest ones,
- * locked (SKIP LOCKED: another consumer claiming the same rows takes the
- * next ones instead of waiting) and leased in one transaction */
-#define DUE "status = 'PENDING' AND next_attempt_at <= NOW(6) AND (lease_until IS NULL OR lease_until < NOW(6))"
+/* A claim moves next_attempt_at to its lease's end (the earliest another
+ * consumer may try, should this one die), so due is one index range of
+ * webhook_deliveries_due: the deliveries in flight are not read over and
+ * over by every claim. */
+#define DUE "status = 'PENDING' AND next_attempt_at <= NOW(6)"
+/* the webhooks with a due delivery nobody holds (a dependent subquery with
+ * LIMIT 1, one index entry read per webhook: written as EXISTS, the
+ * optimizer materialises the semi-join, a scan of every delivery ever
+ * made, on every claim), then their oldest ones, locked (SKIP LOCKED:
+ * another consumer claiming the same rows takes the next ones instead of
+ * waiting) and leased in one transaction */
 static const char SQL_DUE_HOOKS[] =
-    "SELECT w.id, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND EXISTS (SELECT 1 FROM"
-    " webhook_deliveries d WHERE d.webhook_id = w.id AND d." DUE ") ORDER BY w.id LIMIT 1000";
+    "SELECT w.id, w.events, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND (SELECT d.id FROM"
+    " webhook_deliveries d WHERE d.webhook_id = w.id AND d." DUE " LIMIT 1) IS NOT NULL ORDER BY w.id LIMIT 1000";
 static const char SQL_CLAIMABLE[] =
     "SELECT id, event_id, attempts, version FROM webhook_deliveries WHERE webhook_id = ? AND " DUE
     " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED";
 static const char SQL_CLAIM[] =
     "UPDATE webhook_deliveries d JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = d.id"
-    " SET d.lease_until = NOW(6) + INTERVAL ? MICROSECOND, d.version = d.version + 1";
+    " SET d.lease_until = NOW(6) + INTERVAL ? MICROSECOND, d.next_attempt_at = NOW(6) + INTERVAL ? MICROSECOND,"
+    " d.version = d.version + 1";
 static const char SQL_CALL_EVENTS[] =
     "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
     JT_EVENT_IDS_TABLE ") j ON j.id = x.id";
 static const char SQL_RELEASE[] =
-    "UPDATE webhook_deliveries SET lease_until = NULL, version = version + 1 WHERE id = ? AND version = ?";
-static const char SQL_ATTEMPT_INSERT[] =
-    "INSERT INTO webhook_attempts (delivery_id, attempt_no, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)";
-static const char SQL_OUTCOME[] =
-    "UPDATE webhook_deliveries SET attempts = ?, last_status_code = ?, status = ?,"
-    " next_attempt_at = NOW(6) + INTERVAL ? MICROSECOND, lease_until = NULL,"
-    " delivered_at = IF(? = 'DELIVERED', NOW(6), NULL), version = version + 1 WHERE id = ? AND version = ?";
+    "UPDATE webhook_deliveries SET lease_until = NULL, next_attempt_at = NOW(6), version = version + 1"
+    " WHERE id = ? AND version = ?";
+/* A batch's outcomes in two statements, from one JSON array of
+ * {d: delivery, v: the version its claim wrote, a: attempt, c: status code
+ * or null, s: status, b: microseconds to the next try, e: error or null,
+ * ms: duration}: each fenced by its version (one whose lease ran out and
+ * was claimed again is not touched), then the attempt rows of exactly the
+ * ones updated: those now at v + 1 with the attempt count written. No other
+ * write gives a delivery that pair: a claim or a release bumps the version
+ * without counting an attempt. */
+#define OUTCOME_TABLE                                                                                          \
+    "JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, d BIGINT UNSIGNED PATH '$.d', v BIGINT UNSIGNED PATH '$.v'," \
+    " a INT PATH '$.a', c INT PATH '$.c', s VARCHAR(16) PATH '$.s', b BIGINT PATH '$.b',"                     \
+    " e VARCHAR(120) PATH '$.e', ms BIGINT PATH '$.ms')) j"
+static const char SQL_OUTCOMES[] =
+    "UPDATE webhook_deliveries x JOIN " OUTCOME_TABLE " ON x.id = j.d AND x.version = j.v"
+    " SET x.attempts = j.a, x.last_status_code = j.c, x.status = j.s, x.next_attempt_at = NOW(6) + INTERVAL j.b"
+    " MICROSECOND, x.lease_until = NULL, x.delivered_at = IF(j.s = 'DELIVERED', NOW(6), NULL), x.version = x.version + 1";
+static const char SQL_ATTEMPTS_INSERT[] =
+    "INSERT INTO webhook_attempts (delivery_id, attempt_no, status_code, error, duration_ms)"
+    " SELECT j.d, j.a, j.c, j.e, j.ms FROM " OUTCOME_TABLE " JOIN webhook_deliveries x ON x.id = j.d"
+    " AND x.version = j.v + 1 AND x.attempts = j.a ORDER BY j.n";
 
 /* --- validation --------------------------------------------------------------------- */
 
@@ -399,90 +437,6 @@ webhooks_deliveries(jt_req *r)
 
 /* --- the consumer's side ---------------------------------------------------------- */
 
-typedef struct {
-    const int64_t *ids;
-    int            n;
-} hook_tx;
-
-static int
-wants(const char *csv, const char *topic)
-{
-    size_t n = strlen(topic);
-    const char *p = csv;
-
-    while (*p) {
-        size_t k = strcspn(p, ",");
-        if (k == n && !strncmp(p, topic, n)) {
-            return 1;
-        }
-        p += k + (p[k] == ',');
-    }
-    return 0;
-}
-
-static jt_tx_step
-hook_body(jt_tx *tx)
-{
-    hook_tx *t = tx->data;
-    const char *ids = events_ids_json(tx->arena, t->ids, t->n);
-    jt_rows ev, hooks, rows;
-    jt_buf batch;
-    jt_json w;
-    jt_val p[1];
-    int i, k, made = 0;
-
-    if (ids == NULL) {
-        tx->db_rc = JT_DB_ERROR;
-        return JT_TX_DBERR;
-    }
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
-    if (ev.nrows > 0) {
-        JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &hooks);
-        jt_buf_init(&batch, tx->arena, 64 + (size_t) ev.nrows * 64);
-        jw_init(&w, &batch);
-        jw_arr_open(&w);
-        for (i = 0; i < ev.nrows; i++) {
-            for (k = 0; k < hooks.nrows; k++) {
-                if (!wants(jt_cell(&hooks, k, 1)->s, jt_cell(&ev, i, 1)->s)) {
-                    continue;
-                }
-                jw_obj_open(&w);
-                jw_kint(&w, "w", jt_cell(&hooks, k, 0)->i);
-                jw_kint(&w, "e", jt_cell(&ev, i, 0)->i);
-                jw_kstr(&w, "t", jt_cell(&ev, i, 1)->s);
-                jw_obj_close(&w);
-                made++;
-            }
-        }
-        jw_arr_close(&w);
-        if (batch.oom) {
-            tx->db_rc = JT_DB_ERROR;
-            return JT_TX_DBERR;
-        }
-        if (made > 0) {
-            p[0] = JT_VB(batch.data, batch.len);
-            JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
-        }
-    }
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_HOOKED, p, 1, &rows);
-    return JT_TX_COMMIT;
-}
-
-jt_tx_rc
-webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n)
-{
-    hook_tx t = { ids, n };
-    jt_tx_policy pol;
-
-    if (n <= 0) {
-        return JT_TX_OK;
-    }
-    jt_tx_policy_init(&pol, c);
-    return jt_tx_run(db, a, &pol, hook_body, &t);
-}
-
 int
 webhooks_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max)
 {
@@ -537,6 +491,28 @@ call_body(const char *id, const char *topic, const char *created, const char *pa
     return b;
 }
 
+/* How long a call queued behind `ahead` others to its webhook may take to
+ * be made: they go webhook_per_receiver at a time, each up to
+ * webhook_timeout_ms; plus its own, plus 5 s (microseconds). A claim
+ * leases all its deliveries for the last one's. */
+static int64_t
+lease_us(const jt_conf *c, int64_t ahead)
+{
+    return ((ahead / c->wh_per_receiver + 1) * c->wh_timeout_ms + 5000) * 1000;
+}
+
+/* How many times webhook is in list[0..n-1]. */
+static int
+count_of(const int64_t *list, int n, int64_t webhook)
+{
+    int i, k = 0;
+
+    for (i = 0; i < n; i++) {
+        k += list[i] == webhook;
+    }
+    return k;
+}
+
 /* One webhook's claim: its oldest due deliveries, locked and leased. */
 typedef struct {
     int64_t  webhook;
@@ -549,7 +525,7 @@ static jt_tx_step
 claim_body(jt_tx *tx)
 {
     claim_tx *t = tx->data;
-    jt_val p[2] = { JT_VI(t->webhook), JT_VI(t->max) };
+    jt_val p[3] = { JT_VI(t->webhook), JT_VI(t->max) };
     int64_t ids[JT_WEBHOOK_CLAIM_MAX];
     const char *json;
     jt_rows done;
@@ -568,7 +544,8 @@ claim_body(jt_tx *tx)
     }
     p[0] = JT_VS(json);
     p[1] = JT_VI(t->lease_us);
-    JT_TX_EXEC(tx, SQL_CLAIM, p, 2, &done);
+    p[2] = JT_VI(t->lease_us);
+    JT_TX_EXEC(tx, SQL_CLAIM, p, 3, &done);
     return JT_TX_COMMIT;
 }
 
@@ -603,6 +580,32 @@ make_call(jt_webhook_call *k, const jt_rows *d, int i, int64_t webhook, const ch
     return 0;
 }
 
+/* The calls of claimed delivery rows first..first+count-1 of d (shaped as
+ * SQL_CLAIMABLE reads them) to one webhook, into calls[0..]; one that can
+ * never be made is recorded FAILED at once. How many calls it filled. */
+static int
+make_calls(const jt_conf *c, struct jt_db *db, jt_arena *a, const jt_rows *d, int first, int count,
+           const jt_rows *hooks, int h, const jt_rows *ev, jt_webhook_call *calls)
+{
+    const char *secret = jt_pii_open(a, SECRET_FIELD, (const unsigned char *) jt_cell(hooks, h, 3)->s,
+                                     jt_cell(hooks, h, 3)->len);
+    int64_t webhook = jt_cell(hooks, h, 0)->i;
+    int i, n = 0;
+
+    for (i = first; i < first + count; i++) {
+        jt_webhook_outcome o = { &calls[n], 0, "cannot be sent", 0 };
+
+        if (make_call(&calls[n], d, i, webhook, jt_cell(hooks, h, 2)->s, secret, ev) == 0) {
+            n++;
+            continue;
+        }
+        jt_log_error("webhooks: delivery %lld cannot be made (event gone or secret unreadable)",
+                     (long long) calls[n].delivery_id);
+        webhooks_finish(c, db, a, &o, 1);
+    }
+    return n;
+}
+
 int
 webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *busy, int nbusy,
                jt_webhook_call *calls, int max)
@@ -618,8 +621,8 @@ webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *b
     for (h = 0; h < hooks.nrows && n < max; h++) {
         int64_t webhook = jt_cell(&hooks, h, 0)->i, eids[JT_WEBHOOK_CLAIM_MAX];
         claim_tx t = { webhook, max - n < JT_WEBHOOK_CLAIM_MAX ? max - n : JT_WEBHOOK_CLAIM_MAX,
-                       ((JT_WEBHOOK_CLAIM_MAX / c->wh_per_receiver + 1) * c->wh_timeout_ms + 5000) * 1000, { 0 } };
-        const char *secret, *json;
+                       lease_us(c, JT_WEBHOOK_CLAIM_MAX), { 0 } };
+        const char *json;
         jt_val p[1];
         jt_rows ev;
         int i;
@@ -638,22 +641,182 @@ webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *b
         if (jt_db_exec(db, a, SQL_CALL_EVENTS, p, 1, &ev) != JT_DB_OK) {
             continue;
         }
-        secret = jt_pii_open(a, SECRET_FIELD, (const unsigned char *) jt_cell(&hooks, h, 2)->s, jt_cell(&hooks, h, 2)->len);
-        for (i = 0; i < t.rows.nrows; i++) {
-            if (make_call(&calls[n], &t.rows, i, webhook, jt_cell(&hooks, h, 1)->s, secret, &ev) == 0) {
-                n++;
-                continue;
+        n += make_calls(c, db, a, &t.rows, 0, t.rows.nrows, &hooks, h, &ev, calls + n);
+    }
+    return n;
+}
+
+/* --- new events: their deliveries, and the first calls at once ------------------------ */
+
+typedef struct {
+    const jt_conf *conf;
+    const int64_t *ids;
+    int            n;
+    const int64_t *queued;    /* a webhook id per call this consumer has queued or in flight */
+    int            nqueued;
+    int            max;
+    jt_rows        ev;        /* SQL_EVENTS */
+    jt_rows        hooks;     /* SQL_ACTIVE */
+    jt_rows        leased;    /* SQL_LEASED: the deliveries inserted claimed, by webhook */
+    int            unleased;  /* deliveries left for a claim */
+} hook_tx;
+
+static int
+wants(const char *csv, const char *topic)
+{
+    size_t n = strlen(topic);
+    const char *p = csv;
+
+    while (*p) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, topic, n)) {
+            return 1;
+        }
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+/* One attempt: the events not yet hooked, locked; a delivery for every
+ * active webhook that wants each (by webhook, then event: the order the
+ * calls are made in), up to max of them inserted claimed, each leased
+ * for the calls queued ahead of it to its webhook; the events stamped
+ * hooked. */
+static jt_tx_step
+hook_body(jt_tx *tx)
+{
+    hook_tx *t = tx->data;
+    const char *ids = events_ids_json(tx->arena, t->ids, t->n);
+    jt_val p[1];
+    jt_rows rows;
+    jt_buf batch;
+    jt_json w;
+    int i, k, made = 0, leased = 0;
+
+    t->leased.nrows = 0;
+    t->unleased = 0;
+    if (ids == NULL) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VS(ids);
+    JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &t->ev);
+    if (t->ev.nrows > 0) {
+        JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &t->hooks);
+        jt_buf_init(&batch, tx->arena, 64 + (size_t) t->ev.nrows * 72);
+        jw_init(&w, &batch);
+        jw_arr_open(&w);
+        for (k = 0; k < t->hooks.nrows; k++) {
+            int64_t webhook = jt_cell(&t->hooks, k, 0)->i;
+            int ahead = count_of(t->queued, t->nqueued, webhook);
+
+            for (i = 0; i < t->ev.nrows; i++) {
+                int now;
+                if (!wants(jt_cell(&t->hooks, k, 1)->s, jt_cell(&t->ev, i, 1)->s)) {
+                    continue;
+                }
+                now = leased < t->max;
+                leased += now;
+                t->unleased += !now;
+                jw_obj_open(&w);
+                jw_kint(&w, "w", webhook);
+                jw_kint(&w, "e", jt_cell(&t->ev, i, 0)->i);
+                jw_kstr(&w, "t", jt_cell(&t->ev, i, 1)->s);
+                jw_kint(&w, "l", now ? lease_us(t->conf, ahead++) : 0);
+                jw_obj_close(&w);
+                made++;
             }
-            /* no call can ever be made: FAILED at once */
-            {
-                jt_webhook_outcome o = { &calls[n], 0, "cannot be sent", 0 };
-                jt_log_error("webhooks: delivery %lld cannot be made (event gone or secret unreadable)",
-                             (long long) calls[n].delivery_id);
-                webhooks_finish(c, db, a, &o, 1);
+        }
+        jw_arr_close(&w);
+        if (batch.oom) {
+            tx->db_rc = JT_DB_ERROR;
+            return JT_TX_DBERR;
+        }
+        if (made > 0) {
+            p[0] = JT_VB(batch.data, batch.len);
+            JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
+            if (leased > 0) {
+                JT_TX_EXEC(tx, SQL_LEASED, p, 1, &t->leased);
             }
         }
     }
-    return n;
+    p[0] = JT_VS(ids);
+    JT_TX_EXEC(tx, SQL_HOOKED, p, 1, &rows);
+    return JT_TX_COMMIT;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+/* ids[0..*n-1] sorted, each once, in a copy from a; *n becomes their count. */
+static const int64_t *
+unique_ids(jt_arena *a, const int64_t *ids, int *n)
+{
+    int64_t *u = jt_palloc(a, sizeof(*u) * (size_t) *n);
+    int i, k = 0;
+
+    if (u == NULL) {
+        return NULL;
+    }
+    memcpy(u, ids, sizeof(*u) * (size_t) *n);
+    qsort(u, (size_t) *n, sizeof(*u), cmp_id);
+    for (i = 0; i < *n; i++) {
+        if (k == 0 || u[k - 1] != u[i]) {
+            u[k++] = u[i];
+        }
+    }
+    *n = k;
+    return u;
+}
+
+jt_tx_rc
+webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n, const int64_t *queued,
+              int nqueued, jt_webhook_call *calls, int max, int *ncalls, int *more)
+{
+    hook_tx t = { c, ids, n, queued, nqueued, max > 0 ? max : 0, { 0 }, { 0 }, { 0 }, 0 };
+    jt_tx_policy pol;
+    jt_tx_rc rc;
+    int i, h, filled = 0;
+
+    *ncalls = 0;
+    *more = 0;
+    if (n <= 0) {
+        return JT_TX_OK;
+    }
+    /* each event once, oldest first: an event the relay published twice
+     * (Redis took an XADD whose answer was lost) may be twice in a batch,
+     * and would be called twice */
+    if ((t.ids = unique_ids(a, ids, &t.n)) == NULL) {
+        return JT_TX_DB_ERROR;   /* out of memory: not acknowledged, read again */
+    }
+    jt_tx_policy_init(&pol, c);
+    if ((rc = jt_tx_run(db, a, &pol, hook_body, &t)) != JT_TX_OK) {
+        return rc;
+    }
+    /* committed: the calls of the deliveries inserted claimed, a webhook's
+     * run of rows at a time (SQL_LEASED keeps them grouped by webhook) */
+    for (i = 0; i < t.leased.nrows;) {
+        int64_t webhook = jt_cell(&t.leased, i, 4)->i;
+        int run = 1;
+
+        while (i + run < t.leased.nrows && jt_cell(&t.leased, i + run, 4)->i == webhook) {
+            run++;
+        }
+        for (h = 0; h < t.hooks.nrows && jt_cell(&t.hooks, h, 0)->i != webhook; h++) {
+        }
+        if (h < t.hooks.nrows) {
+            filled += make_calls(c, db, a, &t.leased, i, run, &t.hooks, h, &t.ev, calls + filled);
+        }
+        i += run;
+    }
+    *ncalls = filled;
+    *more = t.unleased > 0;
+    return JT_TX_OK;
 }
 
 typedef struct {
@@ -663,18 +826,21 @@ typedef struct {
     int                       recorded;
 } finish_tx;
 
-/* One attempt: each outcome fenced by the version its claim wrote; one
- * whose lease ran out (another consumer claimed it since) is not recorded
- * (that consumer records its own), and neither is its attempt row. */
+/* One attempt: the outcomes and their attempt rows, two statements for
+ * the batch (SQL_OUTCOMES). */
 static jt_tx_step
 finish_body(jt_tx *tx)
 {
     finish_tx *t = tx->data;
-    jt_val p[7];
+    jt_val p[1];
     jt_rows rows;
+    jt_json w;
+    jt_buf b;
     int i;
 
-    t->recorded = 0;
+    jt_buf_init(&b, tx->arena, 128 * (size_t) t->n + 16);
+    jw_init(&w, &b);
+    jw_arr_open(&w);
     for (i = 0; i < t->n; i++) {
         const jt_webhook_outcome *o = &t->o[i];
         const jt_webhook_call *k = o->call;
@@ -683,24 +849,35 @@ finish_body(jt_tx *tx)
                              : k->unsendable || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
                                                                                         : "PENDING";
 
-        p[0] = JT_VI(k->attempt);
-        p[1] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
-        p[2] = JT_VS(status);
-        p[3] = JT_VI(strcmp(status, "PENDING") == 0 ? backoff_ms(t->conf, k->attempt) * 1000 : 0);
-        p[4] = JT_VS(status);
-        p[5] = JT_VI(k->delivery_id);
-        p[6] = JT_VI(k->version);
-        JT_TX_EXEC(tx, SQL_OUTCOME, p, 7, &rows);
-        if (rows.affected != 1) {
-            continue;
+        jw_obj_open(&w);
+        jw_kint(&w, "d", k->delivery_id);
+        jw_kint(&w, "v", k->version);
+        jw_kint(&w, "a", k->attempt);
+        if (o->status_code > 0) {
+            jw_kint(&w, "c", o->status_code);
+        } else {
+            jw_knull(&w, "c");
         }
-        p[0] = JT_VI(k->delivery_id);
-        p[1] = JT_VI(k->attempt);
-        p[2] = o->status_code > 0 ? JT_VI(o->status_code) : JT_VNULL;
-        p[3] = o->error != NULL ? JT_VS(o->error) : JT_VNULL;
-        p[4] = JT_VI(o->duration_ms);
-        JT_TX_EXEC(tx, SQL_ATTEMPT_INSERT, p, 5, &rows);
-        t->recorded++;
+        jw_kstr(&w, "s", status);
+        jw_kint(&w, "b", strcmp(status, "PENDING") == 0 ? backoff_ms(t->conf, k->attempt) * 1000 : 0);
+        if (o->error != NULL) {
+            jw_kstr(&w, "e", o->error);
+        } else {
+            jw_knull(&w, "e");
+        }
+        jw_kint(&w, "ms", o->duration_ms);
+        jw_obj_close(&w);
+    }
+    jw_arr_close(&w);
+    if (b.oom) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    p[0] = JT_VB(jt_buf_cstr(&b), b.len);
+    JT_TX_EXEC(tx, SQL_OUTCOMES, p, 1, &rows);
+    t->recorded = (int) rows.affected;
+    if (rows.affected > 0) {
+        JT_TX_EXEC(tx, SQL_ATTEMPTS_INSERT, p, 1, &rows);
     }
     return JT_TX_COMMIT;
 }

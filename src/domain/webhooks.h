@@ -16,12 +16,15 @@
  *                       deliveries (a few at a time) in one transaction:
  *                       locked FOR UPDATE SKIP LOCKED, their versions
  *                       bumped and a lease set (lease_until, on the
- *                       database's clock: every host sees the same one);
+ *                       database's clock: every host sees the same one;
+ *                       next_attempt_at moves to the lease's end too, the
+ *                       earliest another consumer may try);
  *                       it makes the calls outside any transaction, one
  *                       after another, and records the outcomes (a batch
- *                       per transaction) each fenced by the version its
- *                       claim wrote: the attempt row, the count, the
- *                       status code, the next try or DELIVERED / FAILED.
+ *                       per transaction, two statements for all) each
+ *                       fenced by the version its claim wrote: the
+ *                       attempt row, the count, the status code, the
+ *                       next try or DELIVERED / FAILED.
  *                       Two consumers (two hosts) cannot both claim one
  *                       delivery (the row is locked, then its version and
  *                       lease have moved); one whose lease ran out while
@@ -60,9 +63,7 @@ jt_err webhooks_deliveries(jt_req *r);
 
 /* The consumer's side. */
 
-/* Creates the deliveries of events ids[0..n-1] for every active webhook
- * that wants their topic, in one transaction (JT_TX_OK: committed). */
-jt_tx_rc webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n);
+
 /* Events published lost_after ago that no webhook consumer recorded. */
 int webhooks_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max);
 
@@ -93,6 +94,18 @@ typedef struct {
  * filled (in the order they are to be made). */
 int  webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *busy, int nbusy,
                     jt_webhook_call *calls, int max);
+
+/* Creates the deliveries of events ids[0..n-1] for every active webhook
+ * that wants their topic, in one transaction (JT_TX_OK: committed). Up to
+ * max of them are created claimed by this consumer, each leased for the
+ * calls queued ahead of it to its webhook (queued[0..nqueued-1]: a
+ * webhook id per call this consumer has waiting or in flight), and their
+ * calls filled into calls (*ncalls, in the order they are to be made): a
+ * new event's first call needs no claim of its own. *more: some were left
+ * due, for the next claim. */
+jt_tx_rc webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
+                       const int64_t *queued, int nqueued, jt_webhook_call *calls, int max, int *ncalls,
+                       int *more);
 
 /* How a call went: its status code (0: no answer, `error` says why) and
  * how long it took. */

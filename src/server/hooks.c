@@ -129,12 +129,14 @@ flush_finished(const jt_conf *c, jt_db *db, jt_arena *a, finished *f)
 }
 
 /* Takes every call curl has finished into f (recording f when it is full)
- * and frees their slots; how many. */
+ * and frees their slots; how many. *dry: one of them was the last call
+ * queued to its webhook (none of its calls waits in ready[0..nready-1]). */
 static int
-reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, finished *f)
+reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, finished *f, const jt_webhook_call *ready,
+           int nready, int *dry)
 {
     CURLMsg *msg;
-    int left, n = 0;
+    int left, k, n = 0;
 
     while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
         slot_call *s = NULL;
@@ -162,6 +164,9 @@ reap_calls(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, finished *f)
         f->out[f->n].error = code > 0 ? NULL : curl_easy_strerror(msg->data.result);
         f->out[f->n].duration_ms = jt_clock_mono_ms() - s->started_ms;
         f->n++;
+        for (k = 0; k < nready && ready[k].webhook_id != s->call.webhook_id; k++) {
+        }
+        *dry |= k == nready;
         end_call(multi, s);
         n++;
     }
@@ -212,6 +217,23 @@ start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *c
     return started;
 }
 
+/* A webhook id per call queued or in flight, into out; how many. */
+static int
+queued_calls(const slot_call *calls, const jt_webhook_call *ready, int nready, int64_t *out)
+{
+    int i, n = 0;
+
+    for (i = 0; i < MAX_CALLS; i++) {
+        if (calls[i].used) {
+            out[n++] = calls[i].call.webhook_id;
+        }
+    }
+    for (i = 0; i < nready; i++) {
+        out[n++] = ready[i].webhook_id;
+    }
+    return n;
+}
+
 void
 jt_hooks_run(const jt_conf *c, int slot)
 {
@@ -219,9 +241,9 @@ jt_hooks_run(const jt_conf *c, int slot)
     static slot_call calls[MAX_CALLS];
     static jt_webhook_call ready[MAX_CALLS];
     static finished done;
-    int64_t busy[2 * MAX_CALLS];
+    int64_t busy[2 * MAX_CALLS], queued[2 * MAX_CALLS];
     int64_t next_lost = 0, next_claim = 0, next_read = 0;
-    int cap, i, inflight = 0, nready = 0;
+    int cap, i, inflight = 0, nready = 0, due = 1, more;
     jt_stream_reader reader;
     jt_child_res res;
     CURLM *multi;
@@ -253,9 +275,15 @@ jt_hooks_run(const jt_conf *c, int slot)
                 if (jt_redis_ready(&res.redis) == 0
                     && jt_stream_read(&reader, &rc, &res.redis, &res.arena, idle ? BLOCK_MS : 0, (int) rc.ev_batch,
                                       &batch) == 0) {
-                    if (batch.n > 0 && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n) == JT_TX_OK) {
+                    if (batch.n > 0
+                        && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n, queued,
+                                         queued_calls(calls, ready, nready, queued), ready + nready,
+                                         MAX_CALLS - nready, &n, &more) == JT_TX_OK) {
                         jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
-                        next_claim = 0;
+                        nready += n;
+                        if (more) {
+                            due = 1, next_claim = 0;
+                        }
                     }
                     /* less than a batch: let the next one gather (one commit for many) */
                     next_read = batch.n < rc.ev_batch ? jt_clock_mono_ms() + rc.ev_linger_ms : 0;
@@ -267,9 +295,14 @@ jt_hooks_run(const jt_conf *c, int slot)
             if (now >= next_lost) {
                 int64_t ids[JT_STREAM_BATCH_MAX];
                 n = webhooks_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
-                if (n > 0 && webhooks_hook(&rc, &res.db, &res.arena, ids, n) == JT_TX_OK) {
+                if (n > 0
+                    && webhooks_hook(&rc, &res.db, &res.arena, ids, n, queued, queued_calls(calls, ready, nready, queued),
+                                     ready + nready, MAX_CALLS - nready, &i, &more) == JT_TX_OK) {
                     jt_log_warn("webhooks: %d events Redis lost were taken from MariaDB", n);
-                    next_claim = 0;
+                    nready += i;
+                    if (more) {
+                        due = 1, next_claim = 0;
+                    }
                 }
                 next_lost = now + LOST_EVERY_MS;
             }
@@ -287,7 +320,11 @@ jt_hooks_run(const jt_conf *c, int slot)
                 }
                 n = webhooks_claim(&rc, &res.db, &res.arena, busy, nbusy, ready + nready, MAX_CALLS - nready);
                 nready += n;
-                /* while claims find work, claim again as soon as a queue runs dry */
+                /* while claims find work (or passed over a webhook that
+                 * was busy), claim again as soon as a webhook's queue runs
+                 * dry; else every CLAIM_EVERY_MS (retries come due, and
+                 * the leases of a consumer that died run out) */
+                due = n > 0 || nbusy > 0;
                 next_claim = n > 0 ? 0 : now + CLAIM_EVERY_MS;
             }
             start_ready(&rc, &res.db, &res.arena, multi, calls, cap, &inflight, ready, &nready);
@@ -304,10 +341,11 @@ jt_hooks_run(const jt_conf *c, int slot)
         }
         if (inflight > 0) {
             curl_multi_perform(multi, &running);
-            n = reap_calls(&rc, &res.db, &res.arena, multi, &done);
+            int dry = 0;
+            n = reap_calls(&rc, &res.db, &res.arena, multi, &done, ready, nready, &dry);
             inflight -= n;
-            if (n > 0) {
-                next_claim = 0;   /* room again: claim more at once */
+            if (dry && due) {
+                next_claim = 0;   /* a webhook's queue ran dry: claim more for it at once */
             }
             /* a finished call frees its webhook: its next ready call goes at once */
             if (!jt_child_quitting()) {
