@@ -35,9 +35,11 @@ static const char SQL_INSERT[] =
 static const char SQL_CONSUMED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.notified_at = NOW(6)"
     " WHERE x.notified_at IS NULL";
+/* (by the key of the unnotified: never a range of published_at, which is
+ * the whole outbox) */
 static const char SQL_LOST[] =
-    "SELECT id FROM outbox WHERE notified_at IS NULL AND published_at < NOW(6) - INTERVAL ? SECOND"
-    " ORDER BY id LIMIT ?";
+    "SELECT id FROM outbox FORCE INDEX (outbox_notify) WHERE notified_at IS NULL"
+    " AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
 
 enum { N_ID, N_EVENT, N_TOPIC, N_REF, N_MESSAGE, N_CREATED, N_READ };
 

@@ -65,8 +65,9 @@ static const char SQL_LEASED[] =
 static const char SQL_HOOKED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.hooked_at = NOW(6)"
     " WHERE x.hooked_at IS NULL";
-static const char SQL_LOST[] =
-    "SELECT id FROM outbox WHERE hooked_at IS NULL AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
+static const char SQL_LOST[] =   /* as notifications.c's */
+    "SELECT id FROM outbox FORCE INDEX (outbox_hook) WHERE hooked_at IS NULL"
+    " AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
 /* A claim moves next_attempt_at to its lease's end (the earliest another
  * consumer may try, should this one die), so due is one index range of
  * webhook_deliveries_due: the deliveries in flight are not read over and
