@@ -340,8 +340,9 @@ jt_hooks_run(const jt_conf *c, int slot)
             nready = 0;
         }
         if (inflight > 0) {
-            curl_multi_perform(multi, &running);
             int dry = 0;
+
+            curl_multi_perform(multi, &running);
             n = reap_calls(&rc, &res.db, &res.arena, multi, &done, ready, nready, &dry);
             inflight -= n;
             if (dry && due) {
