@@ -73,15 +73,19 @@ static const char SQL_LOST[] =   /* as notifications.c's */
  * webhook_deliveries_due: the deliveries in flight are not read over and
  * over by every claim. */
 #define DUE "status = 'PENDING' AND next_attempt_at <= NOW(6)"
-/* the webhooks with a due delivery nobody holds (a dependent subquery with
- * LIMIT 1, one index entry read per webhook: written as EXISTS, the
- * optimizer materialises the semi-join, a scan of every delivery ever
- * made, on every claim), then their oldest ones, locked (SKIP LOCKED:
- * another consumer claiming the same rows takes the next ones instead of
- * waiting) and leased in one transaction */
+/* the webhooks with a due delivery nobody holds: the earliest next try of
+ * their pending ones, one index entry read per webhook (the index's order,
+ * ORDER BY ... LIMIT 1), compared outside. Written as EXISTS, the optimizer
+ * materialises the semi-join, a scan of every delivery ever made; written
+ * with the time inside the subquery, it reads every pending delivery of
+ * the webhook (the time is no range there: w.id is not a constant), and
+ * thousands in flight are pending. Then their oldest ones, locked (SKIP
+ * LOCKED: another consumer claiming the same rows takes the next ones
+ * instead of waiting) and leased in one transaction. */
 static const char SQL_DUE_HOOKS[] =
-    "SELECT w.id, w.events, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND (SELECT d.id FROM"
-    " webhook_deliveries d WHERE d.webhook_id = w.id AND d." DUE " LIMIT 1) IS NOT NULL ORDER BY w.id LIMIT 1000";
+    "SELECT w.id, w.events, w.url, w.secret_enc FROM webhooks w WHERE w.active = 1 AND (SELECT d.next_attempt_at"
+    " FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'PENDING' ORDER BY d.next_attempt_at"
+    " LIMIT 1) <= NOW(6) ORDER BY w.id LIMIT 1000";
 static const char SQL_CLAIMABLE[] =
     "SELECT id, event_id, attempts, version FROM webhook_deliveries WHERE webhook_id = ? AND " DUE
     " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED";

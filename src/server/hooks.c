@@ -187,24 +187,33 @@ calling(const slot_call *calls, int64_t webhook)
 
 /* Starts ready calls in claim order, as long as there are free slots and
  * their webhook has fewer than webhook_per_receiver in flight; how many it
- * started. */
+ * started. One pass: a webhook found full is remembered for the rest of
+ * it, and the calls left wait in order, each moved once (a call is a few
+ * kilobytes, and hundreds may wait for one busy receiver). */
 static int
 start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *calls, int cap, int *inflight,
             jt_webhook_call *ready, int *nready)
 {
-    int i = 0, k, started = 0;
+    int64_t full[MAX_CALLS];
+    int i, k, f, nfull = 0, kept = 0, started = 0;
 
-    while (i < *nready && *inflight < cap) {
-        if (calling(calls, ready[i].webhook_id) >= c->wh_per_receiver) {
-            i++;
+    for (i = 0; i < *nready; i++) {
+        for (f = 0; f < nfull && full[f] != ready[i].webhook_id; f++) {
+        }
+        if (*inflight < cap && f == nfull && calling(calls, ready[i].webhook_id) >= c->wh_per_receiver) {
+            full[nfull++] = ready[i].webhook_id;
+        }
+        if (*inflight >= cap || f < nfull) {
+            if (kept != i) {
+                ready[kept] = ready[i];
+            }
+            kept++;
             continue;
         }
         for (k = 0; calls[k].used; k++) {
         }
         calls[k].used = 1;
         calls[k].call = ready[i];
-        memmove(&ready[i], &ready[i + 1], sizeof(ready[0]) * (size_t) (*nready - i - 1));
-        (*nready)--;
         if (start_call(c, multi, &calls[k]) != 0) {
             jt_webhook_outcome o = { &calls[k].call, 0, "cannot start the call", 0 };
             webhooks_finish(c, db, a, &o, 1);
@@ -214,6 +223,7 @@ start_ready(const jt_conf *c, jt_db *db, jt_arena *a, CURLM *multi, slot_call *c
         (*inflight)++;
         started++;
     }
+    *nready = kept;
     return started;
 }
 
