@@ -4,7 +4,9 @@
 # orders are placed, and every outbox row is still published, every event
 # has exactly one notification, nothing is left pending; Redis is stopped
 # for 5 s while orders go on, and afterwards every event is delivered
-# (notified, and POSTed to a webhook), none lost, none twice.
+# (notified, and POSTed to a webhook), none lost, none twice; Redis loses
+# the stream with events in it nobody read, and the consumers' sweeps find
+# them in MariaDB.
 use strict;
 use warnings;
 use utf8;
@@ -175,6 +177,51 @@ subtest 'Redis stopped for 5 s during orders: every event delivered afterwards, 
     # (outcomes are recorded a batch at a time, a moment after the answers)
     wait_for(sub { !sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE status <> 'DELIVERED'") }, 10);
     is(sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE status <> 'DELIVERED'"), 0, 'every delivery DELIVERED');
+    $rx->stop;
+};
+
+# ---------------------------------------------------------------- the stream lost
+subtest 'Redis lost the stream with events nobody consumed: the sweeps find every one in MariaDB, once' => sub {
+    my $rx = Jangteo::Receiver->new(mode => 'ok', dir => $s->dir);
+    my $r = jreq($s, 'POST', '/api/v1/admin/webhooks', $tok->{admin}, { url => $rx->url, events => ['order.paid'],
+        secret => 'whsec_' . encode_base64('l' x 32, '') });
+    is($r->{status}, 201, 'a webhook receiver') or diag($r->{body});
+    my $reload = sub {
+        my ($consumers) = @_;
+        $s->{conf}{events} = { %{ $s->{conf}{events} }, consumers => $consumers, webhook_consumers => $consumers };
+        $s->_write_app_conf;
+        $s->signal_master('HUP');
+        ok(wait_for(sub { scalar(kids('jangteod-notify')) == $consumers && scalar(kids('jangteod-hooks')) == $consumers }, 30),
+            "$consumers notifiers and webhook consumers running");
+    };
+    $reload->(0);
+    my $first = (sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM orders') // 0) + 1;
+    my $from = sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM outbox');
+    my $res = concurrent($s, order_reqs(30, 3));
+    is(scalar(grep { $_->{status} == 201 } @$res), 30, '30 orders placed with no consumer running');
+    ok(wait_for(sub { !sql1($s, 'SELECT COUNT(*) FROM outbox WHERE published_at IS NULL') }, 30), 'the relay published them');
+    my $events = sql1($s, "SELECT COUNT(*) FROM outbox WHERE id > $from");
+    is(sql1($s, "SELECT COUNT(*) FROM notifications WHERE event_id > $from"), 0, 'nobody was told yet');
+    # what a Redis without persistence does on a restart: the stream and
+    # its groups are gone, entries nobody read with them
+    $s->redis('DEL', 'events');
+    my $log0 = length $s->log_text('error');
+    $reload->(2);
+    my $q = events_quiet($s, 60);
+    is($q->{unnotified} + $q->{unhooked}, 0, 'afterwards every event is consumed') or diag(explain $q);
+    one_notification_each('the stream lost', $first);
+    is(sql1($s, "SELECT COUNT(*) FROM notifications WHERE event_id > $from"), $events, "one notification per event ($events)");
+    ok(wait_for(sub { scalar(@{ $rx->requests }) >= 30 }, 30), 'the webhook receiver got the 30 order.paid events');
+    my %seen;
+    $seen{ $_->{id} }++ for @{ $rx->requests };
+    is(scalar(keys %seen), 30, '... all 30');
+    is(scalar(grep { $seen{$_} > 1 } keys %seen), 0, '... each once');
+    my $log = substr($s->log_text('error'), $log0);
+    like($log, qr/notifier: \d+ events Redis lost were taken from MariaDB/, 'the notifiers\' sweep found them');
+    like($log, qr/webhooks: \d+ events Redis lost were taken from MariaDB/, 'the webhook consumers\' sweep found them');
+    my $last = sql1($s, 'SELECT MAX(id) FROM outbox');
+    ok(wait_for(sub { (sql1($s, "SELECT MIN(through_id) FROM event_cursors WHERE name IN ('notifications', 'webhooks')"
+        . ' HAVING COUNT(*) = 2') // 0) >= $last }, 30), 'both sweeps\' cursors moved past the last event');
     $rx->stop;
 };
 

@@ -101,9 +101,9 @@ static const check_def checks[] = {
       "for its recipient",
       "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL",
       "SELECT x.id FROM outbox x WHERE x.published_at IS NOT NULL AND x.published_at < NOW(6) - INTERVAL ? SECOND"
-      " AND (x.notified_at IS NULL OR (SELECT COUNT(*) FROM notifications n WHERE n.event_id = x.id)"
-      " <> IF(" JT_EVENT_RECIPIENT("x") " IS NULL, 0, 1) OR EXISTS (SELECT 1 FROM notifications n WHERE"
-      " n.event_id = x.id AND n.user_id <> " JT_EVENT_RECIPIENT("x") ")) ORDER BY x.id", 1 },
+      " AND ((SELECT COUNT(*) FROM notifications n WHERE n.event_id = x.id) <> IF(" JT_EVENT_RECIPIENT("x")
+      " IS NULL, 0, 1) OR EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = x.id AND n.user_id <> "
+      JT_EVENT_RECIPIENT("x") ")) ORDER BY x.id", 1 },
     /* paid and not being refunded: PAID and the lifecycle's statuses after it */
     { "card_paid", "every paid card order (PAID up to RETURN_REQUESTED) has exactly one gateway payment, of its "
       "total, nothing refunded",

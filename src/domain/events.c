@@ -294,18 +294,73 @@ events_message(jt_arena *a, const char *topic, int64_t aggregate_id, const char 
     return b.oom ? NULL : jt_buf_cstr(&b);
 }
 
-int
-events_unconsumed(const jt_conf *c, struct jt_db *db, jt_arena *a, const char *sql, int64_t *ids, int max)
-{
-    jt_val p[2] = { JT_VI(c->ev_lost_after), JT_VI(max) };
-    jt_rows rows;
-    int i;
+/* the sweep's cursor (sql/016): every event up to it was consumed */
+static const char SQL_CURSOR[] = "SELECT through_id FROM event_cursors WHERE name = ?";
+static const char SQL_CURSOR_MOVE[] =
+    "INSERT INTO event_cursors (name, through_id) VALUES (?, ?)"
+    " ON DUPLICATE KEY UPDATE through_id = GREATEST(through_id, VALUES(through_id))";
 
-    if (jt_db_exec(db, a, sql, p, 2, &rows) != JT_DB_OK) {
-        return 0;
+#define LOST_CHUNK  1000   /* outbox rows read per statement */
+#define LOST_CHUNKS 16     /* statements per sweep, while every row is old and consumed */
+
+int
+events_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_event_sweep *sw, int64_t *ids, int max)
+{
+    jt_val p[4] = { JT_VS(sw->name) };
+    jt_rows rows;
+    int i, k, n = 0;
+
+    if (jt_db_exec(db, a, SQL_CURSOR, p, 1, &rows) != JT_DB_OK) {
+        return -1;
     }
-    for (i = 0; i < rows.nrows && i < max; i++) {
-        ids[i] = jt_cell(&rows, i, 0)->i;
+    sw->from = sw->through = rows.nrows > 0 ? jt_val_int(jt_cell(&rows, 0, 0)) : 0;
+    for (k = 0; k < LOST_CHUNKS; k++) {
+        p[0] = JT_VI(c->ev_lost_after);
+        p[1] = JT_VI(c->ev_lost_after);
+        p[2] = JT_VI(sw->through);
+        p[3] = JT_VI(LOST_CHUNK);
+        if (jt_db_exec(db, a, sw->sql, p, 4, &rows) != JT_DB_OK) {
+            return -1;
+        }
+        for (i = 0; i < rows.nrows; i++) {
+            /* not published, or not lost_after ago: the walk stops there,
+             * the cursor must never pass an event that may still come */
+            if (jt_cell(&rows, i, 1)->type == JT_V_NULL || jt_val_int(jt_cell(&rows, i, 1)) == 0) {
+                return n;
+            }
+            if (jt_val_int(jt_cell(&rows, i, 2)) != 0) {
+                if (n == max) {
+                    return n;
+                }
+                ids[n++] = jt_cell(&rows, i, 0)->i;
+            }
+            sw->through = jt_cell(&rows, i, 0)->i;
+        }
+        if (rows.nrows < LOST_CHUNK) {
+            break;   /* the end of the outbox */
+        }
     }
-    return i;
+    return n;
+}
+
+static jt_tx_step
+cursor_body(jt_tx *tx)
+{
+    const jt_event_sweep *sw = tx->data;
+    jt_val p[2] = { JT_VS(sw->name), JT_VI(sw->through) };
+    jt_rows rows;
+
+    JT_TX_EXEC(tx, SQL_CURSOR_MOVE, p, 2, &rows);
+    return JT_TX_COMMIT;
+}
+
+void
+events_lost_done(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_event_sweep *sw)
+{
+    jt_tx_policy pol;
+
+    if (sw->through > sw->from) {
+        jt_tx_policy_init(&pol, c);
+        (void) jt_tx_run(db, a, &pol, cursor_body, sw);   /* failing that, the next sweep walks it again */
+    }
 }

@@ -60,10 +60,34 @@ int     events_publish(const jt_conf *c, struct jt_db *db, struct jt_redis *redi
  * batches; the number deleted. */
 int64_t events_purge(const jt_conf *c, struct jt_db *db, jt_arena *a);
 
-/* The ids (at most max) of events published [events] lost_after ago that
- * a consumer never recorded: `sql` selects them (its parameters: the
- * seconds, then max), per consumer. Their stream entries were lost. */
-int     events_unconsumed(const jt_conf *c, struct jt_db *db, jt_arena *a, const char *sql, int64_t *ids, int max);
+/* A consumer kind's sweep for the events Redis lost: published [events]
+ * lost_after ago, and never recorded by a consumer of the kind (their
+ * stream entries are gone). It walks the outbox by id from the kind's
+ * cursor (sql/016), and stops at the first event not published that long
+ * ago: the cursor never passes an event that may still arrive by the
+ * stream. `sql` is JT_EVENTS_LOST_SQL(missing), `missing` a condition on
+ * outbox row x that is true while the kind never recorded it.
+ * What it rests on: ids are handed out in time order, and no transaction
+ * that writes an event stays open for lost_after (30 s; every statement is
+ * bounded by max_statement_time, a transaction by [tx] deadline_ms), so an
+ * event the walk cannot see yet (not committed) never has a smaller id
+ * than one it passes. Should one ever, and its stream entry be lost too,
+ * the audit's event_notifications names it. */
+typedef struct {
+    const char *name;      /* the cursor's name */
+    const char *sql;
+    int64_t     from;      /* the cursor as the sweep read it */
+    int64_t     through;   /* where it may move once the ids found are recorded */
+} jt_event_sweep;
+#define JT_EVENTS_LOST_SQL(missing)                                                                      \
+    "SELECT x.id, x.published_at < NOW(6) - INTERVAL ? SECOND, IF(x.published_at < NOW(6) - INTERVAL ?" \
+    " SECOND, " missing ", 0) FROM outbox x WHERE x.id > ? ORDER BY x.id LIMIT ?"
+/* The lost events' ids, oldest first, at most max (the number, or -1 when
+ * MariaDB is down); sw->through is set to the last event walked. */
+int     events_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_event_sweep *sw, int64_t *ids, int max);
+/* Moves the kind's cursor to sw->through: call it once what events_lost
+ * found is committed (and at once when it found none). */
+void    events_lost_done(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_event_sweep *sw);
 
 /* What the notification of an event says, in Korean as the seeds' users
  * read it, built from its payload (arena memory); NULL when the topic

@@ -21,10 +21,11 @@ static const char SQL_GET[] = NOTIFICATION_COLUMNS " WHERE id = ? AND user_id = 
 static const char SQL_MARK_READ[] =
     "UPDATE notifications SET read_at = NOW(6) WHERE id = ? AND user_id = ? AND read_at IS NULL";
 
-/* the consumer's side */
+/* the consumer's side: the batch's events (one notified before is told
+ * again, and the insert of its rows is a no-op) */
 static const char SQL_EVENTS[] =
     "SELECT x.id, x.topic, x.aggregate_id, x.payload, " JT_EVENT_RECIPIENT("x") " FROM outbox x"
-    " JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id WHERE x.notified_at IS NULL";
+    " JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id";
 /* the batch's notifications in one statement: a JSON array of
  * {e: event, u: user, t: topic, r: ref, m: message} */
 static const char SQL_INSERT[] =
@@ -32,14 +33,10 @@ static const char SQL_INSERT[] =
     " FROM JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, e BIGINT UNSIGNED PATH '$.e', u BIGINT UNSIGNED PATH '$.u',"
     " t VARCHAR(64) PATH '$.t', r BIGINT UNSIGNED PATH '$.r', m VARCHAR(500) PATH '$.m')) j ORDER BY j.n"
     " ON DUPLICATE KEY UPDATE notifications.id = notifications.id";
-static const char SQL_CONSUMED[] =
-    "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.notified_at = NOW(6)"
-    " WHERE x.notified_at IS NULL";
-/* (by the key of the unnotified: never a range of published_at, which is
- * the whole outbox) */
-static const char SQL_LOST[] =
-    "SELECT id FROM outbox FORCE INDEX (outbox_notify) WHERE notified_at IS NULL"
-    " AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
+/* lost: an event with a recipient and no notification (the audit's
+ * event_notifications in the other direction) */
+static const char SQL_LOST[] = JT_EVENTS_LOST_SQL(
+    "NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = x.id) AND " JT_EVENT_RECIPIENT("x") " IS NOT NULL");
 
 enum { N_ID, N_EVENT, N_TOPIC, N_REF, N_MESSAGE, N_CREATED, N_READ };
 
@@ -155,8 +152,8 @@ typedef struct {
     int64_t        created;
 } record_tx;
 
-/* One attempt: the events of the batch not notified yet, one row per
- * recipient, and the batch stamped consumed (notifications.h). */
+/* One attempt: a row per recipient of each event of the batch, in one
+ * statement (notifications.h). */
 static jt_tx_step
 record_body(jt_tx *tx)
 {
@@ -205,8 +202,6 @@ record_body(jt_tx *tx)
         JT_TX_EXEC(tx, SQL_INSERT, p, 1, &rows);
         t->created = (int64_t) rows.affected;
     }
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_CONSUMED, p, 1, &rows);
     return JT_TX_COMMIT;
 }
 
@@ -230,8 +225,9 @@ notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int6
     return rc;
 }
 
-int
-notifications_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max)
+void
+notifications_lost_sweep(jt_event_sweep *sw)
 {
-    return events_unconsumed(c, db, a, SQL_LOST, ids, max);
+    sw->name = "notifications";
+    sw->sql = SQL_LOST;
 }

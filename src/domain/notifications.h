@@ -7,8 +7,7 @@
  * sweep of events Redis lost, two consumers at once. The unique key
  * (event_id, user_id) is the guarantee: the insert of a second copy is a
  * no-op (ON DUPLICATE KEY), and a concurrent first copy makes it wait for
- * that transaction, then a no-op. The event's notified_at is stamped in
- * the same transaction, so an event is "consumed" exactly when its
+ * that transaction, then a no-op. An event is "consumed" exactly when its
  * notifications are committed; the stream entries are acknowledged only
  * after that COMMIT, so an entry whose transaction failed is delivered
  * again. */
@@ -19,6 +18,7 @@
 
 #include "core/arena.h"
 #include "core/config.h"
+#include "domain/events.h"
 #include "http/request.h"
 #include "store/tx.h"
 
@@ -34,8 +34,9 @@ jt_err notifications_read(jt_req *r);
  * committed (the caller may then acknowledge every one of them). */
 jt_tx_rc notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
                               int64_t *created);
-/* Events published [events] lost_after ago that no notification consumer
- * recorded (their stream entry was lost): their ids, at most max. */
-int notifications_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max);
+/* The sweep for events published [events] lost_after ago that no
+ * notification consumer recorded (their stream entries were lost):
+ * events_lost() with it. */
+void notifications_lost_sweep(jt_event_sweep *sw);
 
 #endif

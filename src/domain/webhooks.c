@@ -37,11 +37,11 @@ static const char SQL_ATTEMPTS[] =
     "SELECT attempt_no, status_code, error, duration_ms, " TIME("at") " FROM webhook_attempts"
     " WHERE delivery_id = ? ORDER BY id LIMIT 100";
 
-/* the consumer's side: the batch's events not yet hooked, locked (a
- * second consumer handed the same events waits, then finds them hooked) */
+/* the consumer's side: the batch's events, locked (a second consumer
+ * handed the same events waits, then finds their deliveries made) */
 static const char SQL_EVENTS[] =
     "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
-    JT_EVENT_IDS_TABLE ") j ON j.id = x.id WHERE x.hooked_at IS NULL FOR UPDATE";
+    JT_EVENT_IDS_TABLE ") j ON j.id = x.id FOR UPDATE";
 static const char SQL_ACTIVE[] =
     "SELECT id, events, url, secret_enc FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
 /* the batch's deliveries in one statement: [{w: webhook, e: event, t:
@@ -56,18 +56,24 @@ static const char SQL_DELIVERY_INSERT[] =
     " SELECT j.w, j.e, j.t, IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NULL),"
     " IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NOW(6)), IF(j.l > 0, 1, 0) FROM " DELIVERY_TABLE
     " ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
+/* of a batch's deliveries, the ones made before (the event came again:
+ * a redelivery, a reclaim, a sweep): their webhooks and events. Nobody
+ * makes another while the batch's events are locked. */
+static const char SQL_EXISTING[] =
+    "SELECT j.w, j.e FROM " DELIVERY_TABLE " JOIN webhook_deliveries d ON d.webhook_id = j.w AND d.event_id = j.e";
 /* the ones inserted claimed, as SQL_CLAIMABLE reads a claim's rows (id,
  * event_id, attempts, the version before the claim) plus their webhook */
 static const char SQL_LEASED[] =
     "SELECT d.id, d.event_id, d.attempts, d.version - 1, d.webhook_id FROM " DELIVERY_TABLE
     " JOIN webhook_deliveries d ON d.webhook_id = j.w AND d.event_id = j.e WHERE j.l > 0 AND d.version = 1"
     " AND d.attempts = 0 ORDER BY j.n";
-static const char SQL_HOOKED[] =
-    "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.hooked_at = NOW(6)"
-    " WHERE x.hooked_at IS NULL";
-static const char SQL_LOST[] =   /* as notifications.c's */
-    "SELECT id FROM outbox FORCE INDEX (outbox_hook) WHERE hooked_at IS NULL"
-    " AND published_at < NOW(6) - INTERVAL ? SECOND ORDER BY id LIMIT ?";
+/* lost: an event an active webhook registered before it wants, with no
+ * delivery to that webhook (wants() in SQL: events is a comma-separated
+ * list of topics) */
+static const char SQL_LOST[] = JT_EVENTS_LOST_SQL(
+    "EXISTS (SELECT 1 FROM webhooks w WHERE w.active = 1 AND w.created_at <= x.created_at"
+    " AND FIND_IN_SET(x.topic, w.events) > 0 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+    " WHERE d.webhook_id = w.id AND d.event_id = x.id))");
 /* A claim moves next_attempt_at to its lease's end (the earliest another
  * consumer may try, should this one die), so due is one index range of
  * webhook_deliveries_due: the deliveries in flight are not read over and
@@ -442,10 +448,11 @@ webhooks_deliveries(jt_req *r)
 
 /* --- the consumer's side ---------------------------------------------------------- */
 
-int
-webhooks_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max)
+void
+webhooks_lost_sweep(jt_event_sweep *sw)
 {
-    return events_unconsumed(c, db, a, SQL_LOST, ids, max);
+    sw->name = "webhooks";
+    sw->sql = SQL_LOST;
 }
 
 /* The wait before attempt `failed + 1`: base x 2^(failed - 1), capped,
@@ -682,21 +689,72 @@ wants(const char *csv, const char *topic)
     return 0;
 }
 
-/* One attempt: the events not yet hooked, locked; a delivery for every
- * active webhook that wants each (by webhook, then event: the order the
- * calls are made in), up to max of them inserted claimed, each leased
- * for the calls queued ahead of it to its webhook; the events stamped
- * hooked. */
+static int
+existed(const jt_rows *existing, int64_t webhook, int64_t event)
+{
+    int i;
+
+    for (i = 0; existing != NULL && i < existing->nrows; i++) {
+        if (jt_cell(existing, i, 0)->i == webhook && jt_cell(existing, i, 1)->i == event) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The batch's deliveries as SQL_DELIVERY_INSERT takes them: one for every
+ * active webhook that wants each event (by webhook, then event: the order
+ * the calls are made in) and has none in `existing`, up to t->max of them
+ * leased now, each for the calls queued ahead of it to its webhook. How
+ * many, or -1 (out of memory); *leased the number leased. */
+static int
+delivery_batch(hook_tx *t, jt_buf *batch, const jt_rows *existing, int *leased)
+{
+    jt_json w;
+    int i, k, made = 0;
+
+    *leased = 0;
+    t->unleased = 0;
+    jw_init(&w, batch);
+    jw_arr_open(&w);
+    for (k = 0; k < t->hooks.nrows; k++) {
+        int64_t webhook = jt_cell(&t->hooks, k, 0)->i;
+        int ahead = count_of(t->queued, t->nqueued, webhook);
+
+        for (i = 0; i < t->ev.nrows; i++) {
+            int now;
+            if (!wants(jt_cell(&t->hooks, k, 1)->s, jt_cell(&t->ev, i, 1)->s)
+                || existed(existing, webhook, jt_cell(&t->ev, i, 0)->i)) {
+                continue;
+            }
+            now = *leased < t->max;
+            *leased += now;
+            t->unleased += !now;
+            jw_obj_open(&w);
+            jw_kint(&w, "w", webhook);
+            jw_kint(&w, "e", jt_cell(&t->ev, i, 0)->i);
+            jw_kstr(&w, "t", jt_cell(&t->ev, i, 1)->s);
+            jw_kint(&w, "l", now ? lease_us(t->conf, ahead++) : 0);
+            jw_obj_close(&w);
+            made++;
+        }
+    }
+    jw_arr_close(&w);
+    return batch->oom ? -1 : made;
+}
+
+/* One attempt: the batch's events, locked; the deliveries they want and
+ * do not have yet, inserted (those leased now inserted claimed), and read
+ * back. */
 static jt_tx_step
 hook_body(jt_tx *tx)
 {
     hook_tx *t = tx->data;
     const char *ids = events_ids_json(tx->arena, t->ids, t->n);
     jt_val p[1];
-    jt_rows rows;
+    jt_rows rows, existing;
     jt_buf batch;
-    jt_json w;
-    int i, k, made = 0, leased = 0;
+    int made, leased;
 
     t->leased.nrows = 0;
     t->unleased = 0;
@@ -706,47 +764,37 @@ hook_body(jt_tx *tx)
     }
     p[0] = JT_VS(ids);
     JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &t->ev);
-    if (t->ev.nrows > 0) {
-        JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &t->hooks);
+    if (t->ev.nrows == 0) {
+        return JT_TX_COMMIT;
+    }
+    JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &t->hooks);
+    jt_buf_init(&batch, tx->arena, 64 + (size_t) t->ev.nrows * 72);
+    if ((made = delivery_batch(t, &batch, NULL, &leased)) < 0) {
+        tx->db_rc = JT_DB_ERROR;
+        return JT_TX_DBERR;
+    }
+    if (made == 0) {
+        return JT_TX_COMMIT;
+    }
+    p[0] = JT_VB(batch.data, batch.len);
+    JT_TX_EXEC(tx, SQL_EXISTING, p, 1, &existing);
+    if (existing.nrows > 0) {
+        /* the event came before: only the deliveries it has not got, and
+         * none of another consumer's in flight called twice */
         jt_buf_init(&batch, tx->arena, 64 + (size_t) t->ev.nrows * 72);
-        jw_init(&w, &batch);
-        jw_arr_open(&w);
-        for (k = 0; k < t->hooks.nrows; k++) {
-            int64_t webhook = jt_cell(&t->hooks, k, 0)->i;
-            int ahead = count_of(t->queued, t->nqueued, webhook);
-
-            for (i = 0; i < t->ev.nrows; i++) {
-                int now;
-                if (!wants(jt_cell(&t->hooks, k, 1)->s, jt_cell(&t->ev, i, 1)->s)) {
-                    continue;
-                }
-                now = leased < t->max;
-                leased += now;
-                t->unleased += !now;
-                jw_obj_open(&w);
-                jw_kint(&w, "w", webhook);
-                jw_kint(&w, "e", jt_cell(&t->ev, i, 0)->i);
-                jw_kstr(&w, "t", jt_cell(&t->ev, i, 1)->s);
-                jw_kint(&w, "l", now ? lease_us(t->conf, ahead++) : 0);
-                jw_obj_close(&w);
-                made++;
-            }
-        }
-        jw_arr_close(&w);
-        if (batch.oom) {
+        if ((made = delivery_batch(t, &batch, &existing, &leased)) < 0) {
             tx->db_rc = JT_DB_ERROR;
             return JT_TX_DBERR;
         }
-        if (made > 0) {
-            p[0] = JT_VB(batch.data, batch.len);
-            JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
-            if (leased > 0) {
-                JT_TX_EXEC(tx, SQL_LEASED, p, 1, &t->leased);
-            }
+        if (made == 0) {
+            return JT_TX_COMMIT;
         }
+        p[0] = JT_VB(batch.data, batch.len);
     }
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_HOOKED, p, 1, &rows);
+    JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
+    if (leased > 0) {
+        JT_TX_EXEC(tx, SQL_LEASED, p, 1, &t->leased);
+    }
     return JT_TX_COMMIT;
 }
 

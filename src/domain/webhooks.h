@@ -9,9 +9,9 @@
  *
  *   webhook_deliveries  one per (webhook, event), unique: the webhook
  *                       consumer (server/hooks.c) creates them from a
- *                       batch of events and stamps the events' hooked_at
- *                       in the same transaction, then acknowledges the
- *                       stream entries; a redelivered event is a no-op.
+ *                       batch of events, locked, in one transaction, then
+ *                       acknowledges the stream entries; a redelivered
+ *                       event finds its deliveries made and makes none.
  *   an attempt          a consumer claims a webhook's oldest due
  *                       deliveries (a few at a time) in one transaction:
  *                       locked FOR UPDATE SKIP LOCKED, their versions
@@ -46,6 +46,7 @@
 
 #include "core/arena.h"
 #include "core/config.h"
+#include "domain/events.h"
 #include "http/request.h"
 #include "store/tx.h"
 
@@ -64,8 +65,9 @@ jt_err webhooks_deliveries(jt_req *r);
 /* The consumer's side. */
 
 
-/* Events published lost_after ago that no webhook consumer recorded. */
-int webhooks_lost(const jt_conf *c, struct jt_db *db, jt_arena *a, int64_t *ids, int max);
+/* The sweep for events published lost_after ago that no webhook consumer
+ * recorded: events_lost() with it, then webhooks_hook() with what it found. */
+void webhooks_lost_sweep(jt_event_sweep *sw);
 
 /* One claimed call, self-contained (it outlives the arena it was read
  * in): free it with webhooks_call_free. */

@@ -304,11 +304,18 @@ jt_hooks_run(const jt_conf *c, int slot)
             now = jt_clock_mono_ms();
             if (now >= next_lost) {
                 int64_t ids[JT_STREAM_BATCH_MAX];
-                n = webhooks_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
-                if (n > 0
-                    && webhooks_hook(&rc, &res.db, &res.arena, ids, n, queued, queued_calls(calls, ready, nready, queued),
-                                     ready + nready, MAX_CALLS - nready, &i, &more) == JT_TX_OK) {
+                jt_event_sweep sw;
+
+                webhooks_lost_sweep(&sw);
+                n = events_lost(&rc, &res.db, &res.arena, &sw, ids, (int) rc.ev_batch);
+                if (n == 0) {
+                    events_lost_done(&rc, &res.db, &res.arena, &sw);
+                } else if (n > 0
+                           && webhooks_hook(&rc, &res.db, &res.arena, ids, n, queued,
+                                            queued_calls(calls, ready, nready, queued), ready + nready,
+                                            MAX_CALLS - nready, &i, &more) == JT_TX_OK) {
                     jt_log_warn("webhooks: %d events Redis lost were taken from MariaDB", n);
+                    events_lost_done(&rc, &res.db, &res.arena, &sw);
                     nready += i;
                     if (more) {
                         due = 1, next_claim = 0;

@@ -50,9 +50,16 @@ jt_notifier_run(const jt_conf *c, int slot)
         }
         if (jt_clock_mono_ms() >= next_lost) {
             int64_t ids[JT_STREAM_BATCH_MAX];
-            int n = notifications_lost(&rc, &res.db, &res.arena, ids, (int) rc.ev_batch);
-            if (n > 0 && notifications_record(&rc, &res.db, &res.arena, ids, n, &created) == JT_TX_OK) {
-                jt_log_warn("notifier: %d events Redis lost were taken from MariaDB", n);
+            jt_event_sweep sw;
+            int n;
+
+            notifications_lost_sweep(&sw);
+            n = events_lost(&rc, &res.db, &res.arena, &sw, ids, (int) rc.ev_batch);
+            if (n == 0 || (n > 0 && notifications_record(&rc, &res.db, &res.arena, ids, n, &created) == JT_TX_OK)) {
+                if (n > 0) {
+                    jt_log_warn("notifier: %d events Redis lost were taken from MariaDB", n);
+                }
+                events_lost_done(&rc, &res.db, &res.arena, &sw);
             }
             next_lost = jt_clock_mono_ms() + LOST_EVERY_MS;
         }

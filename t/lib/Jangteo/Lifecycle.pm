@@ -65,16 +65,24 @@ sub wait_for {
     }
 }
 
-# How far the event pipeline has got: unpublished outbox rows, ones no
-# notifier / no webhook consumer recorded yet, and what the stream's groups
-# still hold pending.
+# How far the event pipeline has got: unpublished outbox rows, events
+# with no notification yet (every topic has a recipient), events an active
+# webhook registered before them wants and has no delivery of (as the
+# consumers' lost sweeps see them, domain/notifications.c and webhooks.c),
+# and what the stream's groups still hold pending.
 sub event_counts {
-    my ($s) = @_;
-    # each count one range of its own index (outbox_unpublished,
-    # outbox_notify, outbox_hook): a poll must not scan the whole outbox
+    my ($s, %o) = @_;
+    my $after = int($o{after} // 0);
+    # the unpublished are one range of outbox_unpublished; the others walk
+    # the outbox by its primary key, one key look-up per event (with
+    # `after`, only the events after that id: a poll of a large outbox
+    # known to be consumed up to there)
     my $r = $s->sql('SELECT (SELECT COUNT(*) FROM outbox WHERE published_at IS NULL),'
-        . ' (SELECT COUNT(*) FROM outbox WHERE notified_at IS NULL),'
-        . ' (SELECT COUNT(*) FROM outbox WHERE hooked_at IS NULL)')->[0];
+        . " (SELECT COUNT(*) FROM outbox x WHERE x.id > $after AND NOT EXISTS"
+        . ' (SELECT 1 FROM notifications n WHERE n.event_id = x.id)),'
+        . " (SELECT COUNT(*) FROM outbox x WHERE x.id > $after AND EXISTS (SELECT 1 FROM webhooks w WHERE w.active = 1"
+        . ' AND w.created_at <= x.created_at AND FIND_IN_SET(x.topic, w.events) > 0 AND NOT EXISTS'
+        . ' (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.event_id = x.id)))')->[0];
     my %c = (unpublished => $r->[0] // 0, unnotified => $r->[1] // 0, unhooked => $r->[2] // 0);
     for my $g (qw(notifiers webhooks)) {
         my $p = $s->redis('XPENDING', 'events', $g);
