@@ -188,6 +188,52 @@ subtest 'an outcome that comes back after its lease was taken over is not record
     $fine->stop;
 };
 
+# ---------------------------------------------------------------- more than one consumer calls at once
+# A batch of events can want more deliveries than a consumer has room to
+# call at once (256): it inserts the first ones leased and calls them, and
+# leaves the others due for a claim. Both kinds are made in one statement
+# that returns what it inserted; none may be lost, and none called twice.
+subtest 'a batch with more deliveries than a consumer calls at once: the rest are claimed, each delivered once' => sub {
+    my @rx = map { Jangteo::Receiver->new(mode => 'ok', dir => $s->dir) } 1 .. 4;
+    my @wh = map { register($_->url, ['order.paid'], new_secret())->{json} } @rx;
+    my $reload = sub {
+        my ($n) = @_;
+        $s->{conf}{events} = { %{ $s->{conf}{events} }, webhook_consumers => $n };
+        $s->_write_app_conf;
+        $s->signal_master('HUP');
+        my $m = $s->master_pid;
+        ok(wait_for(sub { scalar(grep { /jangteod-hooks/ } split /\n/, `ps -o comm= --ppid $m`) == $n }, 30),
+            "$n webhook consumers running");
+    };
+    $reload->(0);
+    # every active webhook that wants order.paid gets each event: enough
+    # events that one batch (up to [events] batch of them) wants over 256
+    my $wanting = sql1($s, "SELECT COUNT(*) FROM webhooks WHERE active = 1 AND FIND_IN_SET('order.paid', events) > 0");
+    my $orders = int(300 / $wanting) + 1;
+    my $from = sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM outbox');
+    place() for 1 .. $orders;
+    my $events = sql1($s, "SELECT COUNT(*) FROM outbox WHERE id > $from AND topic = 'order.paid'");
+    is($events, $orders, "$orders order.paid events, " . $orders * $wanting . ' deliveries wanted, none made yet');
+    ok(wait_for(sub { !sql1($s, "SELECT COUNT(*) FROM outbox WHERE id > $from AND published_at IS NULL") }, 30),
+        'all published');
+    my $log0 = length $s->log_text('error');
+    $reload->(1);
+    my $ids = join ',', map { $_->{id} } @wh;
+    ok(wait_for(sub { sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id IN ($ids) AND event_id > $from"
+        . " AND status = 'DELIVERED'") == 4 * $orders }, 60), 'the four receivers\' deliveries are all DELIVERED');
+    for my $i (0 .. 3) {
+        my %seen;
+        $seen{ $_->{id} }++ for @{ $rx[$i]->requests };
+        is(scalar(keys %seen), $orders, "receiver $i got every event");
+        is(scalar(grep { $seen{$_} > 1 } keys %seen), 0, '... each once');
+    }
+    is(sql1($s, "SELECT COUNT(*) FROM webhook_deliveries WHERE event_id > $from"), $orders * $wanting,
+        'one delivery per event and webhook');
+    my $log = substr($s->log_text('error'), $log0);
+    unlike($log, qr/out of range|transaction .*fail|gave up/i, 'no transaction of the consumer failed');
+    $_->stop for @rx;
+};
+
 is_problem(jreq($s, 'GET', '/api/v1/admin/webhooks/999999/deliveries', $tok->{admin}), 404, 'WEBHOOK_NOT_FOUND',
     'deliveries of no webhook: 404');
 is_problem(jreq($s, 'GET', "/api/v1/admin/webhooks/$w1->{id}/deliveries", $buyer->{token}), 403, 'FORBIDDEN',

@@ -31,42 +31,42 @@ static const char SQL_PAGE[] = WEBHOOK_COLUMNS " WHERE 1 = ? AND id < ? ORDER BY
 static const char SQL_EXISTS[] = "SELECT 1 FROM webhooks WHERE id = ?";
 static const char SQL_DELIVERIES[] =
     "SELECT id, event_id, topic, status, attempts, last_status_code, " TIME("next_attempt_at") ", "
-    TIME("delivered_at") ", " TIME("created_at") " FROM webhook_deliveries WHERE webhook_id = ? AND id < ?"
+    TIME("delivered_at") ", " TIME("created_at") ", last_duration_ms FROM webhook_deliveries"
+    " WHERE webhook_id = ? AND id < ?"
     " ORDER BY id DESC LIMIT ?";
 static const char SQL_ATTEMPTS[] =
     "SELECT attempt_no, status_code, error, duration_ms, " TIME("at") " FROM webhook_attempts"
     " WHERE delivery_id = ? ORDER BY id LIMIT 100";
 
-/* the consumer's side: the batch's events, locked (a second consumer
- * handed the same events waits, then finds their deliveries made) */
+/* the consumer's side: the batch's events (read, not locked: what
+ * serialises two consumers handed the same event is the delivery's unique
+ * key, SQL_DELIVERY_INSERT) */
 static const char SQL_EVENTS[] =
     "SELECT x.id, x.topic, x.payload, " TIME("x.created_at") " FROM outbox x JOIN JSON_TABLE(?, "
-    JT_EVENT_IDS_TABLE ") j ON j.id = x.id FOR UPDATE";
+    JT_EVENT_IDS_TABLE ") j ON j.id = x.id";
 static const char SQL_ACTIVE[] =
     "SELECT id, events, url, secret_enc FROM webhooks WHERE active = 1 ORDER BY id LIMIT 1000";
 /* the batch's deliveries in one statement: [{w: webhook, e: event, t:
  * topic, l: the lease in microseconds when this consumer calls it at
  * once, else 0}]; those are inserted claimed (leased, version 1), as a
- * claim would leave them, the others due now for the next claim */
+ * claim would leave them, the others due now for the next claim. A pair
+ * made before (the event came again: a redelivery, a reclaim, a sweep) is
+ * left as it is and not returned, so it is never called again from here;
+ * a pair another consumer is inserting at the same moment waits on the
+ * unique key until that one commits (then it is not returned either) or
+ * rolls back. What it returns is what SQL_CLAIMABLE reads of a claim's
+ * rows (id, event_id, attempts, the version before the claim: 0 for one
+ * inserted leased, at version 1), plus the webhook and whether it was
+ * leased (the version written). */
 #define DELIVERY_TABLE                                                                                     \
     "JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, w BIGINT UNSIGNED PATH '$.w', e BIGINT UNSIGNED PATH '$.e'," \
     " t VARCHAR(64) PATH '$.t', l BIGINT PATH '$.l')) j"
 static const char SQL_DELIVERY_INSERT[] =
-    "INSERT INTO webhook_deliveries (webhook_id, event_id, topic, lease_until, next_attempt_at, version)"
+    "INSERT IGNORE INTO webhook_deliveries (webhook_id, event_id, topic, lease_until, next_attempt_at, version)"
     " SELECT j.w, j.e, j.t, IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NULL),"
     " IF(j.l > 0, NOW(6) + INTERVAL j.l MICROSECOND, NOW(6)), IF(j.l > 0, 1, 0) FROM " DELIVERY_TABLE
-    " ORDER BY j.n ON DUPLICATE KEY UPDATE webhook_deliveries.id = webhook_deliveries.id";
-/* of a batch's deliveries, the ones made before (the event came again:
- * a redelivery, a reclaim, a sweep): their webhooks and events. Nobody
- * makes another while the batch's events are locked. */
-static const char SQL_EXISTING[] =
-    "SELECT j.w, j.e FROM " DELIVERY_TABLE " JOIN webhook_deliveries d ON d.webhook_id = j.w AND d.event_id = j.e";
-/* the ones inserted claimed, as SQL_CLAIMABLE reads a claim's rows (id,
- * event_id, attempts, the version before the claim) plus their webhook */
-static const char SQL_LEASED[] =
-    "SELECT d.id, d.event_id, d.attempts, d.version - 1, d.webhook_id FROM " DELIVERY_TABLE
-    " JOIN webhook_deliveries d ON d.webhook_id = j.w AND d.event_id = j.e WHERE j.l > 0 AND d.version = 1"
-    " AND d.attempts = 0 ORDER BY j.n";
+    " ORDER BY j.n RETURNING id, event_id, attempts, 0, webhook_id, version";
+enum { L_ID, L_EVENT, L_ATTEMPTS, L_VERSION, L_WEBHOOK, L_LEASED };
 /* lost: an event an active webhook registered before it wants, with no
  * delivery to that webhook (wants() in SQL: events is a comma-separated
  * list of topics) */
@@ -105,26 +105,29 @@ static const char SQL_CALL_EVENTS[] =
 static const char SQL_RELEASE[] =
     "UPDATE webhook_deliveries SET lease_until = NULL, next_attempt_at = NOW(6), version = version + 1"
     " WHERE id = ? AND version = ?";
-/* A batch's outcomes in two statements, from one JSON array of
+/* A batch's outcomes in two statements (one when all delivered), from one JSON array of
  * {d: delivery, v: the version its claim wrote, a: attempt, c: status code
  * or null, s: status, b: microseconds to the next try, e: error or null,
  * ms: duration}: each fenced by its version (one whose lease ran out and
  * was claimed again is not touched), then the attempt rows of exactly the
- * ones updated: those now at v + 1 with the attempt count written. No other
- * write gives a delivery that pair: a claim or a release bumps the version
- * without counting an attempt. */
+ * ones updated that failed: those now at v + 1 with the attempt count
+ * written. No other write gives a delivery that pair: a claim or a release
+ * bumps the version without counting an attempt. The attempt that
+ * delivered has no row: it is the delivery row's last_status_code,
+ * last_duration_ms and delivered_at. */
 #define OUTCOME_TABLE                                                                                          \
     "JSON_TABLE(?, '$[*]' COLUMNS (n FOR ORDINALITY, d BIGINT UNSIGNED PATH '$.d', v BIGINT UNSIGNED PATH '$.v'," \
     " a INT PATH '$.a', c INT PATH '$.c', s VARCHAR(16) PATH '$.s', b BIGINT PATH '$.b',"                     \
     " e VARCHAR(120) PATH '$.e', ms BIGINT PATH '$.ms')) j"
 static const char SQL_OUTCOMES[] =
     "UPDATE webhook_deliveries x JOIN " OUTCOME_TABLE " ON x.id = j.d AND x.version = j.v"
-    " SET x.attempts = j.a, x.last_status_code = j.c, x.status = j.s, x.next_attempt_at = NOW(6) + INTERVAL j.b"
+    " SET x.attempts = j.a, x.last_status_code = j.c, x.last_duration_ms = j.ms, x.status = j.s,"
+    " x.next_attempt_at = NOW(6) + INTERVAL j.b"
     " MICROSECOND, x.lease_until = NULL, x.delivered_at = IF(j.s = 'DELIVERED', NOW(6), NULL), x.version = x.version + 1";
 static const char SQL_ATTEMPTS_INSERT[] =
     "INSERT INTO webhook_attempts (delivery_id, attempt_no, status_code, error, duration_ms)"
     " SELECT j.d, j.a, j.c, j.e, j.ms FROM " OUTCOME_TABLE " JOIN webhook_deliveries x ON x.id = j.d"
-    " AND x.version = j.v + 1 AND x.attempts = j.a ORDER BY j.n";
+    " AND x.version = j.v + 1 AND x.attempts = j.a WHERE j.s <> 'DELIVERED' ORDER BY j.n";
 
 /* --- validation --------------------------------------------------------------------- */
 
@@ -416,6 +419,18 @@ delivery_item(jt_req *r, jt_json *w, const jt_rows *rows, int i)
         jw_kstr(w, "at", jt_cell(&at, k, 4)->s);
         jw_obj_close(w);
     }
+    /* the attempt that delivered, kept in the delivery row (sql/017; one
+     * delivered before that has its row already) */
+    if (strcmp(jt_cell(rows, i, 3)->s, "DELIVERED") == 0
+        && (at.nrows == 0 || jt_cell(&at, at.nrows - 1, 0)->i < jt_cell(rows, i, 4)->i)) {
+        jw_obj_open(w);
+        jw_kint(w, "attempt", jt_cell(rows, i, 4)->i);
+        jw_kint(w, "statusCode", jt_cell(rows, i, 5)->i);
+        jw_knull(w, "error");
+        jw_kint(w, "durationMs", jt_cell(rows, i, 9)->type == JT_V_NULL ? 0 : jt_cell(rows, i, 9)->i);
+        jw_kstr(w, "at", jt_cell(rows, i, 7)->s);
+        jw_obj_close(w);
+    }
     jw_arr_close(w);
     jw_obj_close(w);
     return JT_OK;
@@ -669,7 +684,7 @@ typedef struct {
     int            max;
     jt_rows        ev;        /* SQL_EVENTS */
     jt_rows        hooks;     /* SQL_ACTIVE */
-    jt_rows        leased;    /* SQL_LEASED: the deliveries inserted claimed, by webhook */
+    jt_rows        made;      /* SQL_DELIVERY_INSERT: the deliveries inserted, by webhook */
     int            unleased;  /* deliveries left for a claim */
 } hook_tx;
 
@@ -689,31 +704,17 @@ wants(const char *csv, const char *topic)
     return 0;
 }
 
-static int
-existed(const jt_rows *existing, int64_t webhook, int64_t event)
-{
-    int i;
-
-    for (i = 0; existing != NULL && i < existing->nrows; i++) {
-        if (jt_cell(existing, i, 0)->i == webhook && jt_cell(existing, i, 1)->i == event) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The batch's deliveries as SQL_DELIVERY_INSERT takes them: one for every
  * active webhook that wants each event (by webhook, then event: the order
- * the calls are made in) and has none in `existing`, up to t->max of them
- * leased now, each for the calls queued ahead of it to its webhook. How
- * many, or -1 (out of memory); *leased the number leased. */
+ * the calls are made in), up to t->max of them leased now, each for the
+ * calls queued ahead of it to its webhook. How many, or -1 (out of
+ * memory). */
 static int
-delivery_batch(hook_tx *t, jt_buf *batch, const jt_rows *existing, int *leased)
+delivery_batch(hook_tx *t, jt_buf *batch)
 {
     jt_json w;
-    int i, k, made = 0;
+    int i, k, made = 0, leased = 0;
 
-    *leased = 0;
     t->unleased = 0;
     jw_init(&w, batch);
     jw_arr_open(&w);
@@ -723,12 +724,11 @@ delivery_batch(hook_tx *t, jt_buf *batch, const jt_rows *existing, int *leased)
 
         for (i = 0; i < t->ev.nrows; i++) {
             int now;
-            if (!wants(jt_cell(&t->hooks, k, 1)->s, jt_cell(&t->ev, i, 1)->s)
-                || existed(existing, webhook, jt_cell(&t->ev, i, 0)->i)) {
+            if (!wants(jt_cell(&t->hooks, k, 1)->s, jt_cell(&t->ev, i, 1)->s)) {
                 continue;
             }
-            now = *leased < t->max;
-            *leased += now;
+            now = leased < t->max;
+            leased += now;
             t->unleased += !now;
             jw_obj_open(&w);
             jw_kint(&w, "w", webhook);
@@ -743,20 +743,17 @@ delivery_batch(hook_tx *t, jt_buf *batch, const jt_rows *existing, int *leased)
     return batch->oom ? -1 : made;
 }
 
-/* One attempt: the batch's events, locked; the deliveries they want and
- * do not have yet, inserted (those leased now inserted claimed), and read
- * back. */
+/* One attempt: the batch's events; the deliveries they want, inserted
+ * (those leased now inserted claimed) unless made before. */
 static jt_tx_step
 hook_body(jt_tx *tx)
 {
     hook_tx *t = tx->data;
     const char *ids = events_ids_json(tx->arena, t->ids, t->n);
     jt_val p[1];
-    jt_rows rows, existing;
     jt_buf batch;
-    int made, leased;
 
-    t->leased.nrows = 0;
+    t->made.nrows = 0;
     t->unleased = 0;
     if (ids == NULL) {
         tx->db_rc = JT_DB_ERROR;
@@ -769,32 +766,15 @@ hook_body(jt_tx *tx)
     }
     JT_TX_EXEC(tx, SQL_ACTIVE, NULL, 0, &t->hooks);
     jt_buf_init(&batch, tx->arena, 64 + (size_t) t->ev.nrows * 72);
-    if ((made = delivery_batch(t, &batch, NULL, &leased)) < 0) {
+    switch (delivery_batch(t, &batch)) {
+    case -1:
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;
-    }
-    if (made == 0) {
+    case 0:
         return JT_TX_COMMIT;
     }
     p[0] = JT_VB(batch.data, batch.len);
-    JT_TX_EXEC(tx, SQL_EXISTING, p, 1, &existing);
-    if (existing.nrows > 0) {
-        /* the event came before: only the deliveries it has not got, and
-         * none of another consumer's in flight called twice */
-        jt_buf_init(&batch, tx->arena, 64 + (size_t) t->ev.nrows * 72);
-        if ((made = delivery_batch(t, &batch, &existing, &leased)) < 0) {
-            tx->db_rc = JT_DB_ERROR;
-            return JT_TX_DBERR;
-        }
-        if (made == 0) {
-            return JT_TX_COMMIT;
-        }
-        p[0] = JT_VB(batch.data, batch.len);
-    }
-    JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &rows);
-    if (leased > 0) {
-        JT_TX_EXEC(tx, SQL_LEASED, p, 1, &t->leased);
-    }
+    JT_TX_EXEC(tx, SQL_DELIVERY_INSERT, p, 1, &t->made);
     return JT_TX_COMMIT;
 }
 
@@ -852,18 +832,24 @@ webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *id
         return rc;
     }
     /* committed: the calls of the deliveries inserted claimed, a webhook's
-     * run of rows at a time (SQL_LEASED keeps them grouped by webhook) */
-    for (i = 0; i < t.leased.nrows;) {
-        int64_t webhook = jt_cell(&t.leased, i, 4)->i;
-        int run = 1;
+     * run of rows at a time (they come back in the order inserted: by
+     * webhook) */
+    for (i = 0; i < t.made.nrows;) {
+        int64_t webhook = jt_cell(&t.made, i, L_WEBHOOK)->i;
+        int run = 0;
 
-        while (i + run < t.leased.nrows && jt_cell(&t.leased, i + run, 4)->i == webhook) {
+        while (i + run < t.made.nrows && jt_cell(&t.made, i + run, L_WEBHOOK)->i == webhook
+               && jt_cell(&t.made, i + run, L_LEASED)->i == 1) {
             run++;
+        }
+        if (run == 0) {
+            i++;   /* left for a claim */
+            continue;
         }
         for (h = 0; h < t.hooks.nrows && jt_cell(&t.hooks, h, 0)->i != webhook; h++) {
         }
         if (h < t.hooks.nrows) {
-            filled += make_calls(c, db, a, &t.leased, i, run, &t.hooks, h, &t.ev, calls + filled);
+            filled += make_calls(c, db, a, &t.made, i, run, &t.hooks, h, &t.ev, calls + filled);
         }
         i += run;
     }
@@ -879,8 +865,8 @@ typedef struct {
     int                       recorded;
 } finish_tx;
 
-/* One attempt: the outcomes and their attempt rows, two statements for
- * the batch (SQL_OUTCOMES). */
+/* One attempt: the outcomes and the rows of the attempts that failed, two
+ * statements for the batch at most (SQL_OUTCOMES). */
 static jt_tx_step
 finish_body(jt_tx *tx)
 {
@@ -889,7 +875,7 @@ finish_body(jt_tx *tx)
     jt_rows rows;
     jt_json w;
     jt_buf b;
-    int i;
+    int i, failed = 0;
 
     jt_buf_init(&b, tx->arena, 128 * (size_t) t->n + 16);
     jw_init(&w, &b);
@@ -902,6 +888,7 @@ finish_body(jt_tx *tx)
                              : k->unsendable || k->attempt >= t->conf->wh_max_attempts ? "FAILED"
                                                                                         : "PENDING";
 
+        failed += !ok;
         jw_obj_open(&w);
         jw_kint(&w, "d", k->delivery_id);
         jw_kint(&w, "v", k->version);
@@ -929,7 +916,7 @@ finish_body(jt_tx *tx)
     p[0] = JT_VB(jt_buf_cstr(&b), b.len);
     JT_TX_EXEC(tx, SQL_OUTCOMES, p, 1, &rows);
     t->recorded = (int) rows.affected;
-    if (rows.affected > 0) {
+    if (rows.affected > 0 && failed > 0) {
         JT_TX_EXEC(tx, SQL_ATTEMPTS_INSERT, p, 1, &rows);
     }
     return JT_TX_COMMIT;
