@@ -22,7 +22,9 @@
 #define ANSWER_MAX (64 * 1024)   /* what we read of a receiver's answer, then stop */
 #define MAX_CALLS 256
 
-/* One call in flight. */
+/* One call in flight. A slot keeps its curl handle from call to call
+ * (reset before each): making one costs more than the call itself when
+ * the receiver answers at once. */
 typedef struct {
     CURL              *easy;
     struct curl_slist *headers;
@@ -71,7 +73,12 @@ start_call(const jt_conf *c, CURLM *multi, slot_call *s)
 {
     const jt_webhook_call *k = &s->call;
 
-    if ((s->easy = curl_easy_init()) == NULL || (s->headers = call_headers(k)) == NULL) {
+    if (s->easy != NULL) {
+        curl_easy_reset(s->easy);
+    } else if ((s->easy = curl_easy_init()) == NULL) {
+        return -1;
+    }
+    if ((s->headers = call_headers(k)) == NULL) {
         return -1;
     }
     curl_easy_setopt(s->easy, CURLOPT_URL, k->url);
@@ -93,16 +100,19 @@ start_call(const jt_conf *c, CURLM *multi, slot_call *s)
     return curl_multi_add_handle(multi, s->easy) == CURLM_OK ? 0 : -1;
 }
 
+/* Ends the call in s; its handle stays for the slot's next call. */
 static void
 end_call(CURLM *multi, slot_call *s)
 {
-    if (s->easy != NULL) {
-        curl_multi_remove_handle(multi, s->easy);
-        curl_easy_cleanup(s->easy);
+    CURL *easy = s->easy;
+
+    if (easy != NULL) {
+        curl_multi_remove_handle(multi, easy);
     }
     curl_slist_free_all(s->headers);
     webhooks_call_free(&s->call);
     memset(s, 0, sizeof(*s));
+    s->easy = easy;
 }
 
 /* Outcomes wait here to be recorded together, a batch per transaction:
@@ -385,6 +395,11 @@ jt_hooks_run(const jt_conf *c, int slot)
     }
     if (done.n > 0) {
         flush_finished(&rc, &res.db, &res.arena, &done);
+    }
+    for (i = 0; i < MAX_CALLS; i++) {
+        if (calls[i].easy != NULL) {
+            curl_easy_cleanup(calls[i].easy);
+        }
     }
     curl_multi_cleanup(multi);
     curl_global_cleanup();
