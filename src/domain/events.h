@@ -94,6 +94,18 @@ void    events_lost_done(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_eve
  * notifies nobody. */
 const char *events_message(jt_arena *a, const char *topic, int64_t aggregate_id, const char *payload);
 
+/* An event as the relay copied it into its stream entry (its outbox row's
+ * id, type, time and payload: a row never changed once written), enough
+ * for a consumer that needs nothing else of MariaDB. topic is NULL when
+ * the entry had no copy: read the event from MariaDB. */
+typedef struct {
+    int64_t     id;
+    const char *topic;
+    const char *at;
+    const char *payload;
+    size_t      payload_len;
+} jt_event_copy;
+
 /* "[1,2,3]": event ids as a JSON array, the parameter a batch of events
  * is bound with (JOIN JSON_TABLE(?, JT_EVENT_IDS_TABLE) j ON j.id = ...). */
 const char *events_ids_json(jt_arena *a, const int64_t *ids, int n);

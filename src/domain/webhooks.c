@@ -679,6 +679,7 @@ typedef struct {
     const jt_conf *conf;
     const int64_t *ids;
     int            n;
+    int            copied;    /* ev is filled from the stream's copies: not read */
     const int64_t *queued;    /* a webhook id per call this consumer has queued or in flight */
     int            nqueued;
     int            max;
@@ -759,8 +760,10 @@ hook_body(jt_tx *tx)
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;
     }
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &t->ev);
+    if (!t->copied) {
+        p[0] = JT_VS(ids);
+        JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &t->ev);
+    }
     if (t->ev.nrows == 0) {
         return JT_TX_COMMIT;
     }
@@ -786,6 +789,56 @@ cmp_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int
+cmp_copy(const void *a, const void *b)
+{
+    return cmp_id(&((const jt_event_copy *) a)->id, &((const jt_event_copy *) b)->id);
+}
+
+/* The events of copies[0..n-1] as SQL_EVENTS reads them (id, topic,
+ * payload, created), oldest first, each once, into ev and their ids into
+ * *ids (arena memory); *n becomes their count. 0, or -1 when one has no
+ * copy (or out of memory). */
+static int
+copied_events(jt_arena *a, const jt_event_copy *copies, int *n, jt_rows *ev, const int64_t **ids)
+{
+    jt_event_copy *s = jt_palloc(a, sizeof(*s) * (size_t) *n);
+    jt_val *cells = jt_palloc(a, sizeof(*cells) * 4 * (size_t) *n);
+    int64_t *u = jt_palloc(a, sizeof(*u) * (size_t) *n);
+    int i, k = 0;
+
+    if (s == NULL || cells == NULL || u == NULL) {
+        return -1;
+    }
+    for (i = 0; i < *n; i++) {
+        if (copies[i].topic == NULL) {
+            return -1;
+        }
+    }
+    memcpy(s, copies, sizeof(*s) * (size_t) *n);
+    qsort(s, (size_t) *n, sizeof(*s), cmp_copy);
+    for (i = 0; i < *n; i++) {
+        jt_val *row = cells + 4 * k;
+
+        if (k > 0 && u[k - 1] == s[i].id) {
+            continue;
+        }
+        u[k] = s[i].id;
+        row[0] = JT_VI(s[i].id);
+        row[1] = JT_VS(s[i].topic);
+        row[2] = JT_VB(s[i].payload, s[i].payload_len);
+        row[3] = JT_VS(s[i].at);
+        k++;
+    }
+    memset(ev, 0, sizeof(*ev));
+    ev->nrows = k;
+    ev->ncols = 4;
+    ev->cells = cells;
+    *ids = u;
+    *n = k;
+    return 0;
+}
+
 /* ids[0..*n-1] sorted, each once, in a copy from a; *n becomes their count. */
 static const int64_t *
 unique_ids(jt_arena *a, const int64_t *ids, int *n)
@@ -808,10 +861,11 @@ unique_ids(jt_arena *a, const int64_t *ids, int *n)
 }
 
 jt_tx_rc
-webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n, const int64_t *queued,
-              int nqueued, jt_webhook_call *calls, int max, int *ncalls, int *more)
+webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
+              const jt_event_copy *copies, const int64_t *queued, int nqueued, jt_webhook_call *calls, int max,
+              int *ncalls, int *more)
 {
-    hook_tx t = { c, ids, n, queued, nqueued, max > 0 ? max : 0, { 0 }, { 0 }, { 0 }, 0 };
+    hook_tx t = { c, ids, n, 0, queued, nqueued, max > 0 ? max : 0, { 0 }, { 0 }, { 0 }, 0 };
     jt_tx_policy pol;
     jt_tx_rc rc;
     int i, h, filled = 0;
@@ -824,7 +878,9 @@ webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *id
     /* each event once, oldest first: an event the relay published twice
      * (Redis took an XADD whose answer was lost) may be twice in a batch,
      * and would be called twice */
-    if ((t.ids = unique_ids(a, ids, &t.n)) == NULL) {
+    if (copies != NULL && copied_events(a, copies, &t.n, &t.ev, &t.ids) == 0) {
+        t.copied = 1;
+    } else if ((t.ids = unique_ids(a, ids, &t.n)) == NULL) {
         return JT_TX_DB_ERROR;   /* out of memory: not acknowledged, read again */
     }
     jt_tx_policy_init(&pol, c);

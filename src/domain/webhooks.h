@@ -104,10 +104,12 @@ int  webhooks_claim(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64
  * webhook id per call this consumer has waiting or in flight), and their
  * calls filled into calls (*ncalls, in the order they are to be made): a
  * new event's first call needs no claim of its own. *more: some were left
- * due, for the next claim. */
+ * due, for the next claim. copies: NULL, or what the stream entries of
+ * ids[0..n-1] copied of their events (in the same order); when every one
+ * has its copy the events are not read from MariaDB. */
 jt_tx_rc webhooks_hook(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
-                       const int64_t *queued, int nqueued, jt_webhook_call *calls, int max, int *ncalls,
-                       int *more);
+                       const jt_event_copy *copies, const int64_t *queued, int nqueued, jt_webhook_call *calls,
+                       int max, int *ncalls, int *more);
 
 /* How a call went: its status code (0: no answer, `error` says why) and
  * how long it took. */

@@ -296,7 +296,7 @@ jt_hooks_run(const jt_conf *c, int slot)
                     && jt_stream_read(&reader, &rc, &res.redis, &res.arena, idle ? BLOCK_MS : 0, (int) rc.ev_batch,
                                       &batch) == 0) {
                     if (batch.n > 0
-                        && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n, queued,
+                        && webhooks_hook(&rc, &res.db, &res.arena, batch.ids, batch.n, batch.copies, queued,
                                          queued_calls(calls, ready, nready, queued), ready + nready,
                                          MAX_CALLS - nready, &n, &more) == JT_TX_OK) {
                         jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
@@ -321,7 +321,7 @@ jt_hooks_run(const jt_conf *c, int slot)
                 if (n == 0) {
                     events_lost_done(&rc, &res.db, &res.arena, &sw);
                 } else if (n > 0
-                           && webhooks_hook(&rc, &res.db, &res.arena, ids, n, queued,
+                           && webhooks_hook(&rc, &res.db, &res.arena, ids, n, NULL, queued,
                                             queued_calls(calls, ready, nready, queued), ready + nready,
                                             MAX_CALLS - nready, &i, &more) == JT_TX_OK) {
                     jt_log_warn("webhooks: %d events Redis lost were taken from MariaDB", n);

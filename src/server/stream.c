@@ -56,14 +56,32 @@ take_entries(jt_stream_batch *b, redisReply *entries, int max)
         if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) {
             continue;   /* trimmed meanwhile: its event is found in MariaDB */
         }
+        jt_event_copy *cp = &b->copies[b->n];
+
         b->entries[b->n] = e->element[0]->str;
         b->ids[b->n] = 0;
+        memset(cp, 0, sizeof(*cp));
         f = e->element[1];
         for (k = 0; f != NULL && f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
-            if (f->element[k]->type == REDIS_REPLY_STRING && !strcmp(f->element[k]->str, "id")
-                && f->element[k + 1]->type == REDIS_REPLY_STRING) {
-                b->ids[b->n] = strtoll(f->element[k + 1]->str, NULL, 10);
+            const redisReply *name = f->element[k], *v = f->element[k + 1];
+
+            if (name->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+                continue;
             }
+            if (!strcmp(name->str, "id")) {
+                b->ids[b->n] = strtoll(v->str, NULL, 10);
+            } else if (!strcmp(name->str, "type")) {
+                cp->topic = v->str;
+            } else if (!strcmp(name->str, "at")) {
+                cp->at = v->str;
+            } else if (!strcmp(name->str, "payload")) {
+                cp->payload = v->str;
+                cp->payload_len = v->len;
+            }
+        }
+        cp->id = b->ids[b->n];
+        if (cp->at == NULL || cp->payload == NULL) {
+            cp->topic = NULL;   /* no whole copy: read from MariaDB */
         }
         b->n++;
     }

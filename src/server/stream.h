@@ -1,7 +1,8 @@
 /* A member of a consumer group on the Redis Stream `events` (the relay
  * publishes to it, server/relay.c): what the notification and webhook
- * consumers share. Each entry carries its event's id (the outbox row id);
- * the consumer reads the event itself from MariaDB, the truth.
+ * consumers share. Each entry carries its event's id (the outbox row id)
+ * and a copy of its type, time and payload; a consumer that needs more
+ * (a recipient) reads the event itself from MariaDB, the truth.
  *
  * Delivery is at least once, and every consumer is idempotent on the
  * event id (domain/notifications.h, domain/webhooks.h), so:
@@ -20,6 +21,7 @@
 
 #include "core/arena.h"
 #include "core/config.h"
+#include "domain/events.h"
 #include "store/redis.h"
 
 #define JT_STREAM_BATCH_MAX 1000
@@ -36,6 +38,7 @@ typedef struct {
     int         n;                              /* entries read */
     int64_t     ids[JT_STREAM_BATCH_MAX];       /* their events (0: not an event: acknowledged as is) */
     const char *entries[JT_STREAM_BATCH_MAX];   /* their entry ids (arena memory) */
+    jt_event_copy copies[JT_STREAM_BATCH_MAX];  /* what the relay copied into them (arena memory) */
 } jt_stream_batch;
 
 void jt_stream_init(jt_stream_reader *s, const char *group, int slot);
