@@ -115,6 +115,21 @@ subtest 'a card order moved to PREPARING, cancelled by its buyer: one gateway re
     audit_clean($s, 'audit clean after the cancel from PREPARING');
 };
 
+# ---------------------------------------------------------------- an admin's cancel
+subtest 'a card order cancelled by an admin: one gateway refund, and the history names the admin' => sub {
+    my ($o, $imp) = paid_order();
+    my $cancels = sim_count($s, 'cancel');
+    my $r = jreq($s, 'POST', "/api/v1/orders/$o/cancel", $admin->{token});
+    is($r->{status}, 200, 'the admin cancels the buyer\'s card order: 200') or diag($r->{body});
+    is($r->{json}{status}, 'CANCELLED', '... CANCELLED');
+    refunded_once($o, $imp, $cancels);
+    is(path_of($o), 'PAYMENT_PENDING>PAID:PAYMENT PAID>CANCEL_PENDING:ADMIN CANCEL_PENDING>CANCELLED:ADMIN',
+        'the history: both cancel moves by ADMIN, not BUYER');
+    is_deeply($s->sql("SELECT actor_id FROM order_events WHERE order_id = $o AND to_status IN ('CANCEL_PENDING',"
+        . " 'CANCELLED') ORDER BY id"), [ [ $admin->{id} ], [ $admin->{id} ] ], '... with the admin\'s user id');
+    audit_clean($s, 'audit clean after the admin\'s cancel');
+};
+
 # ---------------------------------------------------------------- a return
 subtest 'a card order delivered, returned, completed by the seller: one gateway refund of 30,000' => sub {
     my $before = stock_of($s, $p);

@@ -35,7 +35,7 @@ typedef enum {
 
 /* Who makes a move (for the table; a route checks its own caller). */
 typedef enum {
-    JT_BY_BUYER = 1,       /* the buyer's request (a card cancel: or an admin's) */
+    JT_BY_BUYER = 1,       /* the buyer's request */
     JT_BY_SERVER = 2,      /* the request that placed or verifies a card order, the webhook */
     JT_BY_SWEEPER = 4,     /* the payment sweeper */
     JT_BY_SELLER = 8,      /* the seller of every line of the order */

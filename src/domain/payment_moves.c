@@ -94,6 +94,7 @@ pay_env_of_request(pay_env *e, jt_req *r, jt_write *w)
     e->a = r->arena;
     e->r = r;
     e->w = w;
+    e->by = JT_BY_BUYER;
 }
 
 void
@@ -258,7 +259,8 @@ pay_read_card_order(jt_db *db, jt_arena *a, int64_t id, card_order *o)
  * status table is a bug (rolled back, logged). Entering PAID stamps
  * paid_at (business time): the lifecycle's scheduler counts from it. */
 jt_tx_step
-pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_order_status to, jt_order_actor by)
+pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_order_status to, jt_order_actor by,
+               int64_t actor_id)
 {
     int64_t now_us = jt_clock_now_us();
     jt_sql_time_buf now;
@@ -289,8 +291,8 @@ pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_
     p[1] = JT_VS(jt_order_status_name(from));
     p[2] = JT_VS(jt_order_status_name(to));
     p[3] = jt_sql_time(&now, now_us);
-    p[4] = JT_VS(by == JT_BY_BUYER ? "BUYER" : by == JT_BY_SWEEPER ? "SWEEPER" : "PAYMENT");
-    p[5] = JT_VNULL;
+    p[4] = JT_VS(by == JT_BY_BUYER ? "BUYER" : by == JT_BY_ADMIN ? "ADMIN" : by == JT_BY_SWEEPER ? "SWEEPER" : "PAYMENT");
+    p[5] = actor_id > 0 ? JT_VI(actor_id) : JT_VNULL;
     JT_TX_EXEC(tx, SQL_EVENT_INSERT, p, 6, &rows);
     return JT_TX_COMMIT;
 }
@@ -460,7 +462,7 @@ release_body(jt_tx *tx)
     if (!o.found || o.status != JT_ORDER_PAYMENT_PENDING) {
         return JT_TX_COMMIT;
     }
-    if ((s = pay_order_move(tx, rl->order_id, o.version, o.status, rl->to, rl->by)) != JT_TX_COMMIT
+    if ((s = pay_order_move(tx, rl->order_id, o.version, o.status, rl->to, rl->by, 0)) != JT_TX_COMMIT
         || (s = pay_card_done_at(tx, &o, rl->order_id, rl->failure,
                              rl->to == JT_ORDER_PAYMENT_EXPIRED ? rl->e->conf->pg_hold_seconds * 1000 : -1))
                != JT_TX_COMMIT
@@ -576,7 +578,7 @@ settle_body(jt_tx *tx)
     }
     if (o.status == JT_ORDER_PAYMENT_PENDING && !st->foreign && p->amount == o.amount) {
         st->outcome = SETTLE_CAPTURED;
-        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAID, JT_BY_SERVER)) != JT_TX_COMMIT
+        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAID, JT_BY_SERVER, 0)) != JT_TX_COMMIT
             || (s = pay_card_done(tx, &o, st->order_id, NULL)) != JT_TX_COMMIT
             || (s = gp_insert(tx, st, "CAPTURED", NULL, -1)) != JT_TX_COMMIT) {
             return s;
@@ -587,7 +589,7 @@ settle_body(jt_tx *tx)
     if (o.status == JT_ORDER_PAYMENT_PENDING) {
         st->outcome = SETTLE_MISMATCH;
         st->refund = 1;
-        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAYMENT_FAILED, JT_BY_SERVER))
+        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAYMENT_FAILED, JT_BY_SERVER, 0))
                 != JT_TX_COMMIT
             || (s = pay_card_done(tx, &o, st->order_id, "PAYMENT_AMOUNT_MISMATCH")) != JT_TX_COMMIT
             || (s = stock_give_back(tx, st->lines)) != JT_TX_COMMIT
@@ -603,7 +605,7 @@ settle_body(jt_tx *tx)
         }
         if (!is_short) {
             st->outcome = SETTLE_LATE_SOLD;
-            if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAID, JT_BY_SERVER)) != JT_TX_COMMIT
+            if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_PAID, JT_BY_SERVER, 0)) != JT_TX_COMMIT
                 || (s = pay_card_done(tx, &o, st->order_id, NULL)) != JT_TX_COMMIT
                 || (s = gp_insert(tx, st, "CAPTURED", NULL, -1)) != JT_TX_COMMIT) {
                 return s;
@@ -613,7 +615,7 @@ settle_body(jt_tx *tx)
         }
         st->outcome = SETTLE_LATE_SHORT;
         st->refund = 1;
-        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_OUT_OF_STOCK, JT_BY_SERVER))
+        if ((s = pay_order_move(tx, st->order_id, o.version, o.status, JT_ORDER_OUT_OF_STOCK, JT_BY_SERVER, 0))
                 != JT_TX_COMMIT
             || (s = pay_card_done(tx, &o, st->order_id, "OUT_OF_STOCK")) != JT_TX_COMMIT
             || (s = gp_insert(tx, st, "REFUND_DUE", "OUT_OF_STOCK", claim)) != JT_TX_COMMIT) {
@@ -701,7 +703,7 @@ refund_body(jt_tx *tx)
         if (jt_val_int(jt_cell(&rows, 0, 0)) == 0) {
             /* the buyer's cancel request finishes it, or the sweeper later */
             if ((s = pay_order_move(tx, order_id, o.version, o.status, JT_ORDER_CANCELLED,
-                                    rf->e->r != NULL ? JT_BY_BUYER : JT_BY_SWEEPER))
+                                    rf->e->r != NULL ? rf->e->by : JT_BY_SWEEPER, rf->e->r != NULL ? rf->e->actor_id : 0))
                     != JT_TX_COMMIT
                 || (s = stock_give_back(tx, rf->lines)) != JT_TX_COMMIT
                 || (s = pay_outbox(tx, "order.cancelled", order_id, "{\"orderId\":%lld,\"refund\":%lld}",

@@ -30,6 +30,8 @@ typedef struct {
     jt_req        *r;      /* NULL in the sweeper */
     jt_write      *w;
     jt_tx_policy   pol;
+    jt_order_actor by;     /* a request's moves: whose (JT_BY_BUYER, or JT_BY_ADMIN) */
+    int64_t        actor_id;   /* and the user's id (0: none) */
 } pay_env;
 
 typedef struct {
@@ -108,7 +110,7 @@ jt_val      pay_due_in(jt_sql_time_buf *b, int64_t ms);
 
 /* pieces of transactions */
 jt_tx_step  pay_order_move(jt_tx *tx, int64_t id, int64_t version, jt_order_status from, jt_order_status to,
-                           jt_order_actor by);
+                           jt_order_actor by, int64_t actor_id);
 jt_tx_step  pay_outbox(jt_tx *tx, const char *topic, int64_t order_id, const char *fmt, long long a, long long b);
 jt_tx_step  pay_card_done(jt_tx *tx, const card_order *o, int64_t order_id, const char *failure);
 jt_tx_step  pay_stock_set(jt_tx *tx, int64_t product_id, int64_t option_id, int64_t stock, int64_t version,

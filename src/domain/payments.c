@@ -754,7 +754,7 @@ cancel_body(jt_tx *tx)
     if (rows.affected != 1) {
         return JT_TX_CONFLICT;
     }
-    s = pay_order_move(tx, ct->order_id, o.version, o.status, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER);
+    s = pay_order_move(tx, ct->order_id, o.version, o.status, JT_ORDER_CANCEL_PENDING, ct->e->by, ct->e->actor_id);
     if (s != JT_TX_COMMIT) {
         return s;
     }
@@ -796,6 +796,10 @@ payments_cancel(jt_req *r, const jt_principal *who, int64_t order_id)
         return e;
     }
     pay_env_of_request(&env, r, wr);
+    /* whose cancel it is, as the lifecycle's moves say: an admin's, else
+     * the buyer's (load_card_order let nobody else this far) */
+    env.by = who->is_admin ? JT_BY_ADMIN : JT_BY_BUYER;
+    env.actor_id = who->user_id;
     if (co.status != JT_ORDER_CANCEL_PENDING) {
         if (pay_load_lines(&env, order_id, &ls) != JT_DB_OK) {
             return jt_fail(r, JT_E_DATABASE_UNAVAILABLE, "the database is unavailable; retry later");

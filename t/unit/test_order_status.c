@@ -62,6 +62,11 @@ main(void)
     /* cancelling a card order */
     ok(jt_order_may(JT_ORDER_PAID, JT_ORDER_CANCEL_PENDING, JT_BY_BUYER), "PAID -> CANCEL_PENDING by the buyer");
     ok(jt_order_may(JT_ORDER_CANCEL_PENDING, JT_ORDER_CANCELLED, JT_BY_SWEEPER), "CANCEL_PENDING -> CANCELLED by the sweeper");
+    ok(jt_order_may(JT_ORDER_PAID, JT_ORDER_CANCEL_PENDING, JT_BY_ADMIN)
+       && jt_order_may(JT_ORDER_CANCEL_PENDING, JT_ORDER_CANCELLED, JT_BY_ADMIN),
+       "an admin cancels a card order as a buyer does (and is recorded as the admin)");
+    ok(!jt_order_may(JT_ORDER_PAID, JT_ORDER_CANCEL_PENDING, JT_BY_SELLER | JT_BY_SCHEDULER),
+       "... a seller or the scheduler does not");
     ok(!jt_order_may(JT_ORDER_CANCEL_PENDING, JT_ORDER_PAID, JT_BY_BUYER | JT_BY_SERVER | JT_BY_SWEEPER),
        "a refund once asked for is not taken back");
     /* the delivery lifecycle, for points and card orders alike */
