@@ -2,7 +2,8 @@
 # playwright-core from t/browser/card.mjs): checkout by card, the gateway
 # simulator's pay page in Korean and English, the way back to the shop and
 # the verification, my orders (paid, cancelled and refunded; awaiting
-# payment, paid later), and the card pages in English. Then the database and
+# payment, paid later and cancelled from its own page), and the card pages
+# in English. Then the database and
 # the simulator's own records must say the same: one payment per order of
 # the exact total, the cancelled one refunded once. Any console error,
 # uncaught error or promise rejection, or failed request fails. Screenshots
@@ -44,7 +45,7 @@ my $orders = $s->sql("SELECT o.id, o.status, o.total, c.merchant_uid, c.card_com
 is(scalar(@$orders), 2, 'two card orders');
 my ($first, $later) = @$orders;
 is_deeply([ @{$first}[1, 2, 4] ], [ 'CANCELLED', 15000, 'SHINHAN' ], 'the first: 15,000 by Shinhan card, cancelled');
-is_deeply([ @{$later}[1, 2, 4] ], [ 'PAID', 15000, 'NH' ], 'the second: 15,000 by NH card, paid later');
+is_deeply([ @{$later}[1, 2, 4] ], [ 'CANCELLED', 15000, 'NH' ], 'the second: 15,000 by NH card, paid later, cancelled');
 my $sim = $s->pgsim('GET', '/_sim/payments')->{payments};
 my @p1 = grep { $_->{merchant_uid} eq $first->[3] } @$sim;
 my @p2 = grep { $_->{merchant_uid} eq $later->[3] } @$sim;
@@ -53,8 +54,9 @@ is_deeply([ @{ $p1[0] || {} }{qw(amount status cancel_amount card_code)} ], [ 15
     '... 15,000, refunded in full');
 is(scalar(@{ $p1[0]{cancel_history} || [] }), 1, '... once');
 is(scalar(@p2), 1, 'one payment for the second');
-is_deeply([ @{ $p2[0] || {} }{qw(amount status cancel_amount)} ], [ 15000, 'paid', 0 ], '... 15,000, paid');
-is($s->sql("SELECT stock FROM products WHERE id = $product->{id}")->[0][0], 4, 'stock 5 - 1 sold (the cancelled unit is back)');
+is_deeply([ @{ $p2[0] || {} }{qw(amount status cancel_amount)} ], [ 15000, 'cancelled', 15000 ], '... 15,000, refunded in full');
+is(scalar(@{ $p2[0]{cancel_history} || [] }), 1, '... once');
+is($s->sql("SELECT stock FROM products WHERE id = $product->{id}")->[0][0], 5, 'stock 5 again (both cancelled units are back)');
 my ($rc, $out) = $s->admin('audit');
 is($rc, 0, 'the audit is clean, against the gateway too') or diag($out);
 done_testing;

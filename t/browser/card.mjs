@@ -8,7 +8,8 @@
 //                payment.html, which verifies: PAID with the exact total;
 //                my orders shows it paid; cancelling refunds the card
 //   pay-later    a card order left at the pay page: my orders shows it
-//                awaiting payment with a pay link, which pays it
+//                awaiting payment with a pay link, which pays it; then its
+//                own page cancels it, refunded to the card
 //   english      checkout and the payment page in English
 //
 // Every page is watched for console errors, uncaught errors and promise
@@ -103,6 +104,16 @@ const SCENARIOS = {
     await payHere(page, 'NH');
     await page.locator('#result[data-status]').waitFor();
     ok((await page.locator('#result').getAttribute('data-status')) === 'PAID', 'paid later from my orders: PAID');
+    // the order's own page cancels a card order as my orders does
+    await page.goto(`${BASE}/order.html?id=${order}`);
+    await page.locator('#order:not([hidden])').waitFor();
+    await page.getByRole('button', { name: '주문 취소' }).click();
+    await page.locator('.msg.info').waitFor();
+    const said = await page.locator('.msg.info').textContent();
+    ok(said.includes('카드로') && said.includes('15,000'), 'the order page: cancelled, refunded to the card', said);
+    ok((await page.locator('#order-status').textContent()) === '취소됨', '... and shows it CANCELLED (취소됨)');
+    ok(await page.getByRole('button', { name: '주문 취소' }).isHidden(), '... with no cancel button any more');
+    await shot(page, 'order-card-cancelled');
     console.log(`# later ${order}`);
   },
 

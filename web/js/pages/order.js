@@ -16,7 +16,10 @@ function step(label, at, by) {
     by ? el('span', { class: 'by' }, ` (${t(`order.by.${by}`)})`) : null);
 }
 
+let shown = null;   // the order as last shown
+
 function show(o) {
+  shown = o;
   $('#order-title').textContent = t('order.heading', { id: o.orderId });
   $('#order-status').replaceChildren(badge(o.status));
   $('#order-total').textContent = krw(o.total);
@@ -27,7 +30,8 @@ function show(o) {
   $('#order-items').replaceChildren(...o.items.map((i) =>
     el('li', {}, `${i.name} × ${i.quantity} — ${krw(i.lineTotal)}`)));
   if (o.returnReason) $('#order-items').after(el('p', { class: 'muted' }, t('order.returnReason', { reason: o.returnReason })));
-  $('#order-cancel').hidden = !(o.status === 'PAID' || o.status === 'PREPARING');
+  // a card cancel waiting for the gateway's refund may be asked again
+  $('#order-cancel').hidden = !(o.status === 'PAID' || o.status === 'PREPARING' || o.status === 'CANCEL_PENDING');
   const open = o.status === 'DELIVERED' && o.returnableUntil && new Date(o.returnableUntil) > new Date();
   $('#return').hidden = !open;
   if (o.status === 'DELIVERED' && !open) showInfo(t('order.returnClosed'));
@@ -41,11 +45,15 @@ async function load() {
 startPage();
 load().catch((e) => showProblem(e));
 $('#order-cancel').addEventListener('click', (ev) => {
-  if (!confirm(t('orders.confirmCancel', { id }))) return;
+  const card = !!(shown && shown.payment);
+  if (!confirm(t(card ? 'orders.confirmCancelCard' : 'orders.confirmCancel', { id }))) return;
   act(ev.target, async ({ onWait }) => {
-    const { data } = await api('POST', `/api/v1/orders/${id}/cancel`, { onWait });
+    // a card order's refund goes through the gateway: 200 once it is
+    // refunded, 202 while the refund is on its way (CANCEL_PENDING)
+    const { status, data } = await api('POST', `/api/v1/orders/${id}/cancel`, { onWait });
     show(data);
-    showInfo(t('order.cancelled', { total: krw(data.total) }));
+    const done = card ? 'order.cancelledCard' : 'order.cancelled';
+    showInfo(t(status === 202 ? 'order.cancelPending' : done, { total: krw(data.total) }));
     refreshBalance();
   });
 });
