@@ -27,9 +27,13 @@ static const char SQL_OUTBOX_INSERT[] = "INSERT INTO outbox (topic, aggregate_id
 /* the relay: unpublished rows, oldest id first, locked until the
  * transaction that marks them ends (every session is READ COMMITTED,
  * store/db.c: no gap is locked, inserts of new events never wait) */
+/* (the recipient's subquery reads without locking, in the statement's
+ * read view: an event whose transaction committed while the locking read
+ * waited for it may find no recipient yet; its entry then names none and
+ * its consumer reads it from MariaDB) */
 static const char SQL_UNPUBLISHED[] =
-    "SELECT id, topic, aggregate_id, payload, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM outbox"
-    " WHERE published_at IS NULL ORDER BY id LIMIT ? FOR UPDATE";
+    "SELECT x.id, x.topic, x.aggregate_id, x.payload, DATE_FORMAT(x.created_at, '%Y-%m-%dT%H:%i:%s.%fZ'), "
+    JT_EVENT_RECIPIENT("x") " FROM outbox x WHERE x.published_at IS NULL ORDER BY x.id LIMIT ? FOR UPDATE";
 static const char SQL_PUBLISHED[] =
     "UPDATE outbox x JOIN JSON_TABLE(?, " JT_EVENT_IDS_TABLE ") j ON j.id = x.id SET x.published_at = NOW(6)"
     " WHERE x.published_at IS NULL";
@@ -86,15 +90,16 @@ typedef struct {
 
 /* One attempt: lock the oldest unpublished rows, XADD them all in id
  * order in one round trip (a pipeline), mark the ones XADD accepted up to
- * the first that failed. */
+ * the first that failed. An entry is the row (id, type, aggregate, at,
+ * payload) and, when the read found one, its recipient ("to": a user id). */
 static jt_tx_step
 publish_body(jt_tx *tx)
 {
-    enum { ARGS = 16 };
+    enum { ARGS = 18 };
     publish_tx *t = tx->data;
     jt_val p[1] = { JT_VI(t->conf->ev_batch) };
     int64_t ids[1000];
-    char maxlen[24], (*nums)[2][24];
+    char maxlen[24], (*nums)[3][24];
     const char **argv, *json;
     const char **cmds[1000];
     const size_t *lenp[1000];
@@ -124,17 +129,20 @@ publish_body(jt_tx *tx)
 
         snprintf(nums[i][0], sizeof(nums[i][0]), "%lld", (long long) jt_cell(&rows, i, 0)->i);
         snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long) jt_cell(&rows, i, 2)->i);
+        snprintf(nums[i][2], sizeof(nums[i][2]), "%lld",
+                 jt_cell(&rows, i, 5)->type == JT_V_NULL ? 0LL : (long long) jt_val_int(jt_cell(&rows, i, 5)));
         v[0] = "XADD", v[1] = JT_EVENT_STREAM, v[2] = "MAXLEN", v[3] = "~", v[4] = maxlen, v[5] = "*";
         v[6] = "id", v[7] = nums[i][0], v[8] = "type", v[9] = jt_cell(&rows, i, 1)->s;
         v[10] = "aggregate", v[11] = nums[i][1], v[12] = "at", v[13] = jt_cell(&rows, i, 4)->s;
         v[14] = "payload", v[15] = jt_cell(&rows, i, 3)->s;
-        for (k = 0; k < ARGS - 1; k++) {
+        v[16] = "to", v[17] = nums[i][2];
+        for (k = 0; k < ARGS; k++) {
             l[k] = strlen(v[k]);
         }
-        l[ARGS - 1] = jt_cell(&rows, i, 3)->len;
+        l[15] = jt_cell(&rows, i, 3)->len;
         cmds[i] = v;
         lenp[i] = l;
-        argc[i] = ARGS;
+        argc[i] = jt_cell(&rows, i, 5)->type == JT_V_NULL ? ARGS - 2 : ARGS;
     }
     (void) jt_redis_pipeline(t->redis, tx->arena, n, argc, cmds, lenp, replies);
     for (i = 0; i < n && replies[i] != NULL && replies[i]->type == REDIS_REPLY_STRING; i++) {

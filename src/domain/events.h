@@ -95,15 +95,21 @@ void    events_lost_done(const jt_conf *c, struct jt_db *db, jt_arena *a, jt_eve
 const char *events_message(jt_arena *a, const char *topic, int64_t aggregate_id, const char *payload);
 
 /* An event as the relay copied it into its stream entry (its outbox row's
- * id, type, time and payload: a row never changed once written), enough
- * for a consumer that needs nothing else of MariaDB. topic is NULL when
- * the entry had no copy: read the event from MariaDB. */
+ * id, type, aggregate, time and payload: a row never changed once
+ * written; and its recipient, JT_EVENT_RECIPIENT as the relay read it:
+ * who that is never changes either), enough for a consumer that needs
+ * nothing else of MariaDB. topic is NULL when the entry had no copy, and
+ * has_recipient 0 when it named no recipient (the relay found none, or an
+ * entry of a relay before it did): read the event from MariaDB. */
 typedef struct {
     int64_t     id;
     const char *topic;
+    int64_t     aggregate;
     const char *at;
     const char *payload;
     size_t      payload_len;
+    int         has_recipient;
+    int64_t     recipient;
 } jt_event_copy;
 
 /* "[1,2,3]": event ids as a JSON array, the parameter a batch of events

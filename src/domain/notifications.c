@@ -147,10 +147,44 @@ notifications_read(jt_req *r)
 /* --- the consumer's side ---------------------------------------------------------- */
 
 typedef struct {
-    const int64_t *ids;
-    int            n;
-    int64_t        created;
+    int                  n;
+    const jt_event_copy *copies;   /* n of them, or NULL: read every event */
+    const int64_t       *read;     /* the events to read from MariaDB */
+    int                  nread;
+    int64_t              created;
 } record_tx;
+
+/* A copy a notification can be made from: type, payload and recipient. */
+static int
+whole(const jt_event_copy *cp)
+{
+    return cp->topic != NULL && cp->payload != NULL && cp->has_recipient;
+}
+
+/* A notification of event `id` to `user` as SQL_INSERT takes it; 1 when
+ * there is one to make (the topic tells somebody), 0 when not, -1 when
+ * out of memory. */
+static int
+notification_row(jt_arena *a, jt_json *w, int64_t id, const char *topic, int64_t aggregate, const char *payload,
+                  int64_t user)
+{
+    const char *text;
+
+    if (user <= 0) {
+        return 0;
+    }
+    if ((text = events_message(a, topic, aggregate, payload)) == NULL) {
+        return 0;   /* nobody to tell */
+    }
+    jw_obj_open(w);
+    jw_kint(w, "e", id);
+    jw_kint(w, "u", user);
+    jw_kstr(w, "t", topic);
+    jw_kint(w, "r", aggregate);
+    jw_kstr(w, "m", text);
+    jw_obj_close(w);
+    return 1;
+}
 
 /* One attempt: a row per recipient of each event of the batch, in one
  * statement (notifications.h). */
@@ -158,39 +192,38 @@ static jt_tx_step
 record_body(jt_tx *tx)
 {
     record_tx *t = tx->data;
-    const char *ids = events_ids_json(tx->arena, t->ids, t->n);
+    const char *ids;
     jt_val p[1];
     jt_rows ev, rows;
     jt_buf batch;
     jt_json w;
     int i, told = 0;
 
-    if (ids == NULL) {
+    /* the events to read: those without a whole copy (with a recipient) */
+    if ((ids = events_ids_json(tx->arena, t->read, t->nread)) == NULL) {
         tx->db_rc = JT_DB_ERROR;
         return JT_TX_DBERR;
     }
     t->created = 0;
-    p[0] = JT_VS(ids);
-    JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
-    jt_buf_init(&batch, tx->arena, 64 + (size_t) ev.nrows * 256);
+    ev.nrows = 0;
+    if (t->nread > 0) {
+        p[0] = JT_VS(ids);
+        JT_TX_EXEC(tx, SQL_EVENTS, p, 1, &ev);
+    }
+    jt_buf_init(&batch, tx->arena, 64 + (size_t) t->n * 256);
     jw_init(&w, &batch);
     jw_arr_open(&w);
-    for (i = 0; i < ev.nrows; i++) {
-        const char *topic = jt_cell(&ev, i, 1)->s;
-        const char *text;
+    for (i = 0; t->copies != NULL && i < t->n; i++) {
+        const jt_event_copy *cp = &t->copies[i];
 
-        if (jt_cell(&ev, i, 4)->type == JT_V_NULL
-            || (text = events_message(tx->arena, topic, jt_cell(&ev, i, 2)->i, jt_cell(&ev, i, 3)->s)) == NULL) {
-            continue;   /* nobody to tell */
+        if (whole(cp)) {
+            told += notification_row(tx->arena, &w, cp->id, cp->topic, cp->aggregate, cp->payload, cp->recipient) > 0;
         }
-        jw_obj_open(&w);
-        jw_kint(&w, "e", jt_cell(&ev, i, 0)->i);
-        jw_kint(&w, "u", jt_val_int(jt_cell(&ev, i, 4)));
-        jw_kstr(&w, "t", topic);
-        jw_kint(&w, "r", jt_cell(&ev, i, 2)->i);
-        jw_kstr(&w, "m", text);
-        jw_obj_close(&w);
-        told++;
+    }
+    for (i = 0; i < ev.nrows; i++) {
+        told += notification_row(tx->arena, &w, jt_cell(&ev, i, 0)->i, jt_cell(&ev, i, 1)->s, jt_cell(&ev, i, 2)->i,
+                                  jt_cell(&ev, i, 3)->s,
+                                  jt_cell(&ev, i, 4)->type == JT_V_NULL ? 0 : jt_val_int(jt_cell(&ev, i, 4))) > 0;
     }
     jw_arr_close(&w);
     if (batch.oom) {
@@ -206,15 +239,33 @@ record_body(jt_tx *tx)
 }
 
 jt_tx_rc
-notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n, int64_t *created)
+notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
+                     const jt_event_copy *copies, int64_t *created)
 {
-    record_tx t = { ids, n, 0 };
+    record_tx t = { n, copies, ids, n, 0 };
     jt_tx_policy pol;
     jt_tx_rc rc;
+    int64_t *read;
+    int i;
 
     *created = 0;
     if (n <= 0) {
         return JT_TX_OK;
+    }
+    /* from the copies, those that are whole (an event twice in a batch is
+     * told once: the pair is unique, the insert's duplicate a no-op); the
+     * rest are read */
+    if (copies != NULL) {
+        if ((read = jt_palloc(a, sizeof(*read) * (size_t) n)) == NULL) {
+            return JT_TX_DB_ERROR;   /* out of memory: not acknowledged, read again */
+        }
+        t.nread = 0;
+        for (i = 0; i < n; i++) {
+            if (!whole(&copies[i])) {
+                read[t.nread++] = ids[i];
+            }
+        }
+        t.read = read;
     }
     jt_tx_policy_init(&pol, c);
     rc = jt_tx_run(db, a, &pol, record_body, &t);

@@ -31,9 +31,12 @@ jt_err notifications_read(jt_req *r);
 
 /* Records the notifications of events ids[0..n-1] (outbox ids) in one
  * transaction; *created counts the rows that were new. JT_TX_OK when
- * committed (the caller may then acknowledge every one of them). */
+ * committed (the caller may then acknowledge every one of them). copies:
+ * NULL, or the stream entries' copies of the events (in the same order);
+ * when every one has its copy and its recipient, the events are not read
+ * from MariaDB. */
 jt_tx_rc notifications_record(const jt_conf *c, struct jt_db *db, jt_arena *a, const int64_t *ids, int n,
-                              int64_t *created);
+                              const jt_event_copy *copies, int64_t *created);
 /* The sweep for events published [events] lost_after ago that no
  * notification consumer recorded (their stream entries were lost):
  * events_lost() with it. */

@@ -37,7 +37,7 @@ jt_notifier_run(const jt_conf *c, int slot)
             || jt_stream_read(&reader, &rc, &res.redis, &res.arena, BLOCK_MS, (int) rc.ev_batch, &batch) != 0) {
             jt_clock_sleep_ms(200);
         } else if (batch.n > 0) {
-            if (notifications_record(&rc, &res.db, &res.arena, batch.ids, batch.n, &created) == JT_TX_OK) {
+            if (notifications_record(&rc, &res.db, &res.arena, batch.ids, batch.n, batch.copies, &created) == JT_TX_OK) {
                 jt_stream_ack(&reader, &res.redis, &res.arena, &batch);
             } else {
                 /* unacknowledged: reclaimed after claim_idle_ms */
@@ -55,7 +55,7 @@ jt_notifier_run(const jt_conf *c, int slot)
 
             notifications_lost_sweep(&sw);
             n = events_lost(&rc, &res.db, &res.arena, &sw, ids, (int) rc.ev_batch);
-            if (n == 0 || (n > 0 && notifications_record(&rc, &res.db, &res.arena, ids, n, &created) == JT_TX_OK)) {
+            if (n == 0 || (n > 0 && notifications_record(&rc, &res.db, &res.arena, ids, n, NULL, &created) == JT_TX_OK)) {
                 if (n > 0) {
                     jt_log_warn("notifier: %d events Redis lost were taken from MariaDB", n);
                 }

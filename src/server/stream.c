@@ -72,6 +72,11 @@ take_entries(jt_stream_batch *b, redisReply *entries, int max)
                 b->ids[b->n] = strtoll(v->str, NULL, 10);
             } else if (!strcmp(name->str, "type")) {
                 cp->topic = v->str;
+            } else if (!strcmp(name->str, "aggregate")) {
+                cp->aggregate = strtoll(v->str, NULL, 10);
+            } else if (!strcmp(name->str, "to")) {
+                cp->has_recipient = 1;
+                cp->recipient = strtoll(v->str, NULL, 10);
             } else if (!strcmp(name->str, "at")) {
                 cp->at = v->str;
             } else if (!strcmp(name->str, "payload")) {
