@@ -20,8 +20,10 @@
 # relay always, since nothing reaches a consumer without it. The figure to
 # quote is the default, all three)
 # (--digest: MariaDB with performance_schema on, and after every round the
-# statements that took most of its time; it costs MariaDB too, so ratios
-# from a --digest run are not the figure to quote)
+# statements that took most of its time, MariaDB's CPU by connection (the
+# event processes' own sessions, the workers', the background threads) and
+# each event process's handler calls per event; it costs MariaDB too, so
+# ratios from a --digest run are not the figure to quote)
 use strict;
 use warnings;
 use utf8;
@@ -114,6 +116,40 @@ my @STATUS = qw(Com_stmt_execute Com_commit Innodb_rows_read Innodb_rows_inserte
 sub status {
     my %v = map { @$_ } @{ $s->sql('SHOW GLOBAL STATUS') };
     return { map { $_ => $v{$_} // 0 } @STATUS };
+}
+# --digest: which of the stack's processes each MariaDB connection is
+# (its client's _pid connect attribute), by performance_schema thread id
+sub connections {
+    my $m = $s->master_pid;
+    my %kind = map { /^\s*(\d+)\s+jangteod-(\w+)/ ? ($1 => $2) : () } split /\n/, `ps -o pid=,comm= --ppid $m`;
+    my %of = map { $_->[0] => $kind{ $_->[1] } // 'other' } @{ $s->sql("SELECT PROCESSLIST_ID, ATTR_VALUE"
+        . " FROM performance_schema.session_connect_attrs WHERE ATTR_NAME = '_pid'") };
+    return { map { $_->[0] => { os => $_->[1], name => defined $_->[2] ? $of{ $_->[2] } // 'other'
+        : $_->[3] =~ s{^thread/}{}r } } @{ $s->sql('SELECT THREAD_ID, THREAD_OS_ID, PROCESSLIST_ID, NAME'
+        . ' FROM performance_schema.threads') } };
+}
+# MariaDB's CPU (10 ms ticks) by what its threads serve, and the event
+# processes' handler calls: what a round made each of them cost
+my @HANDLERS = qw(Handler_read_key Handler_read_next Handler_read_rnd_next Handler_write Handler_update);
+sub by_connection {
+    my $c = connections();
+    my (%os, %cpu, %calls);
+    # an OS thread once counted (performance_schema may show a cached
+    # thread under the connection it served before as well)
+    for my $t (grep { defined $_->{os} } values %$c) {
+        $os{ $t->{os} }{ $t->{name} } = 1;
+    }
+    for my $tid (keys %os) {
+        open my $f, '<', "/proc/$s->{pids}{mariadbd}/task/$tid/stat" or next;
+        my @f = split ' ', (scalar <$f>) =~ s/^.*\)//sr;
+        $cpu{ join('+', sort keys %{ $os{$tid} }) } += $f[11] + $f[12];
+    }
+    for my $r (@{ $s->sql('SELECT THREAD_ID, VARIABLE_NAME, VARIABLE_VALUE FROM performance_schema.status_by_thread'
+            . " WHERE VARIABLE_NAME IN (" . join(',', map { "'$_'" } @HANDLERS) . ')') }) {
+        my $k = ($c->{ $r->[0] } // {})->{name} // next;
+        $calls{$k}{ $r->[1] } += $r->[2] if $k =~ /^(relay|notify|hooks)$/;
+    }
+    return { cpu => \%cpu, calls => \%calls };
 }
 my @KINDS = qw(nginx workers mariadb redis relay notify hooks);
 sub kids {
@@ -237,6 +273,7 @@ for my $round (1 .. $rounds) {
         my $before = sql1($s, 'SELECT COALESCE(MAX(id), 0) FROM outbox');
         my $ps0 = $digest ? prepared() : {};
         my $st0 = $digest ? status() : {};
+        my $bc0 = $digest ? by_connection() : {};
         $s->sql('TRUNCATE performance_schema.events_statements_summary_by_digest') if $digest;
         my $g = group_pids();
         my $c0 = ticks($g);
@@ -270,6 +307,14 @@ for my $round (1 .. $rounds) {
                 . ' FROM performance_schema.events_statements_summary_by_digest');
             my $ps1 = prepared();
             my $st1 = status();
+            my $bc1 = by_connection();
+            my %cpu = map { $_ => 1000 * ($bc1->{cpu}{$_} - ($bc0->{cpu}{$_} // 0)) / ($r->{ok} || 1) } keys %{ $bc1->{cpu} };
+            printf "      MariaDB CPU per 1,000 orders by connection (a connection that ended is not counted): %s\n",
+                join(', ', map { sprintf('%s %.1f', $_, $cpu{$_}) } grep { $cpu{$_} >= 0.1 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu);
+            for my $k (sort keys %{ $bc1->{calls} }) {
+                printf "      %s, per event: %s\n", $k, join(', ', map { sprintf('%s %.2f', $_ =~ s/^Handler_//r,
+                    ($bc1->{calls}{$k}{$_} - ($bc0->{calls}{$k}{$_} // 0)) / ($r->{ok} || 1)) } @HANDLERS);
+            }
             printf "      per order: %s\n", join(', ', map { sprintf('%s %.2f', $_, ($st1->{$_} - $st0->{$_}) / ($r->{ok} || 1)) } @STATUS);
             for my $q (keys %$ps1) {
                 my ($n, $t) = ($ps1->{$q}[0] - ($ps0->{$q}[0] // 0), $ps1->{$q}[1] - ($ps0->{$q}[1] // 0));
