@@ -161,9 +161,9 @@ whole(const jt_event_copy *cp)
     return cp->topic != NULL && cp->payload != NULL && cp->has_recipient;
 }
 
-/* A notification of event `id` to `user` as SQL_INSERT takes it; 1 when
- * there is one to make (the topic tells somebody), 0 when not, -1 when
- * out of memory. */
+/* A notification of event `id` to `user` as SQL_INSERT takes it (a
+ * writer out of memory says so in its buffer's oom); 1 when there is one
+ * to make, 0 when the event tells nobody. */
 static int
 notification_row(jt_arena *a, jt_json *w, int64_t id, const char *topic, int64_t aggregate, const char *payload,
                   int64_t user)
@@ -217,13 +217,13 @@ record_body(jt_tx *tx)
         const jt_event_copy *cp = &t->copies[i];
 
         if (whole(cp)) {
-            told += notification_row(tx->arena, &w, cp->id, cp->topic, cp->aggregate, cp->payload, cp->recipient) > 0;
+            told += notification_row(tx->arena, &w, cp->id, cp->topic, cp->aggregate, cp->payload, cp->recipient);
         }
     }
     for (i = 0; i < ev.nrows; i++) {
         told += notification_row(tx->arena, &w, jt_cell(&ev, i, 0)->i, jt_cell(&ev, i, 1)->s, jt_cell(&ev, i, 2)->i,
                                   jt_cell(&ev, i, 3)->s,
-                                  jt_cell(&ev, i, 4)->type == JT_V_NULL ? 0 : jt_val_int(jt_cell(&ev, i, 4))) > 0;
+                                  jt_cell(&ev, i, 4)->type == JT_V_NULL ? 0 : jt_val_int(jt_cell(&ev, i, 4)));
     }
     jw_arr_close(&w);
     if (batch.oom) {

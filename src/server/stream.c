@@ -52,12 +52,11 @@ take_entries(jt_stream_batch *b, redisReply *entries, int max)
     }
     for (i = 0; i < entries->elements && b->n < max; i++) {
         redisReply *e = entries->element[i], *f;
+        jt_event_copy *cp = &b->copies[b->n];
 
         if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) {
             continue;   /* trimmed meanwhile: its event is found in MariaDB */
         }
-        jt_event_copy *cp = &b->copies[b->n];
-
         b->entries[b->n] = e->element[0]->str;
         b->ids[b->n] = 0;
         memset(cp, 0, sizeof(*cp));
