@@ -9,6 +9,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp qw(tempdir);
+use Digest::SHA ();
 use Jangteo::Client qw(test_stack new_user login bearer charge charge_raw concurrent invariant_ok ledger_rows balance_of is_problem raw_request);
 
 my $s = test_stack();
@@ -206,6 +207,32 @@ is(balance_of($s, $other->{id}), 1000, 'B was charged');
     is($g3->{headers}{'idempotent-replayed'}, 'true', '... marked as a replay');
     is(balance_of($s, $uid), $bal, 'balance unchanged');
     is(nledger(), $nl, 'no ledger row');
+}
+
+# ---- an expired key is a new key: its durable row is taken over in place,
+# the new request applies once, and then replays as itself
+{
+    my $KE = "expired-$$";
+    my $e1 = charge($s, $uid, $tok, 2000, $KE);
+    is($e1->{status}, 200, 'charge under a key that will expire -> 200') or diag($e1->{body});
+    my $id1 = $s->sql("SELECT id FROM idempotency_keys WHERE idem_key = '$KE'")->[0][0];
+    $s->sql("UPDATE idempotency_keys SET expires_at = NOW(6) - INTERVAL 1 SECOND WHERE idem_key = '$KE'");
+    $s->redis('FLUSHALL');
+    ($bal, $nl) = (balance_of($s, $uid), nledger());
+    my $e2 = charge($s, $uid, $tok, 3000, $KE);
+    is($e2->{status}, 200, 'the expired key with another amount -> 200, not 422') or diag($e2->{body});
+    ok(!defined $e2->{headers}{'idempotent-replayed'}, '... not a replay');
+    is(balance_of($s, $uid), $bal + 3000, '... charged the new amount once');
+    is(nledger(), $nl + 1, '... one ledger row');
+    is_deeply($s->sql("SELECT COUNT(*), MIN(id), MIN(expires_at > NOW(6)), MIN(SHA2(body, 256))"
+                      . " FROM idempotency_keys WHERE idem_key = '$KE'"),
+              [[1, $id1, 1, Digest::SHA::sha256_hex($e2->{body})]], '... the one row of the key, taken over: live again, with the new answer');
+    $s->redis('FLUSHALL');
+    my $e3 = charge($s, $uid, $tok, 3000, $KE);
+    is($e3->{headers}{'idempotent-replayed'}, 'true', 'the same request again replays (from the row)');
+    is($e3->{body}, $e2->{body}, '... byte for byte');
+    is_problem(charge($s, $uid, $tok, 2000, $KE), 422, 'IDEMPOTENCY_KEY_REUSED', '... and the old amount is now a mismatch');
+    is(balance_of($s, $uid), $bal + 3000, 'still charged once');
 }
 
 invariant_ok($s);

@@ -83,6 +83,29 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
             is(norders($s, $u->{id}), $no, "$name: ... no second order");
         }
     }
+
+    # Nothing changed: from the durable row alone (Redis flushed), the retry
+    # could commit a second order, and an order reads that row only when it
+    # inserts its own (JT_WRITE_KEY_OPTIONAL_LOOKUP_LATE). It must still replay.
+    {
+        my $u = $users->[4];
+        my $p = add_product($s, '재시도 상품 그대로', 30_000, 5);
+        my $body = order_body([ [ $p, 1 ] ], expectedTotal => 30_000);
+        my $K = "k34-order-same-$$";
+        my $r1 = place_order($s, $u->{token}, $body, 'Idempotency-Key' => $K);
+        is($r1->{status}, 201, 'nothing changes: the keyed order -> 201') or diag($r1->{body});
+        my ($bal, $no) = (balance($s, $u->{id}), norders($s, $u->{id}));
+        for my $round (1, 2) {
+            $s->redis('FLUSHALL');
+            my $r2 = place_order($s, $u->{token}, $body, 'Idempotency-Key' => $K);
+            is($r2->{status}, 201, "nothing changes: retry $round from the durable row -> 201") or diag($r2->{body});
+            is($r2->{body}, $r1->{body}, "nothing changes: ... byte for byte the first answer");
+            is($r2->{headers}{'idempotent-replayed'}, 'true', 'nothing changes: ... marked Idempotent-Replayed');
+            is(balance($s, $u->{id}), $bal, 'nothing changes: ... the balance is unchanged');
+            is(norders($s, $u->{id}), $no, 'nothing changes: ... no second order');
+            is(scalar_sql($s, "SELECT stock FROM products WHERE id = $p"), 4, 'nothing changes: ... one unit sold');
+        }
+    }
     order_invariants_ok($s);
     $s->stop;
 }

@@ -744,7 +744,8 @@ orders_place(jt_req *r)
     if (payments_card_requested(o)) {
         return payments_place(r, &who, o);
     }
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL)) != JT_OK || wr->replayed) {
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_OPTIONAL_LOOKUP_LATE)) != JT_OK
+        || wr->replayed) {
         return e;
     }
     {

@@ -133,7 +133,8 @@ jt_write_begin_for(jt_req *r, jt_write **out, int64_t principal, json_object *bo
     marker_ms = c->lock_wait_ms + c->tx_deadline_ms + c->lock_lease_ms + 2 * JT_WRITE_MARKER_MARGIN_MS
                 + w->policy.test_delay_ms + (extra_ms > 0 ? extra_ms : 0);
     started = jt_clock_mono_ms();
-    switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp, marker_ms)) {
+    switch (jt_idem_begin(&w->idem, r->db, r->redis, r->arena, principal, key, key_len, fp, marker_ms,
+                          mode == JT_WRITE_KEY_OPTIONAL_LOOKUP_LATE)) {
     case JT_IDEM_PROCEED:
         w->has_key = 1;
         w->marker_until_ms = started + marker_ms - JT_WRITE_MARKER_MARGIN_MS;
@@ -285,12 +286,11 @@ jt_write_finish(jt_req *r, jt_write *w)
     const jt_conf *c = r->conf;
 
     r->on_error = NULL;
-    if (w->has_key && (w->cached || w->internal_key)) {
-        jt_idem_abandon(&w->idem, r->redis, r->arena);
-    } else if (w->has_key) {
-        jt_idem_finish(&w->idem, r->redis, r->arena, w->status, w->answer.data, w->answer.len, c->idem_ttl);
+    if (w->has_key) {
+        jt_idem_finish(&w->idem, r->redis, r->arena, w->cached || w->internal_key ? NULL : &w->answer,
+                       w->status, c->idem_ttl, &w->locks);
     }
-    jt_lock_release_all(r->redis, r->arena, &w->locks);
+    jt_lock_release_all(r->redis, r->arena, &w->locks);   /* unkeyed: still held */
     if (w->status == 204) {
         jt_reply_text(r, 204, "application/json", "", 0);
     } else {

@@ -75,7 +75,14 @@
 typedef enum {
     JT_WRITE_KEY_OPTIONAL = 0,
     JT_WRITE_KEY_REQUIRED,
-    JT_WRITE_KEY_IGNORED
+    JT_WRITE_KEY_IGNORED,
+    /* OPTIONAL, and the durable record is not read before the work when
+     * Redis has neither a cached answer nor another request in flight under
+     * the key. Only for a route whose every effect is in its transaction
+     * (a points order): the idempotency row's insert finds a committed
+     * answer (and rolls the work back), and so does every refusal
+     * (write_failed); no gateway or other outside call may come before. */
+    JT_WRITE_KEY_OPTIONAL_LOOKUP_LATE
 } jt_write_key_mode;
 
 typedef struct jt_write {

@@ -15,11 +15,20 @@ static const char SQL_IDEM_GET[] =
 static const char SQL_IDEM_GET_LOCKING[] =
     "SELECT fingerprint, status, body FROM idempotency_keys"
     " WHERE user_id = ? AND idem_key = ? AND expires_at > NOW(6) LOCK IN SHARE MODE";
-static const char SQL_IDEM_PURGE_ONE[] =
-    "DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND expires_at <= NOW(6)";
+/* An expired row of the key is taken over in place (it would otherwise
+ * block the key's reuse until the purge job ran); a live one is left as it
+ * is, 0 rows affected: the key's answer is already committed. expires_at
+ * is assigned last, as every IF before it reads the old one. */
 static const char SQL_IDEM_PUT[] =
     "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, status, body, ref_kind, ref_id, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? SECOND)";
+    " VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? SECOND) ON DUPLICATE KEY UPDATE"
+    " fingerprint = IF(expires_at <= NOW(6), VALUES(fingerprint), fingerprint),"
+    " status = IF(expires_at <= NOW(6), VALUES(status), status),"
+    " body = IF(expires_at <= NOW(6), VALUES(body), body),"
+    " ref_kind = IF(expires_at <= NOW(6), VALUES(ref_kind), ref_kind),"
+    " ref_id = IF(expires_at <= NOW(6), VALUES(ref_id), ref_id),"
+    " created_at = IF(expires_at <= NOW(6), NOW(6), created_at),"
+    " expires_at = IF(expires_at <= NOW(6), VALUES(expires_at), expires_at)";
 
 
 int
@@ -171,57 +180,87 @@ jt_idem_identify(jt_idem *id, int64_t user_id, const char *key, size_t key_len, 
     snprintf(id->marker_key, sizeof(id->marker_key), "idem-inflight:%lld:%s", (long long) user_id, khex);
 }
 
+/* The replay cache and the in-flight marker in one round trip: the cached
+ * answer if there is one ({1, value}), else the marker taken ({0}) or
+ * already held by another request ({2}). KEYS: cache, marker; ARGV: token,
+ * marker ms. */
+static jt_redis_script begin_script = {
+    "local v = redis.call('get', KEYS[1])\n"
+    "if v then return {1, v} end\n"
+    "if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end\n"
+    "return {2}",
+    "", NULL
+};
+
+static jt_idem_rc
+counted(jt_idem_rc rc)
+{
+    if (rc == JT_IDEM_REPLAY || rc == JT_IDEM_MISMATCH) {
+        JT_METRIC_INC(idem_replays);
+    }
+    if (rc == JT_IDEM_MISMATCH) {
+        JT_METRIC_INC(idem_mismatch);
+    }
+    return rc;
+}
+
 jt_idem_rc
 jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id, const char *key,
-              size_t key_len, const unsigned char fp[32], int64_t marker_ms)
+              size_t key_len, const unsigned char fp[32], int64_t marker_ms, int late)
 {
     unsigned char rnd[16];
+    char ms[24];
+    const char *args[4];
     redisReply *rep;
     jt_idem_rc rc;
+    int64_t got = -1;
 
     jt_idem_identify(id, user_id, key, key_len, fp);
-
-    /* 1. the replay cache */
-    rep = jt_redis_cmd(r, a, "GET %s", id->cache_key);
-    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
-        rc = from_cached(id, rep->str, rep->len);
-        if (rc != JT_IDEM_PROCEED) {
-            JT_METRIC_INC(idem_replays);
-            if (rc == JT_IDEM_MISMATCH) {
-                JT_METRIC_INC(idem_mismatch);
-            }
-            return rc;
-        }
-    }
-    if (rep == NULL) {
-        JT_METRIC_INC(idem_degraded);
-    }
-
-    /* 2. the durable record (a flushed or restarted Redis lands here) */
-    rc = jt_idem_lookup(id, db, a);
-    if (rc != JT_IDEM_PROCEED) {
-        if (rc == JT_IDEM_REPLAY) {
-            JT_METRIC_INC(idem_replays);
-        } else if (rc == JT_IDEM_MISMATCH) {
-            JT_METRIC_INC(idem_mismatch);
-        }
-        return rc;
-    }
-
-    /* 3. the in-flight marker. Without Redis we go on: the unique row
-     * inserted with the effect still lets only one request commit. */
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(id->token, sizeof(id->token), rnd, sizeof(rnd));
-    rep = jt_redis_cmd(r, a, "SET %s %s NX PX %lld", id->marker_key, id->token, (long long) marker_ms);
-    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+    snprintf(ms, sizeof(ms), "%lld", (long long) marker_ms);
+
+    /* 1. the replay cache, and the in-flight marker when it misses */
+    args[0] = id->cache_key;
+    args[1] = id->marker_key;
+    args[2] = id->token;
+    args[3] = ms;
+    rep = jt_redis_eval(r, a, &begin_script, 2, 4, args);
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1
+        && rep->element[0]->type == REDIS_REPLY_INTEGER) {
+        got = rep->element[0]->integer;
+    }
+    if (got == 1 && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        rc = from_cached(id, rep->element[1]->str, rep->element[1]->len);
+        if (rc != JT_IDEM_PROCEED) {
+            return counted(rc);
+        }
+        /* unreadable: ignore the cache, and take the marker as before */
+        rep = jt_redis_cmd(r, a, "SET %s %s NX PX %lld", id->marker_key, id->token, (long long) marker_ms);
+        got = rep == NULL || rep->type == REDIS_REPLY_ERROR ? -1 : rep->type == REDIS_REPLY_STATUS ? 0 : 2;
+    }
+    id->marker_held = got == 0;
+    if (got < 0) {
         JT_METRIC_INC(idem_degraded);
+    }
+
+    /* 2. the durable record (a flushed or restarted Redis lands here).
+     * Without Redis we go on: the unique row inserted with the effect
+     * still lets only one request commit. */
+    if (late && got == 0) {
         return JT_IDEM_PROCEED;
     }
-    if (rep->type != REDIS_REPLY_STATUS) {
+    rc = jt_idem_lookup(id, db, a);
+    if (rc != JT_IDEM_PROCEED) {
+        jt_idem_abandon(id, r, a);
+        return counted(rc);
+    }
+
+    /* 3. the marker held by a same-key request still in flight */
+    if (got == 2) {
         JT_METRIC_INC(idem_in_flight);
         return JT_IDEM_IN_FLIGHT;
     }
-    id->marker_held = 1;
     return JT_IDEM_PROCEED;
 }
 
@@ -229,46 +268,69 @@ jt_tx_step
 jt_idem_record(jt_tx *tx, jt_idem *id, int status, const char *body, size_t len, const char *ref_kind,
                int64_t ref_id, int64_t ttl_s)
 {
-    jt_val del[2] = { JT_VI(id->user_id), JT_VB(id->key, id->key_len) };
     jt_val p[8] = {
         JT_VI(id->user_id), JT_VB(id->key, id->key_len), JT_VB(id->fp, 32), JT_VI(status),
         JT_VB(body, len), JT_VS(ref_kind), JT_VI(ref_id), JT_VI(ttl_s),
     };
     jt_rows rows;
 
-    /* an expired row would block the key's reuse until the purge job ran */
-    JT_TX_EXEC(tx, SQL_IDEM_PURGE_ONE, del, 2, &rows);
     JT_TX_EXEC(tx, SQL_IDEM_PUT, p, 8, &rows);
+    if (rows.affected == 0) {
+        tx->db_rc = JT_DB_DUPLICATE;   /* as the unique key would say */
+        return JT_TX_DBERR;
+    }
     return JT_TX_COMMIT;
 }
 
+/* After COMMIT, in one round trip and in this order: the answer cached
+ * (when there is one), the marker dropped if still ours, and the locks
+ * released (lock.h). A retry arriving in between sees the marker (409) or
+ * the cached answer, never neither; the locks go only after the cache.
+ * KEYS: cache, marker, then the set's; ARGV: value ('' for none), ttl s,
+ * marker token ('' when not held), then the set's. */
+static jt_redis_script finish_script = {
+    "local K0, A0 = 2, 3\n"
+    "if ARGV[1] ~= '' then redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) end\n"
+    "if ARGV[3] ~= '' and redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end\n"
+    JT_LOCK_RELEASE_LUA,
+    "", NULL
+};
+
 void
-jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
-               int64_t ttl_s)
+jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, const jt_buf *answer, int status, int64_t ttl_s,
+               jt_lockset *ls)
 {
-    char fphex[65], head[80];
-    const char *argv[5];
-    size_t lens[5];
+    const char *args[2 * JT_LOCK_MAX + 7], **own;
+    char fphex[65], head[80], ttl[24], wake_ttl[24];
+    int k;
     jt_buf v;
 
-    /* cache first, then drop the marker: a retry arriving in between sees
-     * either the marker (409) or the cached answer, never neither */
-    sodium_bin2hex(fphex, sizeof(fphex), id->fp, 32);
-    snprintf(head, sizeof(head), "%s|%03d|", fphex, status);
-    jt_buf_init(&v, a, len + 80);
-    jt_buf_adds(&v, head);
-    jt_buf_add(&v, body, len);
-    if (!v.oom) {
-        char ttl[24];
-        snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
-        argv[0] = "SET"; lens[0] = 3;
-        argv[1] = id->cache_key; lens[1] = strlen(id->cache_key);
-        argv[2] = v.data; lens[2] = v.len;
-        argv[3] = "EX"; lens[3] = 2;
-        argv[4] = ttl; lens[4] = strlen(ttl);
-        (void) jt_redis_argv(r, a, 5, argv, lens);
+    jt_buf_init(&v, a, (answer != NULL ? answer->len : 0) + 80);
+    if (answer != NULL) {
+        sodium_bin2hex(fphex, sizeof(fphex), id->fp, 32);
+        snprintf(head, sizeof(head), "%s|%03d|", fphex, status);
+        jt_buf_adds(&v, head);
+        jt_buf_add(&v, answer->data, answer->len);
     }
-    jt_idem_abandon(id, r, a);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
+    k = ls != NULL && ls->held ? ls->n : 0;
+    own = args + 2 + 2 * k;   /* the script's own ARGV, then the set's */
+    if (ls != NULL) {
+        (void) jt_lock_release_args(ls, args + 2, own + 3, wake_ttl);
+    } else {
+        own[3] = "";
+        own[4] = "0";
+    }
+    args[0] = id->cache_key;
+    args[1] = id->marker_key;
+    own[0] = v.oom ? "" : jt_buf_cstr(&v);
+    own[1] = ttl;
+    own[2] = id->marker_held ? id->token : "";
+    id->marker_held = 0;
+    if (k == 0 && own[0][0] == '\0' && own[2][0] == '\0') {
+        return;   /* nothing to cache, drop or release */
+    }
+    (void) jt_lock_released(ls, jt_redis_eval(r, a, &finish_script, 2 + 2 * k, 2 + 2 * k + 5, args), k);
 }
 
 void

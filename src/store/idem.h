@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/buf.h"
 #include "store/db.h"
+#include "store/lock.h"
 #include "store/redis.h"
 #include "store/tx.h"
 
@@ -56,8 +58,13 @@ void jt_idem_fingerprint(const char *method, const char *path, const char *canon
  * its Redis keys) without looking anything up. */
 void jt_idem_identify(jt_idem *id, int64_t user_id, const char *key, size_t key_len, const unsigned char fp[32]);
 
+/* The cached answer (REPLAY, MISMATCH), else the in-flight marker taken
+ * (PROCEED) or held by another request (IN_FLIGHT), after a look at the
+ * durable record; with `late`, that look is skipped when the marker was
+ * taken (the caller finds a committed row when it inserts its own). */
 jt_idem_rc jt_idem_begin(jt_idem *id, jt_db *db, jt_redis *r, jt_arena *a, int64_t user_id,
-                         const char *key, size_t key_len, const unsigned char fp[32], int64_t marker_ms);
+                         const char *key, size_t key_len, const unsigned char fp[32], int64_t marker_ms,
+                         int late);
 
 /* Inside the transaction. A duplicate-key error means another request with
  * the same key committed first: jt_tx_run returns JT_TX_DUPLICATE and the
@@ -89,8 +96,11 @@ typedef struct {
 jt_tx_step jt_idem_record_many(jt_tx *tx, const jt_idem_row *rows, int n);
 void       jt_idem_cache_many(jt_redis *r, jt_arena *a, const jt_idem_row *rows, int n);
 
-void jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, int status, const char *body, size_t len,
-                    int64_t ttl_s);
+/* After COMMIT, in one round trip: answer (NULL: none) cached under the key
+ * with its status, the in-flight marker dropped, then ls (NULL: none)
+ * released as jt_lock_release_all does. */
+void jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, const jt_buf *answer, int status, int64_t ttl_s,
+                    jt_lockset *ls);
 void jt_idem_abandon(jt_idem *id, jt_redis *r, jt_arena *a);
 
 #endif

@@ -31,28 +31,8 @@ static jt_redis_script acquire_script = {
     "", NULL
 };
 
-/* Every lock of a set released in one round trip. KEYS: the n lock keys,
- * then their n wake lists; ARGV: token, wake ttl ms. A key still ours is
- * deleted (compare-and-delete); a key now free (ours deleted, or our lease
- * ran out) gets one wake token for the next waiter, kept to one entry and
- * short-lived: a waiter that misses the push by a moment still finds it,
- * and a stale token costs one spurious wake, no more. A key somebody else
- * holds gets none: its holder will push when it lets go. Answers, per
- * key, 1 released or 0 the lease had already expired. */
 static jt_redis_script release_all_script = {
-    "local n = #KEYS / 2\n"
-    "local out = {}\n"
-    "for i = 1, n do\n"
-    "  local v = redis.call('get', KEYS[i])\n"
-    "  out[i] = 0\n"
-    "  if v == ARGV[1] then redis.call('del', KEYS[i]); out[i] = 1 end\n"
-    "  if v == ARGV[1] or not v then\n"
-    "    redis.call('lpush', KEYS[n + i], '1')\n"
-    "    redis.call('ltrim', KEYS[n + i], 0, 0)\n"
-    "    redis.call('pexpire', KEYS[n + i], ARGV[2])\n"
-    "  end\n"
-    "end\n"
-    "return out",
+    "local K0, A0 = 0, 0\n" JT_LOCK_RELEASE_LUA,
     "", NULL
 };
 
@@ -300,29 +280,30 @@ jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token
 }
 
 int
-jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
+jt_lock_release_args(jt_lockset *ls, const char **keys, const char **argv, char ttl[24])
 {
-    const char *args[2 * JT_LOCK_MAX + 2];
-    char ttl[24];
-    redisReply *rep;
+    int i, n = ls->held ? ls->n : 0;
+
+    ls->held = 0;
+    for (i = 0; i < n; i++) {
+        keys[i] = ls->keys[i];
+        keys[n + i] = ls->wakes[i];
+    }
+    snprintf(ttl, 24, "%d", JT_LOCK_WAKE_TTL_MS);
+    argv[0] = ls->token;
+    argv[1] = ttl;
+    return n;
+}
+
+int
+jt_lock_released(const jt_lockset *ls, const redisReply *rep, int n)
+{
     int i, expired = 0;
 
-    if (!ls->held) {
-        return 0;
-    }
-    ls->held = 0;
-    for (i = 0; i < ls->n; i++) {
-        args[i] = ls->keys[i];
-        args[ls->n + i] = ls->wakes[i];
-    }
-    snprintf(ttl, sizeof(ttl), "%d", JT_LOCK_WAKE_TTL_MS);
-    args[2 * ls->n] = ls->token;
-    args[2 * ls->n + 1] = ttl;
-    rep = jt_redis_eval(r, a, &release_all_script, 2 * ls->n, 2 * ls->n + 2, args);
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
         return 0;   /* Redis is gone: the leases run out by themselves */
     }
-    for (i = 0; i < ls->n && i < (int) rep->elements; i++) {
+    for (i = 0; i < n && i < (int) rep->elements; i++) {
         if (rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer == 0) {
             expired++;
             JT_METRIC_INC(lock_lease_expired);
@@ -330,4 +311,18 @@ jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
         }
     }
     return expired;
+}
+
+int
+jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
+{
+    const char *args[2 * JT_LOCK_MAX + 2];
+    char ttl[24];
+    int n;
+
+    if (!ls->held) {
+        return 0;
+    }
+    n = jt_lock_release_args(ls, args, args + 2 * ls->n, ttl);
+    return jt_lock_released(ls, jt_redis_eval(r, a, &release_all_script, 2 * n, 2 * n + 2, args), n);
 }

@@ -64,6 +64,40 @@ int jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, c
  * had already lost their lease. */
 int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);
 
+/* Every lock of a set released in one round trip, as the tail of a script
+ * that defines K0 and A0 first (how many keys and arguments of its own come
+ * before the set's). KEYS[K0+1..K0+n]: the n lock keys, then their n wake
+ * lists; ARGV[A0+1]: the token, ARGV[A0+2]: the wake ttl ms. A key still
+ * ours is deleted (compare-and-delete); a key now free (ours deleted, or
+ * our lease ran out) gets one wake token for the next waiter, kept to one
+ * entry and short-lived: a waiter that misses the push by a moment still
+ * finds it, and a stale token costs one spurious wake, no more. A key
+ * somebody else holds gets none: its holder will push when it lets go.
+ * Answers, per key, 1 released or 0 the lease had already expired.
+ * (store/idem.c caches an answer and releases its locks in one script.) */
+#define JT_LOCK_RELEASE_LUA                                              \
+    "local n = (#KEYS - K0) / 2\n"                                       \
+    "local out = {}\n"                                                   \
+    "for i = 1, n do\n"                                                  \
+    "  local v = redis.call('get', KEYS[K0 + i])\n"                      \
+    "  out[i] = 0\n"                                                     \
+    "  if v == ARGV[A0 + 1] then redis.call('del', KEYS[K0 + i]); out[i] = 1 end\n" \
+    "  if v == ARGV[A0 + 1] or not v then\n"                             \
+    "    redis.call('lpush', KEYS[K0 + n + i], '1')\n"                   \
+    "    redis.call('ltrim', KEYS[K0 + n + i], 0, 0)\n"                  \
+    "    redis.call('pexpire', KEYS[K0 + n + i], ARGV[A0 + 2])\n"        \
+    "  end\n"                                                            \
+    "end\n"                                                              \
+    "return out"
+
+/* For such a script: fills keys (2n: the locks, then their wake lists) and
+ * argv (2: token, wake ttl, written into ttl) of the set, marks it released,
+ * and returns n (0 when nothing is held). */
+int jt_lock_release_args(jt_lockset *ls, const char **keys, const char **argv, char ttl[24]);
+/* The script's answer (NULL: Redis is gone, the leases run out): how many of
+ * the n locks had already lost their lease, each counted and logged. */
+int jt_lock_released(const jt_lockset *ls, const redisReply *rep, int n);
+
 typedef enum {
     JT_UNLOCK_RELEASED = 0,   /* it was ours, and is deleted */
     JT_UNLOCK_NOT_OURS,       /* expired or taken over: left alone */
