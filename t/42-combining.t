@@ -9,7 +9,9 @@
 #  4. kill -9 of a worker while it leads a batch, every order keyed: every
 #     5xx, retried with its key, ends applied once or not at all;
 #  5. a product sold by options: batches take each option's stock exactly
-#     and keep each line's option, price and name.
+#     and keep each line's option, price and name;
+#  6. a leader that has answered its client leads the next batch with the
+#     product's lock kept, and every order still ends as its own.
 use strict;
 use warnings;
 use utf8;
@@ -250,6 +252,42 @@ my %GENEROUS = (lock => { wait_ms => 30_000 }, tx => { max_attempts => 100, dead
     cmp_ok(batches_over_one($s), '>', 0, '5: option orders were combined');
     order_invariants_ok($s);
     audit_clean($s, '5: audit clean');
+    $s->stop;
+}
+
+# ---------------------------------------------------------------- 6. a leader leads on
+# A leader that has answered its own client takes the next batch with the
+# product's lock kept. Batches of at most 4, each held 200 ms in its
+# transaction (the test delay), and 24 buyers at once: when the first batch
+# commits, the queue cannot be empty, so its leader leads on; nothing of any
+# order's outcome depends on it.
+{
+    my $s = test_stack(workers => 8, conf => {
+        server  => { enable_test_routes => 'yes' },
+        testing => { tx_delay_ms => 200 },
+        lock    => { wait_ms => 30_000, lease_ms => 20_000 },
+        tx      => { deadline_ms => 3000, max_attempts => 100 },
+        orders  => { combine_max => 4 },
+    });
+    my $users = make_users($s, 24, tag => 'l42', balance => 1_000_000);
+    my $p = product($s, '이어서 이끄는 상품', 10_000, 1000);
+    my $res = concurrent($s, [ map { req_for($_, $p) } @$users ]);
+    my $t = tally($res);
+    is($t->{201} // 0, 24, '6: 24 buyers, batches of at most 4: all PAID') or diag(show($t));
+    my $own = 0;
+    for my $i (0 .. $#$users) {
+        my $id = 0 + ($res->[$i]{json}{orderId} // 0);
+        $own++ if $id && scalar_sql($s, "SELECT user_id FROM orders WHERE id = $id AND status = 'PAID'") == $users->[$i]{id};
+    }
+    is($own, 24, "6: each answer is its own buyer's PAID order");
+    is(scalar_sql($s, "SELECT 1000 - stock FROM products WHERE id = $p"), 24, '6: 24 units sold');
+    cmp_ok(metric($s, 'jangteo_order_leader_turns_chained_total'), '>', 0,
+        '6: a leader took a batch after answering its own client');
+    cmp_ok(batches_over_one($s), '>', 0, '6: the batches held more than one order');
+    my $r = place_order($s, $users->[0]{token}, order_body([ [ $p, 1 ] ]));
+    is($r->{status}, 201, '6: the lock is free again: one more order -> 201') or diag($r->{body});
+    order_invariants_ok($s);
+    audit_clean($s, '6: audit clean');
     $s->stop;
 }
 

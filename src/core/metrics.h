@@ -58,6 +58,7 @@ typedef struct {
     uint64_t combine_batch[8];       /* commits by orders in them: <=1, 2, 4, 8, 16, 32, 64, more */
     uint64_t combine_batch_sum;      /* orders in those commits */
     uint64_t combine_expired;        /* queued orders that reached their deadline unrun */
+    uint64_t combine_chained;        /* leader turns taken on after answering its client */
     uint64_t popular_queries;
     uint64_t bids_accepted;
     uint64_t bids_purchased;

@@ -207,6 +207,9 @@ metrics_render(jt_req *r)
             get(&m->orders_combined));
     counter(&b, "jangteo_order_queue_expired_total", "Queued orders that reached their deadline unrun (503).",
             get(&m->combine_expired));
+    counter(&b, "jangteo_order_leader_turns_chained_total",
+            "Batches a leader took on after answering its own client, the product's lock kept.",
+            get(&m->combine_chained));
     family(&b, "jangteo_order_batch_size", "histogram", "Orders per committed order transaction.");
     {
         uint64_t cum = 0;

@@ -70,6 +70,14 @@ typedef struct jt_req {
      * (returning JT_OK). */
     jt_err        (*on_error)(struct jt_req *r, jt_err e, void *data);
     void           *on_error_data;
+
+    /* Work that follows the answer (jt_http_after): the worker runs it once
+     * the client has its response and before it takes the next request, on
+     * the same connections and arena (a combining leader goes on leading
+     * while its product's queue is not empty, domain/combine.c). Bounded
+     * by whoever sets it. */
+    void          (*after)(struct jt_req *r, void *data);
+    void           *after_data;
 } jt_req;
 
 /* Request id: a client or nginx value if it is sane, else a fresh one. */

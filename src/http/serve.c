@@ -91,6 +91,21 @@ split_uri(jt_req *r, const char *uri)
     }
 }
 
+/* A request on the worker's connections and arena, nothing read yet. */
+static void
+req_init(jt_req *r, const jt_http_ctx *ctx)
+{
+    memset(r, 0, sizeof(*r));
+    r->arena = ctx->arena;
+    r->db = ctx->db;
+    r->redis = ctx->redis;
+    r->pg = ctx->pg;
+    r->conf = ctx->conf;
+    r->routes = ctx->routes;
+    r->nroutes = ctx->nroutes;
+    r->start_us = jt_clock_mono_us();
+}
+
 void
 jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id_len)
 {
@@ -103,15 +118,7 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
 
     JT_METRIC_INC(in_flight);
 
-    memset(r, 0, sizeof(*r));
-    r->arena = ctx->arena;
-    r->db = ctx->db;
-    r->redis = ctx->redis;
-    r->pg = ctx->pg;
-    r->conf = ctx->conf;
-    r->routes = ctx->routes;
-    r->nroutes = ctx->nroutes;
-    r->start_us = jt_clock_mono_us();
+    req_init(r, ctx);
 
     r->request_id = jt_req_sanitize_id(r->arena, param(f, "REQUEST_ID") ? param(f, "REQUEST_ID")
                                                                          : param(f, "HTTP_X_REQUEST_ID"));
@@ -168,4 +175,22 @@ jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id
     jt_metrics_request(route ? (int) (route - ctx->routes) : -1, r->status, us);
     __atomic_fetch_sub(&jt_metrics_get()->in_flight, 1, __ATOMIC_RELAXED);
     jt_log_set_request_id(NULL);
+    ctx->after = r->after;
+    ctx->after_data = r->after_data;
+}
+
+void
+jt_http_after(jt_http_ctx *ctx)
+{
+    void (*fn)(jt_req *, void *) = ctx->after;
+    jt_req req, *r = &req;
+
+    if (fn == NULL) {
+        return;
+    }
+    ctx->after = NULL;
+    req_init(r, ctx);
+    r->request_id = "-";
+    r->method_name = "-";
+    fn(r, ctx->after_data);
 }

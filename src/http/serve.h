@@ -12,6 +12,7 @@
 #include "http/router.h"
 
 struct jt_db;
+struct jt_req;
 struct jt_redis;
 struct jt_pg;
 
@@ -25,9 +26,17 @@ typedef struct {
     jt_arena        *arena;
     const jt_route  *routes;
     size_t           nroutes;
+    /* the answered request's jt_req.after, for jt_http_after */
+    void           (*after)(struct jt_req *r, void *data);
+    void            *after_data;
 } jt_http_ctx;
 
 /* req_id_out receives the request id (for the scoreboard). */
 void jt_http_serve(jt_http_ctx *ctx, FCGX_Request *f, char *req_id_out, size_t req_id_len);
+
+/* After FCGX_Finish_r (the client has its answer) and before the arena is
+ * reset: runs the work the request left (jt_req.after), if any, on a
+ * request of its own with the same connections and no client. */
+void jt_http_after(jt_http_ctx *ctx);
 
 #endif

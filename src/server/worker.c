@@ -233,6 +233,7 @@ jt_worker_run(const jt_worker_args *a)
         db.fail_next = 0;
         jt_http_serve(&hctx, &freq, slot->request_id, sizeof(slot->request_id));
         FCGX_Finish_r(&freq);
+        jt_http_after(&hctx);   /* the client has its answer; what it left */
         if (db.in_tx) {
             /* a bug: one request's transaction must never swallow the
              * statements of the next */

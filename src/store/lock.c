@@ -279,6 +279,27 @@ jt_lock_release_one(jt_redis *r, jt_arena *a, const char *key, const char *token
     return rep->integer == 1 ? JT_UNLOCK_RELEASED : JT_UNLOCK_NOT_OURS;
 }
 
+void
+jt_lock_split(jt_lockset *ls, const char *keep, jt_lockset *rest)
+{
+    int i, n = 0;
+
+    memset(rest, 0, sizeof(*rest));
+    memcpy(rest->token, ls->token, sizeof(rest->token));
+    rest->held = ls->held;
+    rest->degraded = ls->degraded;
+    for (i = 0; i < ls->n; i++) {
+        if (strcmp(ls->keys[i], keep) == 0) {
+            ls->keys[n] = ls->keys[i];
+            ls->wakes[n++] = ls->wakes[i];
+        } else {
+            rest->keys[rest->n] = ls->keys[i];
+            rest->wakes[rest->n++] = ls->wakes[i];
+        }
+    }
+    ls->n = n;
+}
+
 int
 jt_lock_release_args(jt_lockset *ls, const char **keys, const char **argv, char ttl[24])
 {

@@ -60,6 +60,10 @@ void jt_lock_new_token(char out[33]);
  * like any set with jt_lock_release_all. -1 when out of memory. */
 int jt_lock_adopt(jt_arena *a, jt_lockset *ls, const char *const *keys, int n, const char *token);
 
+/* Moves every key of ls but `keep` into rest (same token, still held), so
+ * that the two parts are released apart. */
+void jt_lock_split(jt_lockset *ls, const char *keep, jt_lockset *rest);
+
 /* Releases every held lock (after COMMIT, never before). Returns how many
  * had already lost their lease. */
 int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);

@@ -250,6 +250,21 @@ jt_waitq_answer(jt_redis *r, jt_arena *a, const jt_waitq_item *const *items, con
     return rep != NULL && rep->type == REDIS_REPLY_INTEGER ? JT_WAITQ_OK : JT_WAITQ_DOWN;
 }
 
+int
+jt_waitq_answer_now(jt_redis *r, jt_arena *a, const jt_waitq_entry *e, const char **answer)
+{
+    redisReply *rep = jt_redis_cmd(r, a, "LPOP %s", e->reply_key);
+
+    if (rep == NULL) {
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_STRING) {
+        return 0;
+    }
+    *answer = rep->str;
+    return 1;
+}
+
 jt_waitq_wait
 jt_waitq_await(jt_redis *r, jt_arena *a, const jt_waitq_entry *e, const char *wake_key, int64_t ms,
                const char **answer)

@@ -90,6 +90,10 @@ typedef enum {
     JT_WAITQ_GONE           /* Redis unreachable */
 } jt_waitq_wait;
 
+/* e's answer if it is there now, without waiting: 1 (*answer set), 0 none,
+ * -1 Redis unreachable. */
+int jt_waitq_answer_now(jt_redis *r, jt_arena *a, const jt_waitq_entry *e, const char **answer);
+
 /* Waits up to ms for e's answer or a token on wake_key. */
 jt_waitq_wait jt_waitq_await(jt_redis *r, jt_arena *a, const jt_waitq_entry *e, const char *wake_key, int64_t ms,
                              const char **answer);
