@@ -1,4 +1,4 @@
-// An order's life in a browser (t/94-browser-lifecycle.t makes the orders
+// An order's life in a browser (t/91-browser-lifecycle.t makes the orders
 // and moves them as the seller, then checks the database). Scenarios:
 //
 //   timeline      the buyer's order list shows a delivered order; its page

@@ -3,7 +3,7 @@
 # number), asks for a return on its page, cancels an order being prepared
 # and gets the points back, reads the Korean notifications of those moves
 # and marks one read; both pages in Korean and English. The seller's moves
-# are made here through the API. Screenshots in t/shots/94-browser-lifecycle/.
+# are made here through the API. Screenshots in t/shots/91-browser-lifecycle/.
 use strict;
 use warnings;
 use utf8;
