@@ -868,29 +868,29 @@ count_batch(int npaid)
  * has an order of its own, that buyer's balance too): take the queue,
  * commit the batch, release, answer. `own` (may be NULL) is the leader's
  * order; its outcome is left in it. Returns the number of orders run (and
- * `held` is released, but for the product's key with `keep`), or -1 when
+ * `held` is released but for the product's key, which the caller keeps to
+ * lead on or releases), or -1 when
  * nothing was claimed: then `held` is untouched, the caller's to use or
  * release. */
-/* The locks of a turn, released after it: the balances it took, and what
- * it was given in `held`, but for the product's key when the leader goes
- * on leading (keep). */
+/* After a turn, of what it was given in `held`, the leader keeps the
+ * product's key (it may lead on) and lets the rest go (its own buyer's
+ * balance, when it had an order of its own). */
 static void
-let_go(jt_req *r, int64_t product, jt_lockset *balances, jt_lockset *held, int keep)
+keep_product(jt_req *r, int64_t product, jt_lockset *held)
 {
     jt_lockset rest;
-    const char *pkey;
+    const char *pkey = jt_lockkey_product(r->arena, product);
 
-    jt_lock_release_all(r->redis, r->arena, balances);
-    if (keep && (pkey = jt_lockkey_product(r->arena, product)) != NULL) {
-        jt_lock_split(held, pkey, &rest);
-        jt_lock_release_all(r->redis, r->arena, &rest);
+    if (pkey == NULL) {
+        jt_lock_release_all(r->redis, r->arena, held);
         return;
     }
-    jt_lock_release_all(r->redis, r->arena, held);
+    jt_lock_split(held, pkey, &rest);
+    jt_lock_release_all(r->redis, r->arena, &rest);
 }
 
 static int
-lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queue, jt_lockset *held, int keep)
+lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queue, jt_lockset *held)
 {
     const jt_conf *c = r->conf;
     jt_arena *a = r->arena;
@@ -971,8 +971,8 @@ lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queu
     }
     if (b.n == 0) {
         /* every one taken waits for a busy balance: nothing to run now */
-        let_go(r, product, &balances, held, keep);
-        (void) jt_waitq_answer(r->redis, a, answered, answers, nans, c->lock_wait_ms + c->tx_deadline_ms);
+        keep_product(r, product, held);
+        (void) jt_waitq_answer(r->redis, a, answered, answers, nans, c->lock_wait_ms + c->tx_deadline_ms, &balances);
         return 0;
     }
 
@@ -1025,7 +1025,7 @@ lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queu
         /* after COMMIT: the keyed answers into the cache, then the locks */
         jt_idem_cache_many(r->redis, a, cache, ncache);
     }
-    let_go(r, product, &balances, held, keep);
+    keep_product(r, product, held);
     if (jt_scoreboard_self() != NULL) {
         __atomic_store_n(&jt_scoreboard_self()->leading, 0, __ATOMIC_RELAXED);
     }
@@ -1035,7 +1035,8 @@ lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queu
             answers[nans++] = answer_of(a, b.o[i]);
         }
     }
-    if (jt_waitq_answer(r->redis, a, answered, answers, nans, c->lock_wait_ms + c->tx_deadline_ms)
+    /* the answers, and the balances let go, in one round trip */
+    if (jt_waitq_answer(r->redis, a, answered, answers, nans, c->lock_wait_ms + c->tx_deadline_ms, &balances)
         != JT_WAITQ_OK) {
         jt_log_warn("combine: could not hand %d answers back; their waiters will time out", nans);
     }
@@ -1179,7 +1180,7 @@ lead_on(jt_req *r, void *data)
     memset(&w, 0, sizeof(w));
     jt_tx_policy_init(&w.policy, r->conf);
     for (k = 0; k < COMBINE_CHAIN_MAX && jt_clock_mono_ms() < ch->until_ms; k++) {
-        if (lead(r, &w, NULL, ch->product, ch->queue, &ch->held, 1) <= 0) {
+        if (lead(r, &w, NULL, ch->product, ch->queue, &ch->held) <= 0) {
             break;
         }
         JT_METRIC_INC(combine_chained);
@@ -1272,7 +1273,7 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
         own->own_idem = w->has_key ? &w->idem : NULL;
         /* nobody queued: run alone at once, without the claim's round trip
          * (store/waitq.h: a later arrival is woken by our release) */
-        if (!entry.queued || lead(r, w, own, product, queue, &held, 1) < 0) {
+        if (!entry.queued || lead(r, w, own, product, queue, &held) < 0) {
             jt_write_adopt_locks(r, w, &held);
             return COMBINE_ALONE_LOCKED;
         }
@@ -1308,7 +1309,7 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
          * or quiet spell: the product's lock free means nobody leads */
         if (try_now && (taken_ms = jt_clock_mono_ms(),
                         jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK)) {
-            int led = lead(r, w, NULL, product, queue, &lead_lock, 1);
+            int led = lead(r, w, NULL, product, queue, &lead_lock);
             if (led > 0 && jt_waitq_answer_now(r->redis, a, &entry, &ans) == 1) {
                 /* ours was in the turn: answer, and lead on */
                 lead_later(r, product, queue, &lead_lock, taken_ms);

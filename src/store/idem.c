@@ -192,13 +192,14 @@ static jt_redis_script begin_script = {
     "", NULL
 };
 
+/* An answer replayed (jangteo_idempotent_replays_total) or a key reused
+ * with another request (..._payload_mismatches_total), counted once. */
 static jt_idem_rc
 counted(jt_idem_rc rc)
 {
-    if (rc == JT_IDEM_REPLAY || rc == JT_IDEM_MISMATCH) {
+    if (rc == JT_IDEM_REPLAY) {
         JT_METRIC_INC(idem_replays);
-    }
-    if (rc == JT_IDEM_MISMATCH) {
+    } else if (rc == JT_IDEM_MISMATCH) {
         JT_METRIC_INC(idem_mismatch);
     }
     return rc;

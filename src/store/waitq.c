@@ -72,14 +72,17 @@ static jt_redis_script requeue_script = {
 };
 
 /* KEYS: n reply keys, then their n payload keys; ARGV: n answers, ttl ms */
+/* KEYS: n reply keys, n payload keys, then a lock set's (lock.h); ARGV: n,
+ * the replies' ttl ms, n answers, then the set's. */
 static jt_redis_script answer_script = {
-    "local n = #KEYS / 2\n"
-    "for i = 1, n do\n"
-    "  redis.call('rpush', KEYS[i], ARGV[i])\n"
-    "  redis.call('pexpire', KEYS[i], ARGV[n + 1])\n"
-    "  redis.call('del', KEYS[n + i])\n"
+    "local na = tonumber(ARGV[1])\n"
+    "for i = 1, na do\n"
+    "  redis.call('rpush', KEYS[i], ARGV[2 + i])\n"
+    "  redis.call('pexpire', KEYS[i], ARGV[2])\n"
+    "  redis.call('del', KEYS[na + i])\n"
     "end\n"
-    "return n",
+    "local K0, A0 = 2 * na, na + 2\n"
+    JT_LOCK_RELEASE_LUA,
     "", NULL
 };
 
@@ -226,28 +229,44 @@ jt_waitq_requeue(jt_redis *r, jt_arena *a, const char *queue, const jt_waitq_ite
 
 jt_waitq_rc
 jt_waitq_answer(jt_redis *r, jt_arena *a, const jt_waitq_item *const *items, const char *const *answers, int n,
-                int64_t ttl_ms)
+                int64_t ttl_ms, jt_lockset *ls)
 {
-    const char *args[3 * JT_WAITQ_MAX_CLAIM + 1];
-    char ttl[24];
+    const char *args[3 * JT_WAITQ_MAX_CLAIM + 2 * JT_LOCK_MAX + 4], **set;
+    char ttl[24], na[12], wake_ttl[24];
     redisReply *rep;
-    int i;
+    int i, m;
 
-    if (n <= 0) {
-        return JT_WAITQ_OK;
-    }
     if (n > JT_WAITQ_MAX_CLAIM) {
         n = JT_WAITQ_MAX_CLAIM;
     }
+    if (n <= 0) {
+        n = 0;
+        if (ls == NULL || !ls->held) {
+            return JT_WAITQ_OK;
+        }
+    }
+    m = ls != NULL && ls->held ? ls->n : 0;
+    snprintf(na, sizeof(na), "%d", n);
     snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_ms);
+    set = args + 2 * n + 2 * m;   /* the ARGV: n, ttl, answers, then the set's */
     for (i = 0; i < n; i++) {
         args[i] = items[i]->reply_key;
         args[n + i] = items[i]->payload_key;
-        args[2 * n + i] = answers[i];
+        set[2 + i] = answers[i];
     }
-    args[3 * n] = ttl;
-    rep = jt_redis_eval(r, a, &answer_script, 2 * n, 3 * n + 1, args);
-    return rep != NULL && rep->type == REDIS_REPLY_INTEGER ? JT_WAITQ_OK : JT_WAITQ_DOWN;
+    set[0] = na;
+    set[1] = ttl;
+    if (ls != NULL) {
+        (void) jt_lock_release_args(ls, args + 2 * n, set + 2 + n, wake_ttl);
+    } else {
+        set[2 + n] = "";
+        set[3 + n] = "0";
+    }
+    rep = jt_redis_eval(r, a, &answer_script, 2 * n + 2 * m, 2 * n + 2 * m + n + 4, args);
+    if (ls != NULL) {
+        (void) jt_lock_released(ls, rep, m);
+    }
+    return rep != NULL && rep->type == REDIS_REPLY_ARRAY ? JT_WAITQ_OK : JT_WAITQ_DOWN;
 }
 
 int

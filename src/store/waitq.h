@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "store/lock.h"
 #include "store/redis.h"
 
 #define JT_WAITQ_MAX_CLAIM 64
@@ -79,9 +80,11 @@ int jt_waitq_claim(jt_redis *r, jt_arena *a, const char *queue, int max, int64_t
 /* Puts taken entries back at the head of the queue, in their order. */
 jt_waitq_rc jt_waitq_requeue(jt_redis *r, jt_arena *a, const char *queue, const jt_waitq_item *items, int n);
 
-/* Answers taken entries (answers[i] for items[i]) and drops their payloads. */
+/* Answers taken entries (answers[i] for items[i]) and drops their payloads;
+ * then, in the same round trip, releases ls (NULL: none) as
+ * jt_lock_release_all does. */
 jt_waitq_rc jt_waitq_answer(jt_redis *r, jt_arena *a, const jt_waitq_item *const *items, const char *const *answers,
-                            int n, int64_t ttl_ms);
+                            int n, int64_t ttl_ms, jt_lockset *ls);
 
 typedef enum {
     JT_WAITQ_ANSWERED = 0,  /* *answer is set */
