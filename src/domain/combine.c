@@ -864,14 +864,6 @@ count_batch(int npaid)
     }
 }
 
-/* The leader's turn, holding the product's lock in `held` (and, when it
- * has an order of its own, that buyer's balance too): take the queue,
- * commit the batch, release, answer. `own` (may be NULL) is the leader's
- * order; its outcome is left in it. Returns the number of orders run (and
- * `held` is released but for the product's key, which the caller keeps to
- * lead on or releases), or -1 when
- * nothing was claimed: then `held` is untouched, the caller's to use or
- * release. */
 /* After a turn, of what it was given in `held`, the leader keeps the
  * product's key (it may lead on) and lets the rest go (its own buyer's
  * balance, when it had an order of its own). */
@@ -889,6 +881,13 @@ keep_product(jt_req *r, int64_t product, jt_lockset *held)
     jt_lock_release_all(r->redis, r->arena, &rest);
 }
 
+/* The leader's turn, holding the product's lock in `held` (and, when it
+ * has an order of its own, that buyer's balance too): take the queue,
+ * commit the batch, release, answer. `own` (may be NULL) is the leader's
+ * order; its outcome is left in it. Returns the number of orders run (and
+ * `held` is released but for the product's key, which the caller keeps to
+ * lead on or releases), or -1 when nothing was claimed: then `held` is
+ * untouched, the caller's to use or release. */
 static int
 lead(jt_req *r, jt_write *w, batch_order *own, int64_t product, const char *queue, jt_lockset *held)
 {
@@ -1156,10 +1155,10 @@ own_outcome(jt_req *r, jt_write *w, batch_order *own, order_tx *t, jt_err *e)
 
 /* A leader that has answered its own client goes on leading while its
  * product's queue is not empty (jt_req.after): the product's lock passes
- * from one batch to the next without a release, a wake and another
- * process's turn in between (which, on a busy machine, left the product
- * idle about half the time). Bounded: at most COMBINE_CHAIN_MAX turns, and
- * none that could outlive the lock's lease, taken at taken_ms. */
+ * from one batch to the next without a release, a wake, and another
+ * process being scheduled to take the lock, claim and begin. Bounded: at
+ * most COMBINE_CHAIN_MAX turns, and none that could outlive the lock's
+ * lease, taken at taken_ms. */
 #define COMBINE_CHAIN_MAX 16
 #define COMBINE_LEASE_MARGIN_MS 1000
 
@@ -1307,8 +1306,8 @@ combine_place(jt_req *r, jt_write *w, order_tx *t, jt_err *e)
 
         /* after the join (when the product was free) and after every wake
          * or quiet spell: the product's lock free means nobody leads */
-        if (try_now && (taken_ms = jt_clock_mono_ms(),
-                        jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK)) {
+        taken_ms = jt_clock_mono_ms();
+        if (try_now && jt_lock_acquire_all(r->redis, a, &lead_lock, &pkey, 1, 0, c->lock_lease_ms) == JT_LOCK_OK) {
             int led = lead(r, w, NULL, product, queue, &lead_lock);
             if (led > 0 && jt_waitq_answer_now(r->redis, a, &entry, &ans) == 1) {
                 /* ours was in the turn: answer, and lead on */

@@ -71,7 +71,6 @@ static jt_redis_script requeue_script = {
     "", NULL
 };
 
-/* KEYS: n reply keys, then their n payload keys; ARGV: n answers, ttl ms */
 /* KEYS: n reply keys, n payload keys, then a lock set's (lock.h); ARGV: n,
  * the replies' ttl ms, n answers, then the set's. */
 static jt_redis_script answer_script = {
