@@ -314,14 +314,9 @@ jt_idem_finish(jt_idem *id, jt_redis *r, jt_arena *a, const jt_buf *answer, int 
         jt_buf_add(&v, answer->data, answer->len);
     }
     snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
-    k = ls != NULL && ls->held ? ls->n : 0;
+    k = jt_lock_held_count(ls);
     own = args + 2 + 2 * k;   /* the script's own ARGV, then the set's */
-    if (ls != NULL) {
-        (void) jt_lock_release_args(ls, args + 2, own + 3, wake_ttl);
-    } else {
-        own[3] = "";
-        own[4] = "0";
-    }
+    (void) jt_lock_release_args(ls, args + 2, own + 3, wake_ttl);
     args[0] = id->cache_key;
     args[1] = id->marker_key;
     own[0] = v.oom ? "" : jt_buf_cstr(&v);

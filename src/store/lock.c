@@ -301,18 +301,26 @@ jt_lock_split(jt_lockset *ls, const char *keep, jt_lockset *rest)
 }
 
 int
+jt_lock_held_count(const jt_lockset *ls)
+{
+    return ls != NULL && ls->held ? ls->n : 0;
+}
+
+int
 jt_lock_release_args(jt_lockset *ls, const char **keys, const char **argv, char ttl[24])
 {
-    int i, n = ls->held ? ls->n : 0;
+    int i, n = jt_lock_held_count(ls);
 
-    ls->held = 0;
     for (i = 0; i < n; i++) {
         keys[i] = ls->keys[i];
         keys[n + i] = ls->wakes[i];
     }
     snprintf(ttl, 24, "%d", JT_LOCK_WAKE_TTL_MS);
-    argv[0] = ls->token;
+    argv[0] = ls != NULL ? ls->token : "";
     argv[1] = ttl;
+    if (ls != NULL) {
+        ls->held = 0;
+    }
     return n;
 }
 
@@ -344,6 +352,6 @@ jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls)
     if (!ls->held) {
         return 0;
     }
-    n = jt_lock_release_args(ls, args, args + 2 * ls->n, ttl);
+    n = jt_lock_release_args(ls, args, args + 2 * jt_lock_held_count(ls), ttl);
     return jt_lock_released(ls, jt_redis_eval(r, a, &release_all_script, 2 * n, 2 * n + 2, args), n);
 }

@@ -94,12 +94,16 @@ int jt_lock_release_all(jt_redis *r, jt_arena *a, jt_lockset *ls);
     "end\n"                                                              \
     "return out"
 
+/* How many keys ls holds (0 for NULL or a released set). */
+int jt_lock_held_count(const jt_lockset *ls);
 /* For such a script: fills keys (2n: the locks, then their wake lists) and
  * argv (2: token, wake ttl, written into ttl) of the set, marks it released,
- * and returns n (0 when nothing is held). */
+ * and returns n = jt_lock_held_count(ls). ls may be NULL (n = 0: the loop
+ * runs no turn). */
 int jt_lock_release_args(jt_lockset *ls, const char **keys, const char **argv, char ttl[24]);
 /* The script's answer (NULL: Redis is gone, the leases run out): how many of
- * the n locks had already lost their lease, each counted and logged. */
+ * the n locks had already lost their lease, each counted and logged (ls may
+ * be NULL when n is 0). */
 int jt_lock_released(const jt_lockset *ls, const redisReply *rep, int n);
 
 typedef enum {

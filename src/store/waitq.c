@@ -240,11 +240,11 @@ jt_waitq_answer(jt_redis *r, jt_arena *a, const jt_waitq_item *const *items, con
     }
     if (n <= 0) {
         n = 0;
-        if (ls == NULL || !ls->held) {
+        if (jt_lock_held_count(ls) == 0) {
             return JT_WAITQ_OK;
         }
     }
-    m = ls != NULL && ls->held ? ls->n : 0;
+    m = jt_lock_held_count(ls);
     snprintf(na, sizeof(na), "%d", n);
     snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_ms);
     set = args + 2 * n + 2 * m;   /* the ARGV: n, ttl, answers, then the set's */
@@ -255,16 +255,9 @@ jt_waitq_answer(jt_redis *r, jt_arena *a, const jt_waitq_item *const *items, con
     }
     set[0] = na;
     set[1] = ttl;
-    if (ls != NULL) {
-        (void) jt_lock_release_args(ls, args + 2 * n, set + 2 + n, wake_ttl);
-    } else {
-        set[2 + n] = "";
-        set[3 + n] = "0";
-    }
+    (void) jt_lock_release_args(ls, args + 2 * n, set + 2 + n, wake_ttl);
     rep = jt_redis_eval(r, a, &answer_script, 2 * n + 2 * m, 2 * n + 2 * m + n + 4, args);
-    if (ls != NULL) {
-        (void) jt_lock_released(ls, rep, m);
-    }
+    (void) jt_lock_released(ls, rep, m);
     return rep != NULL && rep->type == REDIS_REPLY_ARRAY ? JT_WAITQ_OK : JT_WAITQ_DOWN;
 }
 
