@@ -25,7 +25,7 @@
 #include "domain/payments.h"
 #include "domain/points.h"
 #include "domain/search.h"
-#include "store/redis.h"
+#include "store/authcache.h"
 #include "store/tx.h"
 #include "store/db.h"
 #include "store/pg.h"
@@ -849,6 +849,30 @@ cmd_sweep(const jt_conf *c, jt_arena *a)
     return rep.failed ? 1 : 0;
 }
 
+/* auth-flush: every host's token cache forgets (store/authcache.h), for a
+ * role, an expiry or a revocation changed in SQL rather than through the
+ * API; the hosts see it within [auth] cache_poll_ms */
+static int
+cmd_auth_flush(const jt_conf *c, jt_arena *a)
+{
+    jt_redis redis;
+    redisReply *rep;
+    int rc = 0;
+
+    jt_redis_init(&redis, c);
+    rep = jt_redis_ready(&redis) == 0 ? jt_redis_cmd(&redis, a, "INCR %s", JT_AUTHCACHE_KEY) : NULL;
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        fprintf(stderr, "auth-flush: Redis unavailable (the caches forget within [auth] cache_ttl_ms = %lld)\n",
+                (long long) c->auth_cache_ttl_ms);
+        rc = 1;
+    } else {
+        printf("auth-flush: token caches told (auth:epoch %lld); every host forgets within %lld ms\n",
+               (long long) rep->integer, (long long) c->auth_cache_poll_ms);
+    }
+    jt_redis_close(&redis);
+    return rc;
+}
+
 static void
 usage(FILE *out)
 {
@@ -865,7 +889,8 @@ usage(FILE *out)
                  "  audit [--timeout S]\n"
                  "              check every money and stock invariant (exit 1 on a violation);\n"
                  "              each statement may take S seconds (default 300)\n"
-                 "  sweep       move due orders along their lifecycle once (the scheduler's sweep)\n");
+                 "  sweep       move due orders along their lifecycle once (the scheduler's sweep)\n"
+                 "  auth-flush  make every host's token cache forget (after roles or tokens were changed in SQL)\n");
 }
 
 static int
@@ -923,6 +948,8 @@ main(int argc, char **argv)
         rc = cmd_sweep(&conf, &arena);
     } else if (!strcmp(argv[optind], "purge")) {
         rc = cmd_purge(&conf, &arena);
+    } else if (!strcmp(argv[optind], "auth-flush")) {
+        rc = cmd_auth_flush(&conf, &arena);
     } else {
         usage(stderr);
         rc = 2;

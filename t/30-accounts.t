@@ -180,6 +180,7 @@ is($s->get("/api/v1/users/$uid", bearer($t3))->{status}, 200, 'fresh token works
     (my $b64 = $t3) =~ tr/-_/+\//;
     my $h = uc sha256_hex(decode_base64($b64 . '=' x ((4 - length($b64) % 4) % 4)));
     $s->sql("UPDATE auth_tokens SET expires_at = NOW(6) - INTERVAL 1 SECOND WHERE HEX(token_hash) = '$h'");
+    $s->auth_changed;
 }
 is_problem($s->get("/api/v1/users/$uid", bearer($t3)), 401, 'UNAUTHORIZED', 'expired token -> 401');
 

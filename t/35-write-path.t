@@ -41,6 +41,7 @@ sub show { join(', ', map { "$_ => $_[0]{$_}" } sort keys %{ $_[0] }) }
     });
     my ($seller) = @{ make_users($s, 1, tag => 's35') };
     $s->sql("UPDATE users SET role = 'SELLER' WHERE id = $seller->{id}");
+    $s->auth_changed;
     my $buyers = make_users($s, 40, tag => 'b35');
     fund($s, [ map { $_->{id} } @$buyers ], 100_000);
     # two auctions of one seller, running at the same time

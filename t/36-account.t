@@ -103,6 +103,7 @@ my $second = login($s, $u->{email}, $u->{password});   # another device
     is($ok, 20, '20 requests with the token');
     is($used->(), $login, 'within touch_interval (60 s) none of them wrote lastUsedAt');
     $s->sql("UPDATE auth_tokens SET last_used_at = '2026-01-01 00:00:00.000000' WHERE user_id = $other->{id}");
+    $s->auth_changed;
     is(jreq($s, 'GET', "/api/v1/users/$other->{id}", $other->{token})->{status}, 200, 'a request after the interval');
     my $stamped = $used->();
     cmp_ok($stamped, 'gt', '2026-01-01 00:00:00.000000', 'stamps it again');

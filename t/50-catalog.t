@@ -21,6 +21,7 @@ my $SELLER_ID = 3;
 # A second seller, to check ownership.
 my $other = new_user($s, tag => 'seller2');
 $s->sql("UPDATE users SET role = 'SELLER' WHERE id = $other->{id}");
+$s->auth_changed;
 
 my $shopper = rich_buyer($s);
 

@@ -53,6 +53,7 @@ sub expire {
     my ($token) = @_;
     my $hex = sha256_hex(decode_base64url($token));
     $s->sql("UPDATE auth_tokens SET expires_at = NOW(6) - INTERVAL 1 SECOND WHERE token_hash = UNHEX('$hex')");
+    $s->auth_changed;
     return $s->sql("SELECT COUNT(*) FROM auth_tokens WHERE token_hash = UNHEX('$hex') AND expires_at < NOW(6)")->[0][0];
 }
 sub revoke {

@@ -119,6 +119,11 @@ static const setting settings[] = {
       "argon2id memory (KiB) for new password hashes"),
     I("auth", "touch_interval", token_touch_interval, "60", 0, 86400,
       "seconds: a token's lastUsedAt (GET /api/v1/users/{id}/tokens) is written at most this often"),
+    I("auth", "cache_ttl_ms", auth_cache_ttl_ms, "10000", 0, 600000,
+      "a looked-up token is served from the host's shared cache this long; bounds how late a change made"
+      " outside the API is seen (0 = off; revocations through the API are seen at once)"),
+    I("auth", "cache_poll_ms", auth_cache_poll_ms, "200", 10, 60000,
+      "how often a host reads Redis' auth:epoch: another host's revocation is seen within this"),
 
     I("catalog", "cache_ttl_ms", cache_ttl_ms, "1000", 0, 1000,
       "product detail/list cache lifetime; bounds how stale stock sold by orders may look (0 = off)"),

@@ -96,6 +96,8 @@ typedef struct {
     int64_t kdf_opslimit;
     int64_t kdf_memlimit_kib;
     int64_t token_touch_interval; /* s */
+    int64_t auth_cache_ttl_ms;    /* 0: off */
+    int64_t auth_cache_poll_ms;
 
     /* [catalog] */
     int64_t cache_ttl_ms;

@@ -76,6 +76,9 @@ typedef struct {
     uint64_t card_refunds_failed;    /* refund attempts left for the sweeper */
     uint64_t card_breaker_fast_fails; /* card checkouts refused at once: breaker open */
     uint64_t pay_sweeps;             /* payment sweeps run */
+    uint64_t auth_cache_hits;        /* bearer tokens answered by the shared cache (store/authcache.h) */
+    uint64_t auth_cache_misses;      /* looked up in MariaDB with the cache on */
+    uint64_t auth_cache_flushes;     /* the host's cache emptied: auth:epoch moved, or Redis unread */
     jt_route_metrics routes[JT_METRICS_ROUTES];
 } jt_metrics;
 

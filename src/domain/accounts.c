@@ -12,6 +12,7 @@
 #include "core/pii.h"
 #include "domain/common.h"
 #include "http/json.h"
+#include "store/authcache.h"
 #include "store/db.h"
 
 static const char SQL_USER_INSERT[] =
@@ -30,9 +31,13 @@ static const char SQL_TOKEN_INSERT[] =
 static const char SQL_TOKEN_EXPIRY[] =
     "SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM auth_tokens WHERE token_hash = ?";
 /* the third column says whether last_used_at is older than touch_interval
- * (then the request writes it: at most once per interval, not per request) */
+ * (then the request writes it: at most once per interval, not per request);
+ * the last two how long, in microseconds, until the token expires and
+ * until its stamp falls due (what a cached copy may live, store/authcache.h) */
 static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT t.user_id, u.role, t.last_used_at IS NULL OR t.last_used_at < NOW(6) - INTERVAL ? SECOND, t.id"
+    "SELECT t.user_id, u.role, t.last_used_at IS NULL OR t.last_used_at < NOW(6) - INTERVAL ? SECOND, t.id,"
+    " TIMESTAMPDIFF(MICROSECOND, NOW(6), t.expires_at),"
+    " TIMESTAMPDIFF(MICROSECOND, NOW(6), COALESCE(t.last_used_at, NOW(6)) + INTERVAL ? SECOND)"
     " FROM auth_tokens t JOIN users u ON u.id = t.user_id"
     " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > NOW(6)";
 static const char SQL_TOKEN_TOUCH[] =
@@ -57,9 +62,12 @@ auth_require(jt_req *r, jt_principal *p)
     const char *h = r->authorization, *tok;
     unsigned char raw[TOKEN_BYTES];
     size_t raw_len;
-    jt_val v[2];
+    jt_val v[3];
     jt_rows rows;
     jt_db_rc rc;
+    jt_authcache_entry ce;
+    uint64_t ticket;
+    int64_t valid_us, expires_us;
 
     memset(p, 0, sizeof(*p));
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
@@ -76,9 +84,17 @@ auth_require(jt_req *r, jt_principal *p)
         return jt_fail(r, JT_E_UNAUTHORIZED, "the token is invalid or expired");
     }
     crypto_hash_sha256(p->token_hash, raw, sizeof(raw));
+    if (jt_authcache_get(conf_of(r), r->redis, r->arena, p->token_hash, &ce, &ticket)) {
+        p->user_id = ce.user_id;
+        p->role = jt_pstrdup(r->arena, ce.role);
+        p->is_admin = !strcmp(ce.role, "ADMIN");
+        p->token_id = ce.token_id;
+        return p->role != NULL ? JT_OK : jt_fail(r, JT_E_INTERNAL, "out of memory");
+    }
     v[0] = JT_VI(conf_of(r)->token_touch_interval);
-    v[1] = JT_VB(p->token_hash, 32);
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_LOOKUP, v, 2, &rows)) != JT_DB_OK) {
+    v[1] = JT_VI(conf_of(r)->token_touch_interval);
+    v[2] = JT_VB(p->token_hash, 32);
+    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_LOOKUP, v, 3, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
     if (rows.nrows == 0) {
@@ -88,12 +104,28 @@ auth_require(jt_req *r, jt_principal *p)
     p->role = jt_cell(&rows, 0, 1)->s;
     p->is_admin = !strcmp(p->role, "ADMIN");
     p->token_id = jt_cell(&rows, 0, 3)->i;
-    if (jt_val_int(jt_cell(&rows, 0, 2)) != 0 && !r->db->in_tx) {
-        /* bookkeeping, on its own (autocommit): a request is not refused
-         * because the stamp of its token could not be written */
-        if (jt_db_exec(r->db, r->arena, SQL_TOKEN_TOUCH, &v[1], 1, &rows) != JT_DB_OK) {
-            jt_log_warn("auth: could not stamp a token's last use");
+    valid_us = expires_us = jt_val_int(jt_cell(&rows, 0, 4));
+    if (jt_val_int(jt_cell(&rows, 0, 2)) != 0) {
+        valid_us = 0;   /* the stamp is due: no copy until it is written */
+        if (!r->db->in_tx) {
+            /* bookkeeping, on its own (autocommit): a request is not refused
+             * because the stamp of its token could not be written */
+            if (jt_db_exec(r->db, r->arena, SQL_TOKEN_TOUCH, &v[2], 1, &rows) != JT_DB_OK) {
+                jt_log_warn("auth: could not stamp a token's last use");
+            } else {
+                /* stamped now: due again after touch_interval */
+                valid_us = expires_us < conf_of(r)->token_touch_interval * 1000000
+                               ? expires_us : conf_of(r)->token_touch_interval * 1000000;
+            }
         }
+    } else if (jt_val_int(jt_cell(&rows, 0, 5)) < valid_us) {
+        valid_us = jt_val_int(jt_cell(&rows, 0, 5));
+    }
+    if (strlen(p->role) < JT_AUTHCACHE_ROLE) {
+        ce.user_id = p->user_id;
+        ce.token_id = p->token_id;
+        snprintf(ce.role, sizeof(ce.role), "%s", p->role);
+        jt_authcache_put(conf_of(r), ticket, p->token_hash, &ce, valid_us / 1000);
     }
     return JT_OK;
 }
@@ -540,6 +572,7 @@ auth_token_revoke(jt_req *r)
     if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_REVOKE, v, 1, &rows)) != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
+    jt_authcache_revoked(r->redis, r->arena);
     jt_reply_text(r, 204, "application/json", "", 0);
     return JT_OK;
 }

@@ -228,6 +228,13 @@ metrics_render(jt_req *r)
             get(&m->popular_queries));
     counter(&b, "jangteo_cache_hits_total", "Catalog reads answered from Redis.", get(&m->cache_hits));
     counter(&b, "jangteo_cache_misses_total", "Catalog reads that went to MariaDB.", get(&m->cache_misses));
+    counter(&b, "jangteo_auth_cache_hits_total", "Bearer tokens answered by the host's shared cache.",
+            get(&m->auth_cache_hits));
+    counter(&b, "jangteo_auth_cache_misses_total", "Bearer tokens looked up in MariaDB with the cache on.",
+            get(&m->auth_cache_misses));
+    counter(&b, "jangteo_auth_cache_flushes_total",
+            "Times the host's token cache was emptied: auth:epoch moved or could not be read.",
+            get(&m->auth_cache_flushes));
     counter(&b, "jangteo_bids_accepted_total", "Bids queued (202).", get(&m->bids_accepted));
     counter(&b, "jangteo_bids_purchased_total", "Bids applied: receipts PURCHASED.", get(&m->bids_purchased));
     counter(&b, "jangteo_bids_failed_total", "Bids refused after queueing: receipts FAILED.", get(&m->bids_failed));

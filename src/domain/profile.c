@@ -16,6 +16,7 @@
 #include "domain/cursor.h"
 #include "domain/write.h"
 #include "http/json.h"
+#include "store/authcache.h"
 #include "store/db.h"
 
 #define TS_FMT "'%Y-%m-%dT%H:%i:%s.%fZ'"
@@ -266,6 +267,7 @@ profile_password(jt_req *r)
         || (e = jt_write_run(r, wr, password_body, &t, &t.refusal)) != JT_OK) {
         return e;
     }
+    jt_authcache_revoked(r->redis, r->arena);   /* committed: no cached copy outlives it */
     jt_write_finish(r, wr);
     return JT_OK;
 }
@@ -353,6 +355,7 @@ profile_token_revoke(jt_req *r)
         || (e = jt_write_run(r, wr, revoke_body, &t, &t.refusal)) != JT_OK) {
         return e;
     }
+    jt_authcache_revoked(r->redis, r->arena);   /* committed: no cached copy outlives it */
     jt_write_finish(r, wr);
     return JT_OK;
 }

@@ -28,6 +28,7 @@
 #include "server/sweeper.h"
 #include "core/scoreboard.h"
 #include "server/worker.h"
+#include "store/authcache.h"
 #include "store/pg.h"
 
 #ifdef HAVE_SYSTEMD
@@ -38,6 +39,7 @@
 #endif
 
 #define MAX_CHILDREN 660     /* two generations of the largest pool and consumers, plus room */
+#define AUTH_CACHE_SLOTS 16384   /* tokens a host keeps (store/authcache.h), about 1.4 MB */
 
 typedef struct {
     pid_t    pid;
@@ -408,7 +410,8 @@ jt_master_run(const char *path)
     }
     sb = jt_scoreboard_create(MAX_CHILDREN);
     if (sb == NULL || jt_metrics_init_shared() != 0 || jt_clock_init_shared() != 0
-        || jt_breaker_init_shared(jt_clock_mono_ms()) != 0 || jt_pg_init_shared(&conf) != 0) {
+        || jt_breaker_init_shared(jt_clock_mono_ms()) != 0 || jt_pg_init_shared(&conf) != 0
+        || jt_authcache_init_shared(AUTH_CACHE_SLOTS) != 0) {
         jt_log_error("master: cannot create the scoreboard");
         return 1;
     }

@@ -107,6 +107,7 @@ sub make_users {
 sub make_admin {
     my ($s, $u) = @_;
     $s->sql("UPDATE users SET role = 'ADMIN' WHERE id = $u->{id}");
+    $s->auth_changed;
 }
 
 # Sets the balance of every user in @$ids to $x, with the CHARGE ledger row

@@ -876,6 +876,19 @@ sub admin {
     return _run_capture($self->bin('jangteo-admin'), '-c', $self->conf_path, @args);
 }
 
+# After a role, an expiry or a token was changed in SQL rather than through
+# the API: the token caches forget (jangteo-admin auth-flush, as a site
+# would run it), and every worker has read Redis' auth:epoch again once a
+# poll interval ([auth] cache_poll_ms, 200 ms) has passed; twice that, to
+# be sure, is waited here.
+sub auth_changed {
+    my ($self) = @_;
+    my ($rc, $out) = $self->admin('auth-flush');
+    croak "auth-flush failed: $out" if $rc != 0;
+    select(undef, undef, undef, 0.5);
+    return;
+}
+
 sub demo_output    { $_[0]{demo_output} // '' }
 sub migrate_output { $_[0]{migrate_output} // '' }
 
