@@ -200,6 +200,8 @@ connect_one(jt_db *db, int i)
     return m;
 }
 
+#define DB_IDLE_PING_MS 1000   /* a connection unused this long is pinged before its next statement */
+
 /* Connects if needed. With [mariadb] hosts the nodes are tried in turn
  * from db->node (the one in use, or the next after one that failed), each
  * within connect_timeout, so one dead node costs one attempt, not an
@@ -216,6 +218,15 @@ jt_db_ready(jt_db *db)
     int64_t now;
 
     now = jt_clock_mono_ms();
+    if (db->conn != NULL && !db->in_tx && now - db->used_ms >= DB_IDLE_PING_MS && mysql_ping(db->conn) != 0) {
+        /* idle a while and gone meanwhile (a restart, a failover, a
+         * wait_timeout): found now, before a request's first statement
+         * fails on it and the request with it */
+        jt_log_warn("mariadb: an idle connection was gone (%s); reconnecting", mysql_error(db->conn));
+        jt_db_close(db);
+        db->retry_at_ms = 0;
+    }
+    db->used_ms = now;
     if (db->conn != NULL) {
         if (n < 2 || db->node == 0 || db->in_tx || now < db->failback_at_ms) {
             return JT_DB_OK;

@@ -70,6 +70,7 @@ typedef struct jt_db {
     int64_t            retry_at_ms;  /* no reconnect before this (jt_clock_mono_ms) */
     int                node;         /* [mariadb] hosts: the node in use, or to try first */
     int64_t            failback_at_ms; /* on a node other than the first: try the first again then */
+    int64_t            used_ms;      /* the last statement's start: an idle connection is pinged */
     int                in_tx;        /* START TRANSACTION sent, no COMMIT/ROLLBACK yet */
     int                fail_next;    /* test-only, see [testing] fail_after_commit */
     unsigned           last_errno;
