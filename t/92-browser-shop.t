@@ -70,9 +70,9 @@ my %data = (
 my @shots = run_browser($s, 'shop.mjs', data => \%data, shots => $shots, timeout => 240,
     control => { 'stop-mariadb' => sub { $s->stop_mariadb }, 'start-mariadb' => \&start_mariadb });
 
-# MariaDB back, and every worker's connection with it: a worker finds its
-# old connection gone on its next request (a 503, then it reconnects), so
-# the pages after this one must not meet that
+# MariaDB back and answering before the browser goes on (a worker pings a
+# connection idle for a second before using it, store/db.c, so none of the
+# pages after this one meets a connection that died in the restart)
 sub start_mariadb {
     $s->start_mariadb;
     my $ok = 0;
