@@ -50,6 +50,14 @@ my $u = new_user($s, tag => 'c37');
     is(answered($u, undef, 8, 200), 8, 'the other session still works');
 }
 {
+    my $e0 = $s->redis('GET', 'auth:epoch');
+    my $r = jreq($s, 'POST', "/api/v1/users/$u->{id}/password", $u->{token},
+        { currentPassword => 'not-the-password-37', newPassword => 'another-password-37-long' });
+    is($r->{status}, 403, 'a password change with the wrong current password: 403');
+    is($s->redis('GET', 'auth:epoch'), $e0, 'it revoked nothing, so no cache is told to forget');
+    is(answered($u, undef, 4, 200), 4, 'the session goes on');
+}
+{
     my $keep = login($s, $u->{email}, $u->{password});
     my $gone = login($s, $u->{email}, $u->{password});
     is(answered($u, $gone, 12, 200), 12, 'two more sessions, the one to lose cached');

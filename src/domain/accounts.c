@@ -569,10 +569,11 @@ auth_token_revoke(jt_req *r)
         return e;
     }
     v[0] = JT_VB(p.token_hash, 32);
-    if ((rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_REVOKE, v, 1, &rows)) != JT_DB_OK) {
+    rc = jt_db_exec(r->db, r->arena, SQL_TOKEN_REVOKE, v, 1, &rows);
+    jt_authcache_revoked(r->redis, r->arena);   /* done, or maybe done (a lost connection) */
+    if (rc != JT_DB_OK) {
         return jt_db_fail(r, rc);
     }
-    jt_authcache_revoked(r->redis, r->arena);
     jt_reply_text(r, 204, "application/json", "", 0);
     return JT_OK;
 }

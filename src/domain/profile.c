@@ -263,11 +263,18 @@ profile_password(jt_req *r)
         return jt_fail(r, JT_E_INTERNAL, "cannot hash the new password");
     }
     t.keep = who.token_hash;
-    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK
-        || (e = jt_write_run(r, wr, password_body, &t, &t.refusal)) != JT_OK) {
+    if ((e = jt_write_begin(r, &wr, who.user_id, o, JT_WRITE_KEY_IGNORED)) != JT_OK) {
         return e;
     }
-    jt_authcache_revoked(r->redis, r->arena);   /* committed: no cached copy outlives it */
+    e = jt_write_run(r, wr, password_body, &t, &t.refusal);
+    if (e == JT_OK || e != t.refusal) {
+        /* committed, or maybe (only the body's own refusal wrote nothing):
+         * no cached copy of a revoked session outlives it */
+        jt_authcache_revoked(r->redis, r->arena);
+    }
+    if (e != JT_OK) {
+        return e;
+    }
     jt_write_finish(r, wr);
     return JT_OK;
 }
@@ -351,11 +358,16 @@ profile_token_revoke(jt_req *r)
     jt_err e;
 
     if ((e = auth_require_user(r, &who, t.uid)) != JT_OK
-        || (e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK
-        || (e = jt_write_run(r, wr, revoke_body, &t, &t.refusal)) != JT_OK) {
+        || (e = jt_write_begin(r, &wr, who.user_id, NULL, JT_WRITE_KEY_IGNORED)) != JT_OK) {
         return e;
     }
-    jt_authcache_revoked(r->redis, r->arena);   /* committed: no cached copy outlives it */
+    e = jt_write_run(r, wr, revoke_body, &t, &t.refusal);
+    if (e == JT_OK || e != t.refusal) {
+        jt_authcache_revoked(r->redis, r->arena);   /* committed, or maybe: as for a password */
+    }
+    if (e != JT_OK) {
+        return e;
+    }
     jt_write_finish(r, wr);
     return JT_OK;
 }
