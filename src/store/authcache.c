@@ -77,11 +77,12 @@ poll_remote(const jt_conf *c, struct jt_redis *redis, jt_arena *a)
         return 0;
     }
     value = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : 0;
-    if (!__atomic_load_n(&table->remote_ok, __ATOMIC_ACQUIRE) || value != table->remote) {
+    if (!__atomic_load_n(&table->remote_ok, __ATOMIC_ACQUIRE)
+        || value != __atomic_load_n(&table->remote, __ATOMIC_ACQUIRE)) {
         /* the stale entries go before the cache is used again */
         jt_authcache_flush_local();
         JT_METRIC_INC(auth_cache_flushes);
-        table->remote = value;
+        __atomic_store_n(&table->remote, value, __ATOMIC_RELEASE);
         __atomic_store_n(&table->remote_ok, 1, __ATOMIC_RELEASE);
     }
     return 1;
@@ -163,5 +164,13 @@ jt_authcache_revoked(struct jt_redis *redis, jt_arena *a)
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
         jt_log_warn("auth: could not tell the other hosts of a revocation (Redis); their caches forget it"
                     " within [auth] cache_ttl_ms");
+        return;
+    }
+    if (table != NULL) {
+        /* ours was the only move since the last poll: this host forgot
+         * already, and its next poll need not forget again */
+        int64_t seen = rep->integer - 1;
+        (void) __atomic_compare_exchange_n(&table->remote, &seen, rep->integer, 0, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_RELAXED);
     }
 }
