@@ -856,18 +856,17 @@ static int
 cmd_auth_flush(const jt_conf *c, jt_arena *a)
 {
     jt_redis redis;
-    redisReply *rep;
+    int64_t epoch;
     int rc = 0;
 
     jt_redis_init(&redis, c);
-    rep = jt_redis_ready(&redis) == 0 ? jt_redis_cmd(&redis, a, "INCR %s", JT_AUTHCACHE_KEY) : NULL;
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+    if ((epoch = jt_authcache_tell(&redis, a)) < 0) {
         fprintf(stderr, "auth-flush: Redis unavailable (the caches forget within [auth] cache_ttl_ms = %lld)\n",
                 (long long) c->auth_cache_ttl_ms);
         rc = 1;
     } else {
         printf("auth-flush: token caches told (auth:epoch %lld); every host forgets within %lld ms\n",
-               (long long) rep->integer, (long long) c->auth_cache_poll_ms);
+               (long long) epoch, (long long) c->auth_cache_poll_ms);
     }
     jt_redis_close(&redis);
     return rc;

@@ -39,6 +39,17 @@ static const char SQL_TOKEN_REVOKE_ID[] =
     "UPDATE auth_tokens SET revoked_at = NOW(6) WHERE id = ? AND user_id = ? AND revoked_at IS NULL";
 static const char SQL_TOKEN_OF_USER[] = "SELECT 1 FROM auth_tokens WHERE id = ? AND user_id = ?";
 
+/* After a write that revokes sessions: committed, or maybe committed (only
+ * the body's own refusal wrote nothing), no cached copy of a revoked
+ * session outlives it (store/authcache.h). */
+static void
+sessions_revoked(jt_req *r, jt_err e, jt_err refusal)
+{
+    if (e == JT_OK || e != refusal) {
+        jt_authcache_revoked(r->redis, r->arena);
+    }
+}
+
 /* --- the profile --------------------------------------------------------------- */
 
 typedef struct {
@@ -267,11 +278,7 @@ profile_password(jt_req *r)
         return e;
     }
     e = jt_write_run(r, wr, password_body, &t, &t.refusal);
-    if (e == JT_OK || e != t.refusal) {
-        /* committed, or maybe (only the body's own refusal wrote nothing):
-         * no cached copy of a revoked session outlives it */
-        jt_authcache_revoked(r->redis, r->arena);
-    }
+    sessions_revoked(r, e, t.refusal);
     if (e != JT_OK) {
         return e;
     }
@@ -362,9 +369,7 @@ profile_token_revoke(jt_req *r)
         return e;
     }
     e = jt_write_run(r, wr, revoke_body, &t, &t.refusal);
-    if (e == JT_OK || e != t.refusal) {
-        jt_authcache_revoked(r->redis, r->arena);   /* committed, or maybe: as for a password */
-    }
+    sessions_revoked(r, e, t.refusal);
     if (e != JT_OK) {
         return e;
     }

@@ -154,14 +154,21 @@ jt_authcache_put(const jt_conf *c, uint64_t ticket, const unsigned char hash[32]
     __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+int64_t
+jt_authcache_tell(struct jt_redis *redis, jt_arena *a)
+{
+    redisReply *rep = jt_redis_ready(redis) == 0 ? jt_redis_cmd(redis, a, "INCR %s", JT_AUTHCACHE_KEY) : NULL;
+
+    return rep != NULL && rep->type == REDIS_REPLY_INTEGER ? (int64_t) rep->integer : -1;
+}
+
 void
 jt_authcache_revoked(struct jt_redis *redis, jt_arena *a)
 {
-    redisReply *rep;
+    int64_t now, seen;
 
     jt_authcache_flush_local();
-    rep = jt_redis_ready(redis) == 0 ? jt_redis_cmd(redis, a, "INCR %s", JT_AUTHCACHE_KEY) : NULL;
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+    if ((now = jt_authcache_tell(redis, a)) < 0) {
         jt_log_warn("auth: could not tell the other hosts of a revocation (Redis); their caches forget it"
                     " within [auth] cache_ttl_ms");
         return;
@@ -169,8 +176,7 @@ jt_authcache_revoked(struct jt_redis *redis, jt_arena *a)
     if (table != NULL) {
         /* ours was the only move since the last poll: this host forgot
          * already, and its next poll need not forget again */
-        int64_t seen = rep->integer - 1;
-        (void) __atomic_compare_exchange_n(&table->remote, &seen, rep->integer, 0, __ATOMIC_ACQ_REL,
-                                           __ATOMIC_RELAXED);
+        seen = now - 1;
+        (void) __atomic_compare_exchange_n(&table->remote, &seen, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
     }
 }

@@ -62,5 +62,8 @@ void jt_authcache_put(const jt_conf *c, uint64_t ticket, const unsigned char has
 /* After a COMMIT that revoked tokens: this host at once, the others
  * through Redis (a failure is logged; they then see it within cache_ttl_ms). */
 void jt_authcache_revoked(struct jt_redis *redis, jt_arena *a);
+/* Only the Redis half (jangteo-admin auth-flush): INCR auth:epoch, so every
+ * host forgets within cache_poll_ms. The new value, or -1 (Redis down). */
+int64_t jt_authcache_tell(struct jt_redis *redis, jt_arena *a);
 
 #endif
