@@ -39,8 +39,9 @@ jt_authcache_init_shared(int nslots)
     return 0;
 }
 
-void
-jt_authcache_flush_local(void)
+/* Every entry of this host is gone: none is of the new epoch. */
+static void
+forget_all(void)
 {
     if (table != NULL) {
         __atomic_fetch_add(&table->epoch, 1, __ATOMIC_ACQ_REL);
@@ -71,7 +72,7 @@ poll_remote(const jt_conf *c, struct jt_redis *redis, jt_arena *a)
     rep = jt_redis_ready(redis) == 0 ? jt_redis_cmd(redis, a, "GET %s", JT_AUTHCACHE_KEY) : NULL;
     if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
         if (__atomic_exchange_n(&table->remote_ok, 0, __ATOMIC_ACQ_REL)) {
-            jt_authcache_flush_local();
+            forget_all();
             JT_METRIC_INC(auth_cache_flushes);
         }
         return 0;
@@ -80,7 +81,7 @@ poll_remote(const jt_conf *c, struct jt_redis *redis, jt_arena *a)
     if (!__atomic_load_n(&table->remote_ok, __ATOMIC_ACQUIRE)
         || value != __atomic_load_n(&table->remote, __ATOMIC_ACQUIRE)) {
         /* the stale entries go before the cache is used again */
-        jt_authcache_flush_local();
+        forget_all();
         JT_METRIC_INC(auth_cache_flushes);
         __atomic_store_n(&table->remote, value, __ATOMIC_RELEASE);
         __atomic_store_n(&table->remote_ok, 1, __ATOMIC_RELEASE);
@@ -167,7 +168,7 @@ jt_authcache_revoked(struct jt_redis *redis, jt_arena *a)
 {
     int64_t now, seen;
 
-    jt_authcache_flush_local();
+    forget_all();
     if ((now = jt_authcache_tell(redis, a)) < 0) {
         jt_log_warn("auth: could not tell the other hosts of a revocation (Redis); their caches forget it"
                     " within [auth] cache_ttl_ms");

@@ -49,8 +49,6 @@ typedef struct {
 
 /* The master, before it forks; without it (the admin tool) nothing is cached. */
 int jt_authcache_init_shared(int nslots);
-/* Forget every entry of this host (tests; also what a revocation does). */
-void jt_authcache_flush_local(void);
 
 /* 1 and *out when the token is cached and fresh; else 0, with *ticket to
  * hand to jt_authcache_put after the lookup (0: do not cache). */
